@@ -1,0 +1,50 @@
+# Everything runs from a project-local virtualenv made with the machine's Python 3.11.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+export PATH := $(abspath $(BIN)):$(PATH)
+
+PROTOS := $(wildcard protos/rewards/v1/*.proto)
+
+.PHONY: venv run test test-postgres generate check-generated lint bench clean
+
+$(BIN)/.installed: pyproject.toml clients/python/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]' -e clients/python
+	touch $@
+
+venv: $(BIN)/.installed
+
+run: venv
+	$(BIN)/rewards-server
+
+test: venv
+	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
+
+# The same suites against the local PostgreSQL server.
+test-postgres: venv
+	REWARDS_TEST_DATABASE=postgresql://postgres@127.0.0.1:5432/test $(BIN)/pytest -n 2 $(PYTEST_ARGS)
+
+generate: venv
+	rm -rf generated/rewards
+	mkdir -p generated
+	$(BIN)/python -m grpc_tools.protoc -I protos -I third_party/protos \
+		--python_out=generated --grpc_python_out=generated \
+		--mypy_out=generated --mypy_grpc_out=generated $(PROTOS)
+	touch generated/rewards/__init__.py generated/rewards/v1/__init__.py generated/rewards/py.typed
+
+check-generated: generate
+	git diff --exit-code -- generated
+	test -z "$$(git status --porcelain -- generated)"
+
+lint: venv
+	$(BIN)/ruff check src clients tests
+	$(BIN)/ruff format --check src clients tests
+	$(BIN)/buf lint
+
+bench: venv
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info
