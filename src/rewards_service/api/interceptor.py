@@ -1,0 +1,74 @@
+"""One wrapper around every unary RPC of ours: authentication, role check, a database session,
+the access log line, and domain errors -> rich gRPC status.
+
+The work happens in the wrapped handler, which runs on the worker thread; intercept_service
+itself runs on another thread, so per-call context cannot be set there.
+"""
+
+import time
+
+import grpc
+import structlog
+
+from rewards_service.api.errors import internal_error, status_code, to_grpc_status
+from rewards_service.auth import check_role, current_caller, key_from_metadata
+from rewards_service.domain.errors import RewardsError
+from rewards_service.services.programs import authenticate
+from rewards_service.store.db import session
+
+log = structlog.get_logger("rewards.rpc")
+OWN_SERVICES = "/rewards.v1."
+
+
+def _request_id(request: object) -> str:
+    return getattr(request, "request_id", "") or getattr(request, "client_reference", "")
+
+
+class RpcInterceptor(grpc.ServerInterceptor):
+    def intercept_service(self, continuation, handler_call_details):
+        handler = continuation(handler_call_details)
+        method = handler_call_details.method
+        # Health and reflection need no key and keep their own semantics.
+        if handler is None or not method.startswith(OWN_SERVICES) or not handler.unary_unary:
+            return handler
+        behavior = handler.unary_unary
+
+        def wrapped(request, context: grpc.ServicerContext):
+            started = time.perf_counter()
+            structlog.contextvars.clear_contextvars()
+            structlog.contextvars.bind_contextvars(
+                method=method, request_id=_request_id(request) or None
+            )
+            code = grpc.StatusCode.OK
+            error: RewardsError | None = None
+            try:
+                with session():
+                    found = authenticate(key_from_metadata(context.invocation_metadata()))
+                    structlog.contextvars.bind_contextvars(program=found.program_id)
+                    check_role(found.role, method)
+                    token = current_caller.set(found)
+                    try:
+                        return behavior(request, context)
+                    finally:
+                        current_caller.reset(token)
+            except RewardsError as exc:
+                error = exc
+            except Exception:
+                log.exception("rpc_failed")
+                error = internal_error()
+            finally:
+                if error is not None:
+                    code = status_code(error)
+                log.info(
+                    "rpc",
+                    code=code.name,
+                    reason=error.reason if error else None,
+                    duration_ms=round((time.perf_counter() - started) * 1000, 3),
+                )
+            context.abort_with_status(to_grpc_status(error))
+
+        return grpc.unary_unary_rpc_method_handler(
+            wrapped,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )

@@ -1,0 +1,87 @@
+"""rewards-admin: the operator CLI for programs and API keys (not exposed over RPC)."""
+
+import argparse
+import json
+import os
+import sys
+
+from rewards_service.auth import ROLES
+from rewards_service.domain.errors import RewardsError
+from rewards_service.services import programs
+from rewards_service.store.db import bind, open_database, session
+from rewards_service.store.migrations import migrate
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="rewards-admin",
+        description="Manage programs and API keys of a rewards database.",
+    )
+    p.add_argument(
+        "--database-url",
+        default=os.environ.get("REWARDS_DATABASE_URL", "sqlite:///rewards.db"),
+        help="sqlite:///file.db or postgresql://... (default: REWARDS_DATABASE_URL)",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    c = sub.add_parser("create-program", help="create a program and print its first admin key")
+    c.add_argument("name", help="program name, 1-255 characters")
+
+    c = sub.add_parser("create-key", help="create an API key and print it (shown once)")
+    c.add_argument("--program", required=True, help="program id (prg_...)")
+    c.add_argument("--role", required=True, choices=ROLES, help="what the key may do")
+
+    c = sub.add_parser("revoke-key", help="revoke an API key; it stops working at once")
+    c.add_argument("key_id", help="key id (key_...)")
+
+    c = sub.add_parser("list-keys", help="list a program's keys (ids and roles, never secrets)")
+    c.add_argument("--program", required=True, help="program id (prg_...)")
+    return p
+
+
+def _run(args: argparse.Namespace) -> dict | list:
+    if args.command == "create-program":
+        issued = programs.create_program(args.name)
+        return {"program_id": issued.program_id, "key_id": issued.key_id,
+                "api_key": issued.api_key, "role": issued.role}
+    if args.command == "create-key":
+        issued = programs.create_key(args.program, args.role)
+        return {"program_id": issued.program_id, "key_id": issued.key_id,
+                "api_key": issued.api_key, "role": issued.role}
+    if args.command == "revoke-key":
+        key = programs.revoke_key(args.key_id)
+        return {"program_id": key.program_id, "key_id": key.id, "role": key.role,
+                "revoked": True}
+    keys = programs.list_keys(args.program)
+    return {"program_id": args.program, "keys": [
+        {"key_id": k.id, "role": k.role, "revoked": k.revoked_at is not None,
+         "created_at": k.created_at.isoformat()} for k in keys]}
+
+
+def _print_text(result: dict) -> None:
+    if "keys" in result:
+        for key in result["keys"]:
+            state = "revoked" if key["revoked"] else "active"
+            print(f"{key['key_id']}  {key['role']:<6}  {state}  {key['created_at']}")
+        return
+    for name, value in result.items():
+        print(f"{name}: {value}")
+    if "api_key" in result:
+        print("The API key is shown only once; store it now.")
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    try:
+        bind(open_database(args.database_url, pool_size=2))
+        migrate()
+        with session():
+            result = _run(args)
+    except (RewardsError, ValueError) as exc:
+        print(f"rewards-admin: {getattr(exc, 'message', exc)}", file=sys.stderr)
+        sys.exit(2)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        _print_text(result)

@@ -1,0 +1,138 @@
+"""Field checks shared by every request. Collect all violations, then raise once."""
+
+import re
+from decimal import Decimal, InvalidOperation
+
+from rewards_service.domain.errors import FieldViolation, InvalidArgument
+
+REQUEST_ID_RE = re.compile(r"^[\x21-\x7e]{1,128}$")
+ACTION_CODE_RE = re.compile(r"^[a-zA-Z0-9._-]{1,64}$")
+# Plain decimal notation only: no exponents, NaN or infinities reach the arithmetic.
+DECIMAL_RE = re.compile(r"^-?\d{1,20}(\.\d{1,18})?$")
+MAX_MAP_ENTRIES = 50
+MAX_MAP_KEY = 64
+MAX_MAP_VALUE = 1024
+# Balances and amounts are stored as integer minor units in a signed 64-bit column.
+MAX_MINOR_UNITS = 10**18
+
+
+class Violations:
+    def __init__(self) -> None:
+        self.items: list[FieldViolation] = []
+
+    def add(self, field: str, description: str) -> None:
+        self.items.append(FieldViolation(field, description))
+
+    def check(self, ok: bool, field: str, description: str) -> bool:
+        if not ok:
+            self.add(field, description)
+        return ok
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            fields = ", ".join(v.field for v in self.items)
+            raise InvalidArgument(
+                f"The request has invalid fields: {fields}.",
+                violations=tuple(self.items),
+            )
+
+
+def check_text(
+    v: Violations, field: str, value: str, *, max_len: int, required: bool = False
+) -> None:
+    if required and not value.strip():
+        v.add(field, "is required")
+    elif len(value) > max_len:
+        v.add(field, f"must be at most {max_len} characters")
+
+
+def check_name(v: Violations, field: str, value: str) -> None:
+    check_text(v, field, value, max_len=255, required=True)
+
+
+def check_request_id(v: Violations, field: str, value: str, *, required: bool = False) -> None:
+    if not value:
+        if required:
+            v.add(field, "is required")
+        return
+    v.check(
+        bool(REQUEST_ID_RE.match(value)), field, "must be 1-128 printable ASCII characters"
+    )
+
+
+def check_action_code(v: Violations, field: str, value: str) -> None:
+    v.check(bool(ACTION_CODE_RE.match(value)), field, "must be 1-64 of [a-zA-Z0-9._-]")
+
+
+def check_string_map(v: Violations, field: str, values: dict[str, str]) -> None:
+    if len(values) > MAX_MAP_ENTRIES:
+        v.add(field, f"must have at most {MAX_MAP_ENTRIES} entries")
+        return
+    for key, value in values.items():
+        if not key or len(key) > MAX_MAP_KEY:
+            v.add(f"{field}[{key[:MAX_MAP_KEY]}]", f"keys must be 1-{MAX_MAP_KEY} characters")
+        elif len(value) > MAX_MAP_VALUE:
+            v.add(f"{field}[{key}]", f"values must be at most {MAX_MAP_VALUE} characters")
+
+
+def parse_decimal(v: Violations, field: str, text: str, *, required: bool = True) -> Decimal | None:
+    """A plain decimal string, e.g. "12.50"; None (with a violation) when it is not one."""
+    if not text:
+        if required:
+            v.add(field, "is required")
+        return None
+    if not DECIMAL_RE.match(text):
+        v.add(field, 'must be a plain decimal string such as "12.50"')
+        return None
+    try:
+        return Decimal(text)
+    except InvalidOperation:  # pragma: no cover - the pattern already excludes these
+        v.add(field, "must be a decimal number")
+        return None
+
+
+def parse_amount(
+    v: Violations,
+    field: str,
+    text: str,
+    *,
+    scale: int,
+    required: bool = True,
+    allow_zero: bool = False,
+    allow_negative: bool = False,
+) -> Decimal | None:
+    """A decimal at an asset's scale: no more places than the scale, within the stored range."""
+    value = parse_decimal(v, field, text, required=required)
+    if value is None:
+        return None
+    exponent = value.as_tuple().exponent
+    assert isinstance(exponent, int)
+    if -exponent > scale:
+        v.add(field, f"must have at most {scale} decimal places")
+        return None
+    if value < 0 and not allow_negative:
+        v.add(field, "must not be negative")
+        return None
+    if value == 0 and not allow_zero:
+        v.add(field, "must not be zero" if allow_negative else "must be greater than zero")
+        return None
+    if abs(to_minor(value, scale)) >= MAX_MINOR_UNITS:
+        v.add(field, "is too large")
+        return None
+    return value
+
+
+def to_minor(value: Decimal, scale: int) -> int:
+    return int(value.scaleb(scale))
+
+
+def from_minor(units: int, scale: int) -> Decimal:
+    return Decimal(units).scaleb(-scale)
+
+
+def format_amount(units: int, scale: int) -> str:
+    """Integer minor units as a decimal string at the asset's scale, e.g. 100050 -> "1000.50"."""
+    return f"{from_minor(units, scale):.{scale}f}"

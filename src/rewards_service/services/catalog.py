@@ -1,0 +1,297 @@
+"""Catalog use cases: one function per RPC, one transaction each."""
+
+import re
+from dataclasses import replace
+
+from rewards.v1 import common_pb2 as common
+
+from rewards_service.domain import rewards as rules
+from rewards_service.domain.errors import AlreadyExists, FailedPrecondition, NotFound
+from rewards_service.domain.ids import new_id
+from rewards_service.domain.pagination import PageRequest, next_token
+from rewards_service.domain.validation import (
+    Violations,
+    check_name,
+    check_request_id,
+    check_text,
+    parse_amount,
+)
+from rewards_service.store import queries
+from rewards_service.store.db import in_transaction
+from rewards_service.store.fields import utcnow
+from rewards_service.store.models import Asset, Code, CodePool, Reward
+
+S = common.RewardStatus
+ASSET_CODE_RE = re.compile(r"^[A-Z][A-Z0-9_]{0,31}$")
+MAX_SCALE = 8
+MAX_CODES_PER_CALL = 10_000
+CODE_RE = re.compile(r"^[\x21-\x7e]{1,128}$")
+INSERT_BATCH = 500
+
+
+# Rewards
+
+
+def _check_references(v: Violations, program_id: str, spec: rules.RewardSpec) -> None:
+    """Checks that need the store: assets and pools must exist in this program."""
+    if spec.config_kind == "points" and spec.config.get("asset_id"):
+        asset = queries.find_asset(program_id, str(spec.config["asset_id"]))
+        if asset is None:
+            v.add("reward.points.asset_id", "is not an asset of this program")
+        elif not any(item.field == "reward.points.amount" for item in v.items):
+            parse_amount(v, "reward.points.amount", str(spec.config["amount"]), scale=asset.scale)
+    if spec.config_kind == "unique_coupon" and spec.config.get("code_pool_id"):
+        if queries.find_code_pool(program_id, str(spec.config["code_pool_id"])) is None:
+            v.add("reward.unique_coupon.code_pool_id", "is not a code pool of this program")
+    if spec.cost_asset_id and queries.find_asset(program_id, spec.cost_asset_id) is None:
+        v.add("reward.cost_asset_id", "is not an asset of this program")
+
+
+def _validated(program_id: str, spec: rules.RewardSpec, v: Violations) -> rules.RewardSpec:
+    rules.check_reward(v, spec)
+    _check_references(v, program_id, spec)
+    v.raise_if_any()
+    redemption = spec.redemption_type or common.REDEMPTION_TYPE_UNIT_BASED
+    return replace(
+        spec,
+        redemption_type=redemption,
+        config=rules.normalize_config(spec.config_kind or "", spec.config),
+    )
+
+
+def _pool_available(spec: rules.RewardSpec) -> int | None:
+    if spec.config_kind != "unique_coupon":
+        return None
+    pool = CodePool.get_by_id(spec.config["code_pool_id"])
+    return pool.available_count
+
+
+def create_reward(program_id: str, spec: rules.RewardSpec, request_id: str) -> Reward:
+    v = Violations()
+    check_request_id(v, "request_id", request_id)
+    status = rules.check_create_status(v, spec.status)
+
+    def work() -> Reward:
+        if request_id:
+            existing = queries.find_by_request_id(Reward, program_id, request_id)
+            if existing is not None:
+                return existing
+        valid = _validated(program_id, replace(spec, status=status), v)
+        now = utcnow()
+        row = Reward(
+            id=new_id("rew"),
+            program=program_id,
+            request_id=request_id or None,
+            created_at=now,
+            updated_at=now,
+        )
+        queries.apply_reward_spec(row, valid)
+        row.status = rules.stock_status(
+            valid.status,
+            redeemed_count=0,
+            max_total=valid.max_total,
+            pool_available=_pool_available(valid),
+        )
+        row.save(force_insert=True)
+        return row
+
+    return in_transaction(work, on_conflict=lambda: queries.get_by_request_id(
+        Reward, program_id, request_id))
+
+
+def get_reward(program_id: str, reward_id: str) -> Reward:
+    return queries.get_reward(program_id, reward_id)
+
+
+def list_rewards(
+    program_id: str,
+    page: PageRequest,
+    *,
+    status: int,
+    reward_type: int,
+    category: str,
+    show_archived: bool,
+) -> tuple[list[Reward], str]:
+    query = Reward.select().where(Reward.program == program_id)
+    if status:
+        query = query.where(Reward.status == status)
+    elif not show_archived:
+        query = query.where(Reward.status != S.REWARD_STATUS_ARCHIVED)
+    if reward_type:
+        query = query.where(Reward.type == reward_type)
+    if category:
+        query = query.where(Reward.category == category)
+    return queries.keyset_page(query, Reward.id, page)
+
+
+def update_reward(
+    program_id: str, reward_id: str, patch: rules.RewardSpec, paths: set[str], etag: str
+) -> Reward:
+    def work() -> Reward:
+        row = queries.get_reward(program_id, reward_id, for_update=True)
+        queries.check_etag(row, etag)
+        current = queries.reward_spec(row)
+        merged = replace(current)
+        for path in paths:
+            head, _, sub = path.partition(".")
+            if head not in rules.CONFIG_MEMBERS:
+                setattr(merged, path, getattr(patch, path))
+            elif sub and head == merged.config_kind == patch.config_kind and sub in patch.config:
+                merged.config = {**merged.config, sub: patch.config[sub]}
+            else:
+                new_config = patch.config if patch.config_kind == head else {}
+                merged.config_kind, merged.config = head, new_config
+        rules.check_immutable(current, merged, paths)
+        if row.status == S.REWARD_STATUS_ARCHIVED:
+            raise FailedPrecondition(
+                "An archived reward is final and cannot be changed.",
+                reason="INVALID_STATE_TRANSITION",
+            )
+        rules.check_transition(row.status, merged.status)
+        valid = _validated(program_id, merged, Violations())
+        queries.apply_reward_spec(row, valid)
+        row.status = rules.stock_status(
+            valid.status,
+            redeemed_count=row.redeemed_count,
+            max_total=valid.max_total,
+            pool_available=_pool_available(valid),
+        )
+        return queries.save_reward(row)
+
+    return in_transaction(work)
+
+
+def delete_reward(program_id: str, reward_id: str, etag: str) -> Reward:
+    def work() -> Reward:
+        row = queries.get_reward(program_id, reward_id, for_update=True)
+        queries.check_etag(row, etag)
+        if row.status == S.REWARD_STATUS_ARCHIVED:
+            return row
+        rules.check_transition(row.status, S.REWARD_STATUS_ARCHIVED)
+        row.status = S.REWARD_STATUS_ARCHIVED
+        return queries.save_reward(row)
+
+    return in_transaction(work)
+
+
+# Assets
+
+
+def create_asset(program_id: str, code: str, name: str, scale: int, request_id: str) -> Asset:
+    v = Violations()
+    v.check(bool(ASSET_CODE_RE.match(code)), "asset.code", "must be 1-32 of A-Z, 0-9 and _, "
+            "starting with a letter")
+    check_name(v, "asset.name", name)
+    v.check(0 <= scale <= MAX_SCALE, "asset.scale", f"must be between 0 and {MAX_SCALE}")
+    check_request_id(v, "request_id", request_id)
+    v.raise_if_any()
+
+    def work() -> Asset:
+        if request_id:
+            existing = queries.find_by_request_id(Asset, program_id, request_id)
+            if existing is not None:
+                return existing
+        if Asset.select().where((Asset.program == program_id) & (Asset.code == code)).exists():
+            raise AlreadyExists(
+                f"This program already has an asset with code {code}.",
+                reason="ASSET_EXISTS",
+                metadata={"code": code},
+            )
+        return Asset.create(
+            id=new_id("ast"),
+            program=program_id,
+            code=code,
+            name=name,
+            scale=scale,
+            request_id=request_id or None,
+        )
+
+    def on_conflict() -> Asset:
+        if request_id:
+            existing = queries.find_by_request_id(Asset, program_id, request_id)
+            if existing is not None:
+                return existing
+        raise AlreadyExists(
+            f"This program already has an asset with code {code}.",
+            reason="ASSET_EXISTS",
+            metadata={"code": code},
+        )
+
+    return in_transaction(work, on_conflict=on_conflict)
+
+
+def get_asset(program_id: str, asset_id: str) -> Asset:
+    return queries.get_asset(program_id, asset_id)
+
+
+def list_assets(program_id: str, page: PageRequest) -> tuple[list[Asset], str]:
+    return queries.keyset_page(Asset.select().where(Asset.program == program_id), Asset.id, page)
+
+
+# Code pools
+
+
+def create_code_pool(program_id: str, name: str, description: str, request_id: str) -> CodePool:
+    v = Violations()
+    check_name(v, "code_pool.name", name)
+    check_text(v, "code_pool.description", description, max_len=1000)
+    check_request_id(v, "request_id", request_id)
+    v.raise_if_any()
+
+    def work() -> CodePool:
+        if request_id:
+            existing = queries.find_by_request_id(CodePool, program_id, request_id)
+            if existing is not None:
+                return existing
+        return CodePool.create(
+            id=new_id("pool"),
+            program=program_id,
+            name=name,
+            description=description,
+            request_id=request_id or None,
+        )
+
+    return in_transaction(work, on_conflict=lambda: queries.get_by_request_id(
+        CodePool, program_id, request_id))
+
+
+def get_code_pool(program_id: str, pool_id: str) -> CodePool:
+    return queries.get_code_pool(program_id, pool_id)
+
+
+def list_code_pools(program_id: str, page: PageRequest) -> tuple[list[CodePool], str]:
+    query = CodePool.select().where(CodePool.program == program_id)
+    return queries.keyset_page(query, CodePool.id, page)
+
+
+def add_codes(program_id: str, pool_id: str, codes: list[str]) -> tuple[int, int, CodePool]:
+    """Returns (added, duplicates, pool). Duplicates are skipped, within the call or the pool."""
+    v = Violations()
+    if not codes:
+        v.add("codes", "must hold at least one code")
+    elif len(codes) > MAX_CODES_PER_CALL:
+        v.add("codes", f"must hold at most {MAX_CODES_PER_CALL} codes per call")
+    else:
+        for i, code in enumerate(codes):
+            v.check(bool(CODE_RE.match(code)), f"codes[{i}]",
+                    "must be 1-128 printable ASCII characters without spaces")
+    v.raise_if_any()
+    unique = list(dict.fromkeys(codes))
+
+    def work() -> tuple[int, int, CodePool]:
+        # Locking the pool row first serialises AddCodes with draws from the same pool.
+        queries.get_code_pool(program_id, pool_id, for_update=True)
+        added = 0
+        for start in range(0, len(unique), INSERT_BATCH):
+            rows = [{"pool": pool_id, "code": c} for c in unique[start : start + INSERT_BATCH]]
+            added += Code.insert_many(rows).on_conflict_ignore().as_rowcount().execute()
+        CodePool.update(
+            total_count=CodePool.total_count + added,
+            available_count=CodePool.available_count + added,
+        ).where(CodePool.id == pool_id).execute()
+        if added:
+            queries.restock_pool_rewards(pool_id)
+        return added, len(codes) - added, CodePool.get_by_id(pool_id)
+
+    return in_transaction(work)
+

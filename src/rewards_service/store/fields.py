@@ -1,0 +1,37 @@
+"""Column types shared by the models."""
+
+import json
+from datetime import UTC, datetime
+
+import peewee
+
+
+class TimestampField(peewee.BigIntegerField):
+    """An aware UTC datetime stored as integer microseconds: exact, sortable, backend-neutral."""
+
+    def db_value(self, value: datetime | None) -> int | None:
+        if value is None:
+            return None
+        delta = value - datetime(1970, 1, 1, tzinfo=UTC)
+        return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+    def python_value(self, value: int | None) -> datetime | None:
+        if value is None:
+            return None
+        return datetime.fromtimestamp(value // 1_000_000, UTC).replace(
+            microsecond=value % 1_000_000
+        )
+
+
+class JSONField(peewee.TextField):
+    """Small structured values (config, segments, metadata) kept with their row."""
+
+    def db_value(self, value: object) -> str | None:
+        return None if value is None else json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+    def python_value(self, value: str | None) -> object:
+        return None if value is None else json.loads(value)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,58 @@
+"""Versioned schema migrations, applied in order on start and recorded in schema_migrations.
+
+Each step is a function of the database; add new steps at the end, never edit applied ones.
+"""
+
+from collections.abc import Callable
+
+import peewee
+
+from rewards_service.store import models
+from rewards_service.store.db import database, in_transaction, is_sqlite
+from rewards_service.store.fields import TimestampField, utcnow
+
+
+class SchemaMigration(peewee.Model):
+    version = peewee.IntegerField(primary_key=True)
+    name = peewee.CharField(max_length=100)
+    applied_at = TimestampField(default=utcnow)
+
+    class Meta:
+        database = database
+        table_name = "schema_migrations"
+
+
+def _initial_schema(db: peewee.Database) -> None:
+    db.create_tables(models.ALL_MODELS)
+
+
+MIGRATIONS: list[tuple[int, str, Callable[[peewee.Database], None]]] = [
+    (1, "initial schema", _initial_schema),
+]
+
+# Several servers may start at once against one PostgreSQL database.
+_PG_LOCK_KEY = 7_242_001
+
+
+def migrate() -> list[int]:
+    """Apply pending migrations; returns the versions applied by this call."""
+    applied_now: list[int] = []
+    with database.connection_context():
+        if not is_sqlite():
+            database.execute_sql("SELECT pg_advisory_lock(%s)", (_PG_LOCK_KEY,))
+        try:
+
+            def apply_pending() -> None:
+                database.create_tables([SchemaMigration])
+                done = {m.version for m in SchemaMigration.select(SchemaMigration.version)}
+                for version, name, step in MIGRATIONS:
+                    if version not in done:
+                        step(database.obj)
+                        SchemaMigration.create(version=version, name=name)
+                        applied_now.append(version)
+
+            in_transaction(apply_pending)
+        finally:
+            if not is_sqlite():
+                database.execute_sql("SELECT pg_advisory_unlock(%s)", (_PG_LOCK_KEY,))
+    return applied_now

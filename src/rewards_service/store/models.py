@@ -1,0 +1,227 @@
+"""Peewee models: one table each. Money is integer minor units at the asset's scale."""
+
+import peewee
+
+from rewards_service.store.db import database
+from rewards_service.store.fields import JSONField, TimestampField, utcnow
+
+
+class BaseModel(peewee.Model):
+    class Meta:
+        database = database
+        legacy_table_names = False
+
+
+class Program(BaseModel):
+    id = peewee.CharField(primary_key=True, max_length=40)
+    name = peewee.CharField(max_length=255)
+    created_at = TimestampField(default=utcnow)
+
+
+class ApiKey(BaseModel):
+    id = peewee.CharField(primary_key=True, max_length=40)
+    program = peewee.ForeignKeyField(Program, backref="api_keys", on_delete="CASCADE")
+    role = peewee.CharField(max_length=16)
+    # SHA-256 of the secret; the secret itself is shown once and never stored.
+    key_hash = peewee.CharField(max_length=64, unique=True)
+    created_at = TimestampField(default=utcnow)
+    revoked_at = TimestampField(null=True)
+
+
+class Asset(BaseModel):
+    id = peewee.CharField(primary_key=True, max_length=40)
+    program = peewee.ForeignKeyField(Program, on_delete="CASCADE")
+    code = peewee.CharField(max_length=32)
+    name = peewee.CharField(max_length=255)
+    scale = peewee.IntegerField()
+    request_id = peewee.CharField(max_length=128, null=True)
+    created_at = TimestampField(default=utcnow)
+
+    class Meta:
+        indexes = (
+            (("program", "code"), True),
+            (("program", "request_id"), True),
+        )
+
+
+class CodePool(BaseModel):
+    id = peewee.CharField(primary_key=True, max_length=40)
+    program = peewee.ForeignKeyField(Program, on_delete="CASCADE")
+    name = peewee.CharField(max_length=255)
+    description = peewee.TextField(default="")
+    total_count = peewee.BigIntegerField(default=0)
+    available_count = peewee.BigIntegerField(default=0)
+    issued_count = peewee.BigIntegerField(default=0)
+    request_id = peewee.CharField(max_length=128, null=True)
+    created_at = TimestampField(default=utcnow)
+
+    class Meta:
+        indexes = ((("program", "request_id"), True),)
+
+
+class Code(BaseModel):
+    STATUS_AVAILABLE = "available"
+    STATUS_ISSUED = "issued"
+    STATUS_VOIDED = "voided"
+
+    id = peewee.BigAutoField()
+    pool = peewee.ForeignKeyField(CodePool, on_delete="CASCADE")
+    code = peewee.CharField(max_length=128)
+    status = peewee.CharField(max_length=16, default=STATUS_AVAILABLE)
+    issuance_id = peewee.CharField(max_length=40, null=True)
+
+    class Meta:
+        indexes = (
+            (("pool", "code"), True),
+            # The draw: first available code of a pool.
+            (("pool", "status", "id"), False),
+        )
+
+
+class Reward(BaseModel):
+    id = peewee.CharField(primary_key=True, max_length=40)
+    program = peewee.ForeignKeyField(Program, on_delete="CASCADE")
+    name = peewee.CharField(max_length=255)
+    description = peewee.TextField(default="")
+    category = peewee.CharField(max_length=100, default="")
+    type = peewee.IntegerField()
+    status = peewee.IntegerField()
+    # The type's config as a dict of its proto fields (e.g. {"asset_id": ..., "amount": ...}).
+    config = JSONField()
+    # Denormalised from config so AddCodes can find the rewards a pool feeds.
+    code_pool_id = peewee.CharField(max_length=40, null=True, index=True)
+    redemption_type = peewee.IntegerField()
+    cost_asset_id = peewee.CharField(max_length=40, null=True)
+    unit_cost = peewee.CharField(max_length=64, null=True)
+    max_total = peewee.BigIntegerField(null=True)
+    max_per_participant = peewee.BigIntegerField(null=True)
+    limits = JSONField(default=list)
+    available_from = TimestampField(null=True)
+    available_until = TimestampField(null=True)
+    segments = JSONField(default=list)
+    metadata = JSONField(default=dict)
+    redeemed_count = peewee.BigIntegerField(default=0)
+    # Bumped on every change; the etag is derived from it.
+    version = peewee.IntegerField(default=1)
+    request_id = peewee.CharField(max_length=128, null=True)
+    created_at = TimestampField(default=utcnow)
+    updated_at = TimestampField(default=utcnow)
+
+    class Meta:
+        indexes = (
+            (("program", "request_id"), True),
+            (("program", "id"), False),
+        )
+
+
+class Participant(BaseModel):
+    id = peewee.CharField(primary_key=True, max_length=40)
+    program = peewee.ForeignKeyField(Program, on_delete="CASCADE")
+    external_id = peewee.CharField(max_length=128)
+    email = peewee.CharField(max_length=320, null=True)
+    mobile = peewee.CharField(max_length=32, null=True)
+    segments = JSONField(default=list)
+    created_at = TimestampField(default=utcnow)
+    updated_at = TimestampField(default=utcnow)
+
+    class Meta:
+        indexes = (
+            (("program", "external_id"), True),
+            (("program", "email"), False),
+            (("program", "mobile"), False),
+        )
+
+
+class Balance(BaseModel):
+    id = peewee.BigAutoField()
+    participant = peewee.ForeignKeyField(Participant, on_delete="CASCADE")
+    asset = peewee.ForeignKeyField(Asset, on_delete="CASCADE")
+    available = peewee.BigIntegerField(default=0)
+    lifetime_earned = peewee.BigIntegerField(default=0)
+    lifetime_spent = peewee.BigIntegerField(default=0)
+
+    class Meta:
+        indexes = ((("participant", "asset"), True),)
+        constraints = [peewee.Check("available >= 0")]
+
+
+class Issuance(BaseModel):
+    id = peewee.CharField(primary_key=True, max_length=40)
+    program = peewee.ForeignKeyField(Program, on_delete="CASCADE")
+    reward = peewee.ForeignKeyField(Reward, null=True, on_delete="CASCADE")
+    participant = peewee.ForeignKeyField(Participant, on_delete="CASCADE")
+    type = peewee.IntegerField()
+    status = peewee.IntegerField()
+    quantity = peewee.BigIntegerField(default=1)
+    amount = peewee.CharField(max_length=64, default="")
+    cost_asset_id = peewee.CharField(max_length=40, null=True)
+    cost_amount = peewee.BigIntegerField(default=0)
+    credit_asset_id = peewee.CharField(max_length=40, null=True)
+    credit_amount = peewee.BigIntegerField(default=0)
+    coupon_code = peewee.CharField(max_length=128, default="")
+    reward_snapshot = JSONField(default=dict)
+    action_code = peewee.CharField(max_length=64, default="")
+    request_id = peewee.CharField(max_length=128, null=True)
+    # Digest of the attributes that define the call; a replay must match it.
+    request_hash = peewee.CharField(max_length=64, default="")
+    transaction_number = peewee.CharField(max_length=128, default="")
+    notes = peewee.TextField(default="")
+    metadata = JSONField(default=dict)
+    custom_fields = JSONField(default=dict)
+    owner_type = peewee.IntegerField(default=0)
+    owner_id = peewee.CharField(max_length=128, default="")
+    fulfillment_status = peewee.CharField(max_length=64, default="")
+    fulfillment_history = JSONField(default=list)
+    event_time = TimestampField(null=True)
+    issued_at = TimestampField(default=utcnow)
+    claimed_at = TimestampField(null=True)
+    revoked_at = TimestampField(null=True)
+    revoke_reason = peewee.TextField(default="")
+
+    class Meta:
+        indexes = (
+            # request_id is unique per program across every issuing call (AIP-155).
+            (("program", "request_id"), True),
+            (("program", "id"), False),
+            # Per-participant caps and rolling windows.
+            (("reward", "participant", "issued_at"), False),
+            (("reward", "issued_at"), False),
+            (("participant", "id"), False),
+        )
+
+
+class LedgerEntry(BaseModel):
+    id = peewee.CharField(primary_key=True, max_length=40)
+    program = peewee.ForeignKeyField(Program, on_delete="CASCADE")
+    participant = peewee.ForeignKeyField(Participant, on_delete="CASCADE")
+    asset = peewee.ForeignKeyField(Asset, on_delete="CASCADE")
+    delta = peewee.BigIntegerField()
+    balance_after = peewee.BigIntegerField()
+    kind = peewee.IntegerField()
+    issuance_id = peewee.CharField(max_length=40, null=True, index=True)
+    reason = peewee.TextField(default="")
+    # Set on AdjustBalance entries; unique per program so a retry replays.
+    request_id = peewee.CharField(max_length=128, null=True)
+    request_hash = peewee.CharField(max_length=64, default="")
+    created_at = TimestampField(default=utcnow)
+
+    class Meta:
+        indexes = (
+            (("program", "request_id"), True),
+            (("participant", "asset", "id"), False),
+            (("participant", "id"), False),
+        )
+
+
+ALL_MODELS = [
+    Program,
+    ApiKey,
+    Asset,
+    CodePool,
+    Code,
+    Reward,
+    Participant,
+    Balance,
+    Issuance,
+    LedgerEntry,
+]

@@ -1,0 +1,163 @@
+"""Queries shared by the use cases. Every lookup is scoped to a program: another program's
+resource is simply not found."""
+
+from typing import TypeVar
+
+import peewee
+from rewards.v1 import common_pb2 as common
+
+from rewards_service.domain import rewards as rules
+from rewards_service.domain.errors import Aborted, NotFound
+from rewards_service.domain.pagination import PageRequest, next_token
+from rewards_service.store.db import is_sqlite
+from rewards_service.store.fields import utcnow
+from rewards_service.store.models import Asset, CodePool, Reward
+
+M = TypeVar("M", bound=peewee.Model)
+S = common.RewardStatus
+
+
+def _locked(query: peewee.ModelSelect) -> peewee.ModelSelect:
+    # SQLite has no row locks; its IMMEDIATE transactions already serialise writers.
+    return query if is_sqlite() else query.for_update()
+
+
+def _one(model: type[M], program_id: str, object_id: str, *, for_update: bool) -> M | None:
+    query = model.select().where((model.id == object_id) & (model.program == program_id))
+    return (_locked(query) if for_update else query).first()
+
+
+def find_asset(program_id: str, asset_id: str) -> Asset | None:
+    return _one(Asset, program_id, asset_id, for_update=False)
+
+
+def find_code_pool(program_id: str, pool_id: str) -> CodePool | None:
+    return _one(CodePool, program_id, pool_id, for_update=False)
+
+
+def get_asset(program_id: str, asset_id: str) -> Asset:
+    asset = find_asset(program_id, asset_id)
+    if asset is None:
+        raise NotFound(f"No asset {asset_id}.", reason="ASSET_NOT_FOUND", metadata={"id": asset_id})
+    return asset
+
+
+def get_code_pool(program_id: str, pool_id: str, *, for_update: bool = False) -> CodePool:
+    pool = _one(CodePool, program_id, pool_id, for_update=for_update)
+    if pool is None:
+        raise NotFound(
+            f"No code pool {pool_id}.", reason="CODE_POOL_NOT_FOUND", metadata={"id": pool_id}
+        )
+    return pool
+
+
+def get_reward(program_id: str, reward_id: str, *, for_update: bool = False) -> Reward:
+    reward = _one(Reward, program_id, reward_id, for_update=for_update)
+    if reward is None:
+        raise NotFound(
+            f"No reward {reward_id}.", reason="REWARD_NOT_FOUND", metadata={"id": reward_id}
+        )
+    return reward
+
+
+def find_by_request_id(model: type[M], program_id: str, request_id: str) -> M | None:
+    return (
+        model.select()
+        .where((model.program == program_id) & (model.request_id == request_id))
+        .first()
+    )
+
+
+def get_by_request_id(model: type[M], program_id: str, request_id: str) -> M:
+    """After losing a unique-key race on request_id: the winner's row."""
+    row = find_by_request_id(model, program_id, request_id)
+    if row is None:  # the conflict was on another unique key; let the caller see it
+        raise peewee.IntegrityError(f"{model.__name__} conflict")
+    return row
+
+
+def keyset_page(
+    query: peewee.ModelSelect, key: peewee.Field, page: PageRequest, *, descending: bool = False
+) -> tuple[list, str]:
+    """One page ordered by a time-ordered id; stable when rows are inserted between pages."""
+    if page.after is not None:
+        query = query.where(key < page.after if descending else key > page.after)
+    rows = list(query.order_by(key.desc() if descending else key).limit(page.size + 1))
+    has_more = len(rows) > page.size
+    rows = rows[: page.size]
+    return rows, next_token(page, getattr(rows[-1], key.name) if rows else None, has_more)
+
+
+def etag(row: Reward) -> str:
+    return f"v{row.version}"
+
+
+def check_etag(row: Reward, expected: str) -> None:
+    if expected and expected != etag(row):
+        raise Aborted(
+            "The reward changed since it was read; read it again and retry.",
+            reason="ETAG_MISMATCH",
+            metadata={"current_etag": etag(row)},
+        )
+
+
+def reward_spec(row: Reward) -> rules.RewardSpec:
+    return rules.RewardSpec(
+        name=row.name,
+        description=row.description,
+        category=row.category,
+        type=row.type,
+        status=row.status,
+        config_kind=rules.CONFIG_FOR_TYPE.get(row.type),
+        config=dict(row.config),
+        redemption_type=row.redemption_type,
+        cost_asset_id=row.cost_asset_id or "",
+        unit_cost=row.unit_cost or "",
+        max_total=row.max_total,
+        max_per_participant=row.max_per_participant,
+        limits=[rules.RewardLimit(**limit) for limit in row.limits],
+        available_from=row.available_from,
+        available_until=row.available_until,
+        segments=list(row.segments),
+        metadata=dict(row.metadata),
+    )
+
+
+def apply_reward_spec(row: Reward, spec: rules.RewardSpec) -> None:
+    row.name = spec.name
+    row.description = spec.description
+    row.category = spec.category
+    row.type = spec.type
+    row.status = spec.status
+    row.config = spec.config
+    row.code_pool_id = spec.config.get("code_pool_id") if spec.config_kind == "unique_coupon" else None
+    row.redemption_type = spec.redemption_type
+    row.cost_asset_id = spec.cost_asset_id or None
+    row.unit_cost = spec.unit_cost or None
+    row.max_total = spec.max_total
+    row.max_per_participant = spec.max_per_participant
+    row.limits = [limit.as_dict() for limit in spec.limits]
+    row.available_from = spec.available_from
+    row.available_until = spec.available_until
+    row.segments = spec.segments
+    row.metadata = spec.metadata
+
+
+def save_reward(row: Reward) -> Reward:
+    row.version += 1
+    row.updated_at = utcnow()
+    row.save()
+    return row
+
+
+def restock_pool_rewards(pool_id: str) -> int:
+    """Codes came back: rewards that were out of stock only for lack of codes are ACTIVE again."""
+    return (
+        Reward.update(status=S.REWARD_STATUS_ACTIVE, version=Reward.version + 1, updated_at=utcnow())
+        .where(
+            (Reward.code_pool_id == pool_id)
+            & (Reward.status == S.REWARD_STATUS_OUT_OF_STOCK)
+            & (Reward.max_total.is_null() | (Reward.redeemed_count < Reward.max_total))
+        )
+        .execute()
+    )
