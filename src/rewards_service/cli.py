@@ -43,20 +43,36 @@ def _parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace) -> dict | list:
     if args.command == "create-program":
         issued = programs.create_program(args.name)
-        return {"program_id": issued.program_id, "key_id": issued.key_id,
-                "api_key": issued.api_key, "role": issued.role}
+        return {
+            "program_id": issued.program_id,
+            "key_id": issued.key_id,
+            "api_key": issued.api_key,
+            "role": issued.role,
+        }
     if args.command == "create-key":
         issued = programs.create_key(args.program, args.role)
-        return {"program_id": issued.program_id, "key_id": issued.key_id,
-                "api_key": issued.api_key, "role": issued.role}
+        return {
+            "program_id": issued.program_id,
+            "key_id": issued.key_id,
+            "api_key": issued.api_key,
+            "role": issued.role,
+        }
     if args.command == "revoke-key":
         key = programs.revoke_key(args.key_id)
-        return {"program_id": key.program_id, "key_id": key.id, "role": key.role,
-                "revoked": True}
+        return {"program_id": key.program_id, "key_id": key.id, "role": key.role, "revoked": True}
     keys = programs.list_keys(args.program)
-    return {"program_id": args.program, "keys": [
-        {"key_id": k.id, "role": k.role, "revoked": k.revoked_at is not None,
-         "created_at": k.created_at.isoformat()} for k in keys]}
+    return {
+        "program_id": args.program,
+        "keys": [
+            {
+                "key_id": k.id,
+                "role": k.role,
+                "revoked": k.revoked_at is not None,
+                "created_at": k.created_at.isoformat(),
+            }
+            for k in keys
+        ],
+    }
 
 
 def _print_text(result: dict) -> None:

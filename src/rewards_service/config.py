@@ -26,29 +26,54 @@ def _env(name: str, default: str | None = None) -> str | None:
 
 def parse_args(argv: list[str] | None = None) -> Config:
     d = Config()
-    p = argparse.ArgumentParser(
-        prog="rewards-server", description="Run the rewards gRPC service."
+    p = argparse.ArgumentParser(prog="rewards-server", description="Run the rewards gRPC service.")
+    p.add_argument(
+        "--listen", default=_env("LISTEN", d.listen), help="host:port to listen on (REWARDS_LISTEN)"
     )
-    p.add_argument("--listen", default=_env("LISTEN", d.listen),
-                   help="host:port to listen on (REWARDS_LISTEN)")
-    p.add_argument("--database-url", default=_env("DATABASE_URL", d.database_url),
-                   help="sqlite:///file.db or postgresql://... (REWARDS_DATABASE_URL)")
-    p.add_argument("--workers", type=int, default=int(_env("WORKERS", str(d.workers))),
-                   help="server processes sharing the port with SO_REUSEPORT (REWARDS_WORKERS)")
-    p.add_argument("--threads", type=int, default=int(_env("THREADS", str(d.threads))),
-                   help="request threads per process (REWARDS_THREADS)")
-    p.add_argument("--tls-cert", default=_env("TLS_CERT"), help="PEM certificate (REWARDS_TLS_CERT)")
+    p.add_argument(
+        "--database-url",
+        default=_env("DATABASE_URL", d.database_url),
+        help="sqlite:///file.db or postgresql://... (REWARDS_DATABASE_URL)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=int(_env("WORKERS", str(d.workers))),
+        help="server processes sharing the port with SO_REUSEPORT (REWARDS_WORKERS)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=int(_env("THREADS", str(d.threads))),
+        help="request threads per process (REWARDS_THREADS)",
+    )
+    p.add_argument(
+        "--tls-cert", default=_env("TLS_CERT"), help="PEM certificate (REWARDS_TLS_CERT)"
+    )
     p.add_argument("--tls-key", default=_env("TLS_KEY"), help="PEM private key (REWARDS_TLS_KEY)")
-    p.add_argument("--tls-client-ca", default=_env("TLS_CLIENT_CA"),
-                   help="PEM CA that client certificates must chain to; enables mTLS "
-                        "(REWARDS_TLS_CLIENT_CA)")
-    p.add_argument("--log-format", choices=("json", "console"),
-                   default=_env("LOG_FORMAT", d.log_format), help="(REWARDS_LOG_FORMAT)")
-    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
-                   default=_env("LOG_LEVEL", d.log_level), help="(REWARDS_LOG_LEVEL)")
-    p.add_argument("--grace-seconds", type=float,
-                   default=float(_env("GRACE_SECONDS", str(d.grace_seconds))),
-                   help="how long in-flight calls may finish after SIGTERM (REWARDS_GRACE_SECONDS)")
+    p.add_argument(
+        "--tls-client-ca",
+        default=_env("TLS_CLIENT_CA"),
+        help="PEM CA that client certificates must chain to; enables mTLS (REWARDS_TLS_CLIENT_CA)",
+    )
+    p.add_argument(
+        "--log-format",
+        choices=("json", "console"),
+        default=_env("LOG_FORMAT", d.log_format),
+        help="(REWARDS_LOG_FORMAT)",
+    )
+    p.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        default=_env("LOG_LEVEL", d.log_level),
+        help="(REWARDS_LOG_LEVEL)",
+    )
+    p.add_argument(
+        "--grace-seconds",
+        type=float,
+        default=float(_env("GRACE_SECONDS", str(d.grace_seconds))),
+        help="how long in-flight calls may finish after SIGTERM (REWARDS_GRACE_SECONDS)",
+    )
     args = p.parse_args(argv)
     if bool(args.tls_cert) != bool(args.tls_key):
         p.error("--tls-cert and --tls-key go together")

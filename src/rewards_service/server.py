@@ -1,5 +1,6 @@
 """build_server() makes a configured grpc.Server; serve() runs it until SIGTERM/SIGINT."""
 
+import contextlib
 import os
 import signal
 import sys
@@ -83,8 +84,9 @@ def build_server(config: Config, *, reuse_port: bool = False) -> RunningServer:
     for name in service_names:
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-    reflection.enable_server_reflection([*service_names, health.SERVICE_NAME,
-                                         reflection.SERVICE_NAME], server)
+    reflection.enable_server_reflection(
+        [*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
+    )
     credentials = _credentials(config)
     if credentials is None:
         port = server.add_insecure_port(config.listen)
@@ -99,8 +101,13 @@ def build_server(config: Config, *, reuse_port: bool = False) -> RunningServer:
 def _serve_one(config: Config, *, reuse_port: bool) -> None:
     running = build_server(config, reuse_port=reuse_port)
     host = config.listen.rsplit(":", 1)[0]
-    log.info("serving", address=f"{host}:{running.port}", pid=os.getpid(),
-             tls=bool(config.tls_cert), mtls=bool(config.tls_client_ca))
+    log.info(
+        "serving",
+        address=f"{host}:{running.port}",
+        pid=os.getpid(),
+        tls=bool(config.tls_cert),
+        mtls=bool(config.tls_client_ca),
+    )
     stopping = threading.Event()
 
     def on_signal(signum, _frame):
@@ -127,10 +134,8 @@ def _run_workers(config: Config) -> int:
 
     def forward(signum, _frame):
         for child in children:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(child, signum)
-            except ProcessLookupError:
-                pass
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)

@@ -39,7 +39,9 @@ def to_status_proto(error: errors.RewardsError) -> status_pb2.Status:
         shown = error.violations[:MAX_VIOLATIONS]
         bad_request = error_details_pb2.BadRequest(
             field_violations=[
-                error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+                error_details_pb2.BadRequest.FieldViolation(
+                    field=v.field, description=v.description
+                )
                 for v in shown
             ]
         )

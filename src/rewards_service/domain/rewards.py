@@ -95,8 +95,10 @@ def check_reward(v: Violations, spec: RewardSpec, *, prefix: str = "reward.") ->
     check_text(v, prefix + "category", spec.category, max_len=100)
     expected_config = CONFIG_FOR_TYPE.get(spec.type)
     if expected_config is None:
-        v.add(prefix + "type", "must be one of POINTS, PRODUCT, COMPETITION_ENTRY, "
-              "UNIQUE_COUPON, NON_UNIQUE_COUPON")
+        v.add(
+            prefix + "type",
+            "must be one of POINTS, PRODUCT, COMPETITION_ENTRY, UNIQUE_COUPON, NON_UNIQUE_COUPON",
+        )
     elif spec.config_kind is None:
         v.add(prefix + expected_config, "is required for this reward type")
     elif spec.config_kind != expected_config:

@@ -58,9 +58,7 @@ def check_request_id(v: Violations, field: str, value: str, *, required: bool = 
         if required:
             v.add(field, "is required")
         return
-    v.check(
-        bool(REQUEST_ID_RE.match(value)), field, "must be 1-128 printable ASCII characters"
-    )
+    v.check(bool(REQUEST_ID_RE.match(value)), field, "must be 1-128 printable ASCII characters")
 
 
 def check_action_code(v: Violations, field: str, value: str) -> None:

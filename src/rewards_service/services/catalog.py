@@ -6,9 +6,9 @@ from dataclasses import replace
 from rewards.v1 import common_pb2 as common
 
 from rewards_service.domain import rewards as rules
-from rewards_service.domain.errors import AlreadyExists, FailedPrecondition, NotFound
+from rewards_service.domain.errors import AlreadyExists, FailedPrecondition
 from rewards_service.domain.ids import new_id
-from rewards_service.domain.pagination import PageRequest, next_token
+from rewards_service.domain.pagination import PageRequest
 from rewards_service.domain.validation import (
     Violations,
     check_name,
@@ -40,9 +40,10 @@ def _check_references(v: Violations, program_id: str, spec: rules.RewardSpec) ->
             v.add("reward.points.asset_id", "is not an asset of this program")
         elif not any(item.field == "reward.points.amount" for item in v.items):
             parse_amount(v, "reward.points.amount", str(spec.config["amount"]), scale=asset.scale)
-    if spec.config_kind == "unique_coupon" and spec.config.get("code_pool_id"):
-        if queries.find_code_pool(program_id, str(spec.config["code_pool_id"])) is None:
-            v.add("reward.unique_coupon.code_pool_id", "is not a code pool of this program")
+    pool_id = str(spec.config.get("code_pool_id", ""))
+    pool_missing = pool_id and queries.find_code_pool(program_id, pool_id) is None
+    if spec.config_kind == "unique_coupon" and pool_missing:
+        v.add("reward.unique_coupon.code_pool_id", "is not a code pool of this program")
     if spec.cost_asset_id and queries.find_asset(program_id, spec.cost_asset_id) is None:
         v.add("reward.cost_asset_id", "is not an asset of this program")
 
@@ -95,8 +96,9 @@ def create_reward(program_id: str, spec: rules.RewardSpec, request_id: str) -> R
         row.save(force_insert=True)
         return row
 
-    return in_transaction(work, on_conflict=lambda: queries.get_by_request_id(
-        Reward, program_id, request_id))
+    return in_transaction(
+        work, on_conflict=lambda: queries.get_by_request_id(Reward, program_id, request_id)
+    )
 
 
 def get_reward(program_id: str, reward_id: str) -> Reward:
@@ -179,8 +181,11 @@ def delete_reward(program_id: str, reward_id: str, etag: str) -> Reward:
 
 def create_asset(program_id: str, code: str, name: str, scale: int, request_id: str) -> Asset:
     v = Violations()
-    v.check(bool(ASSET_CODE_RE.match(code)), "asset.code", "must be 1-32 of A-Z, 0-9 and _, "
-            "starting with a letter")
+    v.check(
+        bool(ASSET_CODE_RE.match(code)),
+        "asset.code",
+        "must be 1-32 of A-Z, 0-9 and _, starting with a letter",
+    )
     check_name(v, "asset.name", name)
     v.check(0 <= scale <= MAX_SCALE, "asset.scale", f"must be between 0 and {MAX_SCALE}")
     check_request_id(v, "request_id", request_id)
@@ -251,8 +256,9 @@ def create_code_pool(program_id: str, name: str, description: str, request_id: s
             request_id=request_id or None,
         )
 
-    return in_transaction(work, on_conflict=lambda: queries.get_by_request_id(
-        CodePool, program_id, request_id))
+    return in_transaction(
+        work, on_conflict=lambda: queries.get_by_request_id(CodePool, program_id, request_id)
+    )
 
 
 def get_code_pool(program_id: str, pool_id: str) -> CodePool:
@@ -273,8 +279,11 @@ def add_codes(program_id: str, pool_id: str, codes: list[str]) -> tuple[int, int
         v.add("codes", f"must hold at most {MAX_CODES_PER_CALL} codes per call")
     else:
         for i, code in enumerate(codes):
-            v.check(bool(CODE_RE.match(code)), f"codes[{i}]",
-                    "must be 1-128 printable ASCII characters without spaces")
+            v.check(
+                bool(CODE_RE.match(code)),
+                f"codes[{i}]",
+                "must be 1-128 printable ASCII characters without spaces",
+            )
     v.raise_if_any()
     unique = list(dict.fromkeys(codes))
 
@@ -294,4 +303,3 @@ def add_codes(program_id: str, pool_id: str, codes: list[str]) -> tuple[int, int
         return added, len(codes) - added, CodePool.get_by_id(pool_id)
 
     return in_transaction(work)
-

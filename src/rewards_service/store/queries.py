@@ -130,7 +130,9 @@ def apply_reward_spec(row: Reward, spec: rules.RewardSpec) -> None:
     row.type = spec.type
     row.status = spec.status
     row.config = spec.config
-    row.code_pool_id = spec.config.get("code_pool_id") if spec.config_kind == "unique_coupon" else None
+    row.code_pool_id = (
+        spec.config.get("code_pool_id") if spec.config_kind == "unique_coupon" else None
+    )
     row.redemption_type = spec.redemption_type
     row.cost_asset_id = spec.cost_asset_id or None
     row.unit_cost = spec.unit_cost or None
@@ -153,7 +155,9 @@ def save_reward(row: Reward) -> Reward:
 def restock_pool_rewards(pool_id: str) -> int:
     """Codes came back: rewards that were out of stock only for lack of codes are ACTIVE again."""
     return (
-        Reward.update(status=S.REWARD_STATUS_ACTIVE, version=Reward.version + 1, updated_at=utcnow())
+        Reward.update(
+            status=S.REWARD_STATUS_ACTIVE, version=Reward.version + 1, updated_at=utcnow()
+        )
         .where(
             (Reward.code_pool_id == pool_id)
             & (Reward.status == S.REWARD_STATUS_OUT_OF_STOCK)

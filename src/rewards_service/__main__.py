@@ -1,0 +1,3 @@
+from rewards_service.server import main
+
+main()

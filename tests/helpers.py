@@ -1,0 +1,132 @@
+"""Test helpers: authenticated stubs, error inspection, and spawning real server processes."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+from rewards.v1 import (
+    catalog_pb2_grpc,
+    issuance_pb2_grpc,
+    participants_pb2_grpc,
+)
+
+
+class _AuthHeader(grpc.UnaryUnaryClientInterceptor):
+    def __init__(self, key: str, header: str = "authorization"):
+        value = f"Bearer {key}" if header == "authorization" else key
+        self._metadata = ((header, value),)
+
+    def intercept_unary_unary(self, continuation, details, request):
+        metadata = tuple(details.metadata or ()) + self._metadata
+        return continuation(details._replace(metadata=metadata), request)
+
+
+@dataclass
+class Api:
+    """Stubs of every service, sending one API key."""
+
+    program_id: str
+    key: str
+    catalog: catalog_pb2_grpc.RewardCatalogStub
+    issuance: issuance_pb2_grpc.RewardIssuanceStub
+    participants: participants_pb2_grpc.ParticipantsStub
+
+
+def make_api(
+    channel: grpc.Channel, program_id: str, key: str, header: str = "authorization"
+) -> Api:
+    authed = grpc.intercept_channel(channel, _AuthHeader(key, header))
+    return Api(
+        program_id=program_id,
+        key=key,
+        catalog=catalog_pb2_grpc.RewardCatalogStub(authed),
+        issuance=issuance_pb2_grpc.RewardIssuanceStub(authed),
+        participants=participants_pb2_grpc.ParticipantsStub(authed),
+    )
+
+
+@dataclass
+class RpcFailure:
+    code: grpc.StatusCode
+    message: str
+    reason: str
+    domain: str
+    metadata: dict[str, str]
+    violations: dict[str, str]  # field -> description
+
+
+def failure_of(error: grpc.RpcError) -> RpcFailure:
+    status = rpc_status.from_call(error)
+    assert status is not None, f"no rich status on {error.code()}: {error.details()}"
+    infos = []
+    violations: dict[str, str] = {}
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            infos.append(info)
+        elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            violations.update({v.field: v.description for v in bad.field_violations})
+    assert len(infos) == 1, "every error carries exactly one ErrorInfo"
+    return RpcFailure(
+        code=error.code(),
+        message=status.message,
+        reason=infos[0].reason,
+        domain=infos[0].domain,
+        metadata=dict(infos[0].metadata),
+        violations=violations,
+    )
+
+
+def expect_failure(call, *args, **kwargs) -> RpcFailure:
+    """Run an RPC that must fail; return its parsed status."""
+    try:
+        result = call(*args, **kwargs)
+    except grpc.RpcError as error:
+        return failure_of(error)
+    raise AssertionError(f"expected the call to fail, it returned {result}")
+
+
+@dataclass
+class ServerProcess:
+    process: subprocess.Popen
+    address: str
+    stdout_lines: list[str]
+
+    def stop(self, sig: int = 15, timeout: float = 20) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        return self.process.wait(timeout)
+
+
+def spawn_server(database_url: str, *args: str, env: dict[str, str] | None = None) -> ServerProcess:
+    """Start `rewards-server` on a free loopback port and wait until it serves."""
+    full_env = {**os.environ, "REWARDS_DATABASE_URL": database_url, **(env or {})}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rewards_service", "--listen", "127.0.0.1:0", *args],
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    deadline = time.monotonic() + 30
+    assert process.stdout is not None
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if '"event": "serving"' in line:
+            address = json.loads(line)["address"]
+            return ServerProcess(process, address, lines)
+    process.kill()
+    raise AssertionError("server did not start:\n" + "".join(lines))
