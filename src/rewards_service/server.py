@@ -16,11 +16,17 @@ from grpc_reflection.v1alpha import reflection
 from rewards.v1 import (
     catalog_pb2,
     catalog_pb2_grpc,
+    issuance_pb2,
+    issuance_pb2_grpc,
+    participants_pb2,
+    participants_pb2_grpc,
 )
 
 from rewards_service import logging as rewards_logging
 from rewards_service.api.catalog import RewardCatalogServicer
 from rewards_service.api.interceptor import RpcInterceptor
+from rewards_service.api.issuance import RewardIssuanceServicer
+from rewards_service.api.participants import ParticipantsServicer
 from rewards_service.config import Config, parse_args
 from rewards_service.services import programs
 from rewards_service.store.db import bind, open_database, release_connections, session
@@ -76,10 +82,14 @@ def build_server(config: Config, *, reuse_port: bool = False) -> RunningServer:
         ],
     )
     catalog_pb2_grpc.add_RewardCatalogServicer_to_server(RewardCatalogServicer(), server)
+    issuance_pb2_grpc.add_RewardIssuanceServicer_to_server(RewardIssuanceServicer(), server)
+    participants_pb2_grpc.add_ParticipantsServicer_to_server(ParticipantsServicer(), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     service_names = [
         catalog_pb2.DESCRIPTOR.services_by_name["RewardCatalog"].full_name,
+        issuance_pb2.DESCRIPTOR.services_by_name["RewardIssuance"].full_name,
+        participants_pb2.DESCRIPTOR.services_by_name["Participants"].full_name,
     ]
     for name in service_names:
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)

@@ -4,12 +4,22 @@ from datetime import UTC, datetime
 
 from google.protobuf import duration_pb2, timestamp_pb2
 from google.protobuf.message import Message
-from rewards.v1 import catalog_pb2, common_pb2
+from rewards.v1 import catalog_pb2, common_pb2, issuance_pb2, participants_pb2
 
 from rewards_service.domain import rewards as rules
-from rewards_service.domain.validation import Violations
+from rewards_service.domain.issuance import IssueRequest
+from rewards_service.domain.participants import ParticipantRef
+from rewards_service.domain.validation import Violations, format_amount
+from rewards_service.services.participants import BalanceView
 from rewards_service.store import queries
-from rewards_service.store.models import Asset, CodePool, Reward
+from rewards_service.store.models import (
+    Asset,
+    CodePool,
+    Issuance,
+    LedgerEntry,
+    Participant,
+    Reward,
+)
 
 # Timestamp's own valid range (0001-01-01 .. 9999-12-31).
 _MIN_SECONDS, _MAX_SECONDS = -62_135_596_800, 253_402_300_799
@@ -137,4 +147,115 @@ def code_pool_out(row: CodePool) -> catalog_pb2.CodePool:
         available_count=row.available_count,
         issued_count=row.issued_count,
         created_at=timestamp_out(row.created_at),
+    )
+
+
+def ref_in(holder: Message, name: str = "participant") -> ParticipantRef | None:
+    if not holder.HasField(name):
+        return None
+    ref = getattr(holder, name)
+    kind = ref.WhichOneof("ref")
+    return ParticipantRef(kind, getattr(ref, kind)) if kind else None
+
+
+def participant_out(row: Participant) -> participants_pb2.Participant:
+    return participants_pb2.Participant(
+        id=row.id,
+        external_id=row.external_id,
+        email=row.email or "",
+        mobile=row.mobile or "",
+        segments=segments_out(row.segments),
+        created_at=timestamp_out(row.created_at),
+        updated_at=timestamp_out(row.updated_at),
+    )
+
+
+def balance_out(view: BalanceView) -> participants_pb2.Balance:
+    return participants_pb2.Balance(
+        participant_id=view.participant_id,
+        asset_id=view.asset_id,
+        available=format_amount(view.available, view.scale),
+        lifetime_earned=format_amount(view.lifetime_earned, view.scale),
+        lifetime_spent=format_amount(view.lifetime_spent, view.scale),
+    )
+
+
+def ledger_entry_out(row: LedgerEntry, scale: int) -> participants_pb2.LedgerEntry:
+    return participants_pb2.LedgerEntry(
+        id=row.id,
+        participant_id=row.participant_id,
+        asset_id=row.asset_id,
+        delta=format_amount(row.delta, scale),
+        balance_after=format_amount(row.balance_after, scale),
+        kind=row.kind,
+        issuance_id=row.issuance_id or "",
+        reason=row.reason,
+        created_at=timestamp_out(row.created_at),
+    )
+
+
+def issue_request_in(v: Violations, msg: issuance_pb2.IssueRewardRequest, prefix: str = ""):
+    return IssueRequest(
+        reward_id=msg.reward_id,
+        participant=ref_in(msg),
+        quantity=msg.quantity,
+        amount=msg.amount,
+        request_id=msg.request_id,
+        transaction_number=msg.transaction_number,
+        notes=msg.notes,
+        metadata=dict(msg.metadata),
+        custom_fields=dict(msg.custom_fields),
+        fulfillment_status=msg.fulfillment_status,
+        event_time=timestamp_in(v, prefix + "event_time", msg, "event_time"),
+        owner_type=msg.owner.owner_type,
+        owner_id=msg.owner.owner_id,
+    )
+
+
+def _asset_amount(asset_id: str | None, units: int, scales: dict[str, int]):
+    if not asset_id:
+        return None
+    return common_pb2.AssetAmount(asset_id=asset_id, amount=format_amount(units, scales[asset_id]))
+
+
+def _from_iso(text: str) -> timestamp_pb2.Timestamp | None:
+    return timestamp_out(datetime.fromisoformat(text))
+
+
+def issuance_out(row: Issuance, scales: dict[str, int]) -> issuance_pb2.Issuance:
+    snapshot = issuance_pb2.RewardSnapshot(name=row.reward_snapshot.get("name", ""))
+    kind = row.reward_snapshot.get("kind")
+    if kind:
+        getattr(snapshot, kind).CopyFrom(config_out(kind, row.reward_snapshot["config"]))
+    return issuance_pb2.Issuance(
+        id=row.id,
+        reward_id=row.reward_id or "",
+        participant_id=row.participant_id,
+        type=row.type,
+        status=row.status,
+        quantity=row.quantity,
+        amount=row.amount,
+        cost=_asset_amount(row.cost_asset_id, row.cost_amount, scales),
+        credit=_asset_amount(row.credit_asset_id, row.credit_amount, scales),
+        coupon_code=row.coupon_code,
+        reward_snapshot=snapshot,
+        action_code=row.action_code,
+        request_id=row.request_id or "",
+        transaction_number=row.transaction_number,
+        notes=row.notes,
+        metadata=row.metadata,
+        custom_fields=row.custom_fields,
+        owner=common_pb2.Owner(owner_type=row.owner_type, owner_id=row.owner_id),
+        fulfillment_status=row.fulfillment_status,
+        fulfillment_history=[
+            issuance_pb2.FulfillmentEvent(
+                status=event["status"], note=event["note"], created_at=_from_iso(event["at"])
+            )
+            for event in row.fulfillment_history
+        ],
+        event_time=timestamp_out(row.event_time),
+        issued_at=timestamp_out(row.issued_at),
+        claimed_at=timestamp_out(row.claimed_at),
+        revoked_at=timestamp_out(row.revoked_at),
+        revoke_reason=row.revoke_reason,
     )

@@ -1,0 +1,116 @@
+"""RewardIssuance servicer: parse the request, call the use case, build the response."""
+
+from rewards.v1 import issuance_pb2, issuance_pb2_grpc
+
+from rewards_service.api import convert
+from rewards_service.api.errors import to_status_proto
+from rewards_service.auth import caller
+from rewards_service.domain.errors import RewardsError
+from rewards_service.domain.issuance import GrantRequest
+from rewards_service.domain.pagination import parse_page
+from rewards_service.domain.validation import Violations
+from rewards_service.services import issuance
+from rewards_service.store.queries import asset_scales
+
+
+class RewardIssuanceServicer(issuance_pb2_grpc.RewardIssuanceServicer):
+    def IssueReward(self, request, context):
+        v = Violations()
+        issue = convert.issue_request_in(v, request)
+        v.raise_if_any()
+        program_id = caller().program_id
+        row, replay = issuance.issue_reward(program_id, issue)
+        return issuance_pb2.IssueRewardResponse(
+            issuance=convert.issuance_out(row, asset_scales(program_id)),
+            idempotent_replay=replay,
+        )
+
+    def BatchIssueRewards(self, request, context):
+        v = Violations()
+        items = [
+            convert.issue_request_in(v, item, f"requests[{i}].")
+            for i, item in enumerate(request.requests)
+        ]
+        v.raise_if_any()
+        program_id = caller().program_id
+        outcomes = issuance.batch_issue_rewards(program_id, items)
+        scales = asset_scales(program_id)
+        results = []
+        for outcome in outcomes:
+            if isinstance(outcome, RewardsError):
+                results.append(issuance_pb2.BatchIssueRewardsResult(error=to_status_proto(outcome)))
+            else:
+                row, replay = outcome
+                results.append(
+                    issuance_pb2.BatchIssueRewardsResult(
+                        issuance=convert.issuance_out(row, scales), idempotent_replay=replay
+                    )
+                )
+        return issuance_pb2.BatchIssueRewardsResponse(results=results)
+
+    def GrantCustomReward(self, request, context):
+        grant = GrantRequest(
+            participant=convert.ref_in(request),
+            amount=request.amount,
+            action_code=request.action_code,
+            client_reference=request.client_reference,
+            notes=request.notes,
+            metadata=dict(request.metadata),
+        )
+        program_id = caller().program_id
+        row, replay = issuance.grant_custom_reward(program_id, grant)
+        return issuance_pb2.GrantCustomRewardResponse(
+            issuance=convert.issuance_out(row, asset_scales(program_id)),
+            idempotent_replay=replay,
+        )
+
+    def GetIssuance(self, request, context):
+        program_id = caller().program_id
+        row = issuance.get_issuance(program_id, request.id)
+        return convert.issuance_out(row, asset_scales(program_id))
+
+    def ListIssuances(self, request, context):
+        v = Violations()
+        ref = convert.ref_in(request)
+        created_after = convert.timestamp_in(v, "created_after", request, "created_after")
+        created_before = convert.timestamp_in(v, "created_before", request, "created_before")
+        filters = {
+            "participant": str(ref),
+            "reward_id": request.reward_id,
+            "status": request.status,
+            "type": request.type,
+            "created_after": str(created_after),
+            "created_before": str(created_before),
+        }
+        page = parse_page(v, request.page_size, request.page_token, filters)
+        v.raise_if_any()
+        program_id = caller().program_id
+        rows, token = issuance.list_issuances(
+            program_id,
+            page,
+            participant=ref,
+            reward_id=request.reward_id,
+            status=request.status,
+            reward_type=request.type,
+            created_after=created_after,
+            created_before=created_before,
+        )
+        scales = asset_scales(program_id)
+        return issuance_pb2.ListIssuancesResponse(
+            issuances=[convert.issuance_out(r, scales) for r in rows], next_page_token=token
+        )
+
+    def ClaimIssuance(self, request, context):
+        program_id = caller().program_id
+        row = issuance.claim_issuance(program_id, request.id)
+        return convert.issuance_out(row, asset_scales(program_id))
+
+    def RevokeIssuance(self, request, context):
+        program_id = caller().program_id
+        row = issuance.revoke_issuance(program_id, request.id, request.reason)
+        return convert.issuance_out(row, asset_scales(program_id))
+
+    def UpdateFulfillment(self, request, context):
+        program_id = caller().program_id
+        row = issuance.update_fulfillment(program_id, request.id, request.status, request.note)
+        return convert.issuance_out(row, asset_scales(program_id))

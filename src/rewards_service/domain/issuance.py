@@ -1,0 +1,126 @@
+"""Pure rules of issuances: what identifies a call for idempotency, and the status machine."""
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from rewards.v1 import common_pb2 as common
+
+from rewards_service.domain.errors import FailedPrecondition
+from rewards_service.domain.participants import ParticipantRef, check_ref
+from rewards_service.domain.validation import (
+    Violations,
+    check_action_code,
+    check_request_id,
+    check_string_map,
+    check_text,
+    parse_decimal,
+)
+
+IS = common.IssuanceStatus
+MAX_BATCH = 500
+# GrantCustomReward: dollars, 1.00-100.00, at most two places.
+CUSTOM_AMOUNT_RE = re.compile(r"^\d{1,3}(\.\d{1,2})?$")
+CUSTOM_MIN, CUSTOM_MAX = Decimal("1.00"), Decimal("100.00")
+OWNER_TYPES = frozenset(common.OwnerType.values())
+
+
+@dataclass
+class IssueRequest:
+    reward_id: str
+    participant: ParticipantRef | None
+    quantity: int = 0
+    amount: str = ""
+    request_id: str = ""
+    transaction_number: str = ""
+    notes: str = ""
+    metadata: dict[str, str] = field(default_factory=dict)
+    custom_fields: dict[str, str] = field(default_factory=dict)
+    fulfillment_status: str = ""
+    event_time: datetime | None = None
+    owner_type: int = 0
+    owner_id: str = ""
+
+    def fingerprint(self) -> str:
+        """The attributes a replay must repeat; a difference is IDEMPOTENCY_KEY_REUSED."""
+        return digest(
+            "issue",
+            self.reward_id,
+            _ref_key(self.participant),
+            self.quantity or 1,
+            self.amount,
+            self.transaction_number,
+        )
+
+
+@dataclass
+class GrantRequest:
+    participant: ParticipantRef | None
+    amount: str
+    action_code: str
+    client_reference: str
+    notes: str = ""
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    def fingerprint(self) -> str:
+        return digest(
+            "custom", _ref_key(self.participant), normalize_dollars(self.amount), self.action_code
+        )
+
+
+def _ref_key(ref: ParticipantRef | None) -> str:
+    return f"{ref.kind}:{ref.value}" if ref else ""
+
+
+def digest(*parts: object) -> str:
+    return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()
+
+
+def normalize_dollars(text: str) -> str:
+    try:
+        return f"{Decimal(text):.2f}"
+    except ArithmeticError:
+        return text
+
+
+def check_issue_request(v: Violations, r: IssueRequest, prefix: str = "") -> None:
+    check_text(v, prefix + "reward_id", r.reward_id, max_len=128, required=True)
+    check_ref(v, prefix + "participant", r.participant)
+    v.check(r.quantity >= 0, prefix + "quantity", "must not be negative")
+    v.check(r.quantity <= 1_000_000, prefix + "quantity", "must be at most 1000000")
+    if r.amount:
+        amount = parse_decimal(v, prefix + "amount", r.amount)
+        if amount is not None:
+            v.check(amount > 0, prefix + "amount", "must be greater than zero")
+    check_request_id(v, prefix + "request_id", r.request_id)
+    check_text(v, prefix + "transaction_number", r.transaction_number, max_len=128)
+    check_text(v, prefix + "notes", r.notes, max_len=1000)
+    check_string_map(v, prefix + "metadata", r.metadata)
+    check_string_map(v, prefix + "custom_fields", r.custom_fields)
+    check_text(v, prefix + "fulfillment_status", r.fulfillment_status, max_len=64)
+    v.check(r.owner_type in OWNER_TYPES, prefix + "owner.owner_type", "is not a known owner type")
+    check_text(v, prefix + "owner.owner_id", r.owner_id, max_len=128)
+
+
+def check_grant_request(v: Violations, r: GrantRequest) -> None:
+    check_ref(v, "participant", r.participant)
+    if not CUSTOM_AMOUNT_RE.match(r.amount) or not (CUSTOM_MIN <= Decimal(r.amount) <= CUSTOM_MAX):
+        v.add("amount", 'must be dollars from "1.00" to "100.00" with at most 2 decimal places')
+    check_action_code(v, "action_code", r.action_code)
+    check_request_id(v, "client_reference", r.client_reference, required=True)
+    check_text(v, "notes", r.notes, max_len=1000)
+    check_string_map(v, "metadata", r.metadata)
+
+
+def check_claim(status: int) -> bool:
+    """True when the claim changes something; CLAIMED stays CLAIMED; REVOKED is refused."""
+    if status == IS.ISSUANCE_STATUS_REVOKED:
+        raise FailedPrecondition(
+            "A revoked issuance cannot be claimed.",
+            reason="INVALID_STATE_TRANSITION",
+            metadata={"from": IS.Name(status), "to": "ISSUANCE_STATUS_CLAIMED"},
+        )
+    return status == IS.ISSUANCE_STATUS_CONFIRMED

@@ -1,0 +1,557 @@
+"""Issuance use cases. IssueReward runs every check and every effect in one transaction, in
+the order of the contract: status, window, eligibility, max_total, max_per_participant, rolling
+limits, balance; then code draw, debit, credit, counters, the issuance and its entries."""
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+import peewee
+from rewards.v1 import common_pb2 as common
+
+from rewards_service.domain import pricing
+from rewards_service.domain import rewards as reward_rules
+from rewards_service.domain.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    NotFound,
+    RewardsError,
+)
+from rewards_service.domain.ids import new_id
+from rewards_service.domain.issuance import (
+    MAX_BATCH,
+    GrantRequest,
+    IssueRequest,
+    check_claim,
+    check_grant_request,
+    check_issue_request,
+    normalize_dollars,
+)
+from rewards_service.domain.pagination import PageRequest
+from rewards_service.domain.participants import ParticipantRef, is_eligible
+from rewards_service.domain.validation import MAX_MINOR_UNITS, Violations, check_text
+from rewards_service.services.participants import resolve
+from rewards_service.store import ledger, queries
+from rewards_service.store.db import in_transaction, is_sqlite
+from rewards_service.store.fields import utcnow
+from rewards_service.store.models import Asset, Code, CodePool, Issuance, Reward
+
+S = common.RewardStatus
+T = common.RewardType
+IS = common.IssuanceStatus
+K = common.LedgerEntryKind
+
+Outcome = tuple[Issuance, bool]  # (issuance, idempotent_replay)
+
+
+def _replay(program_id: str, request_id: str, fingerprint: str) -> Issuance | None:
+    earlier = queries.find_by_request_id(Issuance, program_id, request_id)
+    if earlier is not None and earlier.request_hash != fingerprint:
+        raise AlreadyExists(
+            "This request_id was already used for a different request.",
+            reason="IDEMPOTENCY_KEY_REUSED",
+            metadata={"request_id": request_id, "issuance_id": earlier.id},
+        )
+    return earlier
+
+
+def _idempotent(program_id: str, request_id: str, fingerprint: str, create) -> Outcome:
+    """Replay the original issuance of a request_id, or create one. Concurrent first calls
+    race on the unique (program, request_id) key; the losers replay the winner."""
+
+    def work() -> Outcome:
+        if request_id and (earlier := _replay(program_id, request_id, fingerprint)):
+            return earlier, True
+        return create(), False
+
+    def on_conflict() -> Outcome:
+        earlier = _replay(program_id, request_id, fingerprint)
+        if earlier is None:
+            raise peewee.IntegrityError("conflict on a key other than request_id")
+        return earlier, True
+
+    return in_transaction(work, on_conflict=on_conflict if request_id else None)
+
+
+# IssueReward
+
+
+def issue_reward(program_id: str, request: IssueRequest) -> Outcome:
+    v = Violations()
+    check_issue_request(v, request)
+    v.raise_if_any()
+    return _idempotent(
+        program_id,
+        request.request_id,
+        request.fingerprint(),
+        lambda: _issue(program_id, request),
+    )
+
+
+def batch_issue_rewards(
+    program_id: str, requests: list[IssueRequest]
+) -> list[Outcome | RewardsError]:
+    v = Violations()
+    v.check(0 < len(requests) <= MAX_BATCH, "requests", f"must hold 1 to {MAX_BATCH} requests")
+    v.raise_if_any()
+    results: list[Outcome | RewardsError] = []
+    for request in requests:
+        try:
+            results.append(issue_reward(program_id, request))
+        except RewardsError as error:
+            results.append(error)
+    return results
+
+
+def _status_error(reward: Reward) -> FailedPrecondition:
+    if reward.status == S.REWARD_STATUS_OUT_OF_STOCK:
+        pool = CodePool.get_or_none(CodePool.id == reward.code_pool_id)
+        if pool is not None and pool.available_count <= 0:
+            return FailedPrecondition(
+                "The reward's code pool has no codes left.",
+                reason="CODE_POOL_EXHAUSTED",
+                metadata={"code_pool_id": pool.id, "available": 0},
+            )
+        return FailedPrecondition(
+            "The reward is out of stock.",
+            reason="OUT_OF_STOCK",
+            metadata={"limit": reward.max_total, "available": 0},
+        )
+    return FailedPrecondition(
+        f"The reward is {S.Name(reward.status).removeprefix('REWARD_STATUS_')}, not ACTIVE.",
+        reason="REWARD_NOT_ACTIVE",
+        metadata={"status": S.Name(reward.status)},
+    )
+
+
+def _units(reward: Reward, request: IssueRequest) -> tuple[int, Decimal | None]:
+    """(units taken from caps, redemption amount for AMOUNT_BASED)."""
+    v = Violations()
+    amount = None
+    if reward.redemption_type == common.REDEMPTION_TYPE_AMOUNT_BASED:
+        v.check(bool(request.amount), "amount", "is required for AMOUNT_BASED rewards")
+        v.check(request.quantity <= 1, "quantity", "must be 0 or 1 for AMOUNT_BASED rewards")
+        amount = Decimal(request.amount) if request.amount else None
+    else:
+        v.check(not request.amount, "amount", "applies to AMOUNT_BASED rewards only")
+    if reward.type == T.REWARD_TYPE_UNIQUE_COUPON:
+        v.check(request.quantity <= 1, "quantity", "must be 0 or 1: one code per issuance")
+    v.raise_if_any()
+    return (1 if amount is not None else request.quantity or 1), amount
+
+
+def _check_window(reward: Reward, now: datetime) -> None:
+    starts, ends = reward.available_from, reward.available_until
+    if (starts and now < starts) or (ends and now >= ends):
+        raise FailedPrecondition(
+            "The reward is not available at this time.",
+            reason="REWARD_NOT_AVAILABLE",
+            metadata={
+                "available_from": starts.isoformat() if starts else "",
+                "available_until": ends.isoformat() if ends else "",
+            },
+        )
+
+
+def _take_stock(reward: Reward, units: int) -> None:
+    """One conditional UPDATE: it caps max_total and, on PostgreSQL, locks the reward row so
+    every later check of this issue sees the other issues of this reward."""
+    taken = (
+        Reward.update(redeemed_count=Reward.redeemed_count + units)
+        .where(
+            (Reward.id == reward.id)
+            & (Reward.status == S.REWARD_STATUS_ACTIVE)
+            & (Reward.max_total.is_null() | (Reward.redeemed_count + units <= Reward.max_total))
+        )
+        .execute()
+    )
+    if taken:
+        return
+    fresh = Reward.get_by_id(reward.id)
+    if fresh.status != S.REWARD_STATUS_ACTIVE:
+        raise _status_error(fresh)
+    raise FailedPrecondition(
+        f"Only {fresh.max_total - fresh.redeemed_count} units of this reward are left.",
+        reason="OUT_OF_STOCK",
+        metadata={
+            "limit": fresh.max_total,
+            "available": fresh.max_total - fresh.redeemed_count,
+            "requested": units,
+        },
+    )
+
+
+def _issued_units(reward_id: str, participant_id: str | None, since: datetime | None) -> int:
+    query = Issuance.select(peewee.fn.COALESCE(peewee.fn.SUM(Issuance.quantity), 0)).where(
+        (Issuance.reward == reward_id) & (Issuance.status != IS.ISSUANCE_STATUS_REVOKED)
+    )
+    if participant_id is not None:
+        query = query.where(Issuance.participant == participant_id)
+    if since is not None:
+        query = query.where(Issuance.issued_at > since)
+    return int(query.scalar())
+
+
+def _check_caps(reward: Reward, participant_id: str, units: int, now: datetime) -> None:
+    if reward.max_per_participant is not None:
+        used = _issued_units(reward.id, participant_id, None)
+        if used + units > reward.max_per_participant:
+            raise FailedPrecondition(
+                f"The participant may receive at most {reward.max_per_participant} units "
+                "of this reward.",
+                reason="PARTICIPANT_LIMIT_REACHED",
+                metadata={"limit": reward.max_per_participant, "used": used, "window": "lifetime"},
+            )
+    for limit in reward.limits:
+        per_participant = limit["scope"] == common.LIMIT_SCOPE_PARTICIPANT
+        since = now - timedelta(seconds=limit["window_seconds"])
+        used = _issued_units(reward.id, participant_id if per_participant else None, since)
+        if used + units > limit["max_quantity"]:
+            scope = "participant" if per_participant else "all participants"
+            raise FailedPrecondition(
+                f"At most {limit['max_quantity']} units per {limit['window_seconds']}s "
+                f"for {scope}.",
+                reason="PARTICIPANT_LIMIT_REACHED",
+                metadata={
+                    "limit": limit["max_quantity"],
+                    "used": used,
+                    "window": f"{limit['window_seconds']}s",
+                    "scope": common.LimitScope.Name(limit["scope"]),
+                },
+            )
+
+
+def _charge(
+    program_id: str,
+    reward: Reward,
+    participant_id: str,
+    units: int,
+    amount: Decimal | None,
+    issuance_id: str,
+) -> tuple[str | None, int]:
+    if not reward.cost_asset_id:
+        return None, 0
+    asset = Asset.get_by_id(reward.cost_asset_id)
+    unit_cost = Decimal(reward.unit_cost)
+    if amount is not None:
+        cost = pricing.amount_based_cost(unit_cost, amount, asset.scale)
+    else:
+        cost = pricing.unit_based_cost(unit_cost, units, asset.scale)
+    if cost >= MAX_MINOR_UNITS:
+        raise FailedPrecondition(
+            "The cost exceeds any possible balance.",
+            reason="INSUFFICIENT_BALANCE",
+            metadata={"asset_id": asset.id},
+        )
+    if cost > 0:
+        ledger.post(
+            program_id=program_id,
+            participant_id=participant_id,
+            asset=asset,
+            delta=-cost,
+            kind=K.LEDGER_ENTRY_KIND_SPEND,
+            issuance_id=issuance_id,
+            reason=f"Issued {reward.name}",
+        )
+    return asset.id, cost
+
+
+def _draw_code(pool_id: str, issuance_id: str) -> str:
+    query = (
+        Code.select(Code.id, Code.code)
+        .where((Code.pool == pool_id) & (Code.status == Code.STATUS_AVAILABLE))
+        .order_by(Code.id)
+        .limit(1)
+    )
+    if not is_sqlite():
+        # Rewards sharing a pool draw different codes instead of queueing on one row.
+        query = query.for_update(skip_locked=True)
+    code = query.first()
+    if code is None:
+        raise FailedPrecondition(
+            "The reward's code pool has no codes left.",
+            reason="CODE_POOL_EXHAUSTED",
+            metadata={"code_pool_id": pool_id, "available": 0},
+        )
+    Code.update(status=Code.STATUS_ISSUED, issuance_id=issuance_id).where(
+        Code.id == code.id
+    ).execute()
+    left = (
+        CodePool.update(
+            available_count=CodePool.available_count - 1,
+            issued_count=CodePool.issued_count + 1,
+        )
+        .where(CodePool.id == pool_id)
+        .returning(CodePool.available_count)
+        .execute()
+    )
+    if next(iter(left)).available_count <= 0:
+        _set_status(
+            (Reward.code_pool_id == pool_id) & (Reward.status == S.REWARD_STATUS_ACTIVE),
+            S.REWARD_STATUS_OUT_OF_STOCK,
+        )
+    return code.code
+
+
+def _credit(
+    program_id: str, reward: Reward, participant_id: str, units: int, issuance_id: str
+) -> tuple[str | None, int]:
+    if reward.type != T.REWARD_TYPE_POINTS:
+        return None, 0
+    asset = Asset.get_by_id(reward.config["asset_id"])
+    credit = pricing.points_credit(Decimal(reward.config["amount"]), units, asset.scale)
+    ledger.post(
+        program_id=program_id,
+        participant_id=participant_id,
+        asset=asset,
+        delta=credit,
+        kind=K.LEDGER_ENTRY_KIND_EARN,
+        issuance_id=issuance_id,
+        reason=f"Issued {reward.name}",
+    )
+    return asset.id, credit
+
+
+def _set_status(condition, status: int) -> int:
+    return (
+        Reward.update(status=status, version=Reward.version + 1, updated_at=utcnow())
+        .where(condition)
+        .execute()
+    )
+
+
+def _issue(program_id: str, request: IssueRequest) -> Issuance:
+    reward = queries.get_reward(program_id, request.reward_id)
+    assert request.participant is not None
+    participant = resolve(program_id, request.participant)
+    units, amount = _units(reward, request)
+    now = utcnow()
+    if reward.status != S.REWARD_STATUS_ACTIVE:
+        raise _status_error(reward)
+    _check_window(reward, now)
+    if not is_eligible(reward.segments, participant.segments):
+        raise FailedPrecondition(
+            "The participant is not in any segment this reward is for.",
+            reason="NOT_ELIGIBLE",
+            metadata={"reward_id": reward.id},
+        )
+    _take_stock(reward, units)
+    _check_caps(reward, participant.id, units, now)
+    issuance_id = new_id("iss")
+    cost_asset, cost = _charge(program_id, reward, participant.id, units, amount, issuance_id)
+    if reward.type == T.REWARD_TYPE_UNIQUE_COUPON:
+        coupon_code = _draw_code(reward.code_pool_id, issuance_id)
+    else:
+        coupon_code = str(reward.config.get("code", ""))
+    credit_asset, credit = _credit(program_id, reward, participant.id, units, issuance_id)
+    if reward.max_total is not None:
+        _set_status(
+            (Reward.id == reward.id)
+            & (Reward.status == S.REWARD_STATUS_ACTIVE)
+            & (Reward.redeemed_count >= Reward.max_total),
+            S.REWARD_STATUS_OUT_OF_STOCK,
+        )
+    history = []
+    if request.fulfillment_status:
+        history.append({"status": request.fulfillment_status, "note": "", "at": now.isoformat()})
+    return Issuance.create(
+        id=issuance_id,
+        program=program_id,
+        reward=reward.id,
+        participant=participant.id,
+        type=reward.type,
+        status=IS.ISSUANCE_STATUS_CONFIRMED,
+        quantity=units,
+        amount=request.amount,
+        cost_asset_id=cost_asset,
+        cost_amount=cost,
+        credit_asset_id=credit_asset,
+        credit_amount=credit,
+        coupon_code=coupon_code,
+        reward_snapshot={
+            "name": reward.name,
+            "kind": reward_rules.CONFIG_FOR_TYPE[reward.type],
+            "config": reward.config,
+        },
+        request_id=request.request_id or None,
+        request_hash=request.fingerprint(),
+        transaction_number=request.transaction_number,
+        notes=request.notes,
+        metadata=request.metadata,
+        custom_fields=request.custom_fields,
+        owner_type=request.owner_type,
+        owner_id=request.owner_id,
+        fulfillment_status=request.fulfillment_status,
+        fulfillment_history=history,
+        event_time=request.event_time,
+        issued_at=now,
+    )
+
+
+# GrantCustomReward
+
+
+def grant_custom_reward(program_id: str, request: GrantRequest) -> Outcome:
+    v = Violations()
+    check_grant_request(v, request)
+    v.raise_if_any()
+
+    def create() -> Issuance:
+        assert request.participant is not None
+        participant = resolve(program_id, request.participant)
+        return Issuance.create(
+            id=new_id("iss"),
+            program=program_id,
+            participant=participant.id,
+            type=T.REWARD_TYPE_CUSTOM,
+            status=IS.ISSUANCE_STATUS_CONFIRMED,
+            quantity=1,
+            amount=normalize_dollars(request.amount),
+            action_code=request.action_code,
+            request_id=request.client_reference,
+            request_hash=request.fingerprint(),
+            notes=request.notes,
+            metadata=request.metadata,
+            owner_type=common.OWNER_TYPE_UNSPECIFIED,
+        )
+
+    return _idempotent(program_id, request.client_reference, request.fingerprint(), create)
+
+
+# Reads and the issuance lifecycle
+
+
+def _get(program_id: str, issuance_id: str, *, for_update: bool = False) -> Issuance:
+    query = Issuance.select().where((Issuance.id == issuance_id) & (Issuance.program == program_id))
+    if for_update and not is_sqlite():
+        query = query.for_update()
+    row = query.first()
+    if row is None:
+        raise NotFound(
+            f"No issuance {issuance_id}.",
+            reason="ISSUANCE_NOT_FOUND",
+            metadata={"id": issuance_id},
+        )
+    return row
+
+
+def get_issuance(program_id: str, issuance_id: str) -> Issuance:
+    return _get(program_id, issuance_id)
+
+
+def list_issuances(
+    program_id: str,
+    page: PageRequest,
+    *,
+    participant: ParticipantRef | None,
+    reward_id: str,
+    status: int,
+    reward_type: int,
+    created_after: datetime | None,
+    created_before: datetime | None,
+) -> tuple[list[Issuance], str]:
+    query = Issuance.select().where(Issuance.program == program_id)
+    if participant is not None:
+        query = query.where(Issuance.participant == resolve(program_id, participant).id)
+    if reward_id:
+        query = query.where(Issuance.reward == reward_id)
+    if status:
+        query = query.where(Issuance.status == status)
+    if reward_type:
+        query = query.where(Issuance.type == reward_type)
+    if created_after:
+        query = query.where(Issuance.issued_at >= created_after)
+    if created_before:
+        query = query.where(Issuance.issued_at < created_before)
+    return queries.keyset_page(query, Issuance.id, page, descending=True)
+
+
+def claim_issuance(program_id: str, issuance_id: str) -> Issuance:
+    def work() -> Issuance:
+        row = _get(program_id, issuance_id, for_update=True)
+        if check_claim(row.status):
+            row.status = IS.ISSUANCE_STATUS_CLAIMED
+            row.claimed_at = utcnow()
+            row.save()
+        return row
+
+    return in_transaction(work)
+
+
+def revoke_issuance(program_id: str, issuance_id: str, reason: str) -> Issuance:
+    v = Violations()
+    check_text(v, "reason", reason, max_len=1000)
+    v.raise_if_any()
+
+    def work() -> Issuance:
+        row = _get(program_id, issuance_id, for_update=True)
+        if row.status == IS.ISSUANCE_STATUS_REVOKED:
+            return row
+        if row.reward_id:
+            _release_stock(row)
+        if row.cost_amount:
+            ledger.post(
+                program_id=program_id,
+                participant_id=row.participant_id,
+                asset=Asset.get_by_id(row.cost_asset_id),
+                delta=row.cost_amount,
+                kind=K.LEDGER_ENTRY_KIND_REVERSAL,
+                issuance_id=row.id,
+                reason=reason or "Issuance revoked",
+            )
+        if row.credit_amount:
+            # Refused with INSUFFICIENT_BALANCE when the points were already spent.
+            ledger.post(
+                program_id=program_id,
+                participant_id=row.participant_id,
+                asset=Asset.get_by_id(row.credit_asset_id),
+                delta=-row.credit_amount,
+                kind=K.LEDGER_ENTRY_KIND_REVERSAL,
+                issuance_id=row.id,
+                reason=reason or "Issuance revoked",
+            )
+        # A drawn code may have been seen by the participant: void it, never reissue it.
+        Code.update(status=Code.STATUS_VOIDED).where(Code.issuance_id == row.id).execute()
+        row.status = IS.ISSUANCE_STATUS_REVOKED
+        row.revoked_at = utcnow()
+        row.revoke_reason = reason
+        row.save()
+        return row
+
+    return in_transaction(work)
+
+
+def _release_stock(row: Issuance) -> None:
+    """Give the units back to max_total (caps count only unrevoked issuances) and lift
+    OUT_OF_STOCK when there is stock again."""
+    Reward.update(redeemed_count=Reward.redeemed_count - row.quantity).where(
+        Reward.id == row.reward_id
+    ).execute()
+    reward = Reward.get_by_id(row.reward_id)
+    pool = CodePool.get_or_none(CodePool.id == reward.code_pool_id)
+    status = reward_rules.stock_status(
+        reward.status,
+        redeemed_count=reward.redeemed_count,
+        max_total=reward.max_total,
+        pool_available=pool.available_count if pool else None,
+    )
+    if status != reward.status:
+        _set_status(Reward.id == reward.id, status)
+
+
+def update_fulfillment(program_id: str, issuance_id: str, status: str, note: str) -> Issuance:
+    v = Violations()
+    check_text(v, "status", status, max_len=64, required=True)
+    check_text(v, "note", note, max_len=1000)
+    v.raise_if_any()
+
+    def work() -> Issuance:
+        row = _get(program_id, issuance_id, for_update=True)
+        row.fulfillment_status = status
+        row.fulfillment_history = [
+            *row.fulfillment_history,
+            {"status": status, "note": note, "at": utcnow().isoformat()},
+        ]
+        row.save()
+        return row
+
+    return in_transaction(work)

@@ -1,0 +1,221 @@
+"""Participants and balances: one function per RPC, one transaction each."""
+
+from dataclasses import dataclass
+
+from rewards.v1 import common_pb2 as common
+
+from rewards_service.domain.errors import AlreadyExists, FailedPrecondition, NotFound
+from rewards_service.domain.ids import new_id
+from rewards_service.domain.issuance import digest
+from rewards_service.domain.pagination import PageRequest
+from rewards_service.domain.participants import (
+    UPDATABLE_PATHS,
+    ParticipantRef,
+    ParticipantSpec,
+    check_participant,
+    check_ref,
+)
+from rewards_service.domain.validation import (
+    Violations,
+    check_request_id,
+    check_text,
+    parse_amount,
+)
+from rewards_service.store import ledger, queries
+from rewards_service.store.db import in_transaction
+from rewards_service.store.fields import utcnow
+from rewards_service.store.models import LedgerEntry, Participant
+
+K = common.LedgerEntryKind
+
+
+@dataclass
+class BalanceView:
+    participant_id: str
+    asset_id: str
+    scale: int
+    available: int
+    lifetime_earned: int
+    lifetime_spent: int
+
+
+def resolve(program_id: str, ref: ParticipantRef) -> Participant:
+    """id and external_id are unique; email and mobile may be shared and then are ambiguous."""
+    column = getattr(Participant, ref.kind)
+    found = list(
+        Participant.select()
+        .where((Participant.program == program_id) & (column == ref.value))
+        .limit(2)
+    )
+    if not found:
+        raise NotFound(
+            f"No participant with {ref.kind} {ref.value!r}.",
+            reason="PARTICIPANT_NOT_FOUND",
+            metadata={ref.kind: ref.value},
+        )
+    if len(found) > 1:
+        raise FailedPrecondition(
+            f"Several participants share {ref.kind} {ref.value!r}; use id or external_id.",
+            reason="AMBIGUOUS_PARTICIPANT",
+            metadata={ref.kind: ref.value},
+        )
+    return found[0]
+
+
+def upsert_participant(program_id: str, spec: ParticipantSpec, paths: set[str]) -> Participant:
+    v = Violations()
+    check_participant(v, spec)
+    for path in paths - UPDATABLE_PATHS:
+        v.add("update_mask", f"names an unknown or immutable field: {path}")
+    v.raise_if_any()
+    paths = paths or set(UPDATABLE_PATHS)
+
+    def work() -> Participant:
+        row = (
+            Participant.select()
+            .where(
+                (Participant.program == program_id) & (Participant.external_id == spec.external_id)
+            )
+            .first()
+        )
+        now = utcnow()
+        if row is None:
+            return Participant.create(
+                id=new_id("par"),
+                program=program_id,
+                external_id=spec.external_id,
+                email=spec.email or None,
+                mobile=spec.mobile or None,
+                segments=spec.segments,
+                created_at=now,
+                updated_at=now,
+            )
+        if "email" in paths:
+            row.email = spec.email or None
+        if "mobile" in paths:
+            row.mobile = spec.mobile or None
+        if "segments" in paths:
+            row.segments = spec.segments
+        row.updated_at = now
+        row.save()
+        return row
+
+    # Two first upserts of one external_id race on the unique key: the loser updates instead.
+    return in_transaction(work, on_conflict=work)
+
+
+def get_participant(program_id: str, participant_id: str) -> Participant:
+    return resolve(program_id, ParticipantRef("id", participant_id))
+
+
+def list_participants(
+    program_id: str, page: PageRequest, *, segment: str, partition: str, email: str, mobile: str
+) -> tuple[list[Participant], str]:
+    query = Participant.select().where(Participant.program == program_id)
+    if email:
+        query = query.where(Participant.email == email)
+    if mobile:
+        query = query.where(Participant.mobile == mobile)
+    if segment:
+        # Segments live in a JSON list; a LIKE pre-filter keeps the scan cheap, then exact match.
+        query = query.where(Participant.segments.contains(f'"segment":"{segment}"'))
+    rows, token = queries.keyset_page(query, Participant.id, page)
+    if segment:
+        rows = [
+            r
+            for r in rows
+            if any(
+                s["segment"] == segment and (not partition or s["partition"] == partition)
+                for s in r.segments
+            )
+        ]
+    return rows, token
+
+
+def _view(participant_id: str, asset_id: str, scale: int) -> BalanceView:
+    row = ledger.balance_of(participant_id, asset_id)
+    return BalanceView(
+        participant_id, asset_id, scale, row.available, row.lifetime_earned, row.lifetime_spent
+    )
+
+
+def get_balance(program_id: str, ref: ParticipantRef, asset_id: str) -> BalanceView:
+    participant = resolve(program_id, ref)
+    asset = queries.get_asset(program_id, asset_id)
+    return _view(participant.id, asset.id, asset.scale)
+
+
+def list_ledger_entries(
+    program_id: str, ref: ParticipantRef, asset_id: str, page: PageRequest
+) -> tuple[list[LedgerEntry], str]:
+    participant = resolve(program_id, ref)
+    query = LedgerEntry.select().where(LedgerEntry.participant == participant.id)
+    if asset_id:
+        query = query.where(LedgerEntry.asset == queries.get_asset(program_id, asset_id).id)
+    return queries.keyset_page(query, LedgerEntry.id, page, descending=True)
+
+
+def asset_scales(program_id: str) -> dict[str, int]:
+    return queries.asset_scales(program_id)
+
+
+def adjust_balance(
+    program_id: str,
+    ref: ParticipantRef | None,
+    asset_id: str,
+    delta: str,
+    reason: str,
+    request_id: str,
+) -> tuple[LedgerEntry, BalanceView, bool]:
+    v = Violations()
+    check_ref(v, "participant", ref)
+    check_text(v, "asset_id", asset_id, max_len=128, required=True)
+    check_text(v, "reason", reason, max_len=1000)
+    check_request_id(v, "request_id", request_id)
+    v.raise_if_any()
+    assert ref is not None
+    fingerprint = digest("adjust", ref.kind, ref.value, asset_id, delta)
+
+    def replay() -> tuple[LedgerEntry, BalanceView, bool] | None:
+        entry = queries.find_by_request_id(LedgerEntry, program_id, request_id)
+        if entry is None:
+            return None
+        if entry.request_hash != fingerprint:
+            raise AlreadyExists(
+                "This request_id was used for a different adjustment.",
+                reason="IDEMPOTENCY_KEY_REUSED",
+                metadata={"request_id": request_id},
+            )
+        asset = entry.asset
+        return entry, _view(entry.participant_id, asset.id, asset.scale), True
+
+    def work() -> tuple[LedgerEntry, BalanceView, bool]:
+        if request_id and (earlier := replay()) is not None:
+            return earlier
+        participant = resolve(program_id, ref)
+        asset = queries.get_asset(program_id, asset_id)
+        checks = Violations()
+        units = parse_amount(checks, "delta", delta, scale=asset.scale, allow_negative=True)
+        checks.raise_if_any()
+        assert units is not None
+        entry = ledger.post(
+            program_id=program_id,
+            participant_id=participant.id,
+            asset=asset,
+            delta=int(units.scaleb(asset.scale)),
+            kind=K.LEDGER_ENTRY_KIND_ADJUST,
+            reason=reason,
+            request_id=request_id or None,
+            request_hash=fingerprint,
+        )
+        return entry, _view(participant.id, asset.id, asset.scale), False
+
+    def on_conflict() -> tuple[LedgerEntry, BalanceView, bool]:
+        earlier = replay()
+        if earlier is None:
+            raise AlreadyExists(
+                "Conflicting concurrent adjustment.", reason="IDEMPOTENCY_KEY_REUSED"
+            )
+        return earlier
+
+    return in_transaction(work, on_conflict=on_conflict)
