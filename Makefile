@@ -43,8 +43,10 @@ lint: venv
 	$(BIN)/ruff format --check src clients tests
 	$(BIN)/buf lint
 
+# Needs Node.js for the load generator (bench/load.js) and the local PostgreSQL server.
 bench: venv
-	$(BIN)/python -m bench
+	npm ci --prefix bench --no-audit --no-fund --silent
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

@@ -1,0 +1,283 @@
+"""make bench: our server against a do-nothing gRPC server, driven by the same load generator.
+
+Prints a markdown table and writes bench/results.json. Figures, never pass/fail.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import grpc
+from rewards.v1 import catalog_pb2, catalog_pb2_grpc
+
+from bench import seed
+
+ROOT = Path(__file__).resolve().parent.parent
+LOAD = ROOT / "bench" / "load.js"
+PROTO_INCLUDE = ":".join(
+    [str(ROOT / "protos"), str(ROOT / "third_party" / "protos"), seed.wkt_include()]
+)
+
+
+def run_load(target, service, method, request, *, concurrency, seconds, key="", unique=""):
+    proto = f"rewards/v1/{'catalog' if service == 'RewardCatalog' else 'issuance'}.proto"
+    args = [
+        "node",
+        str(LOAD),
+        "--target",
+        target,
+        "--proto",
+        proto,
+        "--include",
+        PROTO_INCLUDE,
+        "--service",
+        service,
+        "--method",
+        method,
+        "--request",
+        json.dumps(request),
+        "--concurrency",
+        str(concurrency),
+        "--duration",
+        str(seconds),
+        "--warmup",
+        "1",
+        "--key",
+        key,
+        "--unique",
+        unique,
+        "--prefix",
+        uuid.uuid4().hex[:8],
+    ]
+    out = subprocess.run(args, capture_output=True, text=True, check=True, timeout=seconds + 60)
+    return json.loads(out.stdout)
+
+
+def start_baseline(threads: int):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.baseline", str(threads)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    return proc, f"127.0.0.1:{proc.stdout.readline().strip()}"
+
+
+def start_server(database_url: str, log_path: Path, *extra: str):
+    log = log_path.open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rewards_service", "--listen", "127.0.0.1:0", *extra],
+        env={**os.environ, "REWARDS_DATABASE_URL": database_url},
+        stdout=log,
+        stderr=log,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        for line in log_path.read_text().splitlines():
+            if '"event": "serving"' in line:
+                return proc, json.loads(line)["address"]
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("server did not start: " + log_path.read_text())
+
+
+def issuance_matrix(target, key, ids, *, seconds, concurrencies, baseline=None):
+    """IssueReward (new request_id), its replay, GetReward, ListIssuances(50) on `target`."""
+    issue = {"reward_id": ids["reward_id"], "participant": {"id": ids["participant_id"]}}
+    cases = [
+        ("IssueReward", "RewardIssuance", "IssueReward", issue, "request_id"),
+        (
+            "IssueReward replay",
+            "RewardIssuance",
+            "IssueReward",
+            {**issue, "request_id": ids["replay_request_id"]},
+            "",
+        ),
+        ("GetReward", "RewardCatalog", "GetReward", {"id": ids["reward_id"]}, ""),
+        ("ListIssuances", "RewardIssuance", "ListIssuances", {"page_size": 50}, ""),
+    ]
+    rows = []
+    for name, service, method, request, unique in cases:
+        for streams in concurrencies:
+            ours = run_load(
+                target,
+                service,
+                method,
+                request,
+                concurrency=streams,
+                seconds=seconds,
+                key=key,
+                unique=unique,
+            )
+            row = {"rpc": name, "streams": streams, "ours": ours}
+            if baseline:
+                base = run_load(
+                    baseline,
+                    service,
+                    method,
+                    request,
+                    concurrency=streams,
+                    seconds=seconds,
+                    unique=unique,
+                )
+                row["baseline"] = base
+                row["ratio"] = ours["rps"] / base["rps"] if base["rps"] else None
+            rows.append(row)
+            print(_row_text(row), flush=True)
+    return rows
+
+
+def _row_text(row):
+    ours = row["ours"]
+    text = (
+        f"{row['rpc']:<20} streams={row['streams']:<3} {ours['rps']:8.0f} req/s  "
+        f"p50 {ours['p50_ms']:.2f} ms  p99 {ours['p99_ms']:.2f} ms"
+    )
+    if "baseline" in row:
+        text += f"  baseline {row['baseline']['rps']:8.0f} req/s  ratio {row['ratio']:.2f}"
+    if ours["errors"]:
+        text += f"  errors {ours['errors']}"
+    return text
+
+
+def list_scaling(database_url, key, target, sizes, *, seconds):
+    results = []
+    for size in sizes:
+        seed.fill_issuances(database_url, key, size)
+        measured = run_load(
+            target,
+            "RewardIssuance",
+            "ListIssuances",
+            {"page_size": 50},
+            concurrency=1,
+            seconds=seconds,
+            key=key,
+        )
+        results.append(
+            {"issuances": size, "p50_ms": measured["p50_ms"], "p99_ms": measured["p99_ms"]}
+        )
+        print(
+            f"ListIssuances with {size:>9,} issuances: p50 {measured['p50_ms']:.2f} ms", flush=True
+        )
+    return results
+
+
+def add_codes_time(target, key, total):
+    channel = grpc.insecure_channel(target)
+    stub = catalog_pb2_grpc.RewardCatalogStub(channel)
+    metadata = (("authorization", f"Bearer {key}"),)
+    pool = stub.CreateCodePool(
+        catalog_pb2.CreateCodePoolRequest(code_pool=catalog_pb2.CodePool(name="bench")),
+        metadata=metadata,
+    )
+    started = time.perf_counter()
+    for start in range(0, total, 10_000):
+        codes = [f"BENCH-{i:08d}" for i in range(start, min(total, start + 10_000))]
+        stub.AddCodes(
+            catalog_pb2.AddCodesRequest(code_pool_id=pool.id, codes=codes),
+            metadata=metadata,
+            timeout=120,
+        )
+    elapsed = time.perf_counter() - started
+    channel.close()
+    print(f"AddCodes {total:,} codes in 10k batches: {elapsed:.2f} s", flush=True)
+    return elapsed
+
+
+def markdown(results) -> str:
+    lines = [
+        "| backend | RPC | streams | req/s | p50 ms | p99 ms | baseline req/s | ratio |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for backend, rows in (("sqlite", results["sqlite"]), ("postgresql", results["postgresql"])):
+        for r in rows:
+            base = r.get("baseline")
+            lines.append(
+                f"| {backend} | {r['rpc']} | {r['streams']} | {r['ours']['rps']:.0f} | "
+                f"{r['ours']['p50_ms']:.2f} | {r['ours']['p99_ms']:.2f} | "
+                f"{base['rps']:.0f} | {r['ratio']:.2f} |"
+                if base
+                else f"| {backend} | {r['rpc']} | {r['streams']} | {r['ours']['rps']:.0f} | "
+                f"{r['ours']['p50_ms']:.2f} | {r['ours']['p99_ms']:.2f} | | |"
+            )
+    lines += ["", "| issuances in store | ListIssuances p50 ms |", "|---|---|"]
+    lines += [f"| {r['issuances']:,} | {r['p50_ms']:.2f} |" for r in results["list_scaling"]]
+    lines += ["", f"AddCodes, 100,000 codes: {results['add_codes_100k_seconds']:.2f} s"]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--threads", type=int, default=16)
+    parser.add_argument("--list-sizes", default="10000,100000,1000000")
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get(
+            "REWARDS_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
+        ),
+    )
+    args = parser.parse_args()
+    streams = (1, 16)
+    results = {"threads": args.threads, "seconds": args.seconds}
+    with tempfile.TemporaryDirectory() as tmp:
+        sqlite_url = f"sqlite:///{tmp}/bench.db"
+        baseline, baseline_target = start_baseline(args.threads)
+        try:
+            key = seed.program(sqlite_url)
+            server, target = start_server(
+                sqlite_url, Path(tmp) / "sqlite.log", "--threads", str(args.threads)
+            )
+            try:
+                ids = seed.catalog(target, key)
+                print("== SQLite, against the do-nothing baseline ==", flush=True)
+                results["sqlite"] = issuance_matrix(
+                    target,
+                    key,
+                    ids,
+                    seconds=args.seconds,
+                    concurrencies=streams,
+                    baseline=baseline_target,
+                )
+                results["add_codes_100k_seconds"] = add_codes_time(target, key, 100_000)
+                print("== ListIssuances as the store grows ==", flush=True)
+                sizes = [int(s) for s in args.list_sizes.split(",")]
+                results["list_scaling"] = list_scaling(sqlite_url, key, target, sizes, seconds=3)
+            finally:
+                server.terminate()
+                server.wait(30)
+        finally:
+            baseline.terminate()
+            baseline.wait(30)
+        print("== PostgreSQL ==", flush=True)
+        pg_key = seed.program(args.postgres)
+        server, target = start_server(
+            args.postgres, Path(tmp) / "pg.log", "--threads", str(args.threads)
+        )
+        try:
+            ids = seed.catalog(target, pg_key)
+            results["postgresql"] = issuance_matrix(
+                target, pg_key, ids, seconds=args.seconds, concurrencies=streams
+            )
+        finally:
+            server.terminate()
+            server.wait(30)
+    out = ROOT / "bench" / "results.json"
+    out.write_text(json.dumps(results, indent=2))
+    table = markdown(results)
+    (ROOT / "bench" / "results.md").write_text(table + "\n")
+    print()
+    print(table)
+    print(f"\nwrote {out}")
+
+
+if __name__ == "__main__":
+    main()
+    sys.exit(0)
