@@ -39,8 +39,8 @@ check-generated: generate
 	test -z "$$(git status --porcelain -- generated)"
 
 lint: venv
-	$(BIN)/ruff check src clients tests
-	$(BIN)/ruff format --check src clients tests
+	$(BIN)/ruff check src clients tests bench
+	$(BIN)/ruff format --check src clients tests bench
 	$(BIN)/buf lint
 
 # Needs Node.js for the load generator (bench/load.js) and the local PostgreSQL server.
