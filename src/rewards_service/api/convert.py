@@ -180,7 +180,8 @@ def balance_out(view: BalanceView) -> participants_pb2.Balance:
     )
 
 
-def ledger_entry_out(row: LedgerEntry, scale: int) -> participants_pb2.LedgerEntry:
+def ledger_entry_out(row: LedgerEntry) -> participants_pb2.LedgerEntry:
+    scale = queries.asset_scale(row.asset_id)
     return participants_pb2.LedgerEntry(
         id=row.id,
         participant_id=row.participant_id,
@@ -212,17 +213,18 @@ def issue_request_in(v: Violations, msg: issuance_pb2.IssueRewardRequest, prefix
     )
 
 
-def _asset_amount(asset_id: str | None, units: int, scales: dict[str, int]):
+def _asset_amount(asset_id: str | None, units: int) -> common_pb2.AssetAmount | None:
     if not asset_id:
         return None
-    return common_pb2.AssetAmount(asset_id=asset_id, amount=format_amount(units, scales[asset_id]))
+    amount = format_amount(units, queries.asset_scale(asset_id))
+    return common_pb2.AssetAmount(asset_id=asset_id, amount=amount)
 
 
 def _from_iso(text: str) -> timestamp_pb2.Timestamp | None:
     return timestamp_out(datetime.fromisoformat(text))
 
 
-def issuance_out(row: Issuance, scales: dict[str, int]) -> issuance_pb2.Issuance:
+def issuance_out(row: Issuance) -> issuance_pb2.Issuance:
     snapshot = issuance_pb2.RewardSnapshot(name=row.reward_snapshot.get("name", ""))
     kind = row.reward_snapshot.get("kind")
     if kind:
@@ -235,8 +237,8 @@ def issuance_out(row: Issuance, scales: dict[str, int]) -> issuance_pb2.Issuance
         status=row.status,
         quantity=row.quantity,
         amount=row.amount,
-        cost=_asset_amount(row.cost_asset_id, row.cost_amount, scales),
-        credit=_asset_amount(row.credit_asset_id, row.credit_amount, scales),
+        cost=_asset_amount(row.cost_asset_id, row.cost_amount),
+        credit=_asset_amount(row.credit_asset_id, row.credit_amount),
         coupon_code=row.coupon_code,
         reward_snapshot=snapshot,
         action_code=row.action_code,

@@ -10,7 +10,6 @@ from rewards_service.domain.issuance import GrantRequest
 from rewards_service.domain.pagination import parse_page
 from rewards_service.domain.validation import Violations
 from rewards_service.services import issuance
-from rewards_service.store.queries import asset_scales
 
 
 class RewardIssuanceServicer(issuance_pb2_grpc.RewardIssuanceServicer):
@@ -21,7 +20,7 @@ class RewardIssuanceServicer(issuance_pb2_grpc.RewardIssuanceServicer):
         program_id = caller().program_id
         row, replay = issuance.issue_reward(program_id, issue)
         return issuance_pb2.IssueRewardResponse(
-            issuance=convert.issuance_out(row, asset_scales(program_id)),
+            issuance=convert.issuance_out(row),
             idempotent_replay=replay,
         )
 
@@ -34,7 +33,6 @@ class RewardIssuanceServicer(issuance_pb2_grpc.RewardIssuanceServicer):
         v.raise_if_any()
         program_id = caller().program_id
         outcomes = issuance.batch_issue_rewards(program_id, items)
-        scales = asset_scales(program_id)
         results = []
         for outcome in outcomes:
             if isinstance(outcome, RewardsError):
@@ -43,7 +41,7 @@ class RewardIssuanceServicer(issuance_pb2_grpc.RewardIssuanceServicer):
                 row, replay = outcome
                 results.append(
                     issuance_pb2.BatchIssueRewardsResult(
-                        issuance=convert.issuance_out(row, scales), idempotent_replay=replay
+                        issuance=convert.issuance_out(row), idempotent_replay=replay
                     )
                 )
         return issuance_pb2.BatchIssueRewardsResponse(results=results)
@@ -60,14 +58,14 @@ class RewardIssuanceServicer(issuance_pb2_grpc.RewardIssuanceServicer):
         program_id = caller().program_id
         row, replay = issuance.grant_custom_reward(program_id, grant)
         return issuance_pb2.GrantCustomRewardResponse(
-            issuance=convert.issuance_out(row, asset_scales(program_id)),
+            issuance=convert.issuance_out(row),
             idempotent_replay=replay,
         )
 
     def GetIssuance(self, request, context):
         program_id = caller().program_id
         row = issuance.get_issuance(program_id, request.id)
-        return convert.issuance_out(row, asset_scales(program_id))
+        return convert.issuance_out(row)
 
     def ListIssuances(self, request, context):
         v = Violations()
@@ -95,22 +93,21 @@ class RewardIssuanceServicer(issuance_pb2_grpc.RewardIssuanceServicer):
             created_after=created_after,
             created_before=created_before,
         )
-        scales = asset_scales(program_id)
         return issuance_pb2.ListIssuancesResponse(
-            issuances=[convert.issuance_out(r, scales) for r in rows], next_page_token=token
+            issuances=[convert.issuance_out(r) for r in rows], next_page_token=token
         )
 
     def ClaimIssuance(self, request, context):
         program_id = caller().program_id
         row = issuance.claim_issuance(program_id, request.id)
-        return convert.issuance_out(row, asset_scales(program_id))
+        return convert.issuance_out(row)
 
     def RevokeIssuance(self, request, context):
         program_id = caller().program_id
         row = issuance.revoke_issuance(program_id, request.id, request.reason)
-        return convert.issuance_out(row, asset_scales(program_id))
+        return convert.issuance_out(row)
 
     def UpdateFulfillment(self, request, context):
         program_id = caller().program_id
         row = issuance.update_fulfillment(program_id, request.id, request.status, request.note)
-        return convert.issuance_out(row, asset_scales(program_id))
+        return convert.issuance_out(row)

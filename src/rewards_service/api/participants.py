@@ -66,9 +66,8 @@ class ParticipantsServicer(participants_pb2_grpc.ParticipantsServicer):
         v.raise_if_any()
         program_id = caller().program_id
         rows, token = participants.list_ledger_entries(program_id, ref, request.asset_id, page)
-        scales = participants.asset_scales(program_id)
         return participants_pb2.ListLedgerEntriesResponse(
-            entries=[convert.ledger_entry_out(r, scales[r.asset_id]) for r in rows],
+            entries=[convert.ledger_entry_out(r) for r in rows],
             next_page_token=token,
         )
 
@@ -82,7 +81,7 @@ class ParticipantsServicer(participants_pb2_grpc.ParticipantsServicer):
             request.request_id,
         )
         return participants_pb2.AdjustBalanceResponse(
-            entry=convert.ledger_entry_out(entry, view.scale),
+            entry=convert.ledger_entry_out(entry),
             balance=convert.balance_out(view),
             idempotent_replay=replay,
         )

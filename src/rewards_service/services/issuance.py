@@ -33,7 +33,7 @@ from rewards_service.services.participants import resolve
 from rewards_service.store import ledger, queries
 from rewards_service.store.db import in_transaction, is_sqlite
 from rewards_service.store.fields import utcnow
-from rewards_service.store.models import Asset, Code, CodePool, Issuance, Reward
+from rewards_service.store.models import Code, CodePool, Issuance, Reward
 
 S = common.RewardStatus
 T = common.RewardType
@@ -230,7 +230,7 @@ def _charge(
 ) -> tuple[str | None, int]:
     if not reward.cost_asset_id:
         return None, 0
-    asset = Asset.get_by_id(reward.cost_asset_id)
+    asset = queries.asset(reward.cost_asset_id)
     unit_cost = Decimal(reward.unit_cost)
     if amount is not None:
         cost = pricing.amount_based_cost(unit_cost, amount, asset.scale)
@@ -297,7 +297,7 @@ def _credit(
 ) -> tuple[str | None, int]:
     if reward.type != T.REWARD_TYPE_POINTS:
         return None, 0
-    asset = Asset.get_by_id(reward.config["asset_id"])
+    asset = queries.asset(reward.config["asset_id"])
     credit = pricing.points_credit(Decimal(reward.config["amount"]), units, asset.scale)
     ledger.post(
         program_id=program_id,
@@ -492,7 +492,7 @@ def revoke_issuance(program_id: str, issuance_id: str, reason: str) -> Issuance:
             ledger.post(
                 program_id=program_id,
                 participant_id=row.participant_id,
-                asset=Asset.get_by_id(row.cost_asset_id),
+                asset=queries.asset(row.cost_asset_id),
                 delta=row.cost_amount,
                 kind=K.LEDGER_ENTRY_KIND_REVERSAL,
                 issuance_id=row.id,
@@ -503,7 +503,7 @@ def revoke_issuance(program_id: str, issuance_id: str, reason: str) -> Issuance:
             ledger.post(
                 program_id=program_id,
                 participant_id=row.participant_id,
-                asset=Asset.get_by_id(row.credit_asset_id),
+                asset=queries.asset(row.credit_asset_id),
                 delta=-row.credit_amount,
                 kind=K.LEDGER_ENTRY_KIND_REVERSAL,
                 issuance_id=row.id,

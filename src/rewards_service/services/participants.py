@@ -155,10 +155,6 @@ def list_ledger_entries(
     return queries.keyset_page(query, LedgerEntry.id, page, descending=True)
 
 
-def asset_scales(program_id: str) -> dict[str, int]:
-    return queries.asset_scales(program_id)
-
-
 def adjust_balance(
     program_id: str,
     ref: ParticipantRef | None,

@@ -1,5 +1,7 @@
 """Programs (tenants) and their API keys: used by the operator CLI and by authentication."""
 
+import os
+import time
 from dataclasses import dataclass
 
 from rewards_service.auth import ROLES, Caller, generate_key, hash_key, same_hash
@@ -69,6 +71,7 @@ def revoke_key(key_id: str) -> ApiKey:
         if key.revoked_at is None:
             key.revoked_at = utcnow()
             key.save()
+        _valid_keys.pop(key.key_hash, None)
         return key
 
     return in_transaction(work)
@@ -78,10 +81,22 @@ def list_keys(program_id: str) -> list[ApiKey]:
     return list(ApiKey.select().where(ApiKey.program == program_id).order_by(ApiKey.id))
 
 
+# Valid keys are remembered briefly so a hot path does not query for every call. A key revoked
+# through another process stops working within this many seconds; in this process, at once.
+AUTH_CACHE_SECONDS = float(os.environ.get("REWARDS_AUTH_CACHE_SECONDS", "1.0"))
+_valid_keys: dict[str, tuple[Caller, float]] = {}
+
+
 def authenticate(api_key: str) -> Caller:
     """Unknown and revoked keys get the same answer, so a probe learns nothing."""
     digest = hash_key(api_key)
+    cached = _valid_keys.get(digest)
+    if cached is not None and cached[1] > time.monotonic():
+        return cached[0]
     key = ApiKey.get_or_none(ApiKey.key_hash == digest)
     if key is None or key.revoked_at is not None or not same_hash(key.key_hash, digest):
+        _valid_keys.pop(digest, None)
         raise Unauthenticated(UNKNOWN_KEY_MESSAGE, reason="INVALID_CREDENTIALS")
-    return Caller(program_id=key.program_id, role=key.role, key_id=key.id)
+    found = Caller(program_id=key.program_id, role=key.role, key_id=key.id)
+    _valid_keys[digest] = (found, time.monotonic() + AUTH_CACHE_SECONDS)
+    return found

@@ -37,7 +37,6 @@ def post(
 ) -> LedgerEntry:
     """Move a balance by `delta` minor units and record the entry, or raise
     INSUFFICIENT_BALANCE and change nothing."""
-    Balance.insert(participant=participant_id, asset=asset.id).on_conflict_ignore().execute()
     condition = (Balance.participant == participant_id) & (Balance.asset == asset.id)
     update = Balance.update(
         {Balance.available: Balance.available + delta, **_counters(kind, delta)}
@@ -45,6 +44,10 @@ def post(
     if delta < 0:
         condition &= Balance.available >= -delta
     rows = list(update.where(condition).returning(Balance.available).execute())
+    if not rows and delta > 0:
+        # First movement of this asset for this participant: open the balance, then move it.
+        Balance.insert(participant=participant_id, asset=asset.id).on_conflict_ignore().execute()
+        rows = list(update.where(condition).returning(Balance.available).execute())
     if not rows:
         available = (
             Balance.select(Balance.available)

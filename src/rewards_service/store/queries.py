@@ -27,8 +27,29 @@ def _one(model: type[M], program_id: str, object_id: str, *, for_update: bool) -
     return (_locked(query) if for_update else query).first()
 
 
+# Assets never change after creation, so every process may remember them for good.
+_assets: dict[str, Asset] = {}
+
+
+def asset(asset_id: str) -> Asset | None:
+    """Any program's asset by id, from memory after the first read."""
+    found = _assets.get(asset_id)
+    if found is None:
+        found = Asset.get_or_none(Asset.id == asset_id)
+        if found is not None:
+            _assets[asset_id] = found
+    return found
+
+
+def asset_scale(asset_id: str) -> int:
+    found = asset(asset_id)
+    assert found is not None, f"asset {asset_id} is referenced but missing"
+    return found.scale
+
+
 def find_asset(program_id: str, asset_id: str) -> Asset | None:
-    return _one(Asset, program_id, asset_id, for_update=False)
+    found = asset(asset_id)
+    return found if found is not None and found.program_id == program_id else None
 
 
 def find_code_pool(program_id: str, pool_id: str) -> CodePool | None:
@@ -165,8 +186,3 @@ def restock_pool_rewards(pool_id: str) -> int:
         )
         .execute()
     )
-
-
-def asset_scales(program_id: str) -> dict[str, int]:
-    """Every asset's scale, to format many amounts without a query each."""
-    return dict(Asset.select(Asset.id, Asset.scale).where(Asset.program == program_id).tuples())
