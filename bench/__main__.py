@@ -14,9 +14,10 @@ import uuid
 from pathlib import Path
 
 import grpc
-from rewards.v1 import catalog_pb2, catalog_pb2_grpc
+from google.protobuf import json_format
+from rewards.v1 import catalog_pb2, catalog_pb2_grpc, common_pb2, issuance_pb2
 
-from bench import seed
+from bench import h2load, seed
 
 ROOT = Path(__file__).resolve().parent.parent
 LOAD = ROOT / "bench" / "load.js"
@@ -26,6 +27,7 @@ PROTO_INCLUDE = ":".join(
 
 
 def run_load(target, service, method, request, *, concurrency, seconds, key="", unique=""):
+    """load.js: the Node.js generator, for calls that need a fresh request_id each time."""
     proto = f"rewards/v1/{'catalog' if service == 'RewardCatalog' else 'issuance'}.proto"
     args = [
         "node",
@@ -88,44 +90,69 @@ def start_server(database_url: str, log_path: Path, *extra: str):
     raise RuntimeError("server did not start: " + log_path.read_text())
 
 
-def issuance_matrix(target, key, ids, *, seconds, concurrencies, baseline=None):
-    """IssueReward (new request_id), its replay, GetReward, ListIssuances(50) on `target`."""
-    issue = {"reward_id": ids["reward_id"], "participant": {"id": ids["participant_id"]}}
-    cases = [
-        ("IssueReward", "RewardIssuance", "IssueReward", issue, "request_id"),
+def _cases(ids):
+    """(name, gRPC path, request, generator). h2load repeats one body; load.js varies request_id."""
+    ref = common_pb2.ParticipantRef(id=ids["participant_id"])
+    issue = issuance_pb2.IssueRewardRequest(reward_id=ids["reward_id"], participant=ref)
+    replay = issuance_pb2.IssueRewardRequest(
+        reward_id=ids["reward_id"], participant=ref, request_id=ids["replay_request_id"]
+    )
+    return [
+        ("IssueReward", "rewards.v1.RewardIssuance/IssueReward", issue, "h2load"),
+        ("IssueReward new request_id", "rewards.v1.RewardIssuance/IssueReward", issue, "load.js"),
+        ("IssueReward replay", "rewards.v1.RewardIssuance/IssueReward", replay, "h2load"),
         (
-            "IssueReward replay",
-            "RewardIssuance",
-            "IssueReward",
-            {**issue, "request_id": ids["replay_request_id"]},
-            "",
+            "GetReward",
+            "rewards.v1.RewardCatalog/GetReward",
+            catalog_pb2.GetRewardRequest(id=ids["reward_id"]),
+            "h2load",
         ),
-        ("GetReward", "RewardCatalog", "GetReward", {"id": ids["reward_id"]}, ""),
-        ("ListIssuances", "RewardIssuance", "ListIssuances", {"page_size": 50}, ""),
+        (
+            "ListIssuances",
+            "rewards.v1.RewardIssuance/ListIssuances",
+            issuance_pb2.ListIssuancesRequest(page_size=50),
+            "h2load",
+        ),
     ]
+
+
+def measure(target, path, message, generator, *, key, streams, seconds):
+    if generator == "h2load":
+        return h2load.run(target, path, message, key=key, streams=streams, seconds=seconds)
+    service, method = path.split("/")
+    request = json_format.MessageToDict(message, preserving_proto_field_name=True)
+    return run_load(
+        target,
+        service.split(".")[-1],
+        method,
+        request,
+        concurrency=streams,
+        seconds=seconds,
+        key=key,
+        unique="request_id",
+    )
+
+
+def preflight(target, key, ids):
+    """h2load cannot see gRPC status trailers: make sure each fixed request really succeeds."""
+    with grpc.insecure_channel(target) as channel:
+        for _name, path, message, _generator in _cases(ids):
+            call = channel.unary_unary("/" + path)
+            call(message.SerializeToString(), metadata=(("authorization", f"Bearer {key}"),))
+
+
+def issuance_matrix(target, key, ids, *, seconds, concurrencies, baseline=None):
+    preflight(target, key, ids)
     rows = []
-    for name, service, method, request, unique in cases:
+    for name, path, message, generator in _cases(ids):
         for streams in concurrencies:
-            ours = run_load(
-                target,
-                service,
-                method,
-                request,
-                concurrency=streams,
-                seconds=seconds,
-                key=key,
-                unique=unique,
+            ours = measure(
+                target, path, message, generator, key=key, streams=streams, seconds=seconds
             )
-            row = {"rpc": name, "streams": streams, "ours": ours}
+            row = {"rpc": name, "streams": streams, "client": generator, "ours": ours}
             if baseline:
-                base = run_load(
-                    baseline,
-                    service,
-                    method,
-                    request,
-                    concurrency=streams,
-                    seconds=seconds,
-                    unique=unique,
+                base = measure(
+                    baseline, path, message, generator, key="", streams=streams, seconds=seconds
                 )
                 row["baseline"] = base
                 row["ratio"] = ours["rps"] / base["rps"] if base["rps"] else None
@@ -144,6 +171,7 @@ def _row_text(row):
         text += f"  baseline {row['baseline']['rps']:8.0f} req/s  ratio {row['ratio']:.2f}"
     if ours["errors"]:
         text += f"  errors {ours['errors']}"
+    text += f"  [{row['client']} cpu {ours['client_cpu_share']:.2f} core]"
     return text
 
 
@@ -215,7 +243,7 @@ def markdown(results) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=16)
     parser.add_argument("--list-sizes", default="10000,100000,1000000")
     parser.add_argument(
