@@ -30,7 +30,7 @@ from rewards_service.domain.pagination import PageRequest
 from rewards_service.domain.participants import ParticipantRef, is_eligible
 from rewards_service.domain.validation import MAX_MINOR_UNITS, Violations, check_text
 from rewards_service.services.participants import resolve
-from rewards_service.store import ledger, queries
+from rewards_service.store import fast, ledger, queries
 from rewards_service.store.db import in_transaction, is_sqlite
 from rewards_service.store.fields import utcnow
 from rewards_service.store.models import Code, CodePool, Issuance, Reward
@@ -155,15 +155,15 @@ def _check_window(reward: Reward, now: datetime) -> None:
 def _take_stock(reward: Reward, units: int) -> None:
     """One conditional UPDATE: it caps max_total and, on PostgreSQL, locks the reward row so
     every later check of this issue sees the other issues of this reward."""
-    taken = (
-        Reward.update(redeemed_count=Reward.redeemed_count + units)
-        .where(
-            (Reward.id == reward.id)
-            & (Reward.status == S.REWARD_STATUS_ACTIVE)
-            & (Reward.max_total.is_null() | (Reward.redeemed_count + units <= Reward.max_total))
-        )
-        .execute()
-    )
+    taken = fast.execute(
+        'UPDATE "reward" SET "redeemed_count" = "redeemed_count" + ? '
+        'WHERE "id" = ? AND "status" = ? '
+        'AND ("max_total" IS NULL OR "redeemed_count" + ? <= "max_total")',
+        units,
+        reward.id,
+        S.REWARD_STATUS_ACTIVE,
+        units,
+    ).rowcount
     if taken:
         return
     fresh = Reward.get_by_id(reward.id)
@@ -181,14 +181,18 @@ def _take_stock(reward: Reward, units: int) -> None:
 
 
 def _issued_units(reward_id: str, participant_id: str | None, since: datetime | None) -> int:
-    query = Issuance.select(peewee.fn.COALESCE(peewee.fn.SUM(Issuance.quantity), 0)).where(
-        (Issuance.reward == reward_id) & (Issuance.status != IS.ISSUANCE_STATUS_REVOKED)
+    text = (
+        'SELECT COALESCE(SUM("quantity"), 0) FROM "issuance" '
+        'WHERE "reward_id" = ? AND "status" <> ?'
     )
+    params: list[object] = [reward_id, IS.ISSUANCE_STATUS_REVOKED]
     if participant_id is not None:
-        query = query.where(Issuance.participant == participant_id)
+        text += ' AND "participant_id" = ?'
+        params.append(participant_id)
     if since is not None:
-        query = query.where(Issuance.issued_at > since)
-    return int(query.scalar())
+        text += ' AND "issued_at" > ?'
+        params.append(Issuance.issued_at.db_value(since))
+    return int(fast.execute(text, *params).fetchone()[0])
 
 
 def _check_caps(reward: Reward, participant_id: str, units: int, now: datetime) -> None:
@@ -344,6 +348,7 @@ def _issue(program_id: str, request: IssueRequest) -> Issuance:
         coupon_code = str(reward.config.get("code", ""))
     credit_asset, credit = _credit(program_id, reward, participant.id, units, issuance_id)
     if reward.max_total is not None:
+        # The last unit was just taken: OUT_OF_STOCK at once, in this same transaction.
         _set_status(
             (Reward.id == reward.id)
             & (Reward.status == S.REWARD_STATUS_ACTIVE)
@@ -353,37 +358,39 @@ def _issue(program_id: str, request: IssueRequest) -> Issuance:
     history = []
     if request.fulfillment_status:
         history.append({"status": request.fulfillment_status, "note": "", "at": now.isoformat()})
-    return Issuance.create(
-        id=issuance_id,
-        program=program_id,
-        reward=reward.id,
-        participant=participant.id,
-        type=reward.type,
-        status=IS.ISSUANCE_STATUS_CONFIRMED,
-        quantity=units,
-        amount=request.amount,
-        cost_asset_id=cost_asset,
-        cost_amount=cost,
-        credit_asset_id=credit_asset,
-        credit_amount=credit,
-        coupon_code=coupon_code,
-        reward_snapshot={
-            "name": reward.name,
-            "kind": reward_rules.CONFIG_FOR_TYPE[reward.type],
-            "config": reward.config,
-        },
-        request_id=request.request_id or None,
-        request_hash=request.fingerprint(),
-        transaction_number=request.transaction_number,
-        notes=request.notes,
-        metadata=request.metadata,
-        custom_fields=request.custom_fields,
-        owner_type=request.owner_type,
-        owner_id=request.owner_id,
-        fulfillment_status=request.fulfillment_status,
-        fulfillment_history=history,
-        event_time=request.event_time,
-        issued_at=now,
+    return fast.insert(
+        Issuance(
+            id=issuance_id,
+            program=program_id,
+            reward=reward.id,
+            participant=participant.id,
+            type=reward.type,
+            status=IS.ISSUANCE_STATUS_CONFIRMED,
+            quantity=units,
+            amount=request.amount,
+            cost_asset_id=cost_asset,
+            cost_amount=cost,
+            credit_asset_id=credit_asset,
+            credit_amount=credit,
+            coupon_code=coupon_code,
+            reward_snapshot={
+                "name": reward.name,
+                "kind": reward_rules.CONFIG_FOR_TYPE[reward.type],
+                "config": reward.config,
+            },
+            request_id=request.request_id or None,
+            request_hash=request.fingerprint(),
+            transaction_number=request.transaction_number,
+            notes=request.notes,
+            metadata=request.metadata,
+            custom_fields=request.custom_fields,
+            owner_type=request.owner_type,
+            owner_id=request.owner_id,
+            fulfillment_status=request.fulfillment_status,
+            fulfillment_history=history,
+            event_time=request.event_time,
+            issued_at=now,
+        )
     )
 
 

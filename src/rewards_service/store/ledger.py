@@ -6,21 +6,26 @@ from rewards.v1 import common_pb2 as common
 from rewards_service.domain.errors import FailedPrecondition
 from rewards_service.domain.ids import new_id
 from rewards_service.domain.validation import format_amount
+from rewards_service.store import fast
 from rewards_service.store.models import Asset, Balance, LedgerEntry
 
 K = common.LedgerEntryKind
 
 
-def _counters(kind: int, delta: int) -> dict:
-    """Keep available == lifetime_earned - lifetime_spent for every kind of entry."""
+def _counters(kind: int, delta: int) -> tuple[int, int]:
+    """(earned, spent) increments that keep available == lifetime_earned - lifetime_spent."""
     if kind == K.LEDGER_ENTRY_KIND_REVERSAL:
         # A refund gives back what was spent; taking points back un-earns them.
-        if delta > 0:
-            return {Balance.lifetime_spent: Balance.lifetime_spent - delta}
-        return {Balance.lifetime_earned: Balance.lifetime_earned + delta}
-    if delta > 0:
-        return {Balance.lifetime_earned: Balance.lifetime_earned + delta}
-    return {Balance.lifetime_spent: Balance.lifetime_spent - delta}
+        return (0, -delta) if delta > 0 else (delta, 0)
+    return (delta, 0) if delta > 0 else (0, -delta)
+
+
+_MOVE = (
+    'UPDATE "balance" SET "available" = "available" + ?, '
+    '"lifetime_earned" = "lifetime_earned" + ?, "lifetime_spent" = "lifetime_spent" + ? '
+    'WHERE "participant_id" = ? AND "asset_id" = ? AND "available" + ? >= 0 '
+    'RETURNING "available"'
+)
 
 
 def post(
@@ -37,18 +42,14 @@ def post(
 ) -> LedgerEntry:
     """Move a balance by `delta` minor units and record the entry, or raise
     INSUFFICIENT_BALANCE and change nothing."""
-    condition = (Balance.participant == participant_id) & (Balance.asset == asset.id)
-    update = Balance.update(
-        {Balance.available: Balance.available + delta, **_counters(kind, delta)}
-    )
-    if delta < 0:
-        condition &= Balance.available >= -delta
-    rows = list(update.where(condition).returning(Balance.available).execute())
-    if not rows and delta > 0:
+    earned, spent = _counters(kind, delta)
+    params = (delta, earned, spent, participant_id, asset.id, delta)
+    row = fast.execute(_MOVE, *params).fetchone()
+    if row is None and delta > 0:
         # First movement of this asset for this participant: open the balance, then move it.
         Balance.insert(participant=participant_id, asset=asset.id).on_conflict_ignore().execute()
-        rows = list(update.where(condition).returning(Balance.available).execute())
-    if not rows:
+        row = fast.execute(_MOVE, *params).fetchone()
+    if row is None:
         available = (
             Balance.select(Balance.available)
             .where((Balance.participant == participant_id) & (Balance.asset == asset.id))
@@ -63,18 +64,20 @@ def post(
                 "available": format_amount(available or 0, asset.scale),
             },
         )
-    return LedgerEntry.create(
-        id=new_id("led"),
-        program=program_id,
-        participant=participant_id,
-        asset=asset.id,
-        delta=delta,
-        balance_after=rows[0].available,
-        kind=kind,
-        issuance_id=issuance_id,
-        reason=reason,
-        request_id=request_id,
-        request_hash=request_hash,
+    return fast.insert(
+        LedgerEntry(
+            id=new_id("led"),
+            program=program_id,
+            participant=participant_id,
+            asset=asset.id,
+            delta=delta,
+            balance_after=row[0],
+            kind=kind,
+            issuance_id=issuance_id,
+            reason=reason,
+            request_id=request_id,
+            request_hash=request_hash,
+        )
     )
 
 

@@ -9,6 +9,7 @@ from rewards.v1 import common_pb2 as common
 from rewards_service.domain import rewards as rules
 from rewards_service.domain.errors import Aborted, NotFound
 from rewards_service.domain.pagination import PageRequest, next_token
+from rewards_service.store import fast
 from rewards_service.store.db import is_sqlite
 from rewards_service.store.fields import utcnow
 from rewards_service.store.models import Asset, CodePool, Reward
@@ -73,7 +74,10 @@ def get_code_pool(program_id: str, pool_id: str, *, for_update: bool = False) ->
 
 
 def get_reward(program_id: str, reward_id: str, *, for_update: bool = False) -> Reward:
-    reward = _one(Reward, program_id, reward_id, for_update=for_update)
+    text = 'SELECT * FROM "reward" WHERE "id" = ? AND "program_id" = ?'
+    if for_update and not is_sqlite():
+        text += " FOR UPDATE"
+    reward = fast.select_one(Reward, text, reward_id, program_id)
     if reward is None:
         raise NotFound(
             f"No reward {reward_id}.", reason="REWARD_NOT_FOUND", metadata={"id": reward_id}
@@ -82,11 +86,9 @@ def get_reward(program_id: str, reward_id: str, *, for_update: bool = False) -> 
 
 
 def find_by_request_id(model: type[M], program_id: str, request_id: str) -> M | None:
-    return (
-        model.select()
-        .where((model.program == program_id) & (model.request_id == request_id))
-        .first()
-    )
+    table = model._meta.table_name
+    text = f'SELECT * FROM "{table}" WHERE "program_id" = ? AND "request_id" = ? LIMIT 1'
+    return fast.select_one(model, text, program_id, request_id)
 
 
 def get_by_request_id(model: type[M], program_id: str, request_id: str) -> M:

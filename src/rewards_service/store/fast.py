@@ -1,0 +1,46 @@
+"""Hot-path SQL. Queries that run on every issue are written once and executed with
+parameters, skipping peewee's per-call query building (measured at several times the cost of
+SQLite's own execute). Rows still come back as models, through the fields' converters."""
+
+from functools import cache
+from typing import TypeVar
+
+import peewee
+
+from rewards_service.store.db import database
+
+M = TypeVar("M", bound=peewee.Model)
+
+
+@cache
+def _in_style(text: str, param: str) -> str:
+    return text if param == "?" else text.replace("?", param)
+
+
+def sql(text: str) -> str:
+    """`text` written with `?` placeholders, in the connected database's placeholder style."""
+    return _in_style(text, database.param)
+
+
+def select_one(model: type[M], text: str, *params: object) -> M | None:
+    return next(iter(model.raw(sql(text), *params)), None)
+
+
+def execute(text: str, *params: object):
+    return database.execute_sql(sql(text), params)
+
+
+@cache
+def _insert_sql(model: type[peewee.Model], param: str) -> str:
+    meta = model._meta
+    columns = ", ".join(f'"{f.column_name}"' for f in meta.sorted_fields)
+    marks = ", ".join([param] * len(meta.sorted_fields))
+    return f'INSERT INTO "{meta.table_name}" ({columns}) VALUES ({marks})'
+
+
+def insert(row: M) -> M:
+    """INSERT every column of a new row whose primary key is already set."""
+    fields = row._meta.sorted_fields
+    values = [f.db_value(row.__data__.get(f.name)) for f in fields]
+    database.execute_sql(_insert_sql(type(row), database.param), values)
+    return row
