@@ -43,7 +43,7 @@ def resolve(program_id: str, ref: ParticipantRef) -> Participant:
     """id and external_id are unique; email and mobile may be shared and then are ambiguous."""
     # ref.kind is one of the four identifier columns (checked by the caller), never user text.
     text = f'SELECT * FROM "participant" WHERE "program_id" = ? AND "{ref.kind}" = ? LIMIT 2'
-    found = list(Participant.raw(fast.sql(text), program_id, ref.value))
+    found = fast.select_all(Participant, text, program_id, ref.value)
     if not found:
         raise NotFound(
             f"No participant with {ref.kind} {ref.value!r}.",

@@ -22,8 +22,31 @@ def sql(text: str) -> str:
     return _in_style(text, database.param)
 
 
+@cache
+def _readers(model: type[peewee.Model], columns: tuple[str, ...]):
+    """(attribute name, converter) per selected column."""
+    fields = [model._meta.columns[column] for column in columns]
+    return [(field.name, field.python_value) for field in fields]
+
+
+def select_all(model: type[M], text: str, *params: object) -> list[M]:
+    cursor = execute(text, *params)
+    readers = _readers(model, tuple(d[0] for d in cursor.description))
+    return [
+        model(
+            __no_default__=True,
+            **{
+                name: None if value is None else convert(value)
+                for (name, convert), value in zip(readers, row, strict=True)
+            },
+        )
+        for row in cursor.fetchall()
+    ]
+
+
 def select_one(model: type[M], text: str, *params: object) -> M | None:
-    return next(iter(model.raw(sql(text), *params)), None)
+    rows = select_all(model, text, *params)
+    return rows[0] if rows else None
 
 
 def execute(text: str, *params: object):
