@@ -30,7 +30,14 @@ class JSONField(peewee.TextField):
         return None if value is None else json.dumps(value, separators=(",", ":"), sort_keys=True)
 
     def python_value(self, value: str | None) -> object:
-        return None if value is None else json.loads(value)
+        if value is None:
+            return None
+        # Most rows hold empty metadata and history: skip the parser for those.
+        if value == "{}":
+            return {}
+        if value == "[]":
+            return []
+        return json.loads(value)
 
 
 def utcnow() -> datetime:

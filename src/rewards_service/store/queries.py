@@ -105,7 +105,7 @@ def keyset_page(
     """One page ordered by a time-ordered id; stable when rows are inserted between pages."""
     if page.after is not None:
         query = query.where(key < page.after if descending else key > page.after)
-    rows = list(query.order_by(key.desc() if descending else key).limit(page.size + 1))
+    rows = fast.run_select(query.order_by(key.desc() if descending else key).limit(page.size + 1))
     has_more = len(rows) > page.size
     rows = rows[: page.size]
     return rows, next_token(page, getattr(rows[-1], key.name) if rows else None, has_more)
