@@ -24,51 +24,62 @@ def _request_id(request: object) -> str:
     return getattr(request, "request_id", "") or getattr(request, "client_reference", "")
 
 
+def _wrap(method: str, behavior):
+    def wrapped(request, context: grpc.ServicerContext):
+        started = time.perf_counter()
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(
+            method=method, request_id=_request_id(request) or None
+        )
+        code = grpc.StatusCode.OK
+        error: RewardsError | None = None
+        try:
+            with session():
+                found = authenticate(key_from_metadata(context.invocation_metadata()))
+                structlog.contextvars.bind_contextvars(program=found.program_id)
+                check_role(found.role, method)
+                token = current_caller.set(found)
+                try:
+                    return behavior(request, context)
+                finally:
+                    current_caller.reset(token)
+        except RewardsError as exc:
+            error = exc
+        except Exception:
+            log.exception("rpc_failed")
+            error = internal_error()
+        finally:
+            if error is not None:
+                code = status_code(error)
+            log.info(
+                "rpc",
+                code=code.name,
+                reason=error.reason if error else None,
+                duration_ms=round((time.perf_counter() - started) * 1000, 3),
+            )
+        context.abort_with_status(to_grpc_status(error))
+
+    return wrapped
+
+
 class RpcInterceptor(grpc.ServerInterceptor):
+    def __init__(self) -> None:
+        # Handlers are per method, not per call: wrap each once.
+        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
+
     def intercept_service(self, continuation, handler_call_details):
-        handler = continuation(handler_call_details)
         method = handler_call_details.method
+        cached = self._wrapped.get(method)
+        if cached is not None:
+            return cached
+        handler = continuation(handler_call_details)
         # Health and reflection need no key and keep their own semantics.
         if handler is None or not method.startswith(OWN_SERVICES) or not handler.unary_unary:
             return handler
-        behavior = handler.unary_unary
-
-        def wrapped(request, context: grpc.ServicerContext):
-            started = time.perf_counter()
-            structlog.contextvars.clear_contextvars()
-            structlog.contextvars.bind_contextvars(
-                method=method, request_id=_request_id(request) or None
-            )
-            code = grpc.StatusCode.OK
-            error: RewardsError | None = None
-            try:
-                with session():
-                    found = authenticate(key_from_metadata(context.invocation_metadata()))
-                    structlog.contextvars.bind_contextvars(program=found.program_id)
-                    check_role(found.role, method)
-                    token = current_caller.set(found)
-                    try:
-                        return behavior(request, context)
-                    finally:
-                        current_caller.reset(token)
-            except RewardsError as exc:
-                error = exc
-            except Exception:
-                log.exception("rpc_failed")
-                error = internal_error()
-            finally:
-                if error is not None:
-                    code = status_code(error)
-                log.info(
-                    "rpc",
-                    code=code.name,
-                    reason=error.reason if error else None,
-                    duration_ms=round((time.perf_counter() - started) * 1000, 3),
-                )
-            context.abort_with_status(to_grpc_status(error))
-
-        return grpc.unary_unary_rpc_method_handler(
-            wrapped,
+        wrapped = grpc.unary_unary_rpc_method_handler(
+            _wrap(method, handler.unary_unary),
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
+        self._wrapped[method] = wrapped
+        return wrapped
