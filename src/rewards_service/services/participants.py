@@ -1,5 +1,6 @@
 """Participants and balances: one function per RPC, one transaction each."""
 
+import json
 from dataclasses import dataclass
 
 from rewards.v1 import common_pb2 as common
@@ -115,7 +116,7 @@ def list_participants(
         query = query.where(Participant.mobile == mobile)
     if segment:
         # Segments live in a JSON list; a LIKE pre-filter keeps the scan cheap, then exact match.
-        query = query.where(Participant.segments.contains(f'"segment":"{segment}"'))
+        query = query.where(Participant.segments.contains(f'"segment":{json.dumps(segment)}'))
     rows, token = queries.keyset_page(query, Participant.id, page)
     if segment:
         rows = [
