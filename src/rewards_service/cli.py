@@ -5,6 +5,8 @@ import json
 import os
 import sys
 
+import peewee
+
 from rewards_service.auth import ROLES
 from rewards_service.domain.errors import RewardsError
 from rewards_service.services import programs
@@ -97,6 +99,10 @@ def main(argv: list[str] | None = None) -> None:
     except (RewardsError, ValueError) as exc:
         print(f"rewards-admin: {getattr(exc, 'message', exc)}", file=sys.stderr)
         sys.exit(2)
+    except peewee.OperationalError as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"rewards-admin: cannot use the database: {first_line}", file=sys.stderr)
+        sys.exit(1)
     if args.json:
         print(json.dumps(result))
     else:
