@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+import peewee
 import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
@@ -158,7 +159,11 @@ def _run_workers(config: Config) -> int:
 
 def serve(config: Config) -> int:
     rewards_logging.configure(config.log_format, config.log_level)
-    created = prepare_database(config)
+    try:
+        created = prepare_database(config)
+    except (peewee.OperationalError, ValueError) as exc:
+        log.error("database_unavailable", error=str(exc).strip().splitlines()[0])
+        return 1
     if created is not None:
         # Printed, never logged: the key is a secret and is shown exactly this once.
         print(

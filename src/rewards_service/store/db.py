@@ -29,7 +29,7 @@ def open_database(url: str, *, pool_size: int = 32) -> peewee.Database:
     if parsed.scheme == "sqlite":
         path = url[len("sqlite:///") :] if url.startswith("sqlite:///") else parsed.path
         if not path:
-            raise ValueError(f"no file in database URL {url!r}")
+            raise ValueError("the sqlite:/// database URL names no file")
         return peewee.SqliteDatabase(
             path,
             pragmas={
@@ -59,7 +59,10 @@ def open_database(url: str, *, pool_size: int = 32) -> peewee.Database:
             timeout=30,
             **options,
         )
-    raise ValueError(f"unsupported database URL {url!r}: use sqlite:/// or postgresql://")
+    # The URL may hold a password: name only its scheme.
+    raise ValueError(
+        f"unsupported database URL scheme {parsed.scheme!r}: use sqlite:/// or postgresql://"
+    )
 
 
 def bind(db: peewee.Database) -> None:
