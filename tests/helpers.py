@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 
@@ -107,6 +108,12 @@ class ServerProcess:
         return self.process.wait(timeout)
 
 
+def _drain(process: subprocess.Popen, lines: list[str]) -> None:
+    assert process.stdout is not None
+    for line in process.stdout:
+        lines.append(line)
+
+
 def spawn_server(database_url: str, *args: str, env: dict[str, str] | None = None) -> ServerProcess:
     """Start `rewards-server` on a free loopback port and wait until it serves."""
     full_env = {**os.environ, "REWARDS_DATABASE_URL": database_url, **(env or {})}
@@ -127,6 +134,8 @@ def spawn_server(database_url: str, *args: str, env: dict[str, str] | None = Non
         lines.append(line)
         if '"event": "serving"' in line:
             address = json.loads(line)["address"]
+            # Keep draining the log: a full pipe would block the server mid-call.
+            threading.Thread(target=_drain, args=(process, lines), daemon=True).start()
             return ServerProcess(process, address, lines)
     process.kill()
     raise AssertionError("server did not start:\n" + "".join(lines))
