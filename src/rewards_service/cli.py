@@ -1,6 +1,7 @@
 """rewards-admin: the operator CLI for programs and API keys (not exposed over RPC)."""
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -42,23 +43,13 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _run(args: argparse.Namespace) -> dict | list:
-    if args.command == "create-program":
-        issued = programs.create_program(args.name)
-        return {
-            "program_id": issued.program_id,
-            "key_id": issued.key_id,
-            "api_key": issued.api_key,
-            "role": issued.role,
-        }
-    if args.command == "create-key":
-        issued = programs.create_key(args.program, args.role)
-        return {
-            "program_id": issued.program_id,
-            "key_id": issued.key_id,
-            "api_key": issued.api_key,
-            "role": issued.role,
-        }
+def _run(args: argparse.Namespace) -> dict:
+    if args.command in ("create-program", "create-key"):
+        if args.command == "create-program":
+            issued = programs.create_program(args.name)
+        else:
+            issued = programs.create_key(args.program, args.role)
+        return dataclasses.asdict(issued)
     if args.command == "revoke-key":
         key = programs.revoke_key(args.key_id)
         return {"program_id": key.program_id, "key_id": key.id, "role": key.role, "revoked": True}

@@ -3,6 +3,7 @@
 import re
 from dataclasses import replace
 
+import peewee
 from rewards.v1 import common_pb2 as common
 
 from rewards_service.domain import rewards as rules
@@ -27,6 +28,27 @@ MAX_SCALE = 8
 MAX_CODES_PER_CALL = 10_000
 CODE_RE = re.compile(r"^[\x21-\x7e]{1,128}$")
 INSERT_BATCH = 500
+
+
+def _create_once(model, program_id: str, request_id: str, create, duplicate=None):
+    """AIP-155 create: with a request_id, a retry returns the first result, even when the retry
+    raced the original. `duplicate` names the error of a clash on another unique key."""
+
+    def earlier():
+        return queries.find_by_request_id(model, program_id, request_id) if request_id else None
+
+    def work():
+        return earlier() or create()
+
+    def on_conflict():
+        found = earlier()
+        if found is not None:
+            return found
+        if duplicate is not None:
+            raise duplicate()
+        raise peewee.IntegrityError(f"{model.__name__} conflict")
+
+    return in_transaction(work, on_conflict=on_conflict)
 
 
 # Rewards
@@ -72,11 +94,7 @@ def create_reward(program_id: str, spec: rules.RewardSpec, request_id: str) -> R
     check_request_id(v, "request_id", request_id)
     status = rules.check_create_status(v, spec.status)
 
-    def work() -> Reward:
-        if request_id:
-            existing = queries.find_by_request_id(Reward, program_id, request_id)
-            if existing is not None:
-                return existing
+    def create() -> Reward:
         valid = _validated(program_id, replace(spec, status=status), v)
         now = utcnow()
         row = Reward(
@@ -96,9 +114,7 @@ def create_reward(program_id: str, spec: rules.RewardSpec, request_id: str) -> R
         row.save(force_insert=True)
         return row
 
-    return in_transaction(
-        work, on_conflict=lambda: queries.get_by_request_id(Reward, program_id, request_id)
-    )
+    return _create_once(Reward, program_id, request_id, create)
 
 
 def get_reward(program_id: str, reward_id: str) -> Reward:
@@ -191,17 +207,16 @@ def create_asset(program_id: str, code: str, name: str, scale: int, request_id: 
     check_request_id(v, "request_id", request_id)
     v.raise_if_any()
 
-    def work() -> Asset:
-        if request_id:
-            existing = queries.find_by_request_id(Asset, program_id, request_id)
-            if existing is not None:
-                return existing
+    def exists() -> AlreadyExists:
+        return AlreadyExists(
+            f"This program already has an asset with code {code}.",
+            reason="ASSET_EXISTS",
+            metadata={"code": code},
+        )
+
+    def create() -> Asset:
         if Asset.select().where((Asset.program == program_id) & (Asset.code == code)).exists():
-            raise AlreadyExists(
-                f"This program already has an asset with code {code}.",
-                reason="ASSET_EXISTS",
-                metadata={"code": code},
-            )
+            raise exists()
         return Asset.create(
             id=new_id("ast"),
             program=program_id,
@@ -211,18 +226,7 @@ def create_asset(program_id: str, code: str, name: str, scale: int, request_id: 
             request_id=request_id or None,
         )
 
-    def on_conflict() -> Asset:
-        if request_id:
-            existing = queries.find_by_request_id(Asset, program_id, request_id)
-            if existing is not None:
-                return existing
-        raise AlreadyExists(
-            f"This program already has an asset with code {code}.",
-            reason="ASSET_EXISTS",
-            metadata={"code": code},
-        )
-
-    return in_transaction(work, on_conflict=on_conflict)
+    return _create_once(Asset, program_id, request_id, create, duplicate=exists)
 
 
 def get_asset(program_id: str, asset_id: str) -> Asset:
@@ -243,11 +247,7 @@ def create_code_pool(program_id: str, name: str, description: str, request_id: s
     check_request_id(v, "request_id", request_id)
     v.raise_if_any()
 
-    def work() -> CodePool:
-        if request_id:
-            existing = queries.find_by_request_id(CodePool, program_id, request_id)
-            if existing is not None:
-                return existing
+    def create() -> CodePool:
         return CodePool.create(
             id=new_id("pool"),
             program=program_id,
@@ -256,9 +256,7 @@ def create_code_pool(program_id: str, name: str, description: str, request_id: s
             request_id=request_id or None,
         )
 
-    return in_transaction(
-        work, on_conflict=lambda: queries.get_by_request_id(CodePool, program_id, request_id)
-    )
+    return _create_once(CodePool, program_id, request_id, create)
 
 
 def get_code_pool(program_id: str, pool_id: str) -> CodePool:

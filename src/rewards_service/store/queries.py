@@ -91,14 +91,6 @@ def find_by_request_id(model: type[M], program_id: str, request_id: str) -> M | 
     return fast.select_one(model, text, program_id, request_id)
 
 
-def get_by_request_id(model: type[M], program_id: str, request_id: str) -> M:
-    """After losing a unique-key race on request_id: the winner's row."""
-    row = find_by_request_id(model, program_id, request_id)
-    if row is None:  # the conflict was on another unique key; let the caller see it
-        raise peewee.IntegrityError(f"{model.__name__} conflict")
-    return row
-
-
 def keyset_page(
     query: peewee.ModelSelect, key: peewee.Field, page: PageRequest, *, descending: bool = False
 ) -> tuple[list, str]:
