@@ -19,12 +19,6 @@ K = common_pb2.LedgerEntryKind
 PARTICIPANT = common_pb2.LIMIT_SCOPE_PARTICIPANT
 GLOBAL = common_pb2.LIMIT_SCOPE_GLOBAL
 DAY = 86400
-TRAILING_NEWLINE_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="decimal patterns end in $, which also matches before a trailing newline, and "
-    "Decimal() strips whitespace: '5.00\\n' is accepted (domain/issuance.py CUSTOM_AMOUNT_RE, "
-    "domain/validation.py DECIMAL_RE)",
-)
 
 
 def set_status(api, reward_id: str, status: int) -> catalog_pb2.Reward:
@@ -471,7 +465,7 @@ def test_grant_amount_within_bounds(admin, amount):
         "1000",
         " 5.00",
         "5,00",
-        pytest.param("5.00\n", marks=TRAILING_NEWLINE_BUG),
+        "5.00\n",
     ],
 )
 def test_grant_amount_out_of_bounds(admin, amount):

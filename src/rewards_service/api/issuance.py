@@ -32,7 +32,7 @@ class RewardIssuanceServicer(issuance_pb2_grpc.RewardIssuanceServicer):
         ]
         v.raise_if_any()
         program_id = caller().program_id
-        outcomes = issuance.batch_issue_rewards(program_id, items)
+        outcomes = issuance.batch_issue_rewards(program_id, items, context.is_active)
         results = []
         for outcome in outcomes:
             if isinstance(outcome, RewardsError):

@@ -23,7 +23,7 @@ from rewards_service.domain.validation import (
 IS = common.IssuanceStatus
 MAX_BATCH = 500
 # GrantCustomReward: dollars, 1.00-100.00, at most two places.
-CUSTOM_AMOUNT_RE = re.compile(r"^\d{1,3}(\.\d{1,2})?$")
+CUSTOM_AMOUNT_RE = re.compile(r"\d{1,3}(\.\d{1,2})?", re.ASCII)
 CUSTOM_MIN, CUSTOM_MAX = Decimal("1.00"), Decimal("100.00")
 OWNER_TYPES = frozenset(common.OwnerType.values())
 
@@ -107,7 +107,9 @@ def check_issue_request(v: Violations, r: IssueRequest, prefix: str = "") -> Non
 
 def check_grant_request(v: Violations, r: GrantRequest) -> None:
     check_ref(v, "participant", r.participant)
-    if not CUSTOM_AMOUNT_RE.match(r.amount) or not (CUSTOM_MIN <= Decimal(r.amount) <= CUSTOM_MAX):
+    if not CUSTOM_AMOUNT_RE.fullmatch(r.amount) or not (
+        CUSTOM_MIN <= Decimal(r.amount) <= CUSTOM_MAX
+    ):
         v.add("amount", 'must be dollars from "1.00" to "100.00" with at most 2 decimal places')
     check_action_code(v, "action_code", r.action_code)
     check_request_id(v, "client_reference", r.client_reference, required=True)

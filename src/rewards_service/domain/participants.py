@@ -37,13 +37,13 @@ def check_participant(v: Violations, spec: ParticipantSpec, prefix: str = "parti
     check_text(v, prefix + "external_id", spec.external_id, max_len=128, required=True)
     if spec.email:
         v.check(
-            len(spec.email) <= 320 and bool(EMAIL_RE.match(spec.email)),
+            len(spec.email) <= 320 and bool(EMAIL_RE.fullmatch(spec.email)),
             prefix + "email",
             "must be an email address",
         )
     if spec.mobile:
         v.check(
-            bool(MOBILE_RE.match(spec.mobile)),
+            bool(MOBILE_RE.fullmatch(spec.mobile)),
             prefix + "mobile",
             "must be a phone number of 3-32 digits, spaces, ()- and an optional leading +",
         )

@@ -5,10 +5,11 @@ from decimal import Decimal, InvalidOperation
 
 from rewards_service.domain.errors import FieldViolation, InvalidArgument
 
-REQUEST_ID_RE = re.compile(r"^[\x21-\x7e]{1,128}$")
-ACTION_CODE_RE = re.compile(r"^[a-zA-Z0-9._-]{1,64}$")
-# Plain decimal notation only: no exponents, NaN or infinities reach the arithmetic.
-DECIMAL_RE = re.compile(r"^-?\d{1,20}(\.\d{1,18})?$")
+REQUEST_ID_RE = re.compile(r"[\x21-\x7e]{1,128}")
+ACTION_CODE_RE = re.compile(r"[a-zA-Z0-9._-]{1,64}")
+# Plain ASCII decimal notation only: no exponents, NaN, infinities or other scripts' digits.
+# Patterns are used with fullmatch, so a trailing newline does not slip through.
+DECIMAL_RE = re.compile(r"-?\d{1,20}(\.\d{1,18})?", re.ASCII)
 MAX_MAP_ENTRIES = 50
 MAX_MAP_KEY = 64
 MAX_MAP_VALUE = 1024
@@ -58,11 +59,11 @@ def check_request_id(v: Violations, field: str, value: str, *, required: bool = 
         if required:
             v.add(field, "is required")
         return
-    v.check(bool(REQUEST_ID_RE.match(value)), field, "must be 1-128 printable ASCII characters")
+    v.check(bool(REQUEST_ID_RE.fullmatch(value)), field, "must be 1-128 printable ASCII characters")
 
 
 def check_action_code(v: Violations, field: str, value: str) -> None:
-    v.check(bool(ACTION_CODE_RE.match(value)), field, "must be 1-64 of [a-zA-Z0-9._-]")
+    v.check(bool(ACTION_CODE_RE.fullmatch(value)), field, "must be 1-64 of [a-zA-Z0-9._-]")
 
 
 def check_string_map(v: Violations, field: str, values: dict[str, str]) -> None:
@@ -82,7 +83,7 @@ def parse_decimal(v: Violations, field: str, text: str, *, required: bool = True
         if required:
             v.add(field, "is required")
         return None
-    if not DECIMAL_RE.match(text):
+    if not DECIMAL_RE.fullmatch(text):
         v.add(field, 'must be a plain decimal string such as "12.50"')
         return None
     try:

@@ -198,7 +198,7 @@ def delete_reward(program_id: str, reward_id: str, etag: str) -> Reward:
 def create_asset(program_id: str, code: str, name: str, scale: int, request_id: str) -> Asset:
     v = Violations()
     v.check(
-        bool(ASSET_CODE_RE.match(code)),
+        bool(ASSET_CODE_RE.fullmatch(code)),
         "asset.code",
         "must be 1-32 of A-Z, 0-9 and _, starting with a letter",
     )
@@ -278,7 +278,7 @@ def add_codes(program_id: str, pool_id: str, codes: list[str]) -> tuple[int, int
     else:
         for i, code in enumerate(codes):
             v.check(
-                bool(CODE_RE.match(code)),
+                bool(CODE_RE.fullmatch(code)),
                 f"codes[{i}]",
                 "must be 1-128 printable ASCII characters without spaces",
             )

@@ -2,6 +2,7 @@
 the order of the contract: status, window, eligibility, max_total, max_per_participant, rolling
 limits, balance; then code draw, debit, credit, counters, the issuance and its entries."""
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -15,6 +16,7 @@ from rewards_service.domain.errors import (
     FailedPrecondition,
     NotFound,
     RewardsError,
+    Unavailable,
 )
 from rewards_service.domain.ids import new_id
 from rewards_service.domain.issuance import (
@@ -88,13 +90,17 @@ def issue_reward(program_id: str, request: IssueRequest) -> Outcome:
 
 
 def batch_issue_rewards(
-    program_id: str, requests: list[IssueRequest]
+    program_id: str, requests: list[IssueRequest], still_wanted: Callable[[], bool]
 ) -> list[Outcome | RewardsError]:
+    """Each item in its own transaction. Stops between items once the caller is gone (e.g. the
+    server's shutdown grace ran out): items done stay done and replay on a retry."""
     v = Violations()
     v.check(0 < len(requests) <= MAX_BATCH, "requests", f"must hold 1 to {MAX_BATCH} requests")
     v.raise_if_any()
     results: list[Outcome | RewardsError] = []
     for request in requests:
+        if not still_wanted():
+            raise Unavailable("The call was cancelled; items not reported may be retried.")
         try:
             results.append(issue_reward(program_id, request))
         except RewardsError as error:

@@ -3,6 +3,7 @@
 import json
 from dataclasses import dataclass
 
+import peewee
 from rewards.v1 import common_pb2 as common
 
 from rewards_service.domain.errors import AlreadyExists, FailedPrecondition, NotFound
@@ -116,7 +117,9 @@ def list_participants(
         query = query.where(Participant.mobile == mobile)
     if segment:
         # Segments live in a JSON list; a LIKE pre-filter keeps the scan cheap, then exact match.
-        query = query.where(Participant.segments.contains(f'"segment":{json.dumps(segment)}'))
+        # The pattern is raw text: it must not go through the JSON column's converter.
+        pattern = peewee.Value(f'%"segment":{json.dumps(segment)}%', converter=False)
+        query = query.where(peewee.Expression(Participant.segments, peewee.OP.ILIKE, pattern))
     rows, token = queries.keyset_page(query, Participant.id, page)
     if segment:
         rows = [

@@ -21,15 +21,19 @@ T = TypeVar("T")
 # SQLITE_BUSY is rare with BEGIN IMMEDIATE and a busy timeout, but a bounded retry keeps a
 # burst of writers from surfacing as errors.
 MAX_ATTEMPTS = 8
+DEFAULT_BUSY_TIMEOUT_MS = 10_000
 
 
 def open_database(url: str, *, pool_size: int = 32) -> peewee.Database:
-    """sqlite:///path/to/file.db (relative) or sqlite:////abs/path, or postgresql://..."""
+    """sqlite:///relative.db or sqlite:////abs/path.db (optional ?busy_timeout=ms), or
+    postgresql://user:password@host:port/dbname (query options go to the driver)."""
     parsed = urlparse(url)
+    options = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
     if parsed.scheme == "sqlite":
-        path = url[len("sqlite:///") :] if url.startswith("sqlite:///") else parsed.path
+        path = parsed.path[1:]  # after the third slash: relative, or absolute with a fourth
         if not path:
             raise ValueError("the sqlite:/// database URL names no file")
+        busy_ms = int(options.get("busy_timeout", DEFAULT_BUSY_TIMEOUT_MS))
         return peewee.SqliteDatabase(
             path,
             pragmas={
@@ -39,15 +43,14 @@ def open_database(url: str, *, pool_size: int = 32) -> peewee.Database:
                 # of the process (the WAL is written before COMMIT returns); only an OS crash or
                 # power loss can drop the last commits. FULL would fsync on every commit.
                 "synchronous": "normal",
-                "busy_timeout": 10_000,
+                "busy_timeout": busy_ms,
             },
-            timeout=10,
+            timeout=busy_ms / 1000,
             # Writers take the lock up front, so two transactions never deadlock on upgrade.
             lock_type="IMMEDIATE",
             check_same_thread=False,
         )
     if parsed.scheme in ("postgres", "postgresql"):
-        options = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
         return PooledPostgresqlDatabase(
             parsed.path.lstrip("/") or "postgres",
             user=parsed.username,
@@ -89,7 +92,8 @@ def session():
 
 
 def _is_retryable(exc: Exception) -> bool:
-    cause = exc.__cause__ or exc
+    # peewee re-raises the driver's error inside its except block: the original is the context.
+    cause = exc.__cause__ or exc.__context__ or exc
     if isinstance(cause, sqlite3.OperationalError):
         return "locked" in str(cause) or "busy" in str(cause)
     pgcode = getattr(cause, "pgcode", None)
