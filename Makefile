@@ -48,5 +48,9 @@ bench: venv
 	npm ci --prefix bench --no-audit --no-fund --silent
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
+# Mixed traffic at a fixed rate for a fixed time; prints errors, p50/p99 and the invariant check.
+soak: venv
+	$(BIN)/python -m bench.soak $(SOAK_ARGS)
+
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info
