@@ -356,15 +356,8 @@ def test_invalid_fields_are_all_reported(s):
         ("0", "amount"),
         ("1e3", "amount"),
         ("NaN", "amount"),
-        pytest.param(
-            "5\n",
-            "amount",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="DECIMAL_RE ends in $, which matches before a trailing newline: "
-                "IssueReward accepts amount '5\\n' (domain/validation.py parse_decimal)",
-            ),
-        ),
+        ("5\n", "amount"),
+        ("\u0663", "amount"),
     ],
 )
 def test_amount_must_be_a_positive_plain_decimal(s, amount, violation):
@@ -518,3 +511,100 @@ def test_a_reader_cannot_adjust_balances(s, api_for):
     )
     assert failure.code == grpc.StatusCode.PERMISSION_DENIED
     assert failure.metadata["required_role"] == "admin"
+
+
+def test_another_programs_participant_is_participant_not_found(s, channel):
+    from tests.conftest import new_program
+    from tests.helpers import make_api
+
+    issued = new_program("other")
+    other = make_api(channel, issued.program_id, issued.api_key)
+    theirs = f.participant(other, s.user.external_id)
+    reward = s.priced()
+    failure = f.refused(s.api, lambda: f.issue(s.api, reward.id, theirs.id), **s.watched(reward.id))
+    assert failure.reason == "PARTICIPANT_NOT_FOUND"
+
+
+# The contract's order: status, window, eligibility, max_total, max_per_participant, rolling
+# limits, balance. When several checks would fail, the first one names the refusal.
+
+
+def test_status_is_checked_before_window_and_eligibility(s):
+    past = datetime.now(UTC) - timedelta(days=2)
+    reward = s.priced(
+        status=common_pb2.REWARD_STATUS_INACTIVE,
+        available_from=ts(past),
+        available_until=ts(past + timedelta(days=1)),
+        segments=[("vip", "eu")],
+        unit_cost="1000",
+    )
+    failure = f.refused(s.api, lambda: f.issue(s.api, reward.id, s.user.id), **s.watched(reward.id))
+    assert failure.reason == "REWARD_NOT_ACTIVE"
+
+
+def test_window_is_checked_before_eligibility(s):
+    past = datetime.now(UTC) - timedelta(days=2)
+    reward = s.priced(
+        available_from=ts(past),
+        available_until=ts(past + timedelta(days=1)),
+        segments=[("vip", "eu")],
+        unit_cost="1000",
+    )
+    failure = f.refused(s.api, lambda: f.issue(s.api, reward.id, s.user.id), **s.watched(reward.id))
+    assert failure.reason == "REWARD_NOT_AVAILABLE"
+
+
+def test_eligibility_is_checked_before_stock_limits_and_balance(s):
+    reward = s.priced(
+        segments=[("vip", "eu")],
+        max_total=1,
+        max_per_participant=1,
+        limits=[(common_pb2.LIMIT_SCOPE_PARTICIPANT, 1, 3600)],
+        unit_cost="1000",
+    )
+    failure = f.refused(
+        s.api, lambda: f.issue(s.api, reward.id, s.user.id, quantity=2), **s.watched(reward.id)
+    )
+    assert failure.reason == "NOT_ELIGIBLE"
+
+
+def test_caps_are_checked_in_order_and_before_the_balance(s):
+    reward = s.priced(
+        max_total=3,
+        max_per_participant=1,
+        limits=[(common_pb2.LIMIT_SCOPE_PARTICIPANT, 1, 3600)],
+        unit_cost="50",
+    )
+    f.issue(s.api, reward.id, s.user.id)  # 90.00 -> 40.00: the next one is unaffordable too
+    watched = s.watched(reward.id)
+    # max_total (1 + 3 > 3) before max_per_participant, rolling limit and balance.
+    failure = f.refused(s.api, lambda: f.issue(s.api, reward.id, s.user.id, quantity=3), **watched)
+    assert failure.reason == "OUT_OF_STOCK"
+    # max_per_participant before the rolling limit and the balance.
+    failure = f.refused(s.api, lambda: f.issue(s.api, reward.id, s.user.id), **watched)
+    assert (failure.reason, failure.metadata["window"]) == ("PARTICIPANT_LIMIT_REACHED", "lifetime")
+    # A rolling limit before the balance.
+    rolling = s.priced(limits=[(common_pb2.LIMIT_SCOPE_PARTICIPANT, 1, 3600)], unit_cost="30")
+    f.issue(s.api, rolling.id, s.user.id)  # 40.00 -> 10.00
+    failure = f.refused(
+        s.api, lambda: f.issue(s.api, rolling.id, s.user.id), **s.watched(reward.id, rolling.id)
+    )
+    assert (failure.reason, failure.metadata["window"]) == ("PARTICIPANT_LIMIT_REACHED", "3600s")
+    f.assert_ledger_consistent(s.api, s.user.id, s.points.id)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a POINTS credit beyond the 64-bit balance column is not checked "
+    "(services/issuance.py _credit, store/ledger.py post): the call fails INTERNAL "
+    "(integer overflow / 'bigint out of range') instead of a contract error",
+)
+def test_a_credit_beyond_any_balance_is_refused_cleanly(s):
+    reward = f.reward(
+        s.api, points=catalog_pb2.PointsConfig(asset_id=s.points.id, amount="9000000000000000")
+    )
+    failure = f.refused(
+        s.api, lambda: f.issue(s.api, reward.id, s.user.id, quantity=1000), **s.watched(reward.id)
+    )
+    assert failure.code in {grpc.StatusCode.INVALID_ARGUMENT, FP}
+    f.assert_ledger_consistent(s.api, s.user.id, s.points.id)

@@ -163,11 +163,6 @@ def test_adjust_delta_must_fit_the_asset(admin, scale, delta):
     f.assert_ledger_consistent(admin, user.id, points.id)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DECIMAL_RE ends in $, which matches before a trailing newline, and Decimal() strips "
-    "it: AdjustBalance accepts delta '5.00\\n' (domain/validation.py parse_decimal)",
-)
 def test_adjust_delta_with_a_trailing_newline_is_refused(admin):
     points = f.asset(admin)
     user = f.participant(admin)

