@@ -10,11 +10,7 @@ The promise: bounded retries, one effect per call, and once the retry budget is 
 retryable code (UNAVAILABLE or ABORTED) with nothing changed.
 """
 
-import json
 import sqlite3
-import subprocess
-import sys
-import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -29,19 +25,12 @@ from rewards_service.store.db import MAX_ATTEMPTS, session
 from rewards_service.store.models import Issuance, LedgerEntry, Reward
 from tests import factories as f
 from tests.conftest import new_program
-from tests.helpers import ServerProcess, _drain, failure_of, make_api
+from tests.helpers import ServerProcess, failure_of, make_api, spawn_server
 from tests.invariants import assert_invariants, program_state
 
 RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ABORTED}
-NOT_RETRIED = (
-    "store/db.py _is_retryable() inspects exc.__cause__, but peewee re-raises driver errors as "
-    "its own OperationalError without chaining them (__cause__ is None; the sqlite3/psycopg2 "
-    "error is only in __context__ and args[0]), so SQLite busy/locked and PostgreSQL "
-    "40001/40P01 are never retried and the call fails with INTERNAL"
-)
-not_retried = pytest.mark.xfail(strict=True, raises=AssertionError, reason=NOT_RETRIED)
-# The busy timeout the spawned servers use instead of store/db.py's fixed 10 s, so that a lock
-# can outlive the whole retry budget in a test (the server has no setting for it).
+# A busy timeout far below the default 10 s, so that a held lock outlives the whole retry
+# budget within a test.
 SHORT_BUSY_MS = 100
 
 
@@ -154,49 +143,12 @@ class WriteLock:
         self.conn.close()
 
 
-_SHORT_BUSY_SERVER = """
-import sys
-from rewards_service import server
-from rewards_service.store import db
-
-def open_database(url, **kwargs):
-    opened = db.open_database(url, **kwargs)
-    opened._pragmas = [(k, {ms} if k == "busy_timeout" else v) for k, v in opened._pragmas]
-    opened._timeout = {ms} / 1000
-    return opened
-
-server.open_database = open_database
-server.main(sys.argv[1:])
-"""
-
-
 @pytest.fixture
 def short_busy_server(sqlite_path, store):
     """A server process on the suite's SQLite file whose busy timeout is SHORT_BUSY_MS."""
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            _SHORT_BUSY_SERVER.format(ms=SHORT_BUSY_MS),
-            *("--listen", "127.0.0.1:0", "--database-url", store),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: list[str] = []
-    assert process.stdout is not None
-    for line in process.stdout:
-        lines.append(line)
-        if '"event": "serving"' in line:
-            break
-    else:
-        process.kill()
-        raise AssertionError("server did not start:\n" + "".join(lines))
-    threading.Thread(target=_drain, args=(process, lines), daemon=True).start()
-    running = ServerProcess(process, json.loads(lines[-1])["address"], lines)
-    yield running
-    assert running.stop() == 0
+    server = spawn_server(f"{store}?busy_timeout={SHORT_BUSY_MS}")
+    yield server
+    assert server.stop() == 0
 
 
 def test_calls_wait_out_a_held_write_lock_and_take_effect_once(scene, sqlite_path):
@@ -258,7 +210,6 @@ def test_a_lock_held_past_the_retry_budget_changes_nothing(scene, short_busy_ser
         assert_invariants(scene.program_id)
 
 
-@not_retried
 def test_a_lock_held_past_the_retry_budget_answers_with_a_retryable_code(
     scene, short_busy_server, sqlite_path
 ):
@@ -272,7 +223,6 @@ def test_a_lock_held_past_the_retry_budget_answers_with_a_retryable_code(
         assert MAX_ATTEMPTS * SHORT_BUSY_MS / 1000 * 0.9 <= took < 15
 
 
-@not_retried
 def test_a_lock_held_for_a_few_busy_timeouts_is_retried_through(
     scene, short_busy_server, sqlite_path
 ):
@@ -405,7 +355,6 @@ def test_failures_past_the_retry_budget_change_nothing(scene, faults, sqlstate):
     assert_invariants(scene.program_id)
 
 
-@not_retried
 @SQLSTATES
 def test_failures_past_the_retry_budget_answer_with_a_retryable_code(scene, faults, sqlstate):
     before = program_state(scene.program_id)
@@ -420,7 +369,6 @@ def test_failures_past_the_retry_budget_answer_with_a_retryable_code(scene, faul
     assert program_state(scene.program_id) == before
 
 
-@not_retried
 @SQLSTATES
 def test_injected_failures_are_retried_with_one_effect(scene, faults, sqlstate):
     faults.fail_inserts(scene.program_id, 3, sqlstate)
@@ -444,7 +392,6 @@ def test_injected_failures_are_retried_with_one_effect(scene, faults, sqlstate):
     assert_invariants(scene.program_id)
 
 
-@not_retried
 def test_concurrent_calls_under_injected_failures_make_one_issuance(scene, faults):
     faults.fail_inserts(scene.program_id, 5, "40001")
     with ThreadPoolExecutor(10) as pool:
