@@ -255,6 +255,10 @@ def test_acknowledged_calls_survive_kill_9(store, channel):
             }
         assert stored == present
 
+        # Nothing half-written: every issuance with its entries and counters, every balance
+        # the sum of its entries.
+        report = assert_invariants(issued.program_id)
+
         # The balances are exactly what the clients were told.
         expected = {u: FUNDS for u in scene.users}
         for call in calls:
@@ -262,8 +266,6 @@ def test_acknowledged_calls_survive_kill_9(store, channel):
                 expected[call.participant_id] += call.delta
         for user, amount in expected.items():
             assert Decimal(f.balance(api, user, scene.points).available) == amount, user
-
-        report = assert_invariants(issued.program_id)
         assert server.stop() == 0
 
     elapsed = time.monotonic() - started
