@@ -351,6 +351,22 @@ def test_replay_after_the_reward_changed_still_returns_the_original(admin, chang
     f.assert_ledger_consistent(admin, user.id, points.id)
 
 
+def test_replay_of_a_revoked_issuance_returns_it_and_issues_nothing(admin):
+    points = f.asset(admin)
+    user = funded(admin, points, "30.00")
+    reward = f.reward(admin, cost_asset_id=points.id, unit_cost="10")
+    first = f.issue(admin, reward.id, user.id, request_id="gone").issuance
+    revoked = f.revoke(admin, first.id, "cancelled")
+    watched = {"rewards": (reward.id,), "balances": ((user.id, points.id),)}
+    before = f.snapshot(admin, **watched)
+    again = f.issue(admin, reward.id, user.id, request_id="gone")
+    assert again.idempotent_replay
+    assert again.issuance == revoked
+    assert f.snapshot(admin, **watched) == before
+    assert f.balance(admin, user.id, points.id).available == "30.00"
+    f.assert_ledger_consistent(admin, user.id, points.id)
+
+
 def test_a_failed_call_records_nothing_and_can_be_retried(admin):
     points = f.asset(admin)
     user = f.participant(admin)
