@@ -15,8 +15,11 @@ FP = grpc.StatusCode.FAILED_PRECONDITION
 
 
 @pytest.fixture
-def s(admin) -> f.Scene:
-    return f.scene(admin)
+def s(admin):
+    scene = f.scene(admin)
+    yield scene
+    # Whatever the test did, the scene's money still adds up.
+    f.assert_ledger_consistent(scene.api, scene.user.id, scene.points.id)
 
 
 def ts(when: datetime) -> timestamp_pb2.Timestamp:

@@ -321,6 +321,7 @@ def test_replay_of_an_equal_amount_written_differently(admin):
     again = f.issue(admin, miles.id, user.id, amount="1000.00", request_id="eq")
     assert again.idempotent_replay and again.issuance == first
     assert f.balance(admin, user.id, points.id).available == "2727"
+    f.assert_ledger_consistent(admin, user.id, points.id)
 
 
 @pytest.mark.parametrize(
@@ -960,6 +961,7 @@ def test_list_issuances_filters(admin):
         issuance_pb2.ListIssuancesRequest(participant=f.ref(external_id="nobody")),
     )
     assert failure.reason == "PARTICIPANT_NOT_FOUND"
+    f.assert_ledger_consistent(admin, alice.id, points.id)
     f.assert_ledger_consistent(admin, bob.id, points.id)
 
 

@@ -135,15 +135,23 @@ def test_adjust_replay_of_an_equal_amount_written_differently(admin):
     again = adjust(admin, user.id, points.id, "5.00", request_id="adj-eq")
     assert again.idempotent_replay and again.entry.id == first.entry.id
     assert f.balance(admin, user.id, points.id).available == "5.00"
+    f.assert_ledger_consistent(admin, user.id, points.id)
 
 
 def test_adjust_request_ids_are_per_program(admin, channel):
     issued = new_program("other")
     other = make_api(channel, issued.program_id, issued.api_key)
-    mine = adjust(admin, f.participant(admin).id, f.asset(admin).id, "1.00", request_id="same")
-    theirs = adjust(other, f.participant(other).id, f.asset(other).id, "1.00", request_id="same")
-    assert not mine.idempotent_replay and not theirs.idempotent_replay
-    assert mine.entry.id != theirs.entry.id
+    made = {}
+    for api in (admin, other):
+        user, points = f.participant(api), f.asset(api)
+        made[api.program_id] = adjust(api, user.id, points.id, "1.00", request_id="same")
+        assert not made[api.program_id].idempotent_replay
+        assert f.balance(api, user.id, points.id).available == "1.00"
+        f.assert_ledger_consistent(api, user.id, points.id)
+    mine, theirs = made[admin.program_id].entry, made[other.program_id].entry
+    assert mine.id != theirs.id
+    again = adjust(admin, mine.participant_id, mine.asset_id, "1.00", request_id="same")
+    assert again.idempotent_replay and again.entry.id == mine.id
 
 
 @pytest.mark.parametrize(
