@@ -5,6 +5,8 @@ postgresql:// URL runs the same suites against PostgreSQL.
 """
 
 import os
+import shutil
+import tempfile
 import uuid
 
 import grpc
@@ -23,11 +25,16 @@ def pytest_report_header(config):
 
 
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory) -> str:
+def database_url():
     url = os.environ.get("REWARDS_TEST_DATABASE")
     if url:
-        return url
-    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'rewards.db'}"
+        yield url
+        return
+    # Not tmp_path_factory: pytest prunes old base temp dirs, which would pull the database
+    # from under a suite still running beside another pytest run.
+    directory = tempfile.mkdtemp(prefix="rewards-test-")
+    yield f"sqlite:///{directory}/rewards.db"
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

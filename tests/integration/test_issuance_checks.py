@@ -596,12 +596,6 @@ def test_caps_are_checked_in_order_and_before_the_balance(s):
     f.assert_ledger_consistent(s.api, s.user.id, s.points.id)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a POINTS credit beyond the 64-bit balance column is not checked "
-    "(services/issuance.py _credit, store/ledger.py post): the call fails INTERNAL "
-    "(integer overflow / 'bigint out of range') instead of a contract error",
-)
 def test_a_credit_beyond_any_balance_is_refused_cleanly(s):
     reward = f.reward(
         s.api, points=catalog_pb2.PointsConfig(asset_id=s.points.id, amount="9000000000000000")

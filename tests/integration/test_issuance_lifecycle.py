@@ -302,12 +302,6 @@ def test_replay_returns_the_original_and_changes_nothing(admin):
     f.assert_ledger_consistent(admin, user.id, points.id)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="IssueRequest.fingerprint (domain/issuance.py) keeps the amount as typed: '1000' then "
-    "'1000.00' under one request_id is IDEMPOTENCY_KEY_REUSED, while GrantCustomReward treats "
-    "'10' and '10.00' as the same amount",
-)
 def test_replay_of_an_equal_amount_written_differently(admin):
     points = f.asset(admin, scale=0)
     user = funded(admin, points, "5000")
@@ -661,12 +655,6 @@ def test_batch_items_are_idempotent_on_their_own_request_ids(admin):
     assert single.idempotent_replay and single.issuance.id == second[1].issuance.id
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a bad event_time in one item fails the whole batch INVALID_ARGUMENT "
-    "(api/issuance.py BatchIssueRewards checks every item's timestamp before issuing), while "
-    "every other per-item validation error fails only its item",
-)
 def test_a_bad_event_time_fails_only_its_item(admin):
     user = f.participant(admin)
     reward = f.reward(admin)

@@ -122,12 +122,6 @@ def test_adjust_replay_and_conflict(admin):
     f.assert_ledger_consistent(admin, other.id, points.id)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="AdjustBalance fingerprints the delta as typed (services/participants.py "
-    "adjust_balance): '5' then '5.00' under one request_id is IDEMPOTENCY_KEY_REUSED, while "
-    "GrantCustomReward treats '10' and '10.00' as the same amount",
-)
 def test_adjust_replay_of_an_equal_amount_written_differently(admin):
     points = f.asset(admin)
     user = f.participant(admin)

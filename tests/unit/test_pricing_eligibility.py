@@ -178,14 +178,7 @@ def test_email_and_mobile_are_optional():
         "+44 20 7946 0000",
         "020 (7946) 0000",
         "1" * 32,
-        pytest.param(
-            "(555) 010-0000",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="MOBILE_RE (domain/participants.py) needs a digit or + first, so the "
-                "common '(555) 010-0000' is refused although its message allows ( ) anywhere",
-            ),
-        ),
+        "(555) 010-0000",
     ],
 )
 def test_mobile_formats(mobile):

@@ -195,7 +195,7 @@ def ledger_entry_out(row: LedgerEntry) -> participants_pb2.LedgerEntry:
     )
 
 
-def issue_request_in(v: Violations, msg: issuance_pb2.IssueRewardRequest, prefix: str = ""):
+def issue_request_in(v: Violations, msg: issuance_pb2.IssueRewardRequest) -> IssueRequest:
     return IssueRequest(
         reward_id=msg.reward_id,
         participant=ref_in(msg),
@@ -207,7 +207,7 @@ def issue_request_in(v: Violations, msg: issuance_pb2.IssueRewardRequest, prefix
         metadata=dict(msg.metadata),
         custom_fields=dict(msg.custom_fields),
         fulfillment_status=msg.fulfillment_status,
-        event_time=timestamp_in(v, prefix + "event_time", msg, "event_time"),
+        event_time=timestamp_in(v, "event_time", msg, "event_time"),
         owner_type=msg.owner.owner_type,
         owner_id=msg.owner.owner_id,
     )

@@ -25,12 +25,12 @@ class RewardIssuanceServicer(issuance_pb2_grpc.RewardIssuanceServicer):
         )
 
     def BatchIssueRewards(self, request, context):
-        v = Violations()
-        items = [
-            convert.issue_request_in(v, item, f"requests[{i}].")
-            for i, item in enumerate(request.requests)
-        ]
-        v.raise_if_any()
+        items = []
+        for item in request.requests:
+            # Each item stands alone: a malformed one fails by itself, like any other item.
+            v = Violations()
+            parsed = convert.issue_request_in(v, item)
+            items.append(v.error() if v else parsed)
         program_id = caller().program_id
         outcomes = issuance.batch_issue_rewards(program_id, items, context.is_active)
         results = []

@@ -45,13 +45,13 @@ class IssueRequest:
     owner_id: str = ""
 
     def fingerprint(self) -> str:
-        """The attributes a replay must repeat; a difference is IDEMPOTENCY_KEY_REUSED."""
+        """The attributes a replay must repeat; a difference is IDEMPOTENCY_KEY_REUSED. The
+        participant is compared by identity instead (any of its identifiers may name it)."""
         return digest(
             "issue",
             self.reward_id,
-            _ref_key(self.participant),
             self.quantity or 1,
-            self.amount,
+            canonical_decimal(self.amount),
             self.transaction_number,
         )
 
@@ -66,17 +66,19 @@ class GrantRequest:
     metadata: dict[str, str] = field(default_factory=dict)
 
     def fingerprint(self) -> str:
-        return digest(
-            "custom", _ref_key(self.participant), normalize_dollars(self.amount), self.action_code
-        )
-
-
-def _ref_key(ref: ParticipantRef | None) -> str:
-    return f"{ref.kind}:{ref.value}" if ref else ""
+        return digest("custom", normalize_dollars(self.amount), self.action_code)
 
 
 def digest(*parts: object) -> str:
     return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()
+
+
+def canonical_decimal(text: str) -> str:
+    """One spelling per value ("1000" and "1000.00" alike), for comparing replays."""
+    try:
+        return format(Decimal(text).normalize(), "f")
+    except ArithmeticError:
+        return text
 
 
 def normalize_dollars(text: str) -> str:

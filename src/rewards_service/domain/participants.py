@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from rewards_service.domain.validation import Violations, check_text
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
-MOBILE_RE = re.compile(r"^\+?[0-9][0-9 ()-]{2,31}$")
+MOBILE_RE = re.compile(r"\+?[0-9 ()-]{3,32}", re.ASCII)
 REF_KINDS = ("id", "external_id", "email", "mobile")
 UPDATABLE_PATHS = frozenset({"email", "mobile", "segments"})
 MAX_SEGMENTS = 100
@@ -26,6 +26,11 @@ class ParticipantSpec:
     segments: list[dict[str, str]] = field(default_factory=list)
 
 
+def refers_to(ref: ParticipantRef, participant: object) -> bool:
+    """Whether `ref` names this participant (by any of its identifiers)."""
+    return getattr(participant, ref.kind) == ref.value
+
+
 def check_ref(v: Violations, path: str, ref: ParticipantRef | None) -> None:
     if ref is None:
         v.add(path, "is required: set one of id, external_id, email or mobile")
@@ -43,9 +48,9 @@ def check_participant(v: Violations, spec: ParticipantSpec, prefix: str = "parti
         )
     if spec.mobile:
         v.check(
-            bool(MOBILE_RE.fullmatch(spec.mobile)),
+            bool(MOBILE_RE.fullmatch(spec.mobile)) and sum(c.isdigit() for c in spec.mobile) >= 3,
             prefix + "mobile",
-            "must be a phone number of 3-32 digits, spaces, ()- and an optional leading +",
+            "must be a phone number: an optional leading +, then 3-32 digits, spaces and ()-",
         )
     if len(spec.segments) > MAX_SEGMENTS:
         v.add(prefix + "segments", f"must have at most {MAX_SEGMENTS} entries")

@@ -32,13 +32,15 @@ class Violations:
     def __bool__(self) -> bool:
         return bool(self.items)
 
+    def error(self) -> InvalidArgument:
+        fields = ", ".join(v.field for v in self.items)
+        return InvalidArgument(
+            f"The request has invalid fields: {fields}.", violations=tuple(self.items)
+        )
+
     def raise_if_any(self) -> None:
         if self.items:
-            fields = ", ".join(v.field for v in self.items)
-            raise InvalidArgument(
-                f"The request has invalid fields: {fields}.",
-                violations=tuple(self.items),
-            )
+            raise self.error()
 
 
 def check_text(

@@ -1,5 +1,6 @@
 """Catalog use cases: one function per RPC, one transaction each."""
 
+import dataclasses
 import re
 from dataclasses import replace
 
@@ -9,6 +10,7 @@ from rewards.v1 import common_pb2 as common
 from rewards_service.domain import rewards as rules
 from rewards_service.domain.errors import AlreadyExists, FailedPrecondition
 from rewards_service.domain.ids import new_id
+from rewards_service.domain.issuance import digest
 from rewards_service.domain.pagination import PageRequest
 from rewards_service.domain.validation import (
     Violations,
@@ -30,19 +32,34 @@ CODE_RE = re.compile(r"^[\x21-\x7e]{1,128}$")
 INSERT_BATCH = 500
 
 
-def _create_once(model, program_id: str, request_id: str, create, duplicate=None):
-    """AIP-155 create: with a request_id, a retry returns the first result, even when the retry
-    raced the original. `duplicate` names the error of a clash on another unique key."""
+def _create_once(model, program_id: str, request_id: str, fingerprint: str, create, duplicate=None):
+    """AIP-155 create of the unsaved row that `create()` makes. With a request_id, a retry
+    returns the first result, even when it raced the original; the same request_id with other
+    fields is IDEMPOTENCY_KEY_REUSED. `duplicate` is the error of a clash on another key."""
 
     def earlier():
-        return queries.find_by_request_id(model, program_id, request_id) if request_id else None
+        if not request_id:
+            return None
+        found = queries.find_by_request_id(model, program_id, request_id)
+        if found is not None and found.request_hash != fingerprint:
+            raise AlreadyExists(
+                "This request_id was already used for a different request.",
+                reason="IDEMPOTENCY_KEY_REUSED",
+                metadata={"request_id": request_id, "id": found.id},
+            )
+        return found
 
     def work():
-        return earlier() or create()
+        if (found := earlier()) is not None:
+            return found
+        row = create()  # unsaved
+        if request_id:
+            row.request_id, row.request_hash = request_id, fingerprint
+        row.save(force_insert=True)
+        return row
 
     def on_conflict():
-        found = earlier()
-        if found is not None:
+        if (found := earlier()) is not None:
             return found
         if duplicate is not None:
             raise duplicate()
@@ -100,7 +117,6 @@ def create_reward(program_id: str, spec: rules.RewardSpec, request_id: str) -> R
         row = Reward(
             id=new_id("rew"),
             program=program_id,
-            request_id=request_id or None,
             created_at=now,
             updated_at=now,
         )
@@ -111,10 +127,10 @@ def create_reward(program_id: str, spec: rules.RewardSpec, request_id: str) -> R
             max_total=valid.max_total,
             pool_available=_pool_available(valid),
         )
-        row.save(force_insert=True)
         return row
 
-    return _create_once(Reward, program_id, request_id, create)
+    fingerprint = digest("reward", dataclasses.asdict(spec))
+    return _create_once(Reward, program_id, request_id, fingerprint, create)
 
 
 def get_reward(program_id: str, reward_id: str) -> Reward:
@@ -217,16 +233,16 @@ def create_asset(program_id: str, code: str, name: str, scale: int, request_id: 
     def create() -> Asset:
         if Asset.select().where((Asset.program == program_id) & (Asset.code == code)).exists():
             raise exists()
-        return Asset.create(
+        return Asset(
             id=new_id("ast"),
             program=program_id,
             code=code,
             name=name,
             scale=scale,
-            request_id=request_id or None,
         )
 
-    return _create_once(Asset, program_id, request_id, create, duplicate=exists)
+    fingerprint = digest("asset", code, name, scale)
+    return _create_once(Asset, program_id, request_id, fingerprint, create, duplicate=exists)
 
 
 def get_asset(program_id: str, asset_id: str) -> Asset:
@@ -248,15 +264,15 @@ def create_code_pool(program_id: str, name: str, description: str, request_id: s
     v.raise_if_any()
 
     def create() -> CodePool:
-        return CodePool.create(
+        return CodePool(
             id=new_id("pool"),
             program=program_id,
             name=name,
             description=description,
-            request_id=request_id or None,
         )
 
-    return _create_once(CodePool, program_id, request_id, create)
+    fingerprint = digest("code_pool", name, description)
+    return _create_once(CodePool, program_id, request_id, fingerprint, create)
 
 
 def get_code_pool(program_id: str, pool_id: str) -> CodePool:

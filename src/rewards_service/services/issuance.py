@@ -31,7 +31,7 @@ from rewards_service.domain.issuance import (
 from rewards_service.domain.pagination import PageRequest
 from rewards_service.domain.participants import ParticipantRef, is_eligible
 from rewards_service.domain.validation import MAX_MINOR_UNITS, Violations, check_text
-from rewards_service.services.participants import resolve
+from rewards_service.services.participants import resolve, same_participant
 from rewards_service.store import fast, ledger, queries
 from rewards_service.store.db import in_transaction, is_sqlite
 from rewards_service.store.fields import utcnow
@@ -45,9 +45,13 @@ K = common.LedgerEntryKind
 Outcome = tuple[Issuance, bool]  # (issuance, idempotent_replay)
 
 
-def _replay(program_id: str, request_id: str, fingerprint: str) -> Issuance | None:
+def _replay(
+    program_id: str, request_id: str, fingerprint: str, ref: ParticipantRef
+) -> Issuance | None:
     earlier = queries.find_by_request_id(Issuance, program_id, request_id)
-    if earlier is not None and earlier.request_hash != fingerprint:
+    if earlier is None:
+        return None
+    if earlier.request_hash != fingerprint or not same_participant(ref, earlier.participant_id):
         raise AlreadyExists(
             "This request_id was already used for a different request.",
             reason="IDEMPOTENCY_KEY_REUSED",
@@ -56,17 +60,19 @@ def _replay(program_id: str, request_id: str, fingerprint: str) -> Issuance | No
     return earlier
 
 
-def _idempotent(program_id: str, request_id: str, fingerprint: str, create) -> Outcome:
+def _idempotent(
+    program_id: str, request_id: str, fingerprint: str, ref: ParticipantRef, create
+) -> Outcome:
     """Replay the original issuance of a request_id, or create one. Concurrent first calls
     race on the unique (program, request_id) key; the losers replay the winner."""
 
     def work() -> Outcome:
-        if request_id and (earlier := _replay(program_id, request_id, fingerprint)):
+        if request_id and (earlier := _replay(program_id, request_id, fingerprint, ref)):
             return earlier, True
         return create(), False
 
     def on_conflict() -> Outcome:
-        earlier = _replay(program_id, request_id, fingerprint)
+        earlier = _replay(program_id, request_id, fingerprint, ref)
         if earlier is None:
             raise peewee.IntegrityError("conflict on a key other than request_id")
         return earlier, True
@@ -81,19 +87,24 @@ def issue_reward(program_id: str, request: IssueRequest) -> Outcome:
     v = Violations()
     check_issue_request(v, request)
     v.raise_if_any()
+    assert request.participant is not None
     return _idempotent(
         program_id,
         request.request_id,
         request.fingerprint(),
+        request.participant,
         lambda: _issue(program_id, request),
     )
 
 
 def batch_issue_rewards(
-    program_id: str, requests: list[IssueRequest], still_wanted: Callable[[], bool]
+    program_id: str,
+    requests: list[IssueRequest | RewardsError],
+    still_wanted: Callable[[], bool],
 ) -> list[Outcome | RewardsError]:
-    """Each item in its own transaction. Stops between items once the caller is gone (e.g. the
-    server's shutdown grace ran out): items done stay done and replay on a retry."""
+    """Each item in its own transaction; items refused while parsing pass through. Stops
+    between items once the caller is gone (e.g. the shutdown grace ran out): items done stay
+    done and replay on a retry."""
     v = Violations()
     v.check(0 < len(requests) <= MAX_BATCH, "requests", f"must hold 1 to {MAX_BATCH} requests")
     v.raise_if_any()
@@ -101,6 +112,9 @@ def batch_issue_rewards(
     for request in requests:
         if not still_wanted():
             raise Unavailable("The call was cancelled; items not reported may be retried.")
+        if isinstance(request, RewardsError):  # refused while parsing
+            results.append(request)
+            continue
         try:
             results.append(issue_reward(program_id, request))
         except RewardsError as error:
@@ -427,7 +441,10 @@ def grant_custom_reward(program_id: str, request: GrantRequest) -> Outcome:
             owner_type=common.OWNER_TYPE_UNSPECIFIED,
         )
 
-    return _idempotent(program_id, request.client_reference, request.fingerprint(), create)
+    assert request.participant is not None
+    return _idempotent(
+        program_id, request.client_reference, request.fingerprint(), request.participant, create
+    )
 
 
 # Reads and the issuance lifecycle

@@ -8,7 +8,7 @@ from rewards.v1 import common_pb2 as common
 
 from rewards_service.domain.errors import AlreadyExists, FailedPrecondition, NotFound
 from rewards_service.domain.ids import new_id
-from rewards_service.domain.issuance import digest
+from rewards_service.domain.issuance import canonical_decimal, digest
 from rewards_service.domain.pagination import PageRequest
 from rewards_service.domain.participants import (
     UPDATABLE_PATHS,
@@ -16,6 +16,7 @@ from rewards_service.domain.participants import (
     ParticipantSpec,
     check_participant,
     check_ref,
+    refers_to,
 )
 from rewards_service.domain.validation import (
     Violations,
@@ -39,6 +40,13 @@ class BalanceView:
     available: int
     lifetime_earned: int
     lifetime_spent: int
+
+
+def same_participant(ref: ParticipantRef, participant_id: str) -> bool:
+    """For replays: does `ref` name the participant of the original call?"""
+    if ref.kind == "id":
+        return ref.value == participant_id
+    return refers_to(ref, Participant.get_by_id(participant_id))
 
 
 def resolve(program_id: str, ref: ParticipantRef) -> Participant:
@@ -116,10 +124,7 @@ def list_participants(
     if mobile:
         query = query.where(Participant.mobile == mobile)
     if segment:
-        # Segments live in a JSON list; a LIKE pre-filter keeps the scan cheap, then exact match.
-        # The pattern is raw text: it must not go through the JSON column's converter.
-        pattern = peewee.Value(f'%"segment":{json.dumps(segment)}%', converter=False)
-        query = query.where(peewee.Expression(Participant.segments, peewee.OP.ILIKE, pattern))
+        query = query.where(_mentions_segment(segment))
     rows, token = queries.keyset_page(query, Participant.id, page)
     if segment:
         rows = [
@@ -131,6 +136,22 @@ def list_participants(
             )
         ]
     return rows, token
+
+
+def _mentions_segment(segment: str) -> peewee.Node:
+    """A LIKE pre-filter on the stored JSON (the exact match runs after). The pattern is raw
+    text, kept away from the JSON column's converter, with LIKE's own characters escaped."""
+    stored = f'"segment":{json.dumps(segment)}'
+    escaped = stored.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return peewee.NodeList(
+        (
+            Participant.segments,
+            peewee.SQL("LIKE"),
+            peewee.Value(f"%{escaped}%", converter=False),
+            peewee.SQL("ESCAPE"),
+            peewee.Value("\\", converter=False),
+        )
+    )
 
 
 def _view(participant_id: str, asset_id: str, scale: int) -> BalanceView:
@@ -171,13 +192,13 @@ def adjust_balance(
     check_request_id(v, "request_id", request_id)
     v.raise_if_any()
     assert ref is not None
-    fingerprint = digest("adjust", ref.kind, ref.value, asset_id, delta)
+    fingerprint = digest("adjust", asset_id, canonical_decimal(delta))
 
     def replay() -> tuple[LedgerEntry, BalanceView, bool] | None:
         entry = queries.find_by_request_id(LedgerEntry, program_id, request_id)
         if entry is None:
             return None
-        if entry.request_hash != fingerprint:
+        if entry.request_hash != fingerprint or not same_participant(ref, entry.participant_id):
             raise AlreadyExists(
                 "This request_id was used for a different adjustment.",
                 reason="IDEMPOTENCY_KEY_REUSED",
@@ -204,6 +225,7 @@ def adjust_balance(
             reason=reason,
             request_id=request_id or None,
             request_hash=fingerprint,
+            field="delta",
         )
         return entry, _view(participant.id, asset.id, asset.scale), False
 

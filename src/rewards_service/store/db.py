@@ -122,15 +122,16 @@ def in_transaction(work: Callable[[], T], *, on_conflict: Callable[[], T] | None
     `on_conflict` answers a unique-key race (e.g. two calls with one request_id): it runs in a
     fresh transaction after the loser rolled back, typically to return the winner's result.
     """
+    step = work
     for attempt in range(MAX_ATTEMPTS):
         try:
             with _writer_slot(), database.atomic():
-                return work()
+                return step()
         except peewee.IntegrityError:
-            if on_conflict is None:
+            if on_conflict is None or step is on_conflict:
                 raise
-            with _writer_slot(), database.atomic():
-                return on_conflict()
+            step = on_conflict  # from now on (retries included), answer as the loser
+            continue
         except peewee.DatabaseError as exc:
             if not _is_retryable(exc):
                 raise

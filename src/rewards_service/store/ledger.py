@@ -3,9 +3,9 @@ changed only by a conditional UPDATE, so it can never go below zero even under c
 
 from rewards.v1 import common_pb2 as common
 
-from rewards_service.domain.errors import FailedPrecondition
+from rewards_service.domain.errors import FailedPrecondition, FieldViolation, InvalidArgument
 from rewards_service.domain.ids import new_id
-from rewards_service.domain.validation import format_amount
+from rewards_service.domain.validation import MAX_MINOR_UNITS, format_amount
 from rewards_service.store import fast
 from rewards_service.store.models import Asset, Balance, LedgerEntry
 
@@ -23,9 +23,17 @@ def _counters(kind: int, delta: int) -> tuple[int, int]:
 _MOVE = (
     'UPDATE "balance" SET "available" = "available" + ?, '
     '"lifetime_earned" = "lifetime_earned" + ?, "lifetime_spent" = "lifetime_spent" + ? '
-    'WHERE "participant_id" = ? AND "asset_id" = ? AND "available" + ? >= 0 '
+    'WHERE "participant_id" = ? AND "asset_id" = ? AND "available" + ? BETWEEN 0 AND ? '
     'RETURNING "available"'
 )
+
+
+def _too_large(field: str) -> InvalidArgument:
+    """Balances are kept below MAX_MINOR_UNITS so no sum can overflow the 64-bit column."""
+    return InvalidArgument(
+        "This would take the balance past the largest amount the ledger holds.",
+        violations=(FieldViolation(field, "is too large for the participant's balance"),),
+    )
 
 
 def post(
@@ -39,16 +47,21 @@ def post(
     reason: str = "",
     request_id: str | None = None,
     request_hash: str = "",
+    field: str = "quantity",
 ) -> LedgerEntry:
     """Move a balance by `delta` minor units and record the entry, or raise
     INSUFFICIENT_BALANCE and change nothing."""
+    if delta >= MAX_MINOR_UNITS:
+        raise _too_large(field)
     earned, spent = _counters(kind, delta)
-    params = (delta, earned, spent, participant_id, asset.id, delta)
+    params = (delta, earned, spent, participant_id, asset.id, delta, MAX_MINOR_UNITS - 1)
     row = fast.execute(_MOVE, *params).fetchone()
     if row is None and delta > 0:
         # First movement of this asset for this participant: open the balance, then move it.
         Balance.insert(participant=participant_id, asset=asset.id).on_conflict_ignore().execute()
         row = fast.execute(_MOVE, *params).fetchone()
+        if row is None:
+            raise _too_large(field)
     if row is None:
         available = (
             Balance.select(Balance.available)

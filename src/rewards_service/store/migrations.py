@@ -1,11 +1,15 @@
 """Versioned schema migrations, applied in order on start and recorded in schema_migrations.
 
 Each step is a function of the database; add new steps at the end, never edit applied ones.
+Step 1 creates the tables from today's models, so on a new database later steps find their
+changes already made: each step checks before it alters.
 """
 
 from collections.abc import Callable
 
 import peewee
+from playhouse.migrate import SchemaMigrator
+from playhouse.migrate import migrate as apply_operations
 
 from rewards_service.store import models
 from rewards_service.store.db import database, in_transaction, is_sqlite
@@ -26,8 +30,21 @@ def _initial_schema(db: peewee.Database) -> None:
     db.create_tables(models.ALL_MODELS)
 
 
+def _request_hashes(db: peewee.Database) -> None:
+    """Creates remember their request's digest, so a reused request_id can be told apart."""
+    migrator = SchemaMigrator.from_database(db)
+    for table in ("asset", "code_pool", "reward"):
+        if "request_hash" not in {c.name for c in db.get_columns(table)}:
+            field = peewee.CharField(max_length=64, default="")
+            apply_operations(migrator.add_column(table, "request_hash", field))
+    # RevokeIssuance voids a code by its issuance.
+    if "code_issuance_id" not in {i.name for i in db.get_indexes("code")}:
+        apply_operations(migrator.add_index("code", ("issuance_id",), False))
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[peewee.Database], None]]] = [
     (1, "initial schema", _initial_schema),
+    (2, "request hashes on creates; index codes by issuance", _request_hashes),
 ]
 
 # Several servers may start at once against one PostgreSQL database.

@@ -35,6 +35,8 @@ class Asset(BaseModel):
     name = peewee.CharField(max_length=255)
     scale = peewee.IntegerField()
     request_id = peewee.CharField(max_length=128, null=True)
+    # Digest of the create request; a retry with the same request_id must match it.
+    request_hash = peewee.CharField(max_length=64, default="")
     created_at = TimestampField(default=utcnow)
 
     class Meta:
@@ -53,6 +55,8 @@ class CodePool(BaseModel):
     available_count = peewee.BigIntegerField(default=0)
     issued_count = peewee.BigIntegerField(default=0)
     request_id = peewee.CharField(max_length=128, null=True)
+    # Digest of the create request; a retry with the same request_id must match it.
+    request_hash = peewee.CharField(max_length=64, default="")
     created_at = TimestampField(default=utcnow)
 
     class Meta:
@@ -68,7 +72,7 @@ class Code(BaseModel):
     pool = peewee.ForeignKeyField(CodePool, on_delete="CASCADE")
     code = peewee.CharField(max_length=128)
     status = peewee.CharField(max_length=16, default=STATUS_AVAILABLE)
-    issuance_id = peewee.CharField(max_length=40, null=True)
+    issuance_id = peewee.CharField(max_length=40, null=True, index=True)
 
     class Meta:
         indexes = (
@@ -104,6 +108,8 @@ class Reward(BaseModel):
     # Bumped on every change; the etag is derived from it.
     version = peewee.IntegerField(default=1)
     request_id = peewee.CharField(max_length=128, null=True)
+    # Digest of the create request; a retry with the same request_id must match it.
+    request_hash = peewee.CharField(max_length=64, default="")
     created_at = TimestampField(default=utcnow)
     updated_at = TimestampField(default=utcnow)
 
