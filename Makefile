@@ -1,5 +1,6 @@
 # Everything runs from a project-local virtualenv made with the machine's Python 3.11.
-PYTHON ?= python3.11
+# python3.11 by name, else python3 when that is 3.11.
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || { python3 -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null && command -v python3; } || echo python3.11)
 VENV ?= .venv
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
