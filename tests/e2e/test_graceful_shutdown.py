@@ -318,3 +318,20 @@ def test_calls_cut_off_by_the_grace_period_leave_nothing_half_written(cut_off):
 
 def test_the_process_exits_soon_after_the_grace_period(cut_off):
     assert cut_off.exited - cut_off.signalled < cut_off.grace + 0.5
+
+
+def test_sigint_drains_like_sigterm(store):
+    server = spawn_server(store, "--grace-seconds", "30")
+    work = _workload(server)
+    batches, outcome = _start_batches(server, work)
+    _wait_until_in_flight(work.program_id)
+    server.process.send_signal(signal.SIGINT)
+    for thread in batches:
+        thread.join(40)
+    assert server.process.wait(40) == 0
+    assert _wait_for_line(server, "stopped")
+    stopping = [line for line in server.stdout_lines if '"event": "stopping"' in line]
+    assert len(stopping) == 1 and '"signal": "SIGINT"' in stopping[0]
+    assert outcome.failed == [] and len(outcome.ok) == BATCHES
+    assert all(len(r.results) == BATCH_SIZE for r in outcome.ok)
+    assert all(item.HasField("issuance") for r in outcome.ok for item in r.results)
