@@ -1021,12 +1021,6 @@ def failure_code_and_reason(error: grpc.RpcError) -> tuple[grpc.StatusCode, str]
     return code, check_details(code, status, lambda: "raw call")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gRPC answers a request it cannot parse with INTERNAL 'Exception deserializing "
-    "request!' and no google.rpc.Status, before the service's wrapper runs "
-    "(api/interceptor.py passes the generated deserializer through)",
-)
 def test_malformed_bytes_are_invalid_argument_with_error_info(channel, admin):
     metadata = (("authorization", f"Bearer {admin.key}"),)
     with pytest.raises(grpc.RpcError) as caught:
@@ -1083,12 +1077,6 @@ def refused_cleanly(api: Api, call) -> tuple[grpc.StatusCode, str]:
     return code, reason
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="UpdateReward with a RewardStatus number the enum does not name fails INTERNAL: "
-    "domain/rewards.py check_transition formats RewardStatus.Name(wanted), which raises "
-    "ValueError for an unknown number",
-)
 def test_an_unknown_status_in_update_reward_is_invalid_argument(admin):
     reward = f.reward(admin)
     request = catalog_pb2.UpdateRewardRequest(
@@ -1102,12 +1090,6 @@ def test_an_unknown_status_in_update_reward_is_invalid_argument(admin):
 LONG = "x" * 20_000  # past the 16 KiB hard limit, not only the 8 KiB soft one
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="errors echo the caller's value whole, in the message, in ErrorInfo metadata and "
-    "in BadRequest (e.g. 'No reward <id>.', metadata id=<id>): trailers past gRPC's metadata "
-    "limit (8 KiB soft, 16 KiB hard) reach the client as RESOURCE_EXHAUSTED instead",
-)
 @pytest.mark.parametrize(
     "call",
     [
@@ -1138,12 +1120,6 @@ def test_an_error_about_a_long_value_reaches_the_caller(admin, call):
     assert snapshot(admin.program_id) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the INVALID_ARGUMENT message names every bad field ('The request has invalid "
-    "fields: ...', domain/validation.py raise_if_any) although BadRequest is capped at 100: "
-    "a reward with 501 bad limits makes a 40 KB message the client cannot receive",
-)
 def test_many_bad_fields_fit_one_error(admin):
     reward = catalog_pb2.Reward(
         name="Many",
@@ -1156,12 +1132,6 @@ def test_many_bad_fields_fit_one_error(admin):
     assert (code, reason) == (grpc.StatusCode.INVALID_ARGUMENT, "VALIDATION_FAILED")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a rolling limit's window is accepted up to Duration's 10,000 years, but issuing "
-    "computes now - window (services/issuance.py _check_caps), which overflows datetime for "
-    "windows reaching before year 1: every IssueReward of the reward fails INTERNAL",
-)
 def test_a_rolling_window_of_ten_thousand_years(admin):
     window = [(common_pb2.LIMIT_SCOPE_PARTICIPANT, 2, 315_576_000_000)]
     try:
@@ -1176,12 +1146,6 @@ def test_a_rolling_window_of_ten_thousand_years(admin):
     assert (code, reason) == (grpc.StatusCode.FAILED_PRECONDITION, "PARTICIPANT_LIMIT_REACHED")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="costs are computed with Decimal's default 28-digit context: with 20 integer digits "
-    "on an 8-place asset, quantize raises InvalidOperation (domain/pricing.py ceil_at_scale) "
-    "before the 'exceeds any possible balance' check, and the call fails INTERNAL",
-)
 @pytest.mark.parametrize("kind", ["amount based", "unit based"])
 def test_a_cost_beyond_decimal_precision_is_refused_cleanly(admin, kind):
     fine = f.asset(admin, "FINE", scale=8)
@@ -1222,13 +1186,6 @@ def test_a_balance_beyond_the_column_is_refused_cleanly(admin):
     assert f.balance(admin, user.id, points.id).available == balance
 
 
-@pytest.mark.xfail(
-    ON_POSTGRESQL,
-    strict=True,
-    reason="PostgreSQL text cannot hold NUL and psycopg2 refuses such a parameter: any string "
-    "with a NUL character (an id, a name, a participant reference, a page token's key) fails "
-    "INTERNAL; nothing checks for NUL before the query",
-)
 @pytest.mark.parametrize(
     "case", ["GetReward id", "reward name", "participant reference", "page token"]
 )
@@ -1265,13 +1222,6 @@ def test_a_nul_character_is_refused_or_kept(admin, case):
         assert got.name == "a\x00b"
 
 
-@pytest.mark.xfail(
-    ON_POSTGRESQL,
-    strict=True,
-    reason="MOBILE_RE (domain/participants.py) admits a '+' and 32 more characters, 33 in all, "
-    "but the mobile column is 32 characters: PostgreSQL refuses the value and the call fails "
-    "INTERNAL",
-)
 def test_a_mobile_of_33_characters_is_refused_or_kept(admin):
     mobile = "+" + "1" * 32
     before = snapshot(admin.program_id)

@@ -8,8 +8,11 @@ from grpc_status import rpc_status
 from rewards_service.domain import errors
 
 DOMAIN = "rewards.v1"
-# Trailers have a size limit; past this many field violations the rest are summarised.
-MAX_VIOLATIONS = 100
+# The status travels in trailers, which gRPC caps at 8 KiB. Errors may echo what the caller
+# sent, so echoed text is clipped and past this many field violations the rest are counted.
+MAX_VIOLATIONS = 20
+MAX_MESSAGE = 1024
+MAX_DETAIL = 120
 
 CODES: dict[type[errors.RewardsError], grpc.StatusCode] = {
     errors.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
@@ -31,16 +34,22 @@ def status_code(error: errors.RewardsError) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
+def clip(text: str, limit: int = MAX_DETAIL) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def to_status_proto(error: errors.RewardsError) -> status_pb2.Status:
     code = status_code(error)
-    info = error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN, metadata=error.metadata)
-    details = [info]
+    metadata = {clip(k, 64): clip(v) for k, v in error.metadata.items()}
+    details: list = [
+        error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN, metadata=metadata)
+    ]
     if error.violations:
         shown = error.violations[:MAX_VIOLATIONS]
         bad_request = error_details_pb2.BadRequest(
             field_violations=[
                 error_details_pb2.BadRequest.FieldViolation(
-                    field=v.field, description=v.description
+                    field=clip(v.field), description=clip(v.description)
                 )
                 for v in shown
             ]
@@ -55,9 +64,8 @@ def to_status_proto(error: errors.RewardsError) -> status_pb2.Status:
         holder = any_pb2.Any()
         holder.Pack(detail)
         packed.append(holder)
-    return status_pb2.Status(
-        code=getattr(code_pb2, code.name), message=error.message, details=packed
-    )
+    message = clip(error.message, MAX_MESSAGE)
+    return status_pb2.Status(code=getattr(code_pb2, code.name), message=message, details=packed)
 
 
 def to_grpc_status(error: errors.RewardsError) -> grpc.Status:

@@ -9,10 +9,11 @@ import time
 
 import grpc
 import structlog
+from google.protobuf.message import DecodeError, Message
 
 from rewards_service.api.errors import internal_error, status_code, to_grpc_status
 from rewards_service.auth import check_role, current_caller, key_from_metadata
-from rewards_service.domain.errors import RewardsError
+from rewards_service.domain.errors import FieldViolation, InvalidArgument, RewardsError
 from rewards_service.services.programs import authenticate
 from rewards_service.store.db import session
 
@@ -24,16 +25,57 @@ def _request_id(request: object) -> str:
     return getattr(request, "request_id", "") or getattr(request, "client_reference", "")
 
 
-def _wrap(method: str, behavior):
-    def wrapped(request, context: grpc.ServicerContext):
+def _parse(deserialize, raw: bytes):
+    try:
+        return deserialize(raw)
+    except DecodeError:
+        raise InvalidArgument(
+            "The request is not a well-formed protobuf message.",
+            violations=(FieldViolation("*", "is not a well-formed protobuf message"),),
+        ) from None
+
+
+def _nul_fields(message: Message, prefix: str = "") -> list[str]:
+    """Paths of the text fields holding a NUL character."""
+    found = []
+    for field, value in message.ListFields():
+        path = prefix + field.name
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            found += [f"{path}[{k}]" for k, v in value.items() if "\x00" in f"{k}{v}"]
+        elif field.message_type is not None:
+            items = value if field.is_repeated else [value]
+            for i, item in enumerate(items):
+                found += _nul_fields(item, f"{path}[{i}]." if len(items) > 1 else f"{path}.")
+        elif field.type == field.TYPE_STRING:
+            texts = value if field.is_repeated else [value]
+            found += [path for text in texts if "\x00" in text][:1]
+    return found
+
+
+def _refuse_nul(request: Message) -> None:
+    """PostgreSQL text cannot hold NUL, so no backend takes it: the same answer everywhere."""
+    paths = _nul_fields(request)
+    if paths:
+        raise InvalidArgument(
+            "Text fields must not contain NUL characters.",
+            violations=tuple(
+                FieldViolation(path, "must not contain NUL (0x00) characters") for path in paths
+            ),
+        )
+
+
+def _wrap(method: str, behavior, deserialize):
+    def wrapped(raw: bytes, context: grpc.ServicerContext):
         started = time.perf_counter()
         structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(
-            method=method, request_id=_request_id(request) or None
-        )
+        structlog.contextvars.bind_contextvars(method=method)
         code = grpc.StatusCode.OK
         error: RewardsError | None = None
         try:
+            # Parsed here rather than by gRPC, so a malformed message gets a typed error too.
+            request = _parse(deserialize, raw)
+            _refuse_nul(request)
+            structlog.contextvars.bind_contextvars(request_id=_request_id(request) or None)
             with session():
                 found = authenticate(key_from_metadata(context.invocation_metadata()))
                 structlog.contextvars.bind_contextvars(program=found.program_id)
@@ -77,8 +119,7 @@ class RpcInterceptor(grpc.ServerInterceptor):
         if handler is None or not method.startswith(OWN_SERVICES) or not handler.unary_unary:
             return handler
         wrapped = grpc.unary_unary_rpc_method_handler(
-            _wrap(method, handler.unary_unary),
-            request_deserializer=handler.request_deserializer,
+            _wrap(method, handler.unary_unary, handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
         self._wrapped[method] = wrapped

@@ -34,7 +34,10 @@ def parse_page(
         try:
             token = json.loads(base64.urlsafe_b64decode(page_token.encode()))
             after, token_digest = str(token["k"]), str(token["f"])
+            if "\x00" in after:  # never in our ids; PostgreSQL text cannot hold it
+                raise ValueError("NUL in page token")
         except (ValueError, KeyError, TypeError):
+            after = None
             v.add("page_token", "is not a token returned by this method")
         else:
             v.check(

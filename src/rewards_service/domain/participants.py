@@ -48,7 +48,9 @@ def check_participant(v: Violations, spec: ParticipantSpec, prefix: str = "parti
         )
     if spec.mobile:
         v.check(
-            bool(MOBILE_RE.fullmatch(spec.mobile)) and sum(c.isdigit() for c in spec.mobile) >= 3,
+            len(spec.mobile) <= 32
+            and bool(MOBILE_RE.fullmatch(spec.mobile))
+            and sum(c.isdigit() for c in spec.mobile) >= 3,
             prefix + "mobile",
             "must be a phone number: an optional leading +, then 3-32 digits, spaces and ()-",
         )

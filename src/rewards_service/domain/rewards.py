@@ -5,7 +5,7 @@ from datetime import datetime
 
 from rewards.v1 import common_pb2 as common
 
-from rewards_service.domain.errors import FailedPrecondition, InvalidArgument
+from rewards_service.domain.errors import FailedPrecondition, FieldViolation, InvalidArgument
 from rewards_service.domain.validation import (
     Violations,
     check_name,
@@ -43,6 +43,7 @@ ALLOWED_TRANSITIONS = {
 
 MAX_SEGMENTS = 100
 MAX_LIMITS = 20
+MAX_WINDOW_SECONDS = 100 * 366 * 86_400
 MAX_ID_LEN = 128
 
 
@@ -194,7 +195,11 @@ def _check_inventory(v: Violations, prefix: str, spec: RewardSpec) -> None:
             "must be PARTICIPANT or GLOBAL",
         )
         v.check(limit.max_quantity > 0, path + "max_quantity", "must be greater than zero")
-        v.check(limit.window_seconds > 0, path + "window", "must be at least one second")
+        v.check(
+            0 < limit.window_seconds <= MAX_WINDOW_SECONDS,
+            path + "window",
+            "must be from one second to 100 years",
+        )
 
 
 def _check_segments(v: Violations, path: str, segments: list[dict[str, str]]) -> None:
@@ -217,6 +222,11 @@ def check_create_status(v: Violations, status: int) -> int:
 def check_transition(current: int, wanted: int) -> None:
     if wanted == current:
         return
+    if wanted not in ALLOWED_TRANSITIONS:
+        raise InvalidArgument(
+            "reward.status is not a known status.",
+            violations=(FieldViolation("reward.status", "is not a known RewardStatus"),),
+        )
     if wanted not in ALLOWED_TRANSITIONS.get(current, set()):
         raise FailedPrecondition(
             f"A reward cannot move from {S.Name(current)} to {S.Name(wanted)}.",

@@ -1,7 +1,7 @@
 """Field checks shared by every request. Collect all violations, then raise once."""
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 
 from rewards_service.domain.errors import FieldViolation, InvalidArgument
 
@@ -15,6 +15,8 @@ MAX_MAP_KEY = 64
 MAX_MAP_VALUE = 1024
 # Balances and amounts are stored as integer minor units in a signed 64-bit column.
 MAX_MINOR_UNITS = 10**18
+# Inputs have up to 20 integer and 18 decimal digits: products need more than the default 28.
+EXACT = Context(prec=100)
 
 
 class Violations:
@@ -33,7 +35,9 @@ class Violations:
         return bool(self.items)
 
     def error(self) -> InvalidArgument:
-        fields = ", ".join(v.field for v in self.items)
+        fields = ", ".join(v.field for v in self.items[:5])
+        if len(self.items) > 5:
+            fields += f" and {len(self.items) - 5} more"
         return InvalidArgument(
             f"The request has invalid fields: {fields}.", violations=tuple(self.items)
         )
@@ -127,11 +131,11 @@ def parse_amount(
 
 
 def to_minor(value: Decimal, scale: int) -> int:
-    return int(value.scaleb(scale))
+    return int(value.scaleb(scale, context=EXACT))
 
 
 def from_minor(units: int, scale: int) -> Decimal:
-    return Decimal(units).scaleb(-scale)
+    return Decimal(units).scaleb(-scale, context=EXACT)
 
 
 def format_amount(units: int, scale: int) -> str:

@@ -23,6 +23,7 @@ from rewards_service.domain.validation import (
     check_request_id,
     check_text,
     parse_amount,
+    to_minor,
 )
 from rewards_service.store import fast, ledger, queries
 from rewards_service.store.db import in_transaction
@@ -220,7 +221,7 @@ def adjust_balance(
             program_id=program_id,
             participant_id=participant.id,
             asset=asset,
-            delta=int(units.scaleb(asset.scale)),
+            delta=to_minor(units, asset.scale),
             kind=K.LEDGER_ENTRY_KIND_ADJUST,
             reason=reason,
             request_id=request_id or None,
