@@ -8,7 +8,6 @@ import os
 import uuid
 
 from rewards.v1 import catalog_pb2, common_pb2
-
 from rewards_client import RewardsClient, ref
 
 
