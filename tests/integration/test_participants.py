@@ -1,7 +1,6 @@
 """Participants (SPEC §7): upsert by external_id, shared secondary identifiers, reads, lists by
 segment, validation, and ParticipantRef resolution."""
 
-
 import grpc
 import pytest
 from google.protobuf import field_mask_pb2
