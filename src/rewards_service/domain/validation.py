@@ -11,6 +11,7 @@ ACTION_CODE_RE = re.compile(r"[a-zA-Z0-9._-]{1,64}")
 # Patterns are used with fullmatch, so a trailing newline does not slip through.
 DECIMAL_RE = re.compile(r"-?\d{1,20}(\.\d{1,18})?", re.ASCII)
 MAX_MAP_ENTRIES = 50
+MESSAGE_FIELDS = 20
 MAX_MAP_KEY = 64
 MAX_MAP_VALUE = 1024
 # Balances and amounts are stored as integer minor units in a signed 64-bit column.
@@ -35,9 +36,10 @@ class Violations:
         return bool(self.items)
 
     def error(self) -> InvalidArgument:
-        fields = ", ".join(v.field for v in self.items[:5])
-        if len(self.items) > 5:
-            fields += f" and {len(self.items) - 5} more"
+        # Name the fields (as many as BadRequest lists), not an unbounded message.
+        fields = ", ".join(v.field for v in self.items[:MESSAGE_FIELDS])
+        if len(self.items) > MESSAGE_FIELDS:
+            fields += f" and {len(self.items) - MESSAGE_FIELDS} more"
         return InvalidArgument(
             f"The request has invalid fields: {fields}.", violations=tuple(self.items)
         )
