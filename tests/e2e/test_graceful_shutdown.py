@@ -191,6 +191,11 @@ def test_sigterm_lets_in_flight_calls_finish_and_refuses_new_ones(store):
     _wait_until_in_flight(work.program_id)
     in_flight_at_signal = _issued_so_far(work.program_id)
 
+    # A connection opened before the signal, to send late calls on.
+    old_channel = grpc.insecure_channel(server.address)
+    old = make_api(old_channel, work.program_id, work.key)
+    old.catalog.GetReward(catalog_pb2.GetRewardRequest(id=work.priced.id), timeout=10)
+
     signalled = time.monotonic()
     server.process.send_signal(signal.SIGTERM)
 
@@ -198,8 +203,6 @@ def test_sigterm_lets_in_flight_calls_finish_and_refuses_new_ones(store):
     assert [status for _, status in health] == [SERVING, NOT_SERVING]
     # New calls are refused, on a fresh connection and on one that was open before.
     refused, late_ids, late_accepted = [], [], set()
-    old_channel = grpc.insecure_channel(server.address)
-    old = make_api(old_channel, work.program_id, work.key)
     deadline = time.monotonic() + 10
     while len(refused) < 2:
         for reuse in (True, False):
