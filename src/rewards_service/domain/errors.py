@@ -67,3 +67,13 @@ class Unavailable(RewardsError):
 
 class Internal(RewardsError):
     default_reason = "INTERNAL"
+
+
+def idempotency_key_reused(request_id: str, **original: str) -> AlreadyExists:
+    """The same request_id came back with different attributes (AIP-155); `original` names
+    what the first call made, e.g. issuance_id=..."""
+    return AlreadyExists(
+        "This request_id was already used for a different request.",
+        reason="IDEMPOTENCY_KEY_REUSED",
+        metadata={"request_id": request_id, **original},
+    )

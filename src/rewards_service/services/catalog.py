@@ -8,7 +8,7 @@ import peewee
 from rewards.v1 import common_pb2 as common
 
 from rewards_service.domain import rewards as rules
-from rewards_service.domain.errors import AlreadyExists, FailedPrecondition
+from rewards_service.domain.errors import AlreadyExists, FailedPrecondition, idempotency_key_reused
 from rewards_service.domain.ids import new_id
 from rewards_service.domain.issuance import digest
 from rewards_service.domain.pagination import PageRequest
@@ -42,11 +42,7 @@ def _create_once(model, program_id: str, request_id: str, fingerprint: str, crea
             return None
         found = queries.find_by_request_id(model, program_id, request_id)
         if found is not None and found.request_hash != fingerprint:
-            raise AlreadyExists(
-                "This request_id was already used for a different request.",
-                reason="IDEMPOTENCY_KEY_REUSED",
-                metadata={"request_id": request_id, "id": found.id},
-            )
+            raise idempotency_key_reused(request_id, id=found.id)
         return found
 
     def work():

@@ -12,11 +12,11 @@ from rewards.v1 import common_pb2 as common
 from rewards_service.domain import pricing
 from rewards_service.domain import rewards as reward_rules
 from rewards_service.domain.errors import (
-    AlreadyExists,
     FailedPrecondition,
     NotFound,
     RewardsError,
     Unavailable,
+    idempotency_key_reused,
 )
 from rewards_service.domain.ids import new_id
 from rewards_service.domain.issuance import (
@@ -52,11 +52,7 @@ def _replay(
     if earlier is None:
         return None
     if earlier.request_hash != fingerprint or not same_participant(ref, earlier.participant_id):
-        raise AlreadyExists(
-            "This request_id was already used for a different request.",
-            reason="IDEMPOTENCY_KEY_REUSED",
-            metadata={"request_id": request_id, "issuance_id": earlier.id},
-        )
+        raise idempotency_key_reused(request_id, issuance_id=earlier.id)
     return earlier
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import peewee
 from rewards.v1 import common_pb2 as common
 
-from rewards_service.domain.errors import AlreadyExists, FailedPrecondition, NotFound
+from rewards_service.domain.errors import FailedPrecondition, NotFound, idempotency_key_reused
 from rewards_service.domain.ids import new_id
 from rewards_service.domain.issuance import canonical_decimal, digest
 from rewards_service.domain.pagination import PageRequest
@@ -200,11 +200,7 @@ def adjust_balance(
         if entry is None:
             return None
         if entry.request_hash != fingerprint or not same_participant(ref, entry.participant_id):
-            raise AlreadyExists(
-                "This request_id was used for a different adjustment.",
-                reason="IDEMPOTENCY_KEY_REUSED",
-                metadata={"request_id": request_id},
-            )
+            raise idempotency_key_reused(request_id, entry_id=entry.id)
         asset = entry.asset
         return entry, _view(entry.participant_id, asset.id, asset.scale), True
 
@@ -232,10 +228,8 @@ def adjust_balance(
 
     def on_conflict() -> tuple[LedgerEntry, BalanceView, bool]:
         earlier = replay()
-        if earlier is None:
-            raise AlreadyExists(
-                "Conflicting concurrent adjustment.", reason="IDEMPOTENCY_KEY_REUSED"
-            )
+        if earlier is None:  # the clash was on another key: not ours to answer
+            raise peewee.IntegrityError("conflict on a key other than request_id")
         return earlier
 
     return in_transaction(work, on_conflict=on_conflict)
