@@ -26,19 +26,32 @@ def _parser() -> argparse.ArgumentParser:
         help="sqlite:///file.db or postgresql://... (default: REWARDS_DATABASE_URL)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    # --json may also follow the command; SUPPRESS keeps a top-level --json from being reset.
+    after = argparse.ArgumentParser(add_help=False)
+    after.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="print one JSON object"
+    )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    c = sub.add_parser("create-program", help="create a program and print its first admin key")
+    c = sub.add_parser(
+        "create-program", parents=[after], help="create a program and print its first admin key"
+    )
     c.add_argument("name", help="program name, 1-255 characters")
 
-    c = sub.add_parser("create-key", help="create an API key and print it (shown once)")
+    c = sub.add_parser(
+        "create-key", parents=[after], help="create an API key and print it (shown once)"
+    )
     c.add_argument("--program", required=True, help="program id (prg_...)")
     c.add_argument("--role", required=True, choices=ROLES, help="what the key may do")
 
-    c = sub.add_parser("revoke-key", help="revoke an API key; it stops working at once")
+    c = sub.add_parser(
+        "revoke-key", parents=[after], help="revoke an API key; it stops working at once"
+    )
     c.add_argument("key_id", help="key id (key_...)")
 
-    c = sub.add_parser("list-keys", help="list a program's keys (ids and roles, never secrets)")
+    c = sub.add_parser(
+        "list-keys", parents=[after], help="list a program's keys (ids and roles, never secrets)"
+    )
     c.add_argument("--program", required=True, help="program id (prg_...)")
     return p
 

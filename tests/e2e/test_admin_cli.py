@@ -81,11 +81,6 @@ def test_create_program_json(db_url):
     assert other["api_key"] != made["api_key"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="--json is an option of the top-level parser only: after the command "
-    "(`rewards-admin create-program NAME --json`) argparse rejects it",
-)
 def test_json_may_follow_the_command(db_url):
     done = admin_cli(db_url, "create-program", "Acme", "--json", check=False)
     assert done.returncode == 0, done.stderr
