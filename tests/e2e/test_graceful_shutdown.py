@@ -11,6 +11,7 @@ from decimal import Decimal
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from peewee import fn
 from rewards.v1 import catalog_pb2, common_pb2, issuance_pb2, participants_pb2
 
 from rewards_service.store.db import session
@@ -95,11 +96,21 @@ def _issued_so_far(program_id: str) -> int:
         return Issuance.select().where(Issuance.program == program_id).count()
 
 
+def _batches_running(program_id: str) -> int:
+    """Batch k issues to participant k only: a participant with an issuance is a running batch."""
+    with session():
+        return (
+            Issuance.select(fn.COUNT(fn.DISTINCT(Issuance.participant)))
+            .where(Issuance.program == program_id)
+            .scalar()
+        )
+
+
 def _wait_until_in_flight(program_id: str) -> None:
-    """The batches are running once their first items are committed."""
-    deadline = time.monotonic() + 20
-    while _issued_so_far(program_id) == 0:
-        assert time.monotonic() < deadline, "the batches never started"
+    """Every batch is running (has committed an item), so none arrives after the signal."""
+    deadline = time.monotonic() + 30
+    while _batches_running(program_id) < BATCHES:
+        assert time.monotonic() < deadline, "the batches never all started"
         time.sleep(0.005)
 
 
