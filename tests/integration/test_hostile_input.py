@@ -747,12 +747,7 @@ def check_details(code: grpc.StatusCode, status, where) -> str:
 # Bugs pinned by a strict xfail test but not fixed yet: name -> predicate(method, request,
 # refused). An answer that matches one is counted, not failed, so the search goes on for new
 # bugs meanwhile; the entry goes when the bug is fixed.
-KNOWN_BUGS: dict[str, Callable[[str, object, Refused], bool]] = {
-    # test_an_error_about_a_long_non_ascii_value_reaches_the_caller
-    "error trailer over the client's metadata limit": lambda method, request, refused: (
-        refused.code == grpc.StatusCode.RESOURCE_EXHAUSTED and "metadata" in refused.details
-    ),
-}
+KNOWN_BUGS: dict[str, Callable[[str, object, Refused], bool]] = {}
 
 
 @dataclass
@@ -1055,12 +1050,6 @@ def test_an_error_about_a_long_value_reaches_the_caller(admin, call):
     assert snapshot(admin.program_id) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="api/errors.py clips echoed text by characters (message 1024, details 120), but "
-    "grpc-message is percent-encoded UTF-8: 1024 emoji make a 12 KB grpc-message, and with the "
-    "details the trailers pass gRPC's 16 KiB limit; the client gets RESOURCE_EXHAUSTED",
-)
 @pytest.mark.parametrize("method", ["GetReward", "UpdateFulfillment"])
 def test_an_error_about_a_long_non_ascii_value_reaches_the_caller(admin, method):
     value = "\U0001f600" * 2_000

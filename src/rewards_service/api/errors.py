@@ -8,11 +8,13 @@ from grpc_status import rpc_status
 from rewards_service.domain import errors
 
 DOMAIN = "rewards.v1"
-# The status travels in trailers, which gRPC caps at 8 KiB. Errors may echo what the caller
-# sent, so echoed text is clipped and past this many field violations the rest are counted.
+# The status travels in trailers, which gRPC starts refusing past 8 KiB. Errors may echo what
+# the caller sent, so echoed text is clipped by its UTF-8 size (grpc-message percent-encodes
+# each non-ASCII byte as three characters) and past this many field violations the rest are
+# counted.
 MAX_VIOLATIONS = 20
-MAX_MESSAGE = 1024
-MAX_DETAIL = 120
+MAX_MESSAGE_BYTES = 512
+MAX_DETAIL_BYTES = 128
 
 CODES: dict[type[errors.RewardsError], grpc.StatusCode] = {
     errors.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
@@ -34,8 +36,11 @@ def status_code(error: errors.RewardsError) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
-def clip(text: str, limit: int = MAX_DETAIL) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def clip(text: str, limit: int = MAX_DETAIL_BYTES) -> str:
+    data = text.encode()
+    if len(data) <= limit:
+        return text
+    return data[: limit - 3].decode(errors="ignore") + "…"
 
 
 def to_status_proto(error: errors.RewardsError) -> status_pb2.Status:
@@ -64,7 +69,7 @@ def to_status_proto(error: errors.RewardsError) -> status_pb2.Status:
         holder = any_pb2.Any()
         holder.Pack(detail)
         packed.append(holder)
-    message = clip(error.message, MAX_MESSAGE)
+    message = clip(error.message, MAX_MESSAGE_BYTES)
     return status_pb2.Status(code=getattr(code_pb2, code.name), message=message, details=packed)
 
 
