@@ -33,6 +33,9 @@ generate: venv
 	$(BIN)/python -m grpc_tools.protoc -I protos -I third_party/protos \
 		--python_out=generated --grpc_python_out=generated \
 		--mypy_out=generated --mypy_grpc_out=generated $(PROTOS)
+	# The same files with their comments, served by reflection for `grpcurl describe`.
+	$(BIN)/python -m grpc_tools.protoc -I protos -I third_party/protos --include_source_info \
+		--descriptor_set_out=generated/rewards/v1/descriptors.binpb $(PROTOS)
 	touch generated/rewards/__init__.py generated/rewards/v1/__init__.py generated/rewards/py.typed
 
 check-generated: generate

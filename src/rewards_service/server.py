@@ -13,7 +13,7 @@ import grpc
 import peewee
 import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 from rewards.v1 import (
     catalog_pb2,
     catalog_pb2_grpc,
@@ -28,6 +28,7 @@ from rewards_service.api.catalog import RewardCatalogServicer
 from rewards_service.api.interceptor import RpcInterceptor
 from rewards_service.api.issuance import RewardIssuanceServicer
 from rewards_service.api.participants import ParticipantsServicer
+from rewards_service.api.reflection import DocumentedReflectionServicer
 from rewards_service.config import Config, parse_args
 from rewards_service.services import programs
 from rewards_service.store.db import bind, open_database, release_connections, session
@@ -95,8 +96,11 @@ def build_server(config: Config, *, reuse_port: bool = False) -> RunningServer:
     for name in service_names:
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-    reflection.enable_server_reflection(
-        [*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
+    reflection_pb2_grpc.add_ServerReflectionServicer_to_server(
+        DocumentedReflectionServicer(
+            [*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME]
+        ),
+        server,
     )
     credentials = _credentials(config)
     if credentials is None:

@@ -109,11 +109,6 @@ def test_describe_shows_the_reward_message(served):
         assert field in done.stdout, field
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reflection serves the descriptors compiled into the _pb2 modules, which carry no "
-    "source info, so the proto comments never reach `grpcurl describe`",
-)
 def test_describe_shows_the_proto_comments(served):
     server, _ = served
     done = grpcurl(server.address, "describe", "rewards.v1.Reward")
