@@ -15,22 +15,6 @@ from tests.helpers import failure_of, make_api, spawn_server
 THREADS = 32
 
 
-def assert_ledger_consistent(api, participant_id, asset_id):
-    from decimal import Decimal
-
-    from rewards.v1 import participants_pb2
-
-    entries = api.participants.ListLedgerEntries(
-        participants_pb2.ListLedgerEntriesRequest(
-            participant=f.ref(participant_id), asset_id=asset_id, page_size=1000
-        )
-    ).entries
-    balance = f.balance(api, participant_id, asset_id)
-    total = sum((Decimal(e.delta) for e in entries), Decimal(0))
-    assert Decimal(balance.available) == total >= 0
-    assert total == Decimal(balance.lifetime_earned) - Decimal(balance.lifetime_spent)
-
-
 @pytest.fixture(scope="module")
 def two_servers(store):
     servers = [spawn_server(store, "--threads", "16") for _ in range(2)]
@@ -115,7 +99,7 @@ def test_one_request_id_makes_one_issuance(program):
     assert len({r.issuance.id for r in ok}) == 1
     assert sum(r.idempotent_replay for r in ok) == 49
     assert f.balance(setup, user.id, points.id).available == "5.00"
-    assert_ledger_consistent(setup, user.id, points.id)
+    f.assert_ledger_consistent(setup, user.id, points.id)
 
 
 def test_balance_never_goes_negative(program):
@@ -129,4 +113,4 @@ def test_balance_never_goes_negative(program):
     assert {e.reason for e in failed} == {"INSUFFICIENT_BALANCE"}
     assert len(failed) == 20
     assert f.balance(setup, user.id, points.id).available == "0.00"
-    assert_ledger_consistent(setup, user.id, points.id)
+    f.assert_ledger_consistent(setup, user.id, points.id)

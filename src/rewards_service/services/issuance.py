@@ -305,7 +305,7 @@ def _draw_code(pool_id: str, issuance_id: str) -> str:
         .execute()
     )
     if next(iter(left)).available_count <= 0:
-        _set_status(
+        queries.set_reward_status(
             (Reward.code_pool_id == pool_id) & (Reward.status == S.REWARD_STATUS_ACTIVE),
             S.REWARD_STATUS_OUT_OF_STOCK,
         )
@@ -329,14 +329,6 @@ def _credit(
         reason=f"Issued {reward.name}",
     )
     return asset.id, credit
-
-
-def _set_status(condition, status: int) -> int:
-    return (
-        Reward.update(status=status, version=Reward.version + 1, updated_at=utcnow())
-        .where(condition)
-        .execute()
-    )
 
 
 def _issue(program_id: str, request: IssueRequest) -> Issuance:
@@ -365,7 +357,7 @@ def _issue(program_id: str, request: IssueRequest) -> Issuance:
     credit_asset, credit = _credit(program_id, reward, participant.id, units, issuance_id)
     if reward.max_total is not None:
         # The last unit was just taken: OUT_OF_STOCK at once, in this same transaction.
-        _set_status(
+        queries.set_reward_status(
             (Reward.id == reward.id)
             & (Reward.status == S.REWARD_STATUS_ACTIVE)
             & (Reward.redeemed_count >= Reward.max_total),
@@ -514,27 +506,22 @@ def revoke_issuance(program_id: str, issuance_id: str, reason: str) -> Issuance:
             return row
         if row.reward_id:
             _release_stock(row)
-        if row.cost_amount:
-            ledger.post(
-                program_id=program_id,
-                participant_id=row.participant_id,
-                asset=queries.asset(row.cost_asset_id),
-                delta=row.cost_amount,
-                kind=K.LEDGER_ENTRY_KIND_REVERSAL,
-                issuance_id=row.id,
-                reason=reason or "Issuance revoked",
-            )
-        if row.credit_amount:
-            # Refused with INSUFFICIENT_BALANCE when the points were already spent.
-            ledger.post(
-                program_id=program_id,
-                participant_id=row.participant_id,
-                asset=queries.asset(row.credit_asset_id),
-                delta=-row.credit_amount,
-                kind=K.LEDGER_ENTRY_KIND_REVERSAL,
-                issuance_id=row.id,
-                reason=reason or "Issuance revoked",
-            )
+        # Refund the cost; take back credited points (refused with INSUFFICIENT_BALANCE when
+        # they were already spent).
+        for asset_id, delta in (
+            (row.cost_asset_id, row.cost_amount),
+            (row.credit_asset_id, -row.credit_amount),
+        ):
+            if delta:
+                ledger.post(
+                    program_id=program_id,
+                    participant_id=row.participant_id,
+                    asset=queries.asset(asset_id),
+                    delta=delta,
+                    kind=K.LEDGER_ENTRY_KIND_REVERSAL,
+                    issuance_id=row.id,
+                    reason=reason or "Issuance revoked",
+                )
         # A drawn code may have been seen by the participant: void it, never reissue it.
         Code.update(status=Code.STATUS_VOIDED).where(Code.issuance_id == row.id).execute()
         row.status = IS.ISSUANCE_STATUS_REVOKED
@@ -561,7 +548,7 @@ def _release_stock(row: Issuance) -> None:
         pool_available=pool.available_count if pool else None,
     )
     if status != reward.status:
-        _set_status(Reward.id == reward.id, status)
+        queries.set_reward_status(Reward.id == reward.id, status)
 
 
 def update_fulfillment(program_id: str, issuance_id: str, status: str, note: str) -> Issuance:

@@ -167,16 +167,20 @@ def save_reward(row: Reward) -> Reward:
     return row
 
 
+def set_reward_status(condition: peewee.Expression, status: int) -> int:
+    """A status change made by the service; like any change, it moves the etag."""
+    return (
+        Reward.update(status=status, version=Reward.version + 1, updated_at=utcnow())
+        .where(condition)
+        .execute()
+    )
+
+
 def restock_pool_rewards(pool_id: str) -> int:
     """Codes came back: rewards that were out of stock only for lack of codes are ACTIVE again."""
-    return (
-        Reward.update(
-            status=S.REWARD_STATUS_ACTIVE, version=Reward.version + 1, updated_at=utcnow()
-        )
-        .where(
-            (Reward.code_pool_id == pool_id)
-            & (Reward.status == S.REWARD_STATUS_OUT_OF_STOCK)
-            & (Reward.max_total.is_null() | (Reward.redeemed_count < Reward.max_total))
-        )
-        .execute()
+    return set_reward_status(
+        (Reward.code_pool_id == pool_id)
+        & (Reward.status == S.REWARD_STATUS_OUT_OF_STOCK)
+        & (Reward.max_total.is_null() | (Reward.redeemed_count < Reward.max_total)),
+        S.REWARD_STATUS_ACTIVE,
     )
