@@ -2,7 +2,6 @@
 
 import random
 import sqlite3
-import threading
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -13,6 +12,7 @@ import peewee
 from playhouse.pool import PooledPostgresqlDatabase
 
 from rewards_service.domain.errors import Unavailable
+from rewards_service.store.group_commit import GroupCommit
 
 database = peewee.DatabaseProxy()
 
@@ -91,7 +91,7 @@ def session():
             yield
 
 
-def _is_retryable(exc: Exception) -> bool:
+def is_retryable(exc: Exception) -> bool:
     # peewee re-raises the driver's error inside its except block: the original is the context.
     cause = exc.__cause__ or exc.__context__ or exc
     if isinstance(cause, sqlite3.OperationalError):
@@ -101,19 +101,8 @@ def _is_retryable(exc: Exception) -> bool:
     return pgcode in ("40001", "40P01")
 
 
-# SQLite admits one writer at a time. Threads of this process queue on this lock instead of
-# spinning in SQLite's busy handler, which sleeps in growing steps and wrecks tail latency.
-# Other processes sharing the file still wait through busy_timeout.
-_sqlite_writer = threading.Lock()
-
-
-@contextmanager
-def _writer_slot():
-    if is_sqlite():
-        with _sqlite_writer:
-            yield
-    else:
-        yield
+def _backoff(attempt: int) -> None:
+    time.sleep(random.uniform(0, 0.005 * 2**attempt))
 
 
 def in_transaction(work: Callable[[], T], *, on_conflict: Callable[[], T] | None = None) -> T:
@@ -121,22 +110,38 @@ def in_transaction(work: Callable[[], T], *, on_conflict: Callable[[], T] | None
 
     `on_conflict` answers a unique-key race (e.g. two calls with one request_id): it runs in a
     fresh transaction after the loser rolled back, typically to return the winner's result.
+    On SQLite, concurrent calls share one commit (group_commit.py); each still succeeds or
+    fails on its own.
     """
-    step = work
+    if is_sqlite():
+        return _group_commit.submit(work, on_conflict)
+    return _run_alone(work, on_conflict)
+
+
+def _run_alone(work: Callable[[], T], on_conflict: Callable[[], T] | None) -> T:
+    step, answering = work, False
     for attempt in range(MAX_ATTEMPTS):
         try:
-            with _writer_slot(), database.atomic():
+            with database.atomic():
                 return step()
         except peewee.IntegrityError:
-            if on_conflict is None or step is on_conflict:
+            if on_conflict is None or answering:
                 raise
-            step = on_conflict  # from now on (retries included), answer as the loser
+            step, answering = on_conflict, True  # from now on (retries too), answer as the loser
             continue
         except peewee.DatabaseError as exc:
-            if not _is_retryable(exc):
+            if not is_retryable(exc):
                 raise
-        time.sleep(random.uniform(0, 0.005 * 2**attempt))
+        _backoff(attempt)
     raise Unavailable("The store is too busy to finish this call; retry it.")
+
+
+_group_commit = GroupCommit(
+    database,
+    is_retryable=is_retryable,
+    max_attempts=MAX_ATTEMPTS,
+    backoff=_backoff,
+)
 
 
 def release_connections() -> None:

@@ -1,0 +1,141 @@
+"""Group commit for SQLite: the writes of concurrent calls share one transaction and one commit.
+
+SQLite admits one writer at a time and every commit writes each page it touched to the WAL.
+Run one after another, concurrent issues pay that page I/O once each, and the thread holding
+the write lock keeps losing the GIL to the threads queued behind it. Here the first caller to
+find no commit running becomes the leader: it takes the queued writes, runs each in its own
+savepoint on its own connection, commits once, then wakes their callers. A write that fails
+rolls back to its savepoint and fails alone; a commit that fails fails the whole group, and
+nothing of it is acknowledged. Callers learn their result only after the commit.
+
+One leader at a time also means this process never has two writers queued in SQLite's busy
+handler, which sleeps in growing steps; other processes sharing the file wait through
+busy_timeout.
+"""
+
+import contextvars
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import peewee
+
+from rewards_service.domain.errors import Unavailable
+
+# Bounds how long one commit keeps the callers in its group waiting.
+MAX_GROUP = 16
+
+
+@dataclass(eq=False)
+class _Write:
+    work: Callable[[], Any]
+    on_conflict: Callable[[], Any] | None
+    # The caller's context variables (the authenticated caller, log fields), for the leader.
+    context: contextvars.Context
+    done: threading.Event = field(default_factory=threading.Event)
+    lead: bool = False
+    result: Any = None
+    error: BaseException | None = None
+
+    def run(self, database: peewee.Database, is_retryable: Callable[[Exception], bool]) -> None:
+        """In its own savepoint. Contention propagates: the whole group retries."""
+        step, answering = self.work, False
+        while True:
+            try:
+                with database.atomic():
+                    self.result, self.error = self.context.run(step), None
+                return
+            except peewee.IntegrityError as exc:
+                if self.on_conflict is None or answering:
+                    self.error = exc
+                    return
+                step, answering = self.on_conflict, True  # answer as the loser of the race
+            except peewee.DatabaseError as exc:
+                if is_retryable(exc):
+                    raise
+                self.error = exc
+                return
+            except Exception as exc:  # a refusal: this write alone rolls back
+                self.error = exc
+                return
+
+
+class GroupCommit:
+    def __init__(
+        self,
+        database: peewee.Database,
+        *,
+        is_retryable: Callable[[Exception], bool],
+        max_attempts: int,
+        backoff: Callable[[int], None],
+    ) -> None:
+        self._database = database
+        self._is_retryable = is_retryable
+        self._max_attempts = max_attempts
+        self._backoff = backoff
+        self._queue: list[_Write] = []
+        self._queue_lock = threading.Lock()
+        self._leading = False
+        self._local = threading.local()
+
+    def submit(self, work: Callable[[], Any], on_conflict: Callable[[], Any] | None) -> Any:
+        if getattr(self._local, "in_group", False):
+            # Called from inside a write of the group: already in its transaction.
+            return work()
+        write = _Write(work, on_conflict, contextvars.copy_context())
+        with self._queue_lock:
+            self._queue.append(write)
+            write.lead = not self._leading
+            self._leading = True
+        if not write.lead:
+            write.done.wait()
+        if write.lead:
+            self._lead()
+        if write.error is not None:
+            raise write.error
+        return write.result
+
+    def _lead(self) -> None:
+        with self._queue_lock:
+            group = self._queue[:MAX_GROUP]
+            del self._queue[:MAX_GROUP]
+        try:
+            self._commit(group)
+        finally:
+            with self._queue_lock:
+                # Hand over to the oldest queued write, or stop leading.
+                if self._queue:
+                    self._queue[0].lead = True
+                    self._queue[0].done.set()
+                else:
+                    self._leading = False
+            for write in group:
+                write.lead = False
+                write.done.set()
+
+    def _commit(self, group: list[_Write]) -> None:
+        self._local.in_group = True
+        try:
+            for attempt in range(self._max_attempts):
+                try:
+                    with self._database.atomic():
+                        for write in group:
+                            write.run(self._database, self._is_retryable)
+                    return
+                except peewee.DatabaseError as exc:
+                    if not self._is_retryable(exc):
+                        self._fail(group, exc)
+                        return
+                self._backoff(attempt)
+            self._fail(group, Unavailable("The store is too busy to finish this call; retry it."))
+        except BaseException as exc:
+            self._fail(group, exc)
+            raise
+        finally:
+            self._local.in_group = False
+
+    @staticmethod
+    def _fail(group: list[_Write], error: BaseException) -> None:
+        for write in group:
+            write.result, write.error = None, error
