@@ -87,3 +87,13 @@ def test_ids_made_on_many_threads_are_unique():
 def test_ids_of_different_prefixes_are_different():
     assert new_id("rew")[4:] != new_id("rew")[4:]
     assert new_id("pool").startswith("pool_")
+
+
+@pytest.mark.parametrize("length", [10, 16])
+def test_encoding_round_trips_every_digit_position(length):
+    bits = 5 * length
+    for value in [0, 1, 31, 32, 1023, 1024, 2**bits - 1, *(2**k + 12345 for k in range(11, bits))]:
+        value %= 2**bits
+        encoded = ids._encode(value, length)
+        assert len(encoded) == length
+        assert _decode(encoded) == value
