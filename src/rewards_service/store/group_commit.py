@@ -39,7 +39,8 @@ class _Write:
     error: BaseException | None = None
 
     def run(self, database: peewee.Database, is_retryable: Callable[[Exception], bool]) -> None:
-        """In its own savepoint. Contention propagates: the whole group retries."""
+        """In its own savepoint (its own transaction when outside one). Contention propagates:
+        the whole group retries."""
         step, answering = self.work, False
         while True:
             try:
@@ -119,6 +120,9 @@ class GroupCommit:
         try:
             for attempt in range(self._max_attempts):
                 try:
+                    if len(group) == 1:  # alone, its savepoint is its transaction
+                        group[0].run(self._database, self._is_retryable)
+                        return
                     with self._database.atomic():
                         for write in group:
                             write.run(self._database, self._is_retryable)
