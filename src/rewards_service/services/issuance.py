@@ -61,6 +61,9 @@ def _idempotent(
 ) -> Outcome:
     """Replay the original issuance of a request_id, or create one. Concurrent first calls
     race on the unique (program, request_id) key; the losers replay the winner."""
+    # A committed request_id is found with a plain read: replays never queue for the writer.
+    if request_id and (earlier := _replay(program_id, request_id, fingerprint, ref)):
+        return earlier, True
 
     def work() -> Outcome:
         if request_id and (earlier := _replay(program_id, request_id, fingerprint, ref)):
