@@ -83,7 +83,7 @@ def start_server(database_url: str, log_path: Path, *extra: str):
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         for line in log_path.read_text().splitlines():
-            if '"event": "serving"' in line:
+            if '"event":"serving"' in line:
                 return proc, json.loads(line)["address"]
         time.sleep(0.1)
     proc.kill()

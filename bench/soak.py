@@ -63,7 +63,7 @@ def start_server(database_url: str, log_path: Path, threads: int):
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and process.poll() is None:
         for line in log_path.read_text().splitlines():
-            if '"event": "serving"' in line:
+            if '"event":"serving"' in line:
                 return process, json.loads(line)["address"]
         time.sleep(0.1)
     process.kill()

@@ -132,7 +132,7 @@ def spawn_server(database_url: str, *args: str, env: dict[str, str] | None = Non
         if not line:
             break
         lines.append(line)
-        if '"event": "serving"' in line:
+        if '"event":"serving"' in line:
             address = json.loads(line)["address"]
             # Keep draining the log: a full pipe would block the server mid-call.
             threading.Thread(target=_drain, args=(process, lines), daemon=True).start()

@@ -217,9 +217,9 @@ def test_a_signal_stops_the_server_cleanly(tmp_path, sig):
     key = admin_key_of(server)
     call(server.address, "rewards.v1.RewardCatalog/ListRewards", key, {})
     assert server.stop(sig) == 0
-    wait_for_line(server, '"event": "stopped"')
+    wait_for_line(server, '"event":"stopped"')
     log = "".join(server.stdout_lines)
-    assert '"event": "stopping"' in log
+    assert '"event":"stopping"' in log
     assert sig.name in log
     # The port no longer answers.
     done = grpcurl(server.address, "grpc.health.v1.Health/Check", data={})

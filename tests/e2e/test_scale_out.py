@@ -24,7 +24,7 @@ def replicas(store):
 
 
 def _served_calls(server) -> int:
-    return sum('"event": "rpc"' in line and "IssueReward" in line for line in server.stdout_lines)
+    return sum('"event":"rpc"' in line and "IssueReward" in line for line in server.stdout_lines)
 
 
 def test_round_robin_replicas_keep_caps_and_exactly_once(replicas):

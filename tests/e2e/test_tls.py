@@ -2,6 +2,7 @@
 
 import datetime
 import ipaddress
+import json
 import os
 import subprocess
 import sys
@@ -179,13 +180,17 @@ def _secure(
     return grpc.secure_channel(target, credentials)
 
 
-def _serving_line(server) -> str:
-    return next(line for line in server.stdout_lines if '"event": "serving"' in line)
+def _serving_line(server) -> dict:
+    return next(
+        entry
+        for entry in map(json.loads, filter(lambda line: line.startswith("{"), server.stdout_lines))
+        if entry.get("event") == "serving"
+    )
 
 
 def test_tls_client_is_served_and_authenticated(tls_server, pki):
-    assert '"tls": true' in _serving_line(tls_server)
-    assert '"mtls": false' in _serving_line(tls_server)
+    assert _serving_line(tls_server)["tls"] is True
+    assert _serving_line(tls_server)["mtls"] is False
     issued = new_program("tls")
     for host in ("", "localhost"):  # the certificate names both 127.0.0.1 and localhost
         with _secure(tls_server.address, pki.ca.pem, host=host) as channel:
@@ -211,7 +216,7 @@ def test_client_that_does_not_trust_the_server_certificate_fails(tls_server, pki
 
 
 def test_mtls_refuses_a_client_without_a_certificate(mtls_server, pki):
-    assert '"mtls": true' in _serving_line(mtls_server)
+    assert _serving_line(mtls_server)["mtls"] is True
     with _secure(mtls_server.address, pki.ca.pem) as channel:
         assert _refused(channel) == grpc.StatusCode.UNAVAILABLE
     with grpc.insecure_channel(mtls_server.address) as channel:

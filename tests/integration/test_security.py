@@ -227,7 +227,7 @@ def _admin_cli(database_url: str, *args: str) -> dict:
 
 def _wait_for(lines: list[str], event: str, timeout: float = 10) -> None:
     deadline = time.monotonic() + timeout
-    while not any(f'"event": "{event}"' in line for line in lines):
+    while not any(f'"event":"{event}"' in line for line in lines):
         assert time.monotonic() < deadline, f"no {event} line in the log"
         time.sleep(0.02)
 

@@ -67,18 +67,16 @@ def _refuse_nul(request: Message) -> None:
 def _wrap(method: str, behavior, deserialize):
     def wrapped(raw: bytes, context: grpc.ServicerContext):
         started = time.perf_counter()
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(method=method)
-        code = grpc.StatusCode.OK
+        request_id = program = None
         error: RewardsError | None = None
         try:
             # Parsed here rather than by gRPC, so a malformed message gets a typed error too.
             request = _parse(deserialize, raw)
             _refuse_nul(request)
-            structlog.contextvars.bind_contextvars(request_id=_request_id(request) or None)
+            request_id = _request_id(request) or None
             with session():
                 found = authenticate(key_from_metadata(context.invocation_metadata()))
-                structlog.contextvars.bind_contextvars(program=found.program_id)
+                program = found.program_id
                 check_role(found.role, method)
                 token = current_caller.set(found)
                 try:
@@ -88,14 +86,15 @@ def _wrap(method: str, behavior, deserialize):
         except RewardsError as exc:
             error = exc
         except Exception:
-            log.exception("rpc_failed")
+            log.exception("rpc_failed", method=method, request_id=request_id, program=program)
             error = internal_error()
         finally:
-            if error is not None:
-                code = status_code(error)
             log.info(
                 "rpc",
-                code=code.name,
+                method=method,
+                request_id=request_id,
+                program=program,
+                code=(status_code(error) if error else grpc.StatusCode.OK).name,
                 reason=error.reason if error else None,
                 duration_ms=round((time.perf_counter() - started) * 1000, 3),
             )
