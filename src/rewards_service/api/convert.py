@@ -11,7 +11,7 @@ from rewards_service.domain.issuance import IssueRequest
 from rewards_service.domain.participants import ParticipantRef
 from rewards_service.domain.validation import Violations, format_amount
 from rewards_service.services.participants import BalanceView
-from rewards_service.store import queries
+from rewards_service.store import fast, queries
 from rewards_service.store.models import (
     Asset,
     CodePool,
@@ -92,6 +92,7 @@ def config_out(kind: str, config: dict[str, object]) -> Message:
     return message_type(**config)
 
 
+@fast.memoized
 def reward_out(row: Reward) -> catalog_pb2.Reward:
     msg = catalog_pb2.Reward(
         id=row.id,
@@ -224,6 +225,7 @@ def _from_iso(text: str) -> timestamp_pb2.Timestamp | None:
     return timestamp_out(datetime.fromisoformat(text))
 
 
+@fast.memoized
 def issuance_out(row: Issuance) -> issuance_pb2.Issuance:
     snapshot = issuance_pb2.RewardSnapshot(name=row.reward_snapshot.get("name", ""))
     kind = row.reward_snapshot.get("kind")

@@ -2,6 +2,7 @@
 parameters, skipping peewee's per-call query building (measured at several times the cost of
 SQLite's own execute). Rows still come back as models, through the fields' converters."""
 
+from collections.abc import Callable
 from functools import cache
 from typing import TypeVar
 
@@ -11,6 +12,7 @@ from rewards_service.store.db import database
 from rewards_service.store.fields import JSONField, TimestampField
 
 M = TypeVar("M", bound=peewee.Model)
+R = TypeVar("R")
 
 
 @cache
@@ -41,18 +43,61 @@ def _loaded(model: type[M], data: dict[str, object]) -> M:
     return row
 
 
+# Rows read again unchanged are the common case on hot reads (a replay, a reward fetched over
+# and over), so their converted values, and what callers build from them (see memoized), are
+# reused, keyed by the row exactly as stored. Code changes rows by assigning fields, never by
+# mutating a JSON value in place: a row whose data is still what was read is unchanged.
+MEMO_SIZE = 4096
+_converted: dict[tuple, dict[str, object]] = {}
+
+
+def _remember(memo: dict, key: tuple, value: object) -> None:
+    if len(memo) >= MEMO_SIZE:
+        memo.clear()  # crude but lock-free; a hot row is back after one read
+    memo[key] = value
+
+
 def _models(model: type[M], cursor) -> list[M]:
-    readers = _readers(model, tuple(d[0] for d in cursor.description))
-    return [
-        _loaded(
-            model,
-            {
+    columns = tuple(d[0] for d in cursor.description)
+    readers = _readers(model, columns)
+    rows = []
+    for values in cursor.fetchall():
+        key = (model, columns, values)
+        data = _converted.get(key)
+        if data is None:
+            data = {
                 name: value if value is None or convert is None else convert(value)
-                for (name, convert), value in zip(readers, row, strict=True)
-            },
-        )
-        for row in cursor.fetchall()
-    ]
+                for (name, convert), value in zip(readers, values, strict=True)
+            }
+            _remember(_converted, key, data)
+        row = _loaded(model, data)
+        row._stored, row._as_read = key, data
+        rows.append(row)
+    return rows
+
+
+def stored_key(row: peewee.Model) -> tuple | None:
+    """The row as stored, if it was read from the database and not changed since."""
+    key = getattr(row, "_stored", None)
+    return key if key is not None and row.__data__ == row._as_read else None
+
+
+def memoized(build: Callable[[M], R]) -> Callable[[M], R]:
+    """`build` for rows read unchanged is computed once per stored row. What it returns is
+    shared between calls, so callers must not mutate it."""
+    memo: dict[tuple, R] = {}
+
+    def cached(row: M) -> R:
+        key = stored_key(row)
+        if key is None:
+            return build(row)
+        built = memo.get(key)
+        if built is None:
+            built = build(row)
+            _remember(memo, key, built)
+        return built
+
+    return cached
 
 
 def select_all(model: type[M], text: str, *params: object) -> list[M]:

@@ -1,0 +1,68 @@
+"""Messages built from rows read unchanged are reused; any change to the row builds anew.
+
+The server runs in this process (conftest), so the reuse is visible as object identity.
+"""
+
+import uuid
+
+from rewards.v1 import common_pb2
+
+from rewards_service.api import convert
+from rewards_service.store import fast
+from rewards_service.store.db import database, session
+from rewards_service.store.models import Issuance, Reward
+from rewards_service.store.queries import get_reward
+from tests import factories
+
+
+def _read(program_id: str, reward_id: str) -> Reward:
+    with session():
+        return get_reward(program_id, reward_id)
+
+
+def test_a_row_read_twice_unchanged_gives_the_same_message(admin):
+    made = factories.reward(admin, name=f"memo-{uuid.uuid4().hex[:6]}")
+    first, second = _read(admin.program_id, made.id), _read(admin.program_id, made.id)
+    assert first is not second  # two reads, two models
+    assert convert.reward_out(first) is convert.reward_out(second)
+
+
+def test_a_changed_row_in_the_database_gives_a_new_message(admin):
+    made = factories.reward(admin)
+    before = convert.reward_out(_read(admin.program_id, made.id))
+    with session():
+        database.execute_sql(
+            fast.sql('UPDATE "reward" SET "redeemed_count" = "redeemed_count" + 7 WHERE "id" = ?'),
+            (made.id,),
+        )
+    after = convert.reward_out(_read(admin.program_id, made.id))
+    assert after.redeemed_count == before.redeemed_count + 7
+    assert factories.get_reward(admin, made.id).redeemed_count == before.redeemed_count + 7
+
+
+def test_a_row_changed_by_assignment_is_not_served_from_the_memo(admin):
+    made = factories.reward(admin, name="original")
+    convert.reward_out(_read(admin.program_id, made.id))  # now memoized
+    row = _read(admin.program_id, made.id)
+    row.name = "renamed"
+    assert fast.stored_key(row) is None
+    assert convert.reward_out(row).name == "renamed"
+
+
+def test_a_new_row_never_read_is_built_each_time(admin):
+    row = Issuance(id="iss_x", participant="par_x", type=common_pb2.REWARD_TYPE_CUSTOM)
+    assert fast.stored_key(row) is None
+
+
+def test_replays_after_a_status_change_show_the_new_status(admin):
+    scene = factories.scene(admin)
+    reward = factories.reward(admin)
+    request_id = f"memo-{uuid.uuid4().hex}"
+    first = factories.issue(admin, reward.id, scene.user.id, request_id=request_id)
+    replay = factories.issue(admin, reward.id, scene.user.id, request_id=request_id)
+    assert replay.idempotent_replay
+    assert replay.issuance.status == common_pb2.ISSUANCE_STATUS_CONFIRMED
+    factories.claim(admin, first.issuance.id)
+    again = factories.issue(admin, reward.id, scene.user.id, request_id=request_id)
+    assert again.idempotent_replay
+    assert again.issuance.status == common_pb2.ISSUANCE_STATUS_CLAIMED
