@@ -47,8 +47,10 @@ lint: venv
 	$(BIN)/ruff format --check src clients tests bench
 	$(BIN)/buf lint
 
-# Needs Node.js for the load generator (bench/load.js) and the local PostgreSQL server.
+# Needs Node.js for the load generator (bench/load.js) and the local PostgreSQL server;
+# installs h2load (Debian's nghttp2-client) when it is missing.
 bench: venv
+	command -v h2load >/dev/null || apt-get install -y -q nghttp2-client
 	npm ci --prefix bench --no-audit --no-fund --silent
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
