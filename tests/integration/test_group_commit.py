@@ -1,0 +1,416 @@
+"""Group commit (store/group_commit.py) against a real SQLite file, driven from real threads.
+
+Each test binds the store to a file of its own with a few tables of its own, and every calling
+thread opens its own connection with `session()`, as RPC threads do. To pin which writes share
+a group, a first write holds its commit open until the others have queued behind it: they then
+make up the next group, led by the first of them.
+"""
+
+import contextvars
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import peewee
+import pytest
+
+from rewards_service.domain.errors import FailedPrecondition, Unavailable
+from rewards_service.store import db as store_db
+from rewards_service.store.db import bind, database, in_transaction, open_database, session
+
+# Every wait is bounded: a deadlock or a lost wake-up fails the test instead of hanging it.
+TIMEOUT = 30
+
+SCHEMA = [
+    "CREATE TABLE item (id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL)",
+    "CREATE TABLE counter (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)",
+    "INSERT INTO counter (id, n) VALUES (1, 0)",
+    "CREATE TABLE parent (id INTEGER PRIMARY KEY)",
+    # Deferred: the violation passes the statement and the savepoint, and fails COMMIT itself.
+    "CREATE TABLE child (id INTEGER PRIMARY KEY, parent_id INTEGER NOT NULL"
+    " REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)",
+]
+
+
+@pytest.fixture
+def sqlite_file(database_url) -> Iterator[Callable[..., str]]:
+    """open(busy_timeout_ms) binds the store to a new SQLite file with SCHEMA; returns its path.
+
+    The binding the suite had is restored afterwards, for the tests that run after these.
+    """
+    if not database_url.startswith("sqlite"):
+        pytest.skip("SQLite only: group commit is used on SQLite only")
+    # Not tmp_path: pytest prunes old base temp dirs, even under a run still using them.
+    directory = tempfile.mkdtemp(prefix="rewards-group-commit-")
+    previous = database.obj
+    opened: list[peewee.Database] = []
+
+    def open_file(busy_timeout_ms: int = 1000) -> str:
+        path = f"{directory}/group.db"
+        opened.append(open_database(f"sqlite:///{path}?busy_timeout={busy_timeout_ms}"))
+        bind(opened[-1])
+        with session():
+            for statement in SCHEMA:
+                database.execute_sql(statement)
+        return path
+
+    try:
+        yield open_file
+        # A leader or a queued write left behind would stall every later write of the process.
+        assert not store_db._group_commit._leading
+        assert store_db._group_commit._queue == []
+    finally:
+        for db in opened:
+            db.close()  # this thread's connection; each Caller closes its own
+        database.initialize(previous)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+class Caller(threading.Thread):
+    """A thread with its own connection, as an RPC thread has, running `body` once."""
+
+    def __init__(self, body: Callable[[], Any]):
+        # Daemon: if a bug leaves it blocked, the assertion in outcome() fails the test and the
+        # process can still exit.
+        super().__init__(daemon=True)
+        self.body = body
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            with session():
+                self.result = self.body()
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            database.close()
+
+    def outcome(self) -> "Caller":
+        self.join(TIMEOUT)
+        assert not self.is_alive(), "the call never returned"
+        return self
+
+
+def start(body: Callable[[], Any]) -> Caller:
+    caller = Caller(body)
+    caller.start()
+    return caller
+
+
+def wait_until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + TIMEOUT
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.001)
+
+
+def queued() -> int:
+    # Private, read on purpose: the queue's length is the only sign that a caller has handed
+    # its write over and is waiting for the running commit, which is what pins the groups.
+    with store_db._group_commit._queue_lock:
+        return len(store_db._group_commit._queue)
+
+
+def insert(name: str) -> int:
+    return database.execute_sql("INSERT INTO item (name) VALUES (?)", (name,)).lastrowid
+
+
+def committed_names() -> set[str]:
+    """What another connection (this thread's) sees: committed rows only."""
+    return {name for (name,) in database.execute_sql("SELECT name FROM item").fetchall()}
+
+
+def scalar(sql: str) -> Any:
+    return database.execute_sql(sql).fetchone()[0]
+
+
+@contextmanager
+def held_commit() -> Iterator[None]:
+    """A write whose commit stays open for the block: calls made meanwhile queue behind it."""
+    running, release = threading.Event(), threading.Event()
+
+    def work():
+        insert("gate")
+        running.set()
+        assert release.wait(TIMEOUT)
+
+    gate = start(lambda: in_transaction(work))
+    assert running.wait(TIMEOUT), "the gate write never ran"
+    try:
+        yield
+    finally:
+        release.set()
+        assert gate.outcome().error is None
+
+
+def queue_in_order(bodies: list[Callable[[], Any]]) -> list[Caller]:
+    """Start one Caller per body, each only once the previous one's write has queued.
+
+    Call inside held_commit(): the writes then form the next group, in this order, and the
+    first caller leads it.
+    """
+    callers: list[Caller] = []
+    for body in bodies:
+        callers.append(start(body))
+        wait_until(lambda: queued() == len(callers), f"{len(callers)} writes are queued")
+    return callers
+
+
+def one_group(bodies: list[Callable[[], Any]]) -> list[Caller]:
+    with held_commit():
+        callers = queue_in_order(bodies)
+    return [caller.outcome() for caller in callers]
+
+
+def test_writes_queued_behind_a_commit_share_the_next_commit(sqlite_file):
+    sqlite_file()
+    ran_on: dict[str, int] = {}
+    last_running, release_last = threading.Event(), threading.Event()
+
+    def write(name: str):
+        def work():
+            insert(name)
+            ran_on[name] = threading.get_ident()
+            return name
+
+        return lambda: in_transaction(work)
+
+    def last():
+        insert("w4")
+        ran_on["w4"] = threading.get_ident()
+        last_running.set()
+        assert release_last.wait(TIMEOUT)
+        return "w4"
+
+    with held_commit():
+        callers = queue_in_order(
+            [write("w1"), write("w2"), write("w3"), lambda: in_transaction(last)]
+        )
+    try:
+        assert last_running.wait(TIMEOUT)
+        # While the group's last write is still running, none of its earlier writes is visible
+        # from another connection and none of their callers has been answered: had any of them
+        # been committed on its own, it would already show. Once the last write ends, all four
+        # appear together: one commit.
+        assert committed_names() == {"gate"}
+        assert all(caller.is_alive() for caller in callers)
+    finally:
+        release_last.set()
+    assert [caller.outcome().result for caller in callers] == ["w1", "w2", "w3", "w4"]
+    assert [caller.error for caller in callers] == [None] * 4
+    assert committed_names() == {"gate", "w1", "w2", "w3", "w4"}
+    # All ran on the leader's thread, so on its connection: the first queued caller.
+    assert set(ran_on.values()) == {callers[0].ident}
+
+
+def test_a_refusal_fails_only_its_own_call_and_leaves_no_row(sqlite_file):
+    sqlite_file()
+    refusal = FailedPrecondition("refused after writing", reason="TEST_REFUSAL")
+    ran_on: list[int] = []
+
+    def accepted(name: str):
+        def work():
+            ran_on.append(threading.get_ident())
+            return insert(name)
+
+        return lambda: in_transaction(work)
+
+    def refused():
+        ran_on.append(threading.get_ident())
+        insert("r2")
+        raise refusal
+
+    callers = one_group([accepted("r1"), lambda: in_transaction(refused), accepted("r3")])
+    # One group: every write ran on the leader's thread.
+    assert set(ran_on) == {callers[0].ident} and len(ran_on) == 3
+    assert callers[1].error is refusal
+    assert type(callers[1].error) is FailedPrecondition
+    assert callers[0].error is None and callers[2].error is None
+    assert committed_names() == {"gate", "r1", "r3"}
+    ids = dict(database.execute_sql("SELECT name, id FROM item").fetchall())
+    assert (callers[0].result, callers[2].result) == (ids["r1"], ids["r3"])
+
+
+def test_a_failed_commit_fails_the_whole_group_and_the_next_write_commits(sqlite_file):
+    sqlite_file()
+    ran_on: list[int] = []
+
+    def leader():
+        # Leads the group, then writes again on the same connection: that connection must not
+        # be left inside the failed transaction.
+        failure = None
+        try:
+            in_transaction(lambda: insert("c1"))
+        except Exception as exc:
+            failure = exc
+
+        def after():
+            ran_on.append(threading.get_ident())
+            return insert("after")
+
+        return failure, in_transaction(after)
+
+    def orphan():
+        database.execute_sql("INSERT INTO item (name) VALUES ('c2')")
+        database.execute_sql("INSERT INTO child (id, parent_id) VALUES (1, 999)")
+
+    callers = one_group(
+        [leader, lambda: in_transaction(orphan), lambda: in_transaction(lambda: insert("c3"))]
+    )
+    errors = [callers[0].result[0], callers[1].error, callers[2].error]
+    for error in errors:
+        assert isinstance(error, peewee.IntegrityError), error
+        assert "FOREIGN KEY" in str(error)
+    assert committed_names() == {"gate", "after"}
+    assert scalar("SELECT count(*) FROM child") == 0
+    assert callers[0].error is None
+    assert ran_on == [callers[0].ident]
+
+
+def test_a_unique_race_inside_one_group_is_answered_by_on_conflict(sqlite_file):
+    sqlite_file()
+    conflicts: list[str] = []
+    ran_on: set[int] = set()
+
+    def issue(caller: str):
+        def work():
+            ran_on.add(threading.get_ident())
+            return ("made", caller, insert("dup"))
+
+        def on_conflict():
+            conflicts.append(caller)
+            # Runs in the same group, so it sees the winner's row before it is committed.
+            return ("existing", caller, scalar("SELECT id FROM item WHERE name = 'dup'"))
+
+        return lambda: in_transaction(work, on_conflict=on_conflict)
+
+    first, second = one_group([issue("first"), issue("second")])
+    assert first.error is None and second.error is None
+    [(row_id,)] = database.execute_sql("SELECT id FROM item WHERE name = 'dup'").fetchall()
+    assert first.result == ("made", "first", row_id)
+    assert second.result == ("existing", "second", row_id)
+    assert conflicts == ["second"]
+    # One group: both ran on the leader's thread, the loser before the winner had committed.
+    assert ran_on == {first.ident}
+
+
+def test_each_write_sees_its_callers_context_variables_on_the_leaders_thread(sqlite_file):
+    sqlite_file()
+    who = contextvars.ContextVar("who", default="nobody")
+
+    def call(name: str):
+        def work():
+            seen = (who.get(), threading.get_ident())
+            who.set("changed by the work")
+            return seen
+
+        def body():
+            who.set(name)
+            seen = in_transaction(work)
+            # The work ran in a copy of the caller's context: its own changes stay there.
+            return seen, who.get()
+
+        return body
+
+    leader, follower = one_group([call("leader"), call("follower")])
+    assert leader.error is None and follower.error is None
+    (leader_saw, leader_thread), leader_after = leader.result
+    (follower_saw, follower_thread), follower_after = follower.result
+    # The follower's work ran on another thread (the leader's), still with its own value.
+    assert follower_thread == leader_thread == leader.ident != follower.ident
+    assert (leader_saw, follower_saw) == ("leader", "follower")
+    assert (leader_after, follower_after) == ("leader", "follower")
+
+
+def test_a_write_that_calls_in_transaction_again_completes(sqlite_file):
+    sqlite_file()
+
+    def nested(outer: str, inner: str):
+        def work():
+            insert(outer)
+            return in_transaction(lambda: insert(inner))
+
+        return lambda: in_transaction(work)
+
+    # Alone, as its own leader.
+    alone = start(nested("alone-outer", "alone-inner")).outcome()
+    assert alone.error is None
+    # Queued, so it runs on another caller's thread inside that caller's group.
+    callers = one_group([lambda: in_transaction(lambda: insert("first")), nested("outer", "inner")])
+    assert [caller.error for caller in callers] == [None, None]
+    assert committed_names() == {
+        "alone-outer",
+        "alone-inner",
+        "gate",
+        "first",
+        "outer",
+        "inner",
+    }
+
+
+def test_many_threads_each_write_takes_effect_exactly_once(sqlite_file):
+    sqlite_file()
+    threads, writes = 16, 50
+
+    def body(t: int):
+        def run():
+            for i in range(writes):
+
+                def work(i=i):
+                    database.execute_sql("UPDATE counter SET n = n + 1 WHERE id = 1")
+                    insert(f"t{t}-{i}")
+
+                in_transaction(work)
+
+        return run
+
+    callers = [start(body(t)) for t in range(threads)]
+    assert [caller.outcome().error for caller in callers] == [None] * threads
+    assert scalar("SELECT n FROM counter WHERE id = 1") == threads * writes
+    assert scalar("SELECT count(*) FROM item") == threads * writes
+
+
+# Holds the file's write lock from another process until a line arrives on stdin. Another
+# process, because closing a second connection of this process to the file would drop this
+# process's POSIX locks on it, under the store's own connections too.
+HOLD_WRITE_LOCK = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN IMMEDIATE")
+print("locked", flush=True)
+sys.stdin.readline()
+conn.execute("ROLLBACK")
+conn.close()
+"""
+
+
+def test_a_write_lock_held_elsewhere_past_the_retry_budget_is_unavailable(sqlite_file):
+    path = sqlite_file(busy_timeout_ms=50)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_WRITE_LOCK, path],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        started = time.monotonic()
+        callers = [start(lambda i=i: in_transaction(lambda: insert(f"busy-{i}"))) for i in range(4)]
+        for caller in callers:
+            assert type(caller.outcome().error) is Unavailable, caller.error
+        # Bounded: eight attempts of a 50 ms busy timeout and a short backoff, not a hang.
+        assert time.monotonic() - started < 15
+        assert committed_names() == set()
+    finally:
+        holder.communicate("release\n", timeout=TIMEOUT)
+    assert holder.returncode == 0
+    callers = [start(lambda i=i: in_transaction(lambda: insert(f"free-{i}"))) for i in range(4)]
+    assert [caller.outcome().error for caller in callers] == [None] * 4
+    assert committed_names() == {f"free-{i}" for i in range(4)}
