@@ -42,9 +42,40 @@ def _request_hashes(db: peewee.Database) -> None:
         apply_operations(migrator.add_index("code", ("issuance_id",), False))
 
 
+# Each is a left prefix of another index on its table (which serves its lookups), except
+# ledger_entry's program_id and asset_id: nothing reads entries by them and no call deletes a
+# program or an asset (see models.LedgerEntry). Every index costs a page write per insert.
+_COVERED_INDEXES = (
+    "issuance_program_id",
+    "issuance_reward_id",
+    "issuance_participant_id",
+    "ledger_entry_program_id",
+    "ledger_entry_participant_id",
+    "ledger_entry_asset_id",
+    "balance_participant_id",
+    "participant_program_id",
+    "code_pool_id",
+    "reward_program_id",
+)
+
+
+def _lean_indexes(db: peewee.Database) -> None:
+    """Drop indexes covered by others; unique request_ids leave NULLs out (models.py)."""
+    for table in ("issuance", "ledger_entry"):
+        # The partial index takes over before the full one goes, so uniqueness never lapses.
+        db.execute_sql(
+            f'CREATE UNIQUE INDEX IF NOT EXISTS "{table}_program_id_request_id_not_null" '
+            f'ON "{table}" ("program_id", "request_id") WHERE ("request_id" IS NOT NULL)'
+        )
+        db.execute_sql(f'DROP INDEX IF EXISTS "{table}_program_id_request_id"')
+    for name in _COVERED_INDEXES:
+        db.execute_sql(f'DROP INDEX IF EXISTS "{name}"')
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[peewee.Database], None]]] = [
     (1, "initial schema", _initial_schema),
     (2, "request hashes on creates; index codes by issuance", _request_hashes),
+    (3, "drop covered indexes; unique request_ids skip NULLs", _lean_indexes),
 ]
 
 # Several servers may start at once against one PostgreSQL database.

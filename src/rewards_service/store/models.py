@@ -69,7 +69,8 @@ class Code(BaseModel):
     STATUS_VOIDED = "voided"
 
     id = peewee.BigAutoField()
-    pool = peewee.ForeignKeyField(CodePool, on_delete="CASCADE")
+    # Not indexed alone: both indexes below lead with pool_id.
+    pool = peewee.ForeignKeyField(CodePool, on_delete="CASCADE", index=False)
     code = peewee.CharField(max_length=128)
     status = peewee.CharField(max_length=16, default=STATUS_AVAILABLE)
     issuance_id = peewee.CharField(max_length=40, null=True, index=True)
@@ -84,7 +85,8 @@ class Code(BaseModel):
 
 class Reward(BaseModel):
     id = peewee.CharField(primary_key=True, max_length=40)
-    program = peewee.ForeignKeyField(Program, on_delete="CASCADE")
+    # Not indexed alone: both indexes below lead with program_id.
+    program = peewee.ForeignKeyField(Program, on_delete="CASCADE", index=False)
     name = peewee.CharField(max_length=255)
     description = peewee.TextField(default="")
     category = peewee.CharField(max_length=100, default="")
@@ -122,7 +124,8 @@ class Reward(BaseModel):
 
 class Participant(BaseModel):
     id = peewee.CharField(primary_key=True, max_length=40)
-    program = peewee.ForeignKeyField(Program, on_delete="CASCADE")
+    # Not indexed alone: every index below leads with program_id.
+    program = peewee.ForeignKeyField(Program, on_delete="CASCADE", index=False)
     external_id = peewee.CharField(max_length=128)
     email = peewee.CharField(max_length=320, null=True)
     mobile = peewee.CharField(max_length=32, null=True)
@@ -140,7 +143,8 @@ class Participant(BaseModel):
 
 class Balance(BaseModel):
     id = peewee.BigAutoField()
-    participant = peewee.ForeignKeyField(Participant, on_delete="CASCADE")
+    # Not indexed alone: the unique (participant_id, asset_id) index leads with it.
+    participant = peewee.ForeignKeyField(Participant, on_delete="CASCADE", index=False)
     asset = peewee.ForeignKeyField(Asset, on_delete="CASCADE")
     available = peewee.BigIntegerField(default=0)
     lifetime_earned = peewee.BigIntegerField(default=0)
@@ -152,10 +156,12 @@ class Balance(BaseModel):
 
 
 class Issuance(BaseModel):
+    # Every index is one more page write per issue. The foreign keys are not indexed alone:
+    # an index below leads with each, serving its lookups and the ON DELETE CASCADE scans.
     id = peewee.CharField(primary_key=True, max_length=40)
-    program = peewee.ForeignKeyField(Program, on_delete="CASCADE")
-    reward = peewee.ForeignKeyField(Reward, null=True, on_delete="CASCADE")
-    participant = peewee.ForeignKeyField(Participant, on_delete="CASCADE")
+    program = peewee.ForeignKeyField(Program, on_delete="CASCADE", index=False)
+    reward = peewee.ForeignKeyField(Reward, null=True, on_delete="CASCADE", index=False)
+    participant = peewee.ForeignKeyField(Participant, on_delete="CASCADE", index=False)
     type = peewee.IntegerField()
     status = peewee.IntegerField()
     quantity = peewee.BigIntegerField(default=1)
@@ -186,8 +192,6 @@ class Issuance(BaseModel):
 
     class Meta:
         indexes = (
-            # request_id is unique per program across every issuing call (AIP-155).
-            (("program", "request_id"), True),
             (("program", "id"), False),
             # Per-participant caps and rolling windows.
             (("reward", "participant", "issued_at"), False),
@@ -197,10 +201,15 @@ class Issuance(BaseModel):
 
 
 class LedgerEntry(BaseModel):
+    # Every index is one more page write per entry, so the foreign keys are not indexed alone.
+    # participant_id leads the indexes below. Nothing reads entries by program_id or asset_id,
+    # and no call deletes a program or an asset, so no ON DELETE CASCADE has to find entries
+    # by them: a delete of either would need an index on that column first (on PostgreSQL it
+    # would scan the table).
     id = peewee.CharField(primary_key=True, max_length=40)
-    program = peewee.ForeignKeyField(Program, on_delete="CASCADE")
-    participant = peewee.ForeignKeyField(Participant, on_delete="CASCADE")
-    asset = peewee.ForeignKeyField(Asset, on_delete="CASCADE")
+    program = peewee.ForeignKeyField(Program, on_delete="CASCADE", index=False)
+    participant = peewee.ForeignKeyField(Participant, on_delete="CASCADE", index=False)
+    asset = peewee.ForeignKeyField(Asset, on_delete="CASCADE", index=False)
     delta = peewee.BigIntegerField()
     balance_after = peewee.BigIntegerField()
     kind = peewee.IntegerField()
@@ -213,10 +222,29 @@ class LedgerEntry(BaseModel):
 
     class Meta:
         indexes = (
-            (("program", "request_id"), True),
             (("participant", "asset", "id"), False),
             (("participant", "id"), False),
         )
+
+
+def _unique_request_id(model: type[BaseModel]) -> peewee.ModelIndex:
+    """request_id is unique per program (AIP-155). Most rows have none (every issue's ledger
+    entries, calls sent without one): leaving NULLs out spares a page write per such row.
+    Lookups say `request_id = ?`, which implies NOT NULL, so SQLite and PostgreSQL still use
+    the index for them."""
+    return model.index(
+        model.program,
+        model.request_id,
+        unique=True,
+        where=model.request_id.is_null(False),
+        name=f"{model._meta.table_name}_program_id_request_id_not_null",
+    )
+
+
+# Across every issuing call.
+Issuance.add_index(_unique_request_id(Issuance))
+# AdjustBalance entries.
+LedgerEntry.add_index(_unique_request_id(LedgerEntry))
 
 
 ALL_MODELS = [
