@@ -414,3 +414,66 @@ def test_a_write_lock_held_elsewhere_past_the_retry_budget_is_unavailable(sqlite
     callers = [start(lambda i=i: in_transaction(lambda: insert(f"free-{i}"))) for i in range(4)]
     assert [caller.outcome().error for caller in callers] == [None] * 4
     assert committed_names() == {f"free-{i}" for i in range(4)}
+
+
+def _put(name: str) -> Callable[[], Any]:
+    return lambda: in_transaction(lambda: insert(name))
+
+
+def _fill_the_disk() -> None:
+    """SQLITE_FULL: SQLite rolls back the whole transaction, not only the statement."""
+    pages = scalar("PRAGMA page_count")
+    database.execute_sql(f"PRAGMA max_page_count = {pages}")
+    try:
+        insert("x" * 200_000)
+    finally:
+        database.execute_sql("PRAGMA max_page_count = 1073741823")
+
+
+@pytest.mark.parametrize("how", ["disk full", "RAISE(ROLLBACK)"])
+def test_a_write_that_rolls_back_the_whole_transaction_fails_the_whole_group(sqlite_file, how):
+    sqlite_file()
+    if how == "disk full":
+        breaking = lambda: in_transaction(_fill_the_disk)  # noqa: E731
+    else:
+        with session():
+            database.execute_sql(
+                "CREATE TRIGGER abort_all BEFORE INSERT ON item WHEN NEW.name = 'abort'"
+                " BEGIN SELECT RAISE(ROLLBACK, 'aborted'); END"
+            )
+        breaking = _put("abort")
+    callers = one_group([_put("a1"), breaking, _put("a3")])
+    # Acknowledged exactly when it took effect: nothing committed behind a caller told "failed".
+    committed = committed_names()
+    for name, caller in zip(["a1", "breaking", "a3"], callers, strict=True):
+        assert (caller.error is None) == (name in committed), (name, caller.error, committed)
+    assert committed == {"gate"}
+    assert _put("after")() is not None and "after" in committed_names()
+
+
+def test_a_nested_call_that_fails_rolls_back_only_its_own_writes(sqlite_file):
+    sqlite_file()
+
+    def inner():
+        insert("inner")
+        raise FailedPrecondition("refused")
+
+    def outer():
+        insert("outer")
+        with pytest.raises(FailedPrecondition):
+            in_transaction(inner)
+
+    assert start(lambda: in_transaction(outer)).outcome().error is None
+    assert committed_names() == {"outer"}
+
+
+def test_a_nested_call_answers_its_conflict_with_on_conflict(sqlite_file):
+    sqlite_file()
+
+    def outer():
+        insert("dup")
+        return in_transaction(lambda: insert("dup"), on_conflict=lambda: "answered")
+
+    caller = start(lambda: in_transaction(outer)).outcome()
+    assert caller.error is None and caller.result == "answered"
+    assert committed_names() == {"dup"}

@@ -38,6 +38,11 @@ class _Write:
     result: Any = None
     error: BaseException | None = None
 
+    def outcome(self) -> Any:
+        if self.error is not None:
+            raise self.error
+        return self.result
+
     def run(self, database: peewee.Database, is_retryable: Callable[[Exception], bool]) -> None:
         """In its own savepoint (its own transaction when outside one). Contention propagates:
         the whole group retries."""
@@ -62,6 +67,12 @@ class _Write:
                 return
 
 
+class _TransactionLost(Exception):
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class GroupCommit:
     def __init__(
         self,
@@ -81,10 +92,11 @@ class GroupCommit:
         self._local = threading.local()
 
     def submit(self, work: Callable[[], Any], on_conflict: Callable[[], Any] | None) -> Any:
-        if getattr(self._local, "in_group", False):
-            # Called from inside a write of the group: already in its transaction.
-            return work()
         write = _Write(work, on_conflict, contextvars.copy_context())
+        if getattr(self._local, "in_group", False):
+            # Called from inside a write of the group: a savepoint of its transaction.
+            write.run(self._database, self._is_retryable)
+            return write.outcome()
         with self._queue_lock:
             self._queue.append(write)
             write.lead = not self._leading
@@ -93,9 +105,7 @@ class GroupCommit:
             write.done.wait()
         if write.lead:
             self._lead()
-        if write.error is not None:
-            raise write.error
-        return write.result
+        return write.outcome()
 
     def _lead(self) -> None:
         with self._queue_lock:
@@ -126,8 +136,18 @@ class GroupCommit:
                     with self._database.atomic():
                         for write in group:
                             write.run(self._database, self._is_retryable)
+                            if write.error is not None and not self._still_open():
+                                # Some errors (disk full, I/O, RAISE(ROLLBACK)) make SQLite
+                                # roll back the whole transaction, not just the savepoint.
+                                raise _TransactionLost(write.error)
+                    return
+                except _TransactionLost as lost:
+                    self._fail(group, lost.error)
                     return
                 except peewee.DatabaseError as exc:
+                    if isinstance(exc.__context__, _TransactionLost):
+                        self._fail(group, exc.__context__.error)
+                        return
                     if not self._is_retryable(exc):
                         self._fail(group, exc)
                         return
@@ -138,6 +158,9 @@ class GroupCommit:
             raise
         finally:
             self._local.in_group = False
+
+    def _still_open(self) -> bool:
+        return self._database.connection().in_transaction
 
     @staticmethod
     def _fail(group: list[_Write], error: BaseException) -> None:
