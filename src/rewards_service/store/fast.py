@@ -127,9 +127,35 @@ def _insert_sql(model: type[peewee.Model], param: str) -> str:
     return f'INSERT INTO "{meta.table_name}" ({columns}) VALUES ({marks})'
 
 
+@cache
+def _writers(model: type[peewee.Model]) -> list[tuple[str, Callable, type | None]]:
+    """(attribute name, converter, the type the driver takes as is) per column. Text, integer
+    and foreign-key columns already holding that type skip peewee's per-field db_value."""
+    writers = []
+    for f in model._meta.sorted_fields:
+        if isinstance(f, JSONField | TimestampField):
+            ready = None
+        elif isinstance(f, peewee.CharField | peewee.TextField | peewee.ForeignKeyField):
+            ready = str
+        elif isinstance(f, peewee.IntegerField):
+            ready = int
+        else:
+            ready = None
+        writers.append((f.name, f.db_value, ready))
+    return writers
+
+
+def column_values(row: peewee.Model) -> list[object]:
+    """What peewee's db_value gives for each column, in sorted_fields order."""
+    data = row.__data__
+    values = []
+    for name, convert, ready in _writers(type(row)):
+        value = data.get(name)
+        values.append(value if value is None or type(value) is ready else convert(value))
+    return values
+
+
 def insert(row: M) -> M:
     """INSERT every column of a new row whose primary key is already set."""
-    fields = row._meta.sorted_fields
-    values = [f.db_value(row.__data__.get(f.name)) for f in fields]
-    database.execute_sql(_insert_sql(type(row), database.param), values)
+    database.execute_sql(_insert_sql(type(row), database.param), column_values(row))
     return row
