@@ -6,6 +6,7 @@ Prints a markdown table and writes bench/results.json. Figures, never pass/fail.
 import argparse
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -61,14 +62,16 @@ def run_load(target, service, method, request, *, concurrency, seconds, key="", 
     return json.loads(out.stdout)
 
 
-def start_baseline(threads: int):
+def start_baseline(threads: int, workers: int = 1):
+    listen = f"127.0.0.1:{free_port() if workers > 1 else 0}"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.baseline", str(threads)],
+        [sys.executable, "-m", "bench.baseline", str(threads), str(workers), listen],
         stdout=subprocess.PIPE,
         text=True,
         cwd=ROOT,
     )
-    return proc, f"127.0.0.1:{proc.stdout.readline().strip()}"
+    ports = [proc.stdout.readline().strip() for _ in range(workers)]
+    return proc, f"127.0.0.1:{ports[0]}"
 
 
 def start_server(database_url: str, log_path: Path, *extra: str):
@@ -175,6 +178,61 @@ def _row_text(row):
     return text
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def workers_effect(database_url, key, ids, *, threads, seconds):
+    """--workers 1 vs 2 with 16 streams over 4 connections: what a second process buys."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for workers in (1, 2):
+            log = Path(tmp) / f"workers{workers}.log"
+            # Workers share one fixed port; each logs its own "serving" line once it listens.
+            listen = f"127.0.0.1:{free_port()}"
+            server, target = start_server(
+                database_url,
+                log,
+                "--listen",
+                listen,
+                "--threads",
+                str(threads),
+                "--workers",
+                str(workers),
+            )
+            while log.read_text().count('"event":"serving"') < workers:
+                time.sleep(0.1)
+            baseline_proc, baseline = start_baseline(threads, workers)
+            try:
+                for name, path, message, generator in _cases(ids):
+                    if generator != "h2load" or name == "ListIssuances":
+                        continue
+                    measured = h2load.run(
+                        target, path, message, key=key, streams=16, seconds=seconds, connections=4
+                    )
+                    base = h2load.run(
+                        baseline, path, message, key="", streams=16, seconds=seconds, connections=4
+                    )
+                    ratio = measured["rps"] / base["rps"]
+                    rows.append(
+                        {"rpc": name, "workers": workers, **measured, "baseline_rps": base["rps"]}
+                    )
+                    print(
+                        f"{name:<20} workers={workers} 4 connections  {measured['rps']:8.0f} req/s"
+                        f"  p99 {measured['p99_ms']:.2f} ms  baseline {base['rps']:8.0f} req/s"
+                        f"  ratio {ratio:.2f}",
+                        flush=True,
+                    )
+            finally:
+                server.terminate()
+                server.wait(30)
+                baseline_proc.terminate()
+                baseline_proc.wait(30)
+    return rows
+
+
 def list_scaling(database_url, key, target, sizes, *, seconds):
     results = []
     for size in sizes:
@@ -238,6 +296,17 @@ def markdown(results) -> str:
     lines += ["", "| issuances in store | ListIssuances p50 ms |", "|---|---|"]
     lines += [f"| {r['issuances']:,} | {r['p50_ms']:.2f} |" for r in results["list_scaling"]]
     lines += ["", f"AddCodes, 100,000 codes: {results['add_codes_100k_seconds']:.2f} s"]
+    lines += [
+        "",
+        "| RPC (SQLite, 16 streams, 4 connections) | --workers | req/s | p99 ms "
+        "| baseline req/s (same workers) | ratio |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['rpc']} | {r['workers']} | {r['rps']:.0f} | {r['p99_ms']:.2f} "
+        f"| {r['baseline_rps']:.0f} | {r['rps'] / r['baseline_rps']:.2f} |"
+        for r in results["workers"]
+    ]
     return "\n".join(lines)
 
 
@@ -275,6 +344,17 @@ def main() -> None:
                     baseline=baseline_target,
                 )
                 results["add_codes_100k_seconds"] = add_codes_time(target, key, 100_000)
+            finally:
+                server.terminate()
+                server.wait(30)
+            print("== --workers, 16 streams over 4 connections ==", flush=True)
+            results["workers"] = workers_effect(
+                sqlite_url, key, ids, threads=args.threads, seconds=args.seconds
+            )
+            server, target = start_server(
+                sqlite_url, Path(tmp) / "sqlite-list.log", "--threads", str(args.threads)
+            )
+            try:
                 print("== ListIssuances as the store grows ==", flush=True)
                 sizes = [int(s) for s in args.list_sizes.split(",")]
                 results["list_scaling"] = list_scaling(sqlite_url, key, target, sizes, seconds=3)

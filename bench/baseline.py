@@ -1,6 +1,8 @@
 """The ceiling: a gRPC server built like ours (same executor, options, services and messages)
 whose RPCs do nothing. Prints its port, then serves until killed."""
 
+import os
+import signal
 import sys
 from concurrent import futures
 
@@ -28,22 +30,42 @@ class NoopIssuance(issuance_pb2_grpc.RewardIssuanceServicer):
         return issuance_pb2.ListIssuancesResponse()
 
 
-def main() -> None:
-    threads = int(sys.argv[1]) if len(sys.argv) > 1 else 16
+def serve(threads: int, listen: str, reuse_port: bool) -> None:
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=threads),
         options=[
-            ("grpc.so_reuseport", 0),
+            ("grpc.so_reuseport", 1 if reuse_port else 0),
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ],
     )
     catalog_pb2_grpc.add_RewardCatalogServicer_to_server(NoopCatalog(), server)
     issuance_pb2_grpc.add_RewardIssuanceServicer_to_server(NoopIssuance(), server)
-    port = server.add_insecure_port("127.0.0.1:0")
+    port = server.add_insecure_port(listen)
     server.start()
     print(port, flush=True)
     server.wait_for_termination()
+
+
+def main() -> None:
+    """Arguments: threads [workers listen]. Workers fork before any gRPC object exists and
+    share the listen port, as `rewards-server --workers` does."""
+    threads = int(sys.argv[1]) if len(sys.argv) > 1 else 16
+    workers = int(sys.argv[2]) if len(sys.argv) > 2 else 1
+    listen = sys.argv[3] if len(sys.argv) > 3 else "127.0.0.1:0"
+    if workers == 1:
+        serve(threads, listen, reuse_port=False)
+        return
+    children = []
+    for _ in range(workers):
+        pid = os.fork()
+        if pid == 0:
+            serve(threads, listen, reuse_port=True)
+            os._exit(0)
+        children.append(pid)
+    signal.signal(signal.SIGTERM, lambda *_: [os.kill(child, signal.SIGTERM) for child in children])
+    for child in children:
+        os.waitpid(child, 0)
 
 
 if __name__ == "__main__":

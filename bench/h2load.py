@@ -16,8 +16,18 @@ def _framed(message: Message) -> bytes:
     return b"\x00" + len(payload).to_bytes(4, "big") + payload
 
 
-def run(target: str, path: str, message: Message, *, key: str, streams: int, seconds: float):
-    """Closed loop on one HTTP/2 connection with `streams` concurrent streams."""
+def run(
+    target: str,
+    path: str,
+    message: Message,
+    *,
+    key: str,
+    streams: int,
+    seconds: float,
+    connections: int = 1,
+):
+    """Closed loop: `streams` concurrent streams in all, spread over `connections` HTTP/2
+    connections (the kernel hands each connection to one --workers process)."""
     with tempfile.TemporaryDirectory() as tmp:
         body, log = Path(tmp) / "body", Path(tmp) / "log"
         body.write_bytes(_framed(message))
@@ -31,9 +41,9 @@ def run(target: str, path: str, message: Message, *, key: str, streams: int, sec
             "-H",
             "te: trailers",
             "-c",
-            "1",
+            str(connections),
             "-m",
-            str(streams),
+            str(streams // connections),
             "-D",
             str(seconds),
             "--warm-up-time",
