@@ -22,7 +22,7 @@ from rewards_service.domain.validation import (
 from rewards_service.store import queries
 from rewards_service.store.db import in_transaction
 from rewards_service.store.fields import utcnow
-from rewards_service.store.models import Asset, Code, CodePool, Reward
+from rewards_service.store.models import Asset, CodePool, Reward
 
 S = common.RewardStatus
 ASSET_CODE_RE = re.compile(r"^[A-Z][A-Z0-9_]{0,31}$")
@@ -302,8 +302,7 @@ def add_codes(program_id: str, pool_id: str, codes: list[str]) -> tuple[int, int
         queries.get_code_pool(program_id, pool_id, for_update=True)
         added = 0
         for start in range(0, len(unique), INSERT_BATCH):
-            rows = [{"pool": pool_id, "code": c} for c in unique[start : start + INSERT_BATCH]]
-            added += Code.insert_many(rows).on_conflict_ignore().as_rowcount().execute()
+            added += queries.insert_codes(pool_id, unique[start : start + INSERT_BATCH])
         CodePool.update(
             total_count=CodePool.total_count + added,
             available_count=CodePool.available_count + added,

@@ -1,6 +1,7 @@
 """Queries shared by the use cases. Every lookup is scoped to a program: another program's
 resource is simply not found."""
 
+from functools import cache
 from typing import TypeVar
 
 import peewee
@@ -12,7 +13,7 @@ from rewards_service.domain.pagination import PageRequest, next_token
 from rewards_service.store import fast
 from rewards_service.store.db import is_sqlite
 from rewards_service.store.fields import utcnow
-from rewards_service.store.models import Asset, CodePool, Reward
+from rewards_service.store.models import Asset, Code, CodePool, Reward
 
 M = TypeVar("M", bound=peewee.Model)
 S = common.RewardStatus
@@ -184,3 +185,20 @@ def restock_pool_rewards(pool_id: str) -> int:
         & (Reward.max_total.is_null() | (Reward.redeemed_count < Reward.max_total)),
         S.REWARD_STATUS_ACTIVE,
     )
+
+
+@cache
+def _insert_codes_sql(rows: int) -> str:
+    values = ", ".join(["(?, ?, ?)"] * rows)
+    return (
+        f'INSERT INTO "code" ("pool_id", "code", "status") VALUES {values} '
+        'ON CONFLICT ("pool_id", "code") DO NOTHING'
+    )
+
+
+def insert_codes(pool_id: str, codes: list[str]) -> int:
+    """Add codes to a pool, skipping those it holds; returns how many were added. One
+    statement with written-out placeholders: peewee's insert_many spent ~20x SQLite's own
+    time building the SQL of a 10k-code call."""
+    params = [value for code in codes for value in (pool_id, code, Code.STATUS_AVAILABLE)]
+    return fast.execute(_insert_codes_sql(len(codes)), *params).rowcount
