@@ -48,13 +48,19 @@ def _loaded(model: type[M], data: dict[str, object]) -> M:
 # reused, keyed by the row exactly as stored. Code changes rows by assigning fields, never by
 # mutating a JSON value in place: a row whose data is still what was read is unchanged.
 MEMO_SIZE = 4096
-_converted: dict[tuple, dict[str, object]] = {}
 
 
-def _remember(memo: dict, key: tuple, value: object) -> None:
-    if len(memo) >= MEMO_SIZE:
-        memo.clear()  # crude but lock-free; a hot row is back after one read
-    memo[key] = value
+class _Stored:
+    """A row as stored: its converted values, and what was built from them."""
+
+    __slots__ = ("built", "data")
+
+    def __init__(self, data: dict[str, object]) -> None:
+        self.data = data
+        self.built: dict[Callable, object] = {}
+
+
+_stored: dict[tuple, _Stored] = {}
 
 
 def _models(model: type[M], cursor) -> list[M]:
@@ -63,39 +69,40 @@ def _models(model: type[M], cursor) -> list[M]:
     rows = []
     for values in cursor.fetchall():
         key = (model, columns, values)
-        data = _converted.get(key)
-        if data is None:
-            data = {
-                name: value if value is None or convert is None else convert(value)
-                for (name, convert), value in zip(readers, values, strict=True)
-            }
-            _remember(_converted, key, data)
-        row = _loaded(model, data)
-        row._stored, row._as_read = key, data
+        stored = _stored.get(key)
+        if stored is None:
+            stored = _Stored(
+                {
+                    name: value if value is None or convert is None else convert(value)
+                    for (name, convert), value in zip(readers, values, strict=True)
+                }
+            )
+            if len(_stored) >= MEMO_SIZE:
+                _stored.clear()  # crude but lock-free; a hot row is back after one read
+            _stored[key] = stored
+        row = _loaded(model, stored.data)
+        row._stored = stored
         rows.append(row)
     return rows
 
 
-def stored_key(row: peewee.Model) -> tuple | None:
-    """The row as stored, if it was read from the database and not changed since."""
-    key = getattr(row, "_stored", None)
-    return key if key is not None and row.__data__ == row._as_read else None
+def is_unchanged(row: peewee.Model) -> bool:
+    """Whether the row was read from the database and not changed since."""
+    stored = getattr(row, "_stored", None)
+    return stored is not None and row.__data__ == stored.data
 
 
 def memoized(build: Callable[[M], R]) -> Callable[[M], R]:
     """`build` for rows read unchanged is computed once per stored row. What it returns is
     shared between calls, so callers must not mutate it."""
-    memo: dict[tuple, R] = {}
 
     def cached(row: M) -> R:
-        key = stored_key(row)
-        if key is None:
+        if not is_unchanged(row):
             return build(row)
-        built = memo.get(key)
-        if built is None:
-            built = build(row)
-            _remember(memo, key, built)
-        return built
+        built = row._stored.built
+        if build not in built:
+            built[build] = build(row)
+        return built[build]
 
     return cached
 
