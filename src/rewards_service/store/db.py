@@ -11,7 +11,6 @@ from urllib.parse import parse_qs, urlparse
 import peewee
 from playhouse.pool import PooledPostgresqlDatabase
 
-from rewards_service.domain.errors import Unavailable
 from rewards_service.store.group_commit import GroupCommit
 
 database = peewee.DatabaseProxy()
@@ -108,32 +107,11 @@ def _backoff(attempt: int) -> None:
 def in_transaction(work: Callable[[], T], *, on_conflict: Callable[[], T] | None = None) -> T:
     """Run `work` in one transaction, retrying it from the start on contention.
 
-    `on_conflict` answers a unique-key race (e.g. two calls with one request_id): it runs in a
-    fresh transaction after the loser rolled back, typically to return the winner's result.
-    On SQLite, concurrent calls share one commit (group_commit.py); each still succeeds or
-    fails on its own.
+    `on_conflict` answers a unique-key race (e.g. two calls with one request_id): it runs after
+    the loser's writes were rolled back, typically to return the winner's result. On SQLite,
+    concurrent calls share one commit (group_commit.py); each still succeeds or fails alone.
     """
-    if is_sqlite():
-        return _group_commit.submit(work, on_conflict)
-    return _run_alone(work, on_conflict)
-
-
-def _run_alone(work: Callable[[], T], on_conflict: Callable[[], T] | None) -> T:
-    step, answering = work, False
-    for attempt in range(MAX_ATTEMPTS):
-        try:
-            with database.atomic():
-                return step()
-        except peewee.IntegrityError:
-            if on_conflict is None or answering:
-                raise
-            step, answering = on_conflict, True  # from now on (retries too), answer as the loser
-            continue
-        except peewee.DatabaseError as exc:
-            if not is_retryable(exc):
-                raise
-        _backoff(attempt)
-    raise Unavailable("The store is too busy to finish this call; retry it.")
+    return _group_commit.submit(work, on_conflict, alone=not is_sqlite())
 
 
 _group_commit = GroupCommit(

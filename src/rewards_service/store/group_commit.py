@@ -11,6 +11,9 @@ nothing of it is acknowledged. Callers learn their result only after the commit.
 One leader at a time also means this process never has two writers queued in SQLite's busy
 handler, which sleeps in growing steps; other processes sharing the file wait through
 busy_timeout.
+
+On PostgreSQL each write runs alone: groups on different replicas lock rows in different
+orders and deadlock, which PostgreSQL only notices after deadlock_timeout (1 s).
 """
 
 import contextvars
@@ -91,11 +94,18 @@ class GroupCommit:
         self._leading = False
         self._local = threading.local()
 
-    def submit(self, work: Callable[[], Any], on_conflict: Callable[[], Any] | None) -> Any:
+    def submit(
+        self, work: Callable[[], Any], on_conflict: Callable[[], Any] | None, *, alone: bool
+    ) -> Any:
+        """`work`'s result once committed. `alone` runs it in a transaction of its own, on the
+        caller's thread, with the same retries and conflict answer."""
         write = _Write(work, on_conflict, contextvars.copy_context())
         if getattr(self._local, "in_group", False):
             # Called from inside a write of the group: a savepoint of its transaction.
             write.run(self._database, self._is_retryable)
+            return write.outcome()
+        if alone:
+            self._commit([write])
             return write.outcome()
         with self._queue_lock:
             self._queue.append(write)
