@@ -34,7 +34,7 @@ MAX_GROUP = 16
 class _Write:
     work: Callable[[], Any]
     on_conflict: Callable[[], Any] | None
-    # The caller's context variables (the authenticated caller, log fields), for the leader.
+    # The caller's context variables (the authenticated caller), for the leader.
     context: contextvars.Context
     done: threading.Event = field(default_factory=threading.Event)
     lead: bool = False
