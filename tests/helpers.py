@@ -62,11 +62,9 @@ class RpcFailure:
     violations: dict[str, str]  # field -> description
 
 
-def failure_of(error: grpc.RpcError) -> RpcFailure:
-    status = rpc_status.from_call(error)
-    assert status is not None, f"no rich status on {error.code()}: {error.details()}"
-    infos = []
-    violations: dict[str, str] = {}
+def unpack_details(status) -> tuple[list, list]:
+    """(ErrorInfo details, BadRequest details) of a google.rpc.Status."""
+    infos, bad_requests = [], []
     for detail in status.details:
         if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
             info = error_details_pb2.ErrorInfo()
@@ -75,7 +73,15 @@ def failure_of(error: grpc.RpcError) -> RpcFailure:
         elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
             bad = error_details_pb2.BadRequest()
             detail.Unpack(bad)
-            violations.update({v.field: v.description for v in bad.field_violations})
+            bad_requests.append(bad)
+    return infos, bad_requests
+
+
+def failure_of(error: grpc.RpcError) -> RpcFailure:
+    status = rpc_status.from_call(error)
+    assert status is not None, f"no rich status on {error.code()}: {error.details()}"
+    infos, bad_requests = unpack_details(status)
+    violations = {v.field: v.description for bad in bad_requests for v in bad.field_violations}
     assert len(infos) == 1, "every error carries exactly one ErrorInfo"
     return RpcFailure(
         code=error.code(),

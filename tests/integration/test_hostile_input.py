@@ -15,7 +15,6 @@ import grpc
 import pytest
 from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2
 from google.protobuf.descriptor import FieldDescriptor
-from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 from hypothesis import HealthCheck, assume, given, settings
@@ -37,7 +36,7 @@ from rewards_service.store.models import (
 )
 from tests import factories as f
 from tests.conftest import new_program
-from tests.helpers import Api, make_api
+from tests.helpers import Api, make_api, unpack_details
 
 ALLOWED = {
     grpc.StatusCode.INVALID_ARGUMENT,
@@ -725,16 +724,7 @@ def status_of(error: grpc.RpcError):
 def check_details(code: grpc.StatusCode, status, where) -> str:
     """Exactly one ErrorInfo of our domain (and a BadRequest for field errors); no leaks.
     Returns the reason."""
-    infos, bad_requests = [], []
-    for detail in status.details:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            infos.append(info)
-        elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad = error_details_pb2.BadRequest()
-            detail.Unpack(bad)
-            bad_requests.append(bad)
+    infos, bad_requests = unpack_details(status)
     assert status.code == code.value[0], where()
     assert len(infos) == 1, f"{len(infos)} ErrorInfo details: {where()}"
     assert infos[0].domain == "rewards.v1" and infos[0].reason, where()
