@@ -66,6 +66,8 @@ def _idempotent(
         return earlier, True
 
     def work() -> Outcome:
+        # Again inside: a first call with this request_id may have committed (or gone ahead
+        # in the same group) since the read above; it replays instead of being refused.
         if request_id and (earlier := _replay(program_id, request_id, fingerprint, ref)):
             return earlier, True
         return create(), False
