@@ -76,6 +76,15 @@ class _TransactionLost(Exception):
         self.error = error
 
 
+def _lost_in(exc: BaseException | None) -> BaseException | None:
+    """The error that ended the group's transaction, if `exc` is or follows that loss."""
+    while exc is not None:
+        if isinstance(exc, _TransactionLost):
+            return exc.error
+        exc = exc.__context__
+    return None
+
+
 class GroupCommit:
     def __init__(
         self,
@@ -147,16 +156,15 @@ class GroupCommit:
                         for write in group:
                             write.run(self._database, self._is_retryable)
                             if write.error is not None and not self._still_open():
-                                # Some errors (disk full, I/O, RAISE(ROLLBACK)) make SQLite
-                                # roll back the whole transaction, not just the savepoint.
                                 raise _TransactionLost(write.error)
                     return
-                except _TransactionLost as lost:
-                    self._fail(group, lost.error)
-                    return
-                except peewee.DatabaseError as exc:
-                    if isinstance(exc.__context__, _TransactionLost):
-                        self._fail(group, exc.__context__.error)
+                except (_TransactionLost, peewee.DatabaseError) as exc:
+                    # Some errors (disk full, I/O, RAISE(ROLLBACK)) make SQLite roll back the
+                    # whole transaction, not just the savepoint; the rollback on the way out
+                    # then fails too, with the loss as its context.
+                    lost = _lost_in(exc)
+                    if lost is not None:
+                        self._fail(group, lost)
                         return
                     if not self._is_retryable(exc):
                         self._fail(group, exc)
