@@ -1,5 +1,6 @@
 """Database selection and the transaction runner every use case goes through."""
 
+import os
 import random
 import sqlite3
 import time
@@ -12,6 +13,7 @@ import peewee
 from playhouse.pool import PooledPostgresqlDatabase
 
 from rewards_service.store.group_commit import GroupCommit
+from rewards_service.store.wal_header import WalHeader
 
 database = peewee.DatabaseProxy()
 
@@ -73,6 +75,25 @@ def bind(db: peewee.Database) -> None:
 
 def is_sqlite() -> bool:
     return isinstance(database.obj, peewee.SqliteDatabase)
+
+
+# Per process and file: a forked worker maps the header for itself. Never dropped (see
+# wal_header.py for why its descriptor must stay open).
+_headers: dict[tuple[int, str], WalHeader | None] = {}
+
+
+def change_token() -> bytes | None:
+    """Equal tokens mean nothing was committed in between, by any process. None when that
+    cannot be known (PostgreSQL, or a commit in progress). Read it before the query whose
+    result it vouches for: a later commit then makes a different token."""
+    db = database.obj
+    if not isinstance(db, peewee.SqliteDatabase):
+        return None
+    key = (os.getpid(), db.database)
+    header = _headers.get(key, False)
+    if header is False:
+        header = _headers.setdefault(key, WalHeader.open(db.database))
+    return header.token() if header is not None else None
 
 
 @contextmanager

@@ -8,7 +8,7 @@ from typing import TypeVar
 
 import peewee
 
-from rewards_service.store.db import database
+from rewards_service.store.db import change_token, database
 from rewards_service.store.fields import JSONField, TimestampField
 
 M = TypeVar("M", bound=peewee.Model)
@@ -80,10 +80,14 @@ def _models(model: type[M], cursor) -> list[M]:
             if len(_stored) >= MEMO_SIZE:
                 _stored.clear()  # crude but lock-free; a hot row is back after one read
             _stored[key] = stored
-        row = _loaded(model, stored.data)
-        row._stored = stored
-        rows.append(row)
+        rows.append(_from_stored(model, stored))
     return rows
+
+
+def _from_stored(model: type[M], stored: _Stored) -> M:
+    row = _loaded(model, stored.data)
+    row._stored = stored
+    return row
 
 
 def is_unchanged(row: peewee.Model) -> bool:
@@ -107,8 +111,26 @@ def memoized(build: Callable[[M], R]) -> Callable[[M], R]:
     return cached
 
 
+# Results of the hot queries outside transactions, with the change token read before each
+# query: while no commit happens anywhere, asking again returns the same rows without
+# calling into SQLite (see wal_header.py for why that matters).
+_results: dict[tuple, tuple[bytes, list[_Stored]]] = {}
+
+
 def select_all(model: type[M], text: str, *params: object) -> list[M]:
-    return _models(model, execute(text, *params))
+    # Inside a transaction a read must see that transaction's own writes.
+    token = None if database.in_transaction() else change_token()
+    if token is None:
+        return _models(model, execute(text, *params))
+    key = (model, text, params)
+    found = _results.get(key)
+    if found is not None and found[0] == token:
+        return [_from_stored(model, stored) for stored in found[1]]
+    rows = _models(model, execute(text, *params))
+    if len(_results) >= MEMO_SIZE:
+        _results.clear()
+    _results[key] = (token, [row._stored for row in rows])
+    return rows
 
 
 def run_select(query: peewee.ModelSelect) -> list:
