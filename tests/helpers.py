@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -112,6 +113,30 @@ class ServerProcess:
         if self.process.poll() is None:
             self.process.send_signal(sig)
         return self.process.wait(timeout)
+
+
+ADMIN_KEY_LINE = re.compile(r"Admin API key[^:]*:\s*(\S+)")
+
+
+def admin_key_of(server: ServerProcess) -> str | None:
+    """The bootstrap admin key a first start printed, if it printed one."""
+    for line in server.stdout_lines:
+        if "Admin API key" in line:
+            found = ADMIN_KEY_LINE.search(line)
+            assert found, line
+            return found.group(1)
+    return None
+
+
+def wait_for_line(server: ServerProcess, text: str, timeout: float = 10, count: int = 1) -> None:
+    """Until `count` lines hold `text`. The log is read on another thread, and access lines
+    are written in batches: give it time to catch up with the process."""
+    deadline = time.monotonic() + timeout
+    while sum(text in line for line in server.stdout_lines) < count:
+        assert time.monotonic() < deadline, f"no line with {text!r}:\n" + "".join(
+            server.stdout_lines
+        )
+        time.sleep(0.02)
 
 
 def _drain(process: subprocess.Popen, lines: list[str]) -> None:

@@ -1,20 +1,94 @@
 """structlog set-up: JSON lines (default) or console, to stderr.
 
-Every RPC writes one line, so the JSON path is kept lean: orjson instead of json, and the
-interceptor passes its fields explicitly instead of binding context variables.
+Every RPC writes one access-log line, so that path is kept lean: orjson instead of json, the
+interceptor passes its fields explicitly instead of binding context variables, and access
+lines reach stderr in batches (see _Stderr).
 """
 
+import atexit
 import logging
+import os
 import sys
+import threading
+import time
+from typing import BinaryIO
 
 import orjson
 import structlog
+
+ACCESS_LOGGER = "rewards.rpc"
+# How late an access-log line may reach stderr; a kill -9 loses at most this much of them.
+FLUSH_SECONDS = 0.2
+
+
+class _Stderr:
+    """Access-log lines wait in memory for up to FLUSH_SECONDS, then go out in one write. A
+    write per line would hand the GIL to another thread on every call. Any other line writes
+    the waiting ones first, then itself, so the log keeps its order and lifecycle lines
+    (serving, stopping, errors) are never late."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self._pending: list[bytes] = []
+        self._pending_lock = threading.Lock()  # held only to append or take the list
+        self._write_lock = threading.Lock()  # keeps batches in order
+
+    def hold(self, line: bytes) -> None:
+        with self._pending_lock:
+            self._pending.append(line)
+
+    def now(self, line: bytes) -> None:
+        self.hold(line)
+        self.flush()
+
+    def flush(self) -> None:
+        with self._write_lock:
+            with self._pending_lock:
+                batch, self._pending = self._pending, []
+            if batch:
+                self._raw.write(b"".join(batch))
+                self._raw.flush()
+
+    def flush_every(self, seconds: float) -> None:
+        def loop() -> None:
+            while True:
+                time.sleep(seconds)
+                self.flush()
+
+        threading.Thread(target=loop, name="log-flush", daemon=True).start()
+
+
+class _Lines:
+    """A structlog logger: rendered lines through `write`, errors through `urgent`."""
+
+    def __init__(self, write, urgent) -> None:
+        self._write = write
+        self._urgent = urgent
+
+    def msg(self, message: bytes) -> None:
+        self._write(message + b"\n")
+
+    def error(self, message: bytes) -> None:
+        self._urgent(message + b"\n")
+
+    log = debug = info = warn = warning = msg
+    fatal = failure = err = critical = exception = error
+
+
+def _json_loggers():
+    out = _Stderr(sys.stderr.buffer)
+    out.flush_every(FLUSH_SECONDS)
+    atexit.register(out.flush)
+    # A forked worker starts with nothing pending and a flushing thread of its own.
+    os.register_at_fork(before=out.flush, after_in_child=lambda: out.flush_every(FLUSH_SECONDS))
+    access, direct = _Lines(out.hold, out.now), _Lines(out.now, out.now)
+    return lambda *args: access if args[:1] == (ACCESS_LOGGER,) else direct
 
 
 def configure(fmt: str = "json", level: str = "info") -> None:
     if fmt == "json":
         renderer = structlog.processors.JSONRenderer(serializer=orjson.dumps)
-        factory = structlog.BytesLoggerFactory(file=sys.stderr.buffer)
+        factory = _json_loggers()
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=False)
         factory = structlog.WriteLoggerFactory(file=sys.stderr)

@@ -19,7 +19,7 @@ from rewards_service.store.db import session
 from rewards_service.store.models import Issuance
 from tests import factories as f
 from tests.conftest import new_program
-from tests.helpers import ServerProcess, make_api, spawn_server
+from tests.helpers import ServerProcess, make_api, spawn_server, wait_for_line
 
 BATCHES = 4
 BATCH_SIZE = 500
@@ -245,7 +245,7 @@ def test_sigterm_lets_in_flight_calls_finish_and_refuses_new_ones(store):
     exited = time.monotonic()
     assert code == 0
     assert exited - signalled < grace
-    assert _wait_for_line(server, "stopped")
+    wait_for_line(server, '"event":"stopped"')
 
     # Every in-flight call finished with every item issued, and after the refusals began:
     # the server stopped taking calls while it still had work in flight.
@@ -271,15 +271,6 @@ def test_sigterm_lets_in_flight_calls_finish_and_refuses_new_ones(store):
             assert len({i.request_id for i in issuances} & set(late_ids)) == len(late_accepted)
     finally:
         assert after.stop() == 0
-
-
-def _wait_for_line(server: ServerProcess, event: str) -> bool:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if any(f'"event":"{event}"' in line for line in server.stdout_lines):
-            return True
-        time.sleep(0.01)
-    return False
 
 
 @dataclass
@@ -349,7 +340,7 @@ def test_sigint_drains_like_sigterm(store):
     for thread in batches:
         thread.join(40)
     assert server.process.wait(40) == 0
-    assert _wait_for_line(server, "stopped")
+    wait_for_line(server, '"event":"stopped"')
     entries = [json.loads(line) for line in server.stdout_lines if line.startswith("{")]
     stopping = [e for e in entries if e.get("event") == "stopping"]
     assert len(stopping) == 1 and stopping[0]["signal"] == "SIGINT"

@@ -2,36 +2,16 @@
 operator following the README does."""
 
 import json
-import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import ServerProcess, spawn_server
+from tests.helpers import admin_key_of, spawn_server, wait_for_line
 
 GRPCURL = Path(sys.executable).parent / "grpcurl"
-ADMIN_KEY_LINE = re.compile(r"Admin API key[^:]*:\s*(\S+)")
-
-
-def admin_key_of(server: ServerProcess) -> str | None:
-    for line in server.stdout_lines:
-        if "Admin API key" in line:
-            found = ADMIN_KEY_LINE.search(line)
-            assert found, line
-            return found.group(1)
-    return None
-
-
-def wait_for_line(server: ServerProcess, text: str, timeout: float = 10) -> None:
-    """The log is read on another thread; give it time to catch up with the process."""
-    deadline = time.monotonic() + timeout
-    while not any(text in line for line in server.stdout_lines):
-        assert time.monotonic() < deadline, "".join(server.stdout_lines)
-        time.sleep(0.05)
 
 
 def grpcurl(

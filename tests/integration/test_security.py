@@ -21,7 +21,7 @@ from rewards_service.store.db import database, is_sqlite, session
 from rewards_service.store.models import ALL_MODELS, ApiKey
 from tests import factories as f
 from tests.conftest import new_key, new_program
-from tests.helpers import expect_failure, failure_of, make_api, spawn_server
+from tests.helpers import expect_failure, failure_of, make_api, spawn_server, wait_for_line
 
 TIMEOUT = 10
 
@@ -225,13 +225,6 @@ def _admin_cli(database_url: str, *args: str) -> dict:
     return json.loads(done.stdout)
 
 
-def _wait_for(lines: list[str], event: str, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not any(f'"event":"{event}"' in line for line in lines):
-        assert time.monotonic() < deadline, f"no {event} line in the log"
-        time.sleep(0.02)
-
-
 def test_no_secret_reaches_any_log_line(empty_database):
     server = spawn_server(
         empty_database,
@@ -286,7 +279,7 @@ def test_no_secret_reaches_any_log_line(empty_database):
             calls += 1
     finally:
         assert server.stop() == 0
-    _wait_for(server.stdout_lines, "stopped")
+    wait_for_line(server, '"event":"stopped"')
 
     logs = []
     for line in server.stdout_lines:
