@@ -69,12 +69,18 @@ class GrantRequest:
         return digest("custom", normalize_dollars(self.amount), self.action_code)
 
 
+# json.dumps(parts, default=str), without building an encoder per call.
+_ENCODER = json.JSONEncoder(default=str)
+
+
 def digest(*parts: object) -> str:
-    return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()
+    return hashlib.sha256(_ENCODER.encode(parts).encode()).hexdigest()
 
 
 def canonical_decimal(text: str) -> str:
     """One spelling per value ("1000" and "1000.00" alike), for comparing replays."""
+    if not text:  # the usual case: no amount
+        return text
     try:
         return format(Decimal(text).normalize(), "f")
     except ArithmeticError:
