@@ -11,6 +11,7 @@ import grpc
 import structlog
 from google.protobuf.message import DecodeError, Message
 
+from rewards_service.api import answers
 from rewards_service.api.errors import internal_error, status_code, to_grpc_status
 from rewards_service.auth import check_role, current_caller, key_from_metadata
 from rewards_service.domain.errors import FieldViolation, InvalidArgument, RewardsError
@@ -64,7 +65,17 @@ def _refuse_nul(request: Message) -> None:
         )
 
 
+def _call(behavior, request, context, found):
+    token = current_caller.set(found)
+    try:
+        return behavior(request, context)
+    finally:
+        current_caller.reset(token)
+
+
 def _wrap(method: str, behavior, deserialize):
+    reusable = method in answers.REUSABLE
+
     def wrapped(raw: bytes, context: grpc.ServicerContext):
         started = time.perf_counter()
         request_id = program = None
@@ -79,11 +90,11 @@ def _wrap(method: str, behavior, deserialize):
                 found = authenticate(key_from_metadata(context.invocation_metadata()))
                 program = found.program_id
                 check_role(found.role, method)
-                token = current_caller.set(found)
-                try:
-                    return behavior(request, context)
-                finally:
-                    current_caller.reset(token)
+                if reusable:
+                    return answers.given_again(
+                        (method, program, raw), lambda: _call(behavior, request, context, found)
+                    )
+                return _call(behavior, request, context, found)
         except RewardsError as exc:
             error = exc
         except Exception:

@@ -1,0 +1,99 @@
+"""Repeated calls (GetReward, GetIssuance, IssueReward replays) may get their earlier answer
+back, but only while nothing was committed, only for the same program, and only after the
+caller's key and role were checked again."""
+
+import uuid
+
+import grpc
+from rewards.v1 import catalog_pb2, common_pb2, issuance_pb2
+
+from rewards_service.services import programs
+from rewards_service.store.db import session
+from tests import factories as f
+from tests.conftest import new_key, new_program
+from tests.helpers import expect_failure, make_api, spawn_server
+
+
+def _replay_request(reward_id: str, participant_id: str) -> issuance_pb2.IssueRewardRequest:
+    return issuance_pb2.IssueRewardRequest(
+        reward_id=reward_id,
+        participant=f.ref(participant_id),
+        request_id=f"again-{uuid.uuid4().hex}",
+    )
+
+
+def test_only_replays_are_given_again_and_they_follow_the_stored_issuance(admin):
+    reward, user = f.reward(admin), f.participant(admin)
+    request = _replay_request(reward.id, user.id)
+    answers = [admin.issuance.IssueReward(request) for _ in range(3)]
+    assert [a.idempotent_replay for a in answers] == [False, True, True]
+    assert len({a.issuance.id for a in answers}) == 1
+    issued = answers[0].issuance
+    assert issued.status == common_pb2.ISSUANCE_STATUS_CONFIRMED
+
+    f.claim(admin, issued.id)
+    again = admin.issuance.IssueReward(request)
+    assert again.idempotent_replay
+    assert again.issuance.status == common_pb2.ISSUANCE_STATUS_CLAIMED
+    assert f.get_issuance(admin, issued.id).status == common_pb2.ISSUANCE_STATUS_CLAIMED
+
+
+def test_a_change_committed_by_another_process_is_seen(store, admin):
+    reward, user = f.reward(admin, name="before"), f.participant(admin)
+    request = _replay_request(reward.id, user.id)
+    issued = admin.issuance.IssueReward(request).issuance
+    for _ in range(2):
+        assert admin.issuance.IssueReward(request).issuance.status == (
+            common_pb2.ISSUANCE_STATUS_CONFIRMED
+        )
+        assert f.get_reward(admin, reward.id).name == "before"
+        assert f.get_issuance(admin, issued.id).status == common_pb2.ISSUANCE_STATUS_CONFIRMED
+    other = spawn_server(store)
+    try:
+        with grpc.insecure_channel(other.address) as channel:
+            there = make_api(channel, admin.program_id, admin.key)
+            f.revoke(there, issued.id)
+            there.catalog.UpdateReward(
+                catalog_pb2.UpdateRewardRequest(
+                    reward=catalog_pb2.Reward(id=reward.id, name="after"),
+                    update_mask={"paths": ["name"]},
+                )
+            )
+    finally:
+        assert other.stop() == 0
+    revoked = common_pb2.ISSUANCE_STATUS_REVOKED
+    assert admin.issuance.IssueReward(request).issuance.status == revoked
+    assert f.get_issuance(admin, issued.id).status == revoked
+    assert f.get_reward(admin, reward.id).name == "after"
+
+
+def test_another_program_sending_the_same_bytes_gets_its_own_answer(admin, channel):
+    # Made first: creating it is a commit, which would drop every remembered answer.
+    other = new_program("stranger")
+    stranger = make_api(channel, other.program_id, other.api_key)
+    reward, user = f.reward(admin), f.participant(admin)
+    request = _replay_request(reward.id, user.id)
+    issued = admin.issuance.IssueReward(request).issuance
+    for _ in range(2):
+        admin.issuance.IssueReward(request)
+        f.get_reward(admin, reward.id)
+        f.get_issuance(admin, issued.id)
+    assert expect_failure(stranger.issuance.IssueReward, request).reason == "REWARD_NOT_FOUND"
+    assert expect_failure(f.get_reward, stranger, reward.id).reason == "REWARD_NOT_FOUND"
+    assert expect_failure(f.get_issuance, stranger, issued.id).reason == "ISSUANCE_NOT_FOUND"
+
+
+def test_the_key_and_its_role_are_checked_every_time(admin, channel):
+    reward, user = f.reward(admin), f.participant(admin)
+    request = _replay_request(reward.id, user.id)
+    issuer_key = new_key(admin.program_id, "issuer")
+    issuer = make_api(channel, admin.program_id, issuer_key.api_key)
+    reader = make_api(channel, admin.program_id, new_key(admin.program_id, "reader").api_key)
+    f.get_reward(reader, reward.id)  # its key is known before the answers are remembered
+    for _ in range(3):
+        issuer.issuance.IssueReward(request)
+    assert expect_failure(reader.issuance.IssueReward, request).reason == "INSUFFICIENT_SCOPE"
+    with session():
+        programs.revoke_key(issuer_key.key_id)
+    failure = expect_failure(issuer.issuance.IssueReward, request)
+    assert failure.code == grpc.StatusCode.UNAUTHENTICATED
