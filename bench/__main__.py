@@ -144,21 +144,45 @@ def preflight(target, key, ids):
             call(message.SerializeToString(), metadata=(("authorization", f"Bearer {key}"),))
 
 
-def issuance_matrix(target, key, ids, *, seconds, concurrencies, baseline=None):
+def _median(runs: list[dict]) -> dict:
+    return sorted(runs, key=lambda run: run["rps"])[len(runs) // 2]
+
+
+def issuance_matrix(target, key, ids, *, seconds, concurrencies, rounds=1, baseline=None):
+    """Each point runs `rounds` times, ours and the baseline back to back, and reports the
+    median run of each and the median of the rounds' ratios: on a shared machine one run of
+    either can be off by a quarter."""
     preflight(target, key, ids)
     rows = []
     for name, path, message, generator in _cases(ids):
         for streams in concurrencies:
-            ours = measure(
-                target, path, message, generator, key=key, streams=streams, seconds=seconds
-            )
-            row = {"rpc": name, "streams": streams, "client": generator, "ours": ours}
-            if baseline:
-                base = measure(
-                    baseline, path, message, generator, key="", streams=streams, seconds=seconds
+            ours_runs, base_runs = [], []
+            for _ in range(rounds):
+                ours_runs.append(
+                    measure(
+                        target, path, message, generator, key=key, streams=streams, seconds=seconds
+                    )
                 )
-                row["baseline"] = base
-                row["ratio"] = ours["rps"] / base["rps"] if base["rps"] else None
+                if baseline:
+                    base_runs.append(
+                        measure(
+                            baseline,
+                            path,
+                            message,
+                            generator,
+                            key="",
+                            streams=streams,
+                            seconds=seconds,
+                        )
+                    )
+            row = {"rpc": name, "streams": streams, "client": generator, "ours": _median(ours_runs)}
+            if baseline:
+                ratios = sorted(
+                    o["rps"] / b["rps"] for o, b in zip(ours_runs, base_runs, strict=True)
+                )
+                row["baseline"] = _median(base_runs)
+                row["ratio"] = ratios[len(ratios) // 2]
+                row["round_ratios"] = ratios
             rows.append(row)
             print(_row_text(row), flush=True)
     return rows
@@ -172,6 +196,8 @@ def _row_text(row):
     )
     if "baseline" in row:
         text += f"  baseline {row['baseline']['rps']:8.0f} req/s  ratio {row['ratio']:.2f}"
+        if len(row["round_ratios"]) > 1:
+            text += " (rounds " + " ".join(f"{r:.2f}" for r in row["round_ratios"]) + ")"
     if ours["errors"]:
         text += f"  errors {ours['errors']}"
     text += f"  [{row['client']} cpu {ours['client_cpu_share']:.2f} core]"
@@ -279,6 +305,9 @@ def add_codes_time(target, key, total):
 
 def markdown(results) -> str:
     lines = [
+        f"SQLite points: the median of {results['rounds']} rounds, ours and the baseline back "
+        "to back; the ratio is the median of the rounds' ratios.",
+        "",
         "| backend | RPC | streams | req/s | p50 ms | p99 ms | baseline req/s | ratio |",
         "|---|---|---|---|---|---|---|---|",
     ]
@@ -313,6 +342,9 @@ def markdown(results) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="runs per SQLite point, against the baseline"
+    )
     parser.add_argument("--threads", type=int, default=16)
     parser.add_argument("--list-sizes", default="10000,100000,1000000")
     parser.add_argument(
@@ -323,7 +355,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     streams = (1, 16)
-    results = {"threads": args.threads, "seconds": args.seconds}
+    results = {"threads": args.threads, "seconds": args.seconds, "rounds": args.rounds}
     with tempfile.TemporaryDirectory() as tmp:
         sqlite_url = f"sqlite:///{tmp}/bench.db"
         baseline, baseline_target = start_baseline(args.threads)
@@ -341,6 +373,7 @@ def main() -> None:
                     ids,
                     seconds=args.seconds,
                     concurrencies=streams,
+                    rounds=args.rounds,
                     baseline=baseline_target,
                 )
                 results["add_codes_100k_seconds"] = add_codes_time(target, key, 100_000)
