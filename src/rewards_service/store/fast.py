@@ -6,6 +6,7 @@ from collections.abc import Callable
 from functools import cache
 from typing import TypeVar
 
+import orjson
 import peewee
 
 from rewards_service.store.db import change_token, database
@@ -64,10 +65,13 @@ _stored: dict[tuple, _Stored] = {}
 
 
 def _models(model: type[M], cursor) -> list[M]:
-    columns = tuple(d[0] for d in cursor.description)
+    return _built(model, tuple(d[0] for d in cursor.description), cursor.fetchall())
+
+
+def _built(model: type[M], columns: tuple[str, ...], records: list[tuple]) -> list[M]:
     readers = _readers(model, columns)
     rows = []
-    for values in cursor.fetchall():
+    for values in records:
         key = (model, columns, values)
         stored = _stored.get(key)
         if stored is None:
@@ -133,10 +137,26 @@ def select_all(model: type[M], text: str, *params: object) -> list[M]:
     return rows
 
 
+@cache
+def _column_names(model: type[peewee.Model]) -> tuple[str, ...]:
+    return tuple(f.column_name for f in model._meta.sorted_fields)
+
+
 def run_select(query: peewee.ModelSelect) -> list:
-    """A peewee-built `SELECT *` query, read like the hot queries (no per-field setattr)."""
+    """The whole rows a peewee-built query selects, read like the hot queries (no per-field
+    setattr), in no promised order.
+
+    On SQLite the rows come back packed into one JSON array by SQLite itself: Python's
+    sqlite3 hands the GIL over on every row it steps, and under 16 concurrent calls a page
+    of 50 rows cost about three times what it costs alone."""
     text, params = query.select(peewee.SQL("*")).sql()
-    return _models(query.model, database.execute_sql(text, params))
+    if not isinstance(database.obj, peewee.SqliteDatabase):
+        return _models(query.model, database.execute_sql(text, params))
+    columns = _column_names(query.model)
+    packed = ", ".join(f'"{name}"' for name in columns)
+    text = f"SELECT json_group_array(json_array({packed})) FROM ({text})"
+    (records,) = database.execute_sql(text, params).fetchone()
+    return _built(query.model, columns, [tuple(values) for values in orjson.loads(records)])
 
 
 def select_one(model: type[M], text: str, *params: object) -> M | None:
