@@ -1,0 +1,43 @@
+"""--workers N on SQLite: forked processes share one port and one file, and none of them
+answers from memory after another one committed a change."""
+
+import grpc
+from rewards.v1 import catalog_pb2
+
+from tests import factories as f
+from tests.helpers import admin_key_of, make_api, spawn_server, wait_for_line
+
+# The kernel spreads connections, not calls, over the workers: with 12, the chance that one
+# worker gets them all is about 1 in 2,000.
+CONNECTIONS = 12
+
+
+def _names_seen(address: str, key: str, reward_id: str) -> list[str]:
+    """The reward's name as each of several new connections sees it, asked twice each."""
+    names = []
+    for _ in range(CONNECTIONS):
+        with grpc.insecure_channel(address) as channel:
+            api = make_api(channel, "", key)
+            names += [f.get_reward(api, reward_id).name for _ in range(2)]
+    return names
+
+
+def test_no_worker_answers_from_memory_after_another_committed(tmp_path):
+    server = spawn_server(f"sqlite:///{tmp_path / 'workers.db'}", "--workers", "2")
+    try:
+        wait_for_line(server, '"event":"serving"', count=2)
+        key = admin_key_of(server)
+        with grpc.insecure_channel(server.address) as channel:
+            reward = f.reward(make_api(channel, "", key), name="first")
+        assert set(_names_seen(server.address, key, reward.id)) == {"first"}
+        for name in ("second", "third"):
+            with grpc.insecure_channel(server.address) as channel:
+                make_api(channel, "", key).catalog.UpdateReward(
+                    catalog_pb2.UpdateRewardRequest(
+                        reward=catalog_pb2.Reward(id=reward.id, name=name),
+                        update_mask={"paths": ["name"]},
+                    )
+                )
+            assert set(_names_seen(server.address, key, reward.id)) == {name}
+    finally:
+        assert server.stop() == 0
