@@ -7,6 +7,7 @@ import uuid
 import grpc
 from rewards.v1 import catalog_pb2, common_pb2, issuance_pb2
 
+from rewards_service.api import answers
 from rewards_service.services import programs
 from rewards_service.store.db import session
 from tests import factories as f
@@ -97,3 +98,19 @@ def test_the_key_and_its_role_are_checked_every_time(admin, channel):
         programs.revoke_key(issuer_key.key_id)
     failure = expect_failure(issuer.issuance.IssueReward, request)
     assert failure.code == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_large_requests_are_answered_afresh_and_not_kept(admin, channel):
+    reward = f.reward(admin)
+    plain = catalog_pb2.GetRewardRequest(id=reward.id).SerializeToString()
+    # An unknown field (number 999, 5,000 bytes) parses and is ignored, so the call succeeds.
+    padded = plain + b"\xba\x3e" + b"\x88\x27" + b"x" * 5000
+    get = channel.unary_unary(
+        "/rewards.v1.RewardCatalog/GetReward",
+        response_deserializer=catalog_pb2.Reward.FromString,
+    )
+    metadata = (("authorization", f"Bearer {admin.key}"),)
+    for raw in (plain, padded, plain, padded):
+        assert get(raw, metadata=metadata).id == reward.id
+    kept = {key[2] for key in answers._given if key[1] == admin.program_id}
+    assert plain in kept and padded not in kept

@@ -12,6 +12,7 @@ import grpc
 import pytest
 from rewards.v1 import catalog_pb2
 
+from rewards_service.domain.errors import NotFound
 from rewards_service.store import fast
 from rewards_service.store.db import change_token, database, in_transaction, is_sqlite, session
 from rewards_service.store.queries import get_reward
@@ -125,3 +126,11 @@ def test_a_server_sees_what_another_server_on_the_same_file_committed(store, adm
             assert factories.get_reward(admin, made.id).name == "second"
     finally:
         assert other.stop() == 0
+
+
+def test_a_lookup_that_found_nothing_is_not_kept(admin):
+    _sqlite_only()
+    missing = "rew_" + "x" * 2000
+    with session(), pytest.raises(NotFound):
+        get_reward(admin.program_id, missing)
+    assert not [key for key in fast._results if missing in key[2]]

@@ -25,6 +25,8 @@ REUSABLE = frozenset(
     }
 )
 MAX_ANSWERS = 4096
+# Larger requests are answered afresh: a kept key costs its size, and a request may be 8 MiB.
+MAX_REQUEST_BYTES = 4096
 
 _Key = tuple[str, str, bytes]  # method, program, request bytes
 _given: dict[_Key, tuple[bytes, Message]] = {}
@@ -34,6 +36,8 @@ def given_again(key: _Key, compute: Callable[[], Message]) -> Message:
     """The earlier answer to `key` if the store is unchanged since; else `compute()`'s, kept
     if nothing was committed while it was computed (it is then what the store held before).
     A refusal raises out of `compute` and is never kept."""
+    if len(key[2]) > MAX_REQUEST_BYTES:
+        return compute()
     token = change_token()
     found = _given.get(key)
     if token is not None and found is not None and found[0] == token:

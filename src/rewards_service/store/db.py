@@ -92,7 +92,11 @@ def change_token() -> bytes | None:
     key = (os.getpid(), db.database)
     header = _headers.get(key, False)
     if header is False:
-        header = _headers.setdefault(key, WalHeader.open(db.database))
+        try:
+            opened = WalHeader.open(db.database)
+        except (OSError, sqlite3.Error):
+            opened = None  # e.g. a read-only -shm: every read queries
+        header = _headers.setdefault(key, opened)
     return header.token() if header is not None else None
 
 

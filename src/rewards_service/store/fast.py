@@ -131,9 +131,12 @@ def select_all(model: type[M], text: str, *params: object) -> list[M]:
     if found is not None and found[0] == token:
         return [_from_stored(model, stored) for stored in found[1]]
     rows = _models(model, execute(text, *params))
-    if len(_results) >= MEMO_SIZE:
-        _results.clear()
-    _results[key] = (token, [row._stored for row in rows])
+    # Only what was found is kept: its key matched stored values, where a miss's key is
+    # whatever a caller sent (up to the message size limit).
+    if rows:
+        if len(_results) >= MEMO_SIZE:
+            _results.clear()
+        _results[key] = (token, [row._stored for row in rows])
     return rows
 
 
