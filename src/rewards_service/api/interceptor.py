@@ -6,6 +6,7 @@ itself runs on another thread, so per-call context cannot be set there.
 """
 
 import time
+from functools import cache
 
 import grpc
 import structlog
@@ -22,8 +23,16 @@ log = structlog.get_logger("rewards.rpc")
 OWN_SERVICES = "/rewards.v1."
 
 
-def _request_id(request: object) -> str:
-    return getattr(request, "request_id", "") or getattr(request, "client_reference", "")
+@cache
+def _request_id_field(message_type: type[Message]) -> str | None:
+    """The field holding a call's request_id, if its request has one."""
+    names = message_type.DESCRIPTOR.fields_by_name
+    return next((name for name in ("request_id", "client_reference") if name in names), None)
+
+
+def _request_id(request: Message) -> str:
+    field = _request_id_field(type(request))
+    return getattr(request, field) if field else ""
 
 
 def _parse(deserialize, raw: bytes):

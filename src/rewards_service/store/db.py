@@ -108,7 +108,8 @@ def session():
     PostgreSQL borrows one from the pool and returns it.
     """
     if is_sqlite():
-        database.connect(reuse_if_open=True)
+        if database.is_closed():  # connect() takes a lock even to find it open
+            database.connect()
         yield
     else:
         with database.connection_context():
