@@ -100,7 +100,7 @@ def keyset_page(
     if page.after is not None:
         query = query.where(key < page.after if descending else key > page.after)
     rows = fast.run_select(query.order_by(key.desc() if descending else key).limit(page.size + 1))
-    rows.sort(key=attrgetter(key.name), reverse=descending)
+    rows.sort(key=attrgetter(key.name), reverse=descending)  # run_select promises no order
     has_more = len(rows) > page.size
     rows = rows[: page.size]
     return rows, next_token(page, getattr(rows[-1], key.name) if rows else None, has_more)
