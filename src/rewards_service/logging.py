@@ -29,9 +29,18 @@ class _Stderr:
 
     def __init__(self, raw: BinaryIO) -> None:
         self._raw = raw
+        self._start()
+
+    def _start(self) -> None:
         self._pending: list[bytes] = []
         self._pending_lock = threading.Lock()  # held only to append or take the list
         self._write_lock = threading.Lock()  # keeps batches in order
+        threading.Thread(target=self._flush_forever, name="log-flush", daemon=True).start()
+
+    def after_fork_in_child(self) -> None:
+        """A forked worker: the parent writes what was pending, and a lock the flushing
+        thread held at the fork would stay held; the child starts afresh."""
+        self._start()
 
     def hold(self, line: bytes) -> None:
         with self._pending_lock:
@@ -49,13 +58,10 @@ class _Stderr:
                 self._raw.write(b"".join(batch))
                 self._raw.flush()
 
-    def flush_every(self, seconds: float) -> None:
-        def loop() -> None:
-            while True:
-                time.sleep(seconds)
-                self.flush()
-
-        threading.Thread(target=loop, name="log-flush", daemon=True).start()
+    def _flush_forever(self) -> None:
+        while True:
+            time.sleep(FLUSH_SECONDS)
+            self.flush()
 
 
 class _Lines:
@@ -77,10 +83,8 @@ class _Lines:
 
 def _json_loggers():
     out = _Stderr(sys.stderr.buffer)
-    out.flush_every(FLUSH_SECONDS)
     atexit.register(out.flush)
-    # A forked worker starts with nothing pending and a flushing thread of its own.
-    os.register_at_fork(before=out.flush, after_in_child=lambda: out.flush_every(FLUSH_SECONDS))
+    os.register_at_fork(before=out.flush, after_in_child=out.after_fork_in_child)
     access, direct = _Lines(out.hold, out.now), _Lines(out.now, out.now)
     return lambda *args: access if args[:1] == (ACCESS_LOGGER,) else direct
 
