@@ -9,7 +9,7 @@ from rewards.v1 import catalog_pb2, common_pb2, issuance_pb2
 
 from rewards_service.api import answers
 from rewards_service.services import programs
-from rewards_service.store.db import session
+from rewards_service.store.db import is_sqlite, session
 from tests import factories as f
 from tests.conftest import new_key, new_program
 from tests.helpers import expect_failure, make_api, spawn_server
@@ -113,4 +113,6 @@ def test_large_requests_are_answered_afresh_and_not_kept(admin, channel):
     for raw in (plain, padded, plain, padded):
         assert get(raw, metadata=metadata).id == reward.id
     kept = {key[2] for key in answers._given if key[1] == admin.program_id}
-    assert plain in kept and padded not in kept
+    assert padded not in kept
+    # Answers are kept on SQLite only: PostgreSQL has no change token to vouch for them.
+    assert (plain in kept) == is_sqlite()
