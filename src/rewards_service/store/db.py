@@ -77,26 +77,34 @@ def is_sqlite() -> bool:
     return isinstance(database.obj, peewee.SqliteDatabase)
 
 
-# Per process and file: a forked worker maps the header for itself. Never dropped (see
-# wal_header.py for why its descriptor must stay open).
-_headers: dict[tuple[int, str], WalHeader | None] = {}
+# Per file. Never closed (see wal_header.py for why its descriptor must stay open), so a
+# forked worker sets the parent's aside and maps the header for itself.
+_headers: dict[str, WalHeader | None] = {}
+_inherited: list[WalHeader | None] = []
+
+
+def _set_inherited_headers_aside() -> None:
+    _inherited.extend(_headers.values())
+    _headers.clear()
+
+
+os.register_at_fork(after_in_child=_set_inherited_headers_aside)
 
 
 def change_token() -> bytes | None:
     """Equal tokens mean nothing was committed in between, by any process. None when that
     cannot be known (PostgreSQL, or a commit in progress). Read it before the query whose
     result it vouches for: a later commit then makes a different token."""
-    db = database.obj
-    if not isinstance(db, peewee.SqliteDatabase):
+    if not is_sqlite():
         return None
-    key = (os.getpid(), db.database)
-    header = _headers.get(key, False)
+    path = database.obj.database
+    header = _headers.get(path, False)
     if header is False:
         try:
-            opened = WalHeader.open(db.database)
+            opened = WalHeader.open(path)
         except (OSError, sqlite3.Error):
             opened = None  # e.g. a read-only -shm: every read queries
-        header = _headers.setdefault(key, opened)
+        header = _headers.setdefault(path, opened)
     return header.token() if header is not None else None
 
 
