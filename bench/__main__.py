@@ -62,10 +62,12 @@ def run_load(target, service, method, request, *, concurrency, seconds, key="", 
     return json.loads(out.stdout)
 
 
-def start_baseline(threads: int, workers: int = 1):
+def start_baseline(threads: int, workers: int = 1, handler_cost: tuple[int, int] | None = None):
+    """handler_cost: (microseconds holding the GIL, GIL releases) per IssueReward."""
     listen = f"127.0.0.1:{free_port() if workers > 1 else 0}"
+    cost = [str(n) for n in handler_cost] if handler_cost else []
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.baseline", str(threads), str(workers), listen],
+        [sys.executable, "-m", "bench.baseline", str(threads), str(workers), listen, *cost],
         stdout=subprocess.PIPE,
         text=True,
         cwd=ROOT,
@@ -259,6 +261,49 @@ def workers_effect(database_url, key, ids, *, threads, seconds):
     return rows
 
 
+# (microseconds holding the GIL, GIL releases) per call; (0, 0) shows how far two identical
+# servers measure apart. An issue on SQLite steps about ten
+# statements, each releasing the GIL two or three times.
+HANDLER_COSTS = ((0, 0), (50, 0), (100, 0), (200, 0), (100, 3), (100, 10), (200, 20))
+
+
+def handler_ceiling(baseline, ids, *, threads, seconds, rounds):
+    """The do-nothing baseline against itself with a handler of a known cost: the ratio any
+    handler of that cost can reach, before it does anything useful."""
+    path, message = "rewards.v1.RewardIssuance/IssueReward", _cases(ids)[0][2]
+    rows = []
+    for micros, releases in HANDLER_COSTS:
+        proc, target = start_baseline(threads, handler_cost=(micros, releases))
+        try:
+            runs, ratios = [], []
+            for _ in range(rounds):
+                runs.append(h2load.run(target, path, message, key="", streams=16, seconds=seconds))
+                base = h2load.run(baseline, path, message, key="", streams=16, seconds=seconds)
+                ratios.append(runs[-1]["rps"] / base["rps"])
+        finally:
+            proc.terminate()
+            proc.wait(30)
+        ratios.sort()
+        run = _median(runs)
+        rows.append(
+            {
+                "handler_us": micros,
+                "gil_releases": releases,
+                "rps": run["rps"],
+                "p99_ms": run["p99_ms"],
+                "ratio": ratios[len(ratios) // 2],
+                "round_ratios": ratios,
+            }
+        )
+        print(
+            f"handler holding the GIL {micros:>3} us, {releases:>2} releases: "
+            f"{run['rps']:8.0f} req/s  p99 {run['p99_ms']:.2f} ms  ratio {rows[-1]['ratio']:.2f}"
+            " (rounds " + " ".join(f"{r:.2f}" for r in ratios) + ")",
+            flush=True,
+        )
+    return rows
+
+
 def list_scaling(database_url, key, target, sizes, *, seconds):
     results = []
     for size in sizes:
@@ -336,6 +381,17 @@ def markdown(results) -> str:
         f"| {r['baseline_rps']:.0f} | {r['rps'] / r['baseline_rps']:.2f} |"
         for r in results["workers"]
     ]
+    lines += [
+        "",
+        "| the baseline's IssueReward holding the GIL for | GIL releases within | req/s | p99 ms "
+        "| ratio to the plain baseline |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['handler_us']} µs | {r['gil_releases']} | {r['rps']:.0f} | {r['p99_ms']:.2f} "
+        f"| {r['ratio']:.2f} |"
+        for r in results["handler_ceiling"]
+    ]
     return "\n".join(lines)
 
 
@@ -380,6 +436,10 @@ def main() -> None:
             finally:
                 server.terminate()
                 server.wait(30)
+            print("== The baseline with a handler of known cost, 16 streams ==", flush=True)
+            results["handler_ceiling"] = handler_ceiling(
+                baseline_target, ids, threads=args.threads, seconds=args.seconds, rounds=args.rounds
+            )
             print("== --workers, 16 streams over 4 connections ==", flush=True)
             results["workers"] = workers_effect(
                 sqlite_url, key, ids, threads=args.threads, seconds=args.seconds
