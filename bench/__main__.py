@@ -262,8 +262,8 @@ def workers_effect(database_url, key, ids, *, threads, seconds):
 
 
 # (microseconds holding the GIL, GIL releases) per call; (0, 0) shows how far two identical
-# servers measure apart. An issue on SQLite steps about ten
-# statements, each releasing the GIL two or three times.
+# servers measure apart. An issue on SQLite steps about ten statements, each releasing the
+# GIL two or three times.
 HANDLER_COSTS = ((0, 0), (50, 0), (100, 0), (200, 0), (100, 3), (100, 10), (200, 20))
 
 
