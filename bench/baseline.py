@@ -64,7 +64,8 @@ def serve(threads: int, listen: str, reuse_port: bool) -> None:
     issuance_pb2_grpc.add_RewardIssuanceServicer_to_server(NoopIssuance(), server)
     port = server.add_insecure_port(listen)
     server.start()
-    print(port, flush=True)
+    # One write: forked workers print at the same time, and a pipe keeps short writes whole.
+    os.write(sys.stdout.fileno(), f"{port}\n".encode())
     server.wait_for_termination()
 
 
