@@ -477,3 +477,65 @@ def test_a_nested_call_answers_its_conflict_with_on_conflict(sqlite_file):
     caller = start(lambda: in_transaction(outer)).outcome()
     assert caller.error is None and caller.result == "answered"
     assert committed_names() == {"dup"}
+
+
+# Another worker process: it holds the writers' flock until told to let go.
+HOLD_WRITER_FLOCK = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1] + "-writer", os.O_RDWR | os.O_CREAT)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("locked", flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_a_write_waits_while_another_process_holds_the_writers_flock(sqlite_file):
+    path = sqlite_file()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_WRITER_FLOCK, path],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        caller = start(_put("after-the-other-worker"))
+        # Unlocked, this write takes a few milliseconds.
+        caller.join(0.5)
+        assert caller.is_alive(), "the write did not wait for the other process"
+        assert committed_names() == set()
+    finally:
+        holder.communicate("release\n", timeout=TIMEOUT)
+    assert caller.outcome().error is None
+    assert committed_names() == {"after-the-other-worker"}
+
+
+# Binds the store to argv[1], takes the writers' flock, forks: the child must find the lock
+# taken (its own open file) instead of sharing the parent's (an inherited one).
+FORK_WHILE_WRITING = """
+import fcntl, os, sys
+from rewards_service.store import db
+db.bind(db.open_database("sqlite:///" + sys.argv[1]))
+with db.one_writer():
+    pid = os.fork()
+    if pid == 0:
+        try:
+            fcntl.flock(db._writer_lock(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os._exit(1)
+        except BlockingIOError:
+            os._exit(0)
+    _, status = os.waitpid(pid, 0)
+print(os.waitstatus_to_exitcode(status))
+"""
+
+
+def test_a_forked_worker_does_not_share_its_parents_writers_flock(sqlite_file):
+    path = sqlite_file()
+    out = subprocess.run(
+        [sys.executable, "-c", FORK_WHILE_WRITING, path],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=True,
+    )
+    assert out.stdout.strip() == "0", out.stdout + out.stderr

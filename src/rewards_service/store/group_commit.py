@@ -9,8 +9,9 @@ rolls back to its savepoint and fails alone; a commit that fails fails the whole
 nothing of it is acknowledged. Callers learn their result only after the commit.
 
 One leader at a time also means this process never has two writers queued in SQLite's busy
-handler, which sleeps in growing steps; other processes sharing the file wait through
-busy_timeout.
+handler, which sleeps in growing steps (up to 100 ms) before it looks again. Leaders of other
+processes sharing the file (--workers) take turns on a lock of their own first (`one_writer`),
+which wakes the next one as soon as it is released.
 
 On PostgreSQL each write runs alone: groups on different replicas lock rows in different
 orders and deadlock, which PostgreSQL only notices after deadlock_timeout (1 s).
@@ -19,6 +20,7 @@ orders and deadlock, which PostgreSQL only notices after deadlock_timeout (1 s).
 import contextvars
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,8 +95,10 @@ class GroupCommit:
         is_retryable: Callable[[Exception], bool],
         max_attempts: int,
         backoff: Callable[[int], None],
+        one_writer: Callable[[], AbstractContextManager],
     ) -> None:
         self._database = database
+        self._one_writer = one_writer
         self._is_retryable = is_retryable
         self._max_attempts = max_attempts
         self._backoff = backoff
@@ -147,35 +151,39 @@ class GroupCommit:
     def _commit(self, group: list[_Write]) -> None:
         self._local.in_group = True
         try:
-            for attempt in range(self._max_attempts):
-                try:
-                    if len(group) == 1:  # alone, its savepoint is its transaction
-                        group[0].run(self._database, self._is_retryable)
-                        return
-                    with self._database.atomic():
-                        for write in group:
-                            write.run(self._database, self._is_retryable)
-                            if write.error is not None and not self._still_open():
-                                raise _TransactionLost(write.error)
-                    return
-                except (_TransactionLost, peewee.DatabaseError) as exc:
-                    # Some errors (disk full, I/O, RAISE(ROLLBACK)) make SQLite roll back the
-                    # whole transaction, not just the savepoint; the rollback on the way out
-                    # then fails too, with the loss as its context.
-                    lost = _lost_in(exc)
-                    if lost is not None:
-                        self._fail(group, lost)
-                        return
-                    if not self._is_retryable(exc):
-                        self._fail(group, exc)
-                        return
-                self._backoff(attempt)
-            self._fail(group, Unavailable("The store is too busy to finish this call; retry it."))
+            with self._one_writer():
+                self._attempt(group)
         except BaseException as exc:
             self._fail(group, exc)
             raise
         finally:
             self._local.in_group = False
+
+    def _attempt(self, group: list[_Write]) -> None:
+        for attempt in range(self._max_attempts):
+            try:
+                if len(group) == 1:  # alone, its savepoint is its transaction
+                    group[0].run(self._database, self._is_retryable)
+                    return
+                with self._database.atomic():
+                    for write in group:
+                        write.run(self._database, self._is_retryable)
+                        if write.error is not None and not self._still_open():
+                            raise _TransactionLost(write.error)
+                return
+            except (_TransactionLost, peewee.DatabaseError) as exc:
+                # Some errors (disk full, I/O, RAISE(ROLLBACK)) make SQLite roll back the
+                # whole transaction, not just the savepoint; the rollback on the way out
+                # then fails too, with the loss as its context.
+                lost = _lost_in(exc)
+                if lost is not None:
+                    self._fail(group, lost)
+                    return
+                if not self._is_retryable(exc):
+                    self._fail(group, exc)
+                    return
+            self._backoff(attempt)
+        self._fail(group, Unavailable("The store is too busy to finish this call; retry it."))
 
     def _still_open(self) -> bool:
         return self._database.connection().in_transaction
