@@ -109,7 +109,10 @@ def _writer_lock() -> int | None:
         fd = os.open(f"{path}-writer", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     except OSError:
         fd = None  # e.g. a read-only directory: writers wait in SQLite's busy handler
-    return _writer_locks.setdefault(path, fd)
+    kept = _writer_locks.setdefault(path, fd)
+    if fd is not None and kept != fd:  # another thread opened one first
+        os.close(fd)
+    return kept
 
 
 @contextmanager
