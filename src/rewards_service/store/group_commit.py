@@ -152,14 +152,14 @@ class GroupCommit:
         self._local.in_group = True
         try:
             with self._one_writer():
-                self._attempt(group)
+                self._run_with_retries(group)
         except BaseException as exc:
             self._fail(group, exc)
             raise
         finally:
             self._local.in_group = False
 
-    def _attempt(self, group: list[_Write]) -> None:
+    def _run_with_retries(self, group: list[_Write]) -> None:
         for attempt in range(self._max_attempts):
             try:
                 if len(group) == 1:  # alone, its savepoint is its transaction
