@@ -391,16 +391,26 @@ conn.close()
 """
 
 
-def test_a_write_lock_held_elsewhere_past_the_retry_budget_is_unavailable(sqlite_file):
-    path = sqlite_file(busy_timeout_ms=50)
+@contextmanager
+def held_elsewhere(script: str, path: str) -> Iterator[None]:
+    """Another process runs `script` on `path`, which holds a lock until the block ends."""
     holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD_WRITE_LOCK, path],
+        [sys.executable, "-c", script, path],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "locked"
+        yield
+    finally:
+        holder.communicate("release\n", timeout=TIMEOUT)
+    assert holder.returncode == 0
+
+
+def test_a_write_lock_held_elsewhere_past_the_retry_budget_is_unavailable(sqlite_file):
+    path = sqlite_file(busy_timeout_ms=50)
+    with held_elsewhere(HOLD_WRITE_LOCK, path):
         started = time.monotonic()
         callers = [start(lambda i=i: in_transaction(lambda: insert(f"busy-{i}"))) for i in range(4)]
         for caller in callers:
@@ -408,9 +418,6 @@ def test_a_write_lock_held_elsewhere_past_the_retry_budget_is_unavailable(sqlite
         # Bounded: eight attempts of a 50 ms busy timeout and a short backoff, not a hang.
         assert time.monotonic() - started < 15
         assert committed_names() == set()
-    finally:
-        holder.communicate("release\n", timeout=TIMEOUT)
-    assert holder.returncode == 0
     callers = [start(lambda i=i: in_transaction(lambda: insert(f"free-{i}"))) for i in range(4)]
     assert [caller.outcome().error for caller in callers] == [None] * 4
     assert committed_names() == {f"free-{i}" for i in range(4)}
@@ -491,21 +498,12 @@ sys.stdin.readline()
 
 def test_a_write_waits_while_another_process_holds_the_writers_flock(sqlite_file):
     path = sqlite_file()
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD_WRITER_FLOCK, path],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "locked"
+    with held_elsewhere(HOLD_WRITER_FLOCK, path):
         caller = start(_put("after-the-other-worker"))
         # Unlocked, this write takes a few milliseconds.
         caller.join(0.5)
         assert caller.is_alive(), "the write did not wait for the other process"
         assert committed_names() == set()
-    finally:
-        holder.communicate("release\n", timeout=TIMEOUT)
     assert caller.outcome().error is None
     assert committed_names() == {"after-the-other-worker"}
 
