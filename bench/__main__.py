@@ -213,7 +213,7 @@ def free_port() -> int:
 
 
 # The kernel hands each connection, not each call, to one worker: with 4 connections over 2
-# workers, half the runs put 3 or 4 of them on one worker. One stream per connection.
+# workers, 5 runs in 8 put 3 or 4 of them on one worker. One stream per connection.
 WORKER_CONNECTIONS = 16
 
 
