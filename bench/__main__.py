@@ -150,6 +150,16 @@ def _median(runs: list[dict]) -> dict:
     return sorted(runs, key=lambda run: run["rps"])[len(runs) // 2]
 
 
+def _ratios(ours_runs: list[dict], base_runs: list[dict]) -> dict:
+    """The rounds' ratios, ours to the baseline's, and their median."""
+    ratios = sorted(o["rps"] / b["rps"] for o, b in zip(ours_runs, base_runs, strict=True))
+    return {"ratio": ratios[len(ratios) // 2], "round_ratios": ratios}
+
+
+def _rounds_text(ratios: list[float]) -> str:
+    return " (rounds " + " ".join(f"{r:.2f}" for r in ratios) + ")" if len(ratios) > 1 else ""
+
+
 def issuance_matrix(target, key, ids, *, seconds, concurrencies, rounds=1, baseline=None):
     """Each point runs `rounds` times, ours and the baseline back to back, and reports the
     median run of each and the median of the rounds' ratios: on a shared machine one run of
@@ -179,12 +189,8 @@ def issuance_matrix(target, key, ids, *, seconds, concurrencies, rounds=1, basel
                     )
             row = {"rpc": name, "streams": streams, "client": generator, "ours": _median(ours_runs)}
             if baseline:
-                ratios = sorted(
-                    o["rps"] / b["rps"] for o, b in zip(ours_runs, base_runs, strict=True)
-                )
                 row["baseline"] = _median(base_runs)
-                row["ratio"] = ratios[len(ratios) // 2]
-                row["round_ratios"] = ratios
+                row.update(_ratios(ours_runs, base_runs))
             rows.append(row)
             print(_row_text(row), flush=True)
     return rows
@@ -198,8 +204,7 @@ def _row_text(row):
     )
     if "baseline" in row:
         text += f"  baseline {row['baseline']['rps']:8.0f} req/s  ratio {row['ratio']:.2f}"
-        if len(row["round_ratios"]) > 1:
-            text += " (rounds " + " ".join(f"{r:.2f}" for r in row["round_ratios"]) + ")"
+        text += _rounds_text(row["round_ratios"])
     if ours["errors"]:
         text += f"  errors {ours['errors']}"
     text += f"  [{row['client']} cpu {ours['client_cpu_share']:.2f} core]"
@@ -293,15 +298,15 @@ def handler_ceiling(baseline, ids, *, threads, seconds, rounds):
     for micros, releases in HANDLER_COSTS:
         proc, target = start_baseline(threads, handler_cost=(micros, releases))
         try:
-            runs, ratios = [], []
+            runs, base_runs = [], []
             for _ in range(rounds):
                 runs.append(h2load.run(target, path, message, key="", streams=16, seconds=seconds))
-                base = h2load.run(baseline, path, message, key="", streams=16, seconds=seconds)
-                ratios.append(runs[-1]["rps"] / base["rps"])
+                base_runs.append(
+                    h2load.run(baseline, path, message, key="", streams=16, seconds=seconds)
+                )
         finally:
             proc.terminate()
             proc.wait(30)
-        ratios.sort()
         run = _median(runs)
         rows.append(
             {
@@ -309,14 +314,13 @@ def handler_ceiling(baseline, ids, *, threads, seconds, rounds):
                 "gil_releases": releases,
                 "rps": run["rps"],
                 "p99_ms": run["p99_ms"],
-                "ratio": ratios[len(ratios) // 2],
-                "round_ratios": ratios,
+                **_ratios(runs, base_runs),
             }
         )
         print(
             f"handler holding the GIL {micros:>3} us, {releases:>2} releases: "
             f"{run['rps']:8.0f} req/s  p99 {run['p99_ms']:.2f} ms  ratio {rows[-1]['ratio']:.2f}"
-            " (rounds " + " ".join(f"{r:.2f}" for r in ratios) + ")",
+            + _rounds_text(rows[-1]["round_ratios"]),
             flush=True,
         )
     return rows
