@@ -102,6 +102,9 @@ os.register_at_fork(after_in_child=_set_inherited_aside)
 
 
 def _writer_lock() -> int | None:
+    """This process's descriptor of `<file>-writer`; None off SQLite or without a file."""
+    if not is_sqlite() or database.obj.database == ":memory:":
+        return None
     path = database.obj.database
     if path in _writer_locks:
         return _writer_locks[path]
@@ -122,7 +125,7 @@ def one_writer() -> Iterator[None]:
     growing steps, up to 100 ms, before looking again: with 2 workers, IssueReward's p99 was
     140-200 ms. The flock wakes the next writer when it is released. Correctness does not
     depend on it: a process that does not take it still waits in SQLite."""
-    fd = _writer_lock() if is_sqlite() and database.obj.database != ":memory:" else None
+    fd = _writer_lock()
     if fd is None:
         yield
         return
