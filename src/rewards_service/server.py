@@ -1,5 +1,7 @@
-"""build_server() makes a configured grpc.Server; serve() runs it until SIGTERM/SIGINT."""
+"""start_server() makes a configured grpc.aio server on the running loop; build_server() does
+it on a loop of its own for tests; serve() runs one until SIGTERM/SIGINT."""
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -40,13 +42,24 @@ MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 
 @dataclass
 class RunningServer:
-    server: grpc.Server
+    """A started grpc.aio server and the event loop it runs on."""
+
+    server: grpc.aio.Server
     port: int
-    health: health.HealthServicer
+    health: health.aio.HealthServicer
+    loop: asyncio.AbstractEventLoop
+    executor: futures.ThreadPoolExecutor
+
+    async def drain(self, grace: float | None) -> None:
+        """Health says NOT_SERVING, new calls are refused, calls in flight get `grace`."""
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+        self.executor.shutdown(wait=False)
 
     def stop(self, grace: float | None) -> None:
-        self.health.enter_graceful_shutdown()
-        self.server.stop(grace).wait()
+        """From another thread than the server's loop (tests, embedding programs)."""
+        asyncio.run_coroutine_threadsafe(self.drain(grace), self.loop).result()
+        self.loop.call_soon_threadsafe(self.loop.stop)
 
 
 def prepare_database(config: Config) -> programs.IssuedKey | None:
@@ -72,11 +85,11 @@ def _credentials(config: Config) -> grpc.ServerCredentials | None:
     return grpc.ssl_server_credentials([pair])
 
 
-def build_server(config: Config, *, reuse_port: bool = False) -> RunningServer:
-    """A started server. reuse_port only for forked workers sharing one port."""
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=config.threads),
-        interceptors=[RpcInterceptor()],
+async def start_server(config: Config, *, reuse_port: bool = False) -> RunningServer:
+    """A started server on the running loop. reuse_port only for workers sharing one port."""
+    executor = futures.ThreadPoolExecutor(max_workers=config.threads, thread_name_prefix="rpc")
+    server = grpc.aio.server(
+        interceptors=[RpcInterceptor(executor)],
         options=[
             ("grpc.so_reuseport", 1 if reuse_port else 0),
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -86,16 +99,15 @@ def build_server(config: Config, *, reuse_port: bool = False) -> RunningServer:
     catalog_pb2_grpc.add_RewardCatalogServicer_to_server(RewardCatalogServicer(), server)
     issuance_pb2_grpc.add_RewardIssuanceServicer_to_server(RewardIssuanceServicer(), server)
     participants_pb2_grpc.add_ParticipantsServicer_to_server(ParticipantsServicer(), server)
-    health_servicer = health.HealthServicer()
+    health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     service_names = [
         catalog_pb2.DESCRIPTOR.services_by_name["RewardCatalog"].full_name,
         issuance_pb2.DESCRIPTOR.services_by_name["RewardIssuance"].full_name,
         participants_pb2.DESCRIPTOR.services_by_name["Participants"].full_name,
     ]
-    for name in service_names:
-        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    for name in [*service_names, ""]:
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     reflection_pb2_grpc.add_ServerReflectionServicer_to_server(
         DocumentedReflectionServicer(
             [*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME]
@@ -109,12 +121,31 @@ def build_server(config: Config, *, reuse_port: bool = False) -> RunningServer:
         port = server.add_secure_port(config.listen, credentials)
     if port == 0:
         raise RuntimeError(f"cannot listen on {config.listen}")
-    server.start()
-    return RunningServer(server, port, health_servicer)
+    await server.start()
+    return RunningServer(server, port, health_servicer, asyncio.get_running_loop(), executor)
 
 
-def _serve_one(config: Config, *, reuse_port: bool) -> None:
-    running = build_server(config, reuse_port=reuse_port)
+def build_server(config: Config, *, reuse_port: bool = False) -> RunningServer:
+    """A started server on an event loop of its own, in a daemon thread: for tests and for
+    programs that embed the service. `stop()` drains it."""
+    started: futures.Future[RunningServer] = futures.Future()
+
+    def run_loop() -> None:
+        loop = asyncio.new_event_loop()
+        try:
+            running = loop.run_until_complete(start_server(config, reuse_port=reuse_port))
+        except BaseException as exc:
+            started.set_exception(exc)
+            return
+        started.set_result(running)
+        loop.run_forever()  # until stop()
+
+    threading.Thread(target=run_loop, name="grpc-loop", daemon=True).start()
+    return started.result()
+
+
+async def _serve_one(config: Config, *, reuse_port: bool) -> None:
+    running = await start_server(config, reuse_port=reuse_port)
     host = config.listen.rsplit(":", 1)[0]
     log.info(
         "serving",
@@ -123,17 +154,19 @@ def _serve_one(config: Config, *, reuse_port: bool) -> None:
         tls=bool(config.tls_cert),
         mtls=bool(config.tls_client_ca),
     )
-    stopping = threading.Event()
+    stopping: list[asyncio.Task] = []
 
-    def on_signal(signum, _frame):
-        if not stopping.is_set():
-            stopping.set()
+    def on_signal(signum: int) -> None:
+        if not stopping:
             log.info("stopping", signal=signal.Signals(signum).name, grace=config.grace_seconds)
-            threading.Thread(target=running.stop, args=(config.grace_seconds,)).start()
+            stopping.append(asyncio.ensure_future(running.drain(config.grace_seconds)))
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    running.server.wait_for_termination()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+    await running.server.wait_for_termination()
+    if stopping:
+        await stopping[0]
     log.info("stopped")
 
 
@@ -143,7 +176,7 @@ def _run_workers(config: Config) -> int:
     for _ in range(config.workers):
         pid = os.fork()
         if pid == 0:
-            _serve_one(config, reuse_port=True)
+            asyncio.run(_serve_one(config, reuse_port=True))
             os._exit(0)
         children.append(pid)
 
@@ -177,7 +210,7 @@ def serve(config: Config) -> int:
         )
     if config.workers > 1:
         return _run_workers(config)
-    _serve_one(config, reuse_port=False)
+    asyncio.run(_serve_one(config, reuse_port=False))
     return 0
 
 

@@ -3,7 +3,7 @@
 Each test binds the store to a file of its own with a few tables of its own, and every calling
 thread opens its own connection with `session()`, as RPC threads do. To pin which writes share
 a group, a first write holds its commit open until the others have queued behind it: they then
-make up the next group, led by the first of them.
+make up the next group, run by the store's writer thread.
 """
 
 import contextvars
@@ -62,8 +62,7 @@ def sqlite_file(database_url) -> Iterator[Callable[..., str]]:
 
     try:
         yield open_file
-        # A leader or a queued write left behind would stall every later write of the process.
-        assert not store_db._group_commit._leading
+        # A queued write left behind would stall every later write of the process.
         assert store_db._group_commit._queue == []
     finally:
         for db in opened:
@@ -114,8 +113,12 @@ def wait_until(condition: Callable[[], bool], what: str) -> None:
 def queued() -> int:
     # Private, read on purpose: the queue's length is the only sign that a caller has handed
     # its write over and is waiting for the running commit, which is what pins the groups.
-    with store_db._group_commit._queue_lock:
+    with store_db._group_commit._queue_ready:
         return len(store_db._group_commit._queue)
+
+
+def writer() -> int | None:
+    return store_db._group_commit.writer_ident()
 
 
 def insert(name: str) -> int:
@@ -206,8 +209,8 @@ def test_writes_queued_behind_a_commit_share_the_next_commit(sqlite_file):
     assert [caller.outcome().result for caller in callers] == ["w1", "w2", "w3", "w4"]
     assert [caller.error for caller in callers] == [None] * 4
     assert committed_names() == {"gate", "w1", "w2", "w3", "w4"}
-    # All ran on the leader's thread, so on its connection: the first queued caller.
-    assert set(ran_on.values()) == {callers[0].ident}
+    # All ran on the writer's thread, so on its connection, none on a caller's.
+    assert set(ran_on.values()) == {writer()}
 
 
 def test_a_refusal_fails_only_its_own_call_and_leaves_no_row(sqlite_file):
@@ -228,8 +231,8 @@ def test_a_refusal_fails_only_its_own_call_and_leaves_no_row(sqlite_file):
         raise refusal
 
     callers = one_group([accepted("r1"), lambda: in_transaction(refused), accepted("r3")])
-    # One group: every write ran on the leader's thread.
-    assert set(ran_on) == {callers[0].ident} and len(ran_on) == 3
+    # Every write ran on the writer's thread.
+    assert set(ran_on) == {writer()} and len(ran_on) == 3
     assert callers[1].error is refusal
     assert type(callers[1].error) is FailedPrecondition
     assert callers[0].error is None and callers[2].error is None
@@ -242,9 +245,9 @@ def test_a_failed_commit_fails_the_whole_group_and_the_next_write_commits(sqlite
     sqlite_file()
     ran_on: list[int] = []
 
-    def leader():
-        # Leads the group, then writes again on the same connection: that connection must not
-        # be left inside the failed transaction.
+    def first():
+        # Its write fails with the group's commit; it then writes again through the same
+        # writer, whose connection must not be left inside the failed transaction.
         failure = None
         try:
             in_transaction(lambda: insert("c1"))
@@ -262,7 +265,7 @@ def test_a_failed_commit_fails_the_whole_group_and_the_next_write_commits(sqlite
         database.execute_sql("INSERT INTO child (id, parent_id) VALUES (1, 999)")
 
     callers = one_group(
-        [leader, lambda: in_transaction(orphan), lambda: in_transaction(lambda: insert("c3"))]
+        [first, lambda: in_transaction(orphan), lambda: in_transaction(lambda: insert("c3"))]
     )
     errors = [callers[0].result[0], callers[1].error, callers[2].error]
     for error in errors:
@@ -271,7 +274,7 @@ def test_a_failed_commit_fails_the_whole_group_and_the_next_write_commits(sqlite
     assert committed_names() == {"gate", "after"}
     assert scalar("SELECT count(*) FROM child") == 0
     assert callers[0].error is None
-    assert ran_on == [callers[0].ident]
+    assert ran_on == [writer()]
 
 
 def test_a_unique_race_inside_one_group_is_answered_by_on_conflict(sqlite_file):
@@ -297,11 +300,11 @@ def test_a_unique_race_inside_one_group_is_answered_by_on_conflict(sqlite_file):
     assert first.result == ("made", "first", row_id)
     assert second.result == ("existing", "second", row_id)
     assert conflicts == ["second"]
-    # One group: both ran on the leader's thread, the loser before the winner had committed.
-    assert ran_on == {first.ident}
+    # One group: both ran on the writer's thread, the loser before the winner had committed.
+    assert ran_on == {writer()}
 
 
-def test_each_write_sees_its_callers_context_variables_on_the_leaders_thread(sqlite_file):
+def test_each_write_sees_its_callers_context_variables_on_the_writers_thread(sqlite_file):
     sqlite_file()
     who = contextvars.ContextVar("who", default="nobody")
 
@@ -323,8 +326,8 @@ def test_each_write_sees_its_callers_context_variables_on_the_leaders_thread(sql
     assert leader.error is None and follower.error is None
     (leader_saw, leader_thread), leader_after = leader.result
     (follower_saw, follower_thread), follower_after = follower.result
-    # The follower's work ran on another thread (the leader's), still with its own value.
-    assert follower_thread == leader_thread == leader.ident != follower.ident
+    # Both ran on the writer's thread, each still with its own caller's value.
+    assert follower_thread == leader_thread == writer() not in (leader.ident, follower.ident)
     assert (leader_saw, follower_saw) == ("leader", "follower")
     assert (leader_after, follower_after) == ("leader", "follower")
 
@@ -339,10 +342,10 @@ def test_a_write_that_calls_in_transaction_again_completes(sqlite_file):
 
         return lambda: in_transaction(work)
 
-    # Alone, as its own leader.
+    # Alone, as a group of its own.
     alone = start(nested("alone-outer", "alone-inner")).outcome()
     assert alone.error is None
-    # Queued, so it runs on another caller's thread inside that caller's group.
+    # Queued, so it runs inside a group with another caller's write.
     callers = one_group([lambda: in_transaction(lambda: insert("first")), nested("outer", "inner")])
     assert [caller.error for caller in callers] == [None, None]
     assert committed_names() == {

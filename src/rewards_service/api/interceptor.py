@@ -1,11 +1,14 @@
 """One wrapper around every unary RPC of ours: authentication, role check, a database session,
 the access log line, and domain errors -> rich gRPC status.
 
-The work happens in the wrapped handler, which runs on the worker thread; intercept_service
-itself runs on another thread, so per-call context cannot be set there.
+The wrapper runs on the event loop: it parses the request and writes the access line there,
+and hands everything that may block (the key lookup, the servicer and its store calls) to a
+thread of `executor`. A call waiting for its client holds no thread.
 """
 
+import asyncio
 import time
+from concurrent.futures import Executor
 from functools import cache
 
 import grpc
@@ -74,20 +77,43 @@ def _refuse_nul(request: Message) -> None:
         )
 
 
-def _call(behavior, request, context, found):
-    token = current_caller.set(found)
-    try:
-        return behavior(request, context)
-    finally:
-        current_caller.reset(token)
+class _CallState:
+    """What a servicer may ask of its call from the thread it runs on: whether the caller is
+    still there. The grpc.aio context itself belongs to the event loop."""
+
+    def __init__(self, context: grpc.aio.ServicerContext) -> None:
+        self._active = True
+        context.add_done_callback(self._end)
+
+    def _end(self, _context) -> None:
+        self._active = False
+
+    def is_active(self) -> bool:
+        return self._active
 
 
-def _wrap(method: str, behavior, deserialize):
-    reusable = method in answers.REUSABLE
+def _run(method: str, behavior, request, raw: bytes, metadata, state, seen: dict):
+    """On a store thread: authenticate, check the role, run the servicer in one session."""
+    with session():
+        found = authenticate(key_from_metadata(metadata))
+        seen["program"] = found.program_id
+        check_role(found.role, method)
+        token = current_caller.set(found)
+        try:
+            if method in answers.REUSABLE:
+                return answers.given_again(
+                    (method, found.program_id, raw), lambda: behavior(request, state)
+                )
+            return behavior(request, state)
+        finally:
+            current_caller.reset(token)
 
-    def wrapped(raw: bytes, context: grpc.ServicerContext):
+
+def _wrap(method: str, behavior, deserialize, executor: Executor):
+    async def wrapped(raw: bytes, context: grpc.aio.ServicerContext):
         started = time.perf_counter()
-        request_id = program = None
+        request_id = None
+        seen: dict[str, str] = {}
         error: RewardsError | None = None
         try:
             # Parsed here rather than by gRPC, so a malformed message gets a typed error too.
@@ -95,51 +121,59 @@ def _wrap(method: str, behavior, deserialize):
             if b"\x00" in raw:  # a NUL in any text field is a zero byte on the wire
                 _refuse_nul(request)
             request_id = _request_id(request) or None
-            with session():
-                found = authenticate(key_from_metadata(context.invocation_metadata()))
-                program = found.program_id
-                check_role(found.role, method)
-                if reusable:
-                    return answers.given_again(
-                        (method, program, raw), lambda: _call(behavior, request, context, found)
-                    )
-                return _call(behavior, request, context, found)
+            # Everything that may block on the database runs off the event loop.
+            return await asyncio.get_running_loop().run_in_executor(
+                executor,
+                _run,
+                method,
+                behavior,
+                request,
+                raw,
+                context.invocation_metadata(),
+                _CallState(context),
+                seen,
+            )
         except RewardsError as exc:
             error = exc
         except Exception:
-            log.exception("rpc_failed", method=method, request_id=request_id, program=program)
+            log.exception(
+                "rpc_failed", method=method, request_id=request_id, program=seen.get("program")
+            )
             error = internal_error()
         finally:
             log.info(
                 "rpc",
                 method=method,
                 request_id=request_id,
-                program=program,
+                program=seen.get("program"),
                 code=(status_code(error) if error else grpc.StatusCode.OK).name,
                 reason=error.reason if error else None,
                 duration_ms=round((time.perf_counter() - started) * 1000, 3),
             )
-        context.abort_with_status(to_grpc_status(error))
+        await context.abort_with_status(to_grpc_status(error))
 
     return wrapped
 
 
-class RpcInterceptor(grpc.ServerInterceptor):
-    def __init__(self) -> None:
+class RpcInterceptor(grpc.aio.ServerInterceptor):
+    """Wraps our unary RPCs; `executor` runs their blocking part."""
+
+    def __init__(self, executor: Executor) -> None:
+        self._executor = executor
         # Handlers are per method, not per call: wrap each once.
         self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
 
-    def intercept_service(self, continuation, handler_call_details):
+    async def intercept_service(self, continuation, handler_call_details):
         method = handler_call_details.method
         cached = self._wrapped.get(method)
         if cached is not None:
             return cached
-        handler = continuation(handler_call_details)
+        handler = await continuation(handler_call_details)
         # Health and reflection need no key and keep their own semantics.
         if handler is None or not method.startswith(OWN_SERVICES) or not handler.unary_unary:
             return handler
         wrapped = grpc.unary_unary_rpc_method_handler(
-            _wrap(method, handler.unary_unary, handler.request_deserializer),
+            _wrap(method, handler.unary_unary, handler.request_deserializer, self._executor),
             response_serializer=handler.response_serializer,
         )
         self._wrapped[method] = wrapped

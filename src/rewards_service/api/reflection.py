@@ -30,8 +30,8 @@ def _documented_files() -> dict[str, bytes]:
     return {f.name: f.SerializeToString() for f in files}
 
 
-class DocumentedReflectionServicer(reflection.ReflectionServicer):
-    # Overrides the two lookups grpcurl uses (list/describe) of grpcio-reflection's servicer.
+class DocumentedReflectionServicer(reflection.aio.ReflectionServicer):
+    # Overrides the two lookups grpcurl uses (list/describe) of grpcio-reflection's aio servicer.
     def __init__(self, service_names):
         super().__init__(service_names)
         self._documented = _documented_files()

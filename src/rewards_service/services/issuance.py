@@ -33,7 +33,7 @@ from rewards_service.domain.participants import ParticipantRef, is_eligible
 from rewards_service.domain.validation import MAX_MINOR_UNITS, Violations, check_text
 from rewards_service.services.participants import resolve, same_participant
 from rewards_service.store import fast, ledger, queries
-from rewards_service.store.db import in_transaction, is_sqlite
+from rewards_service.store.db import RowKey, in_transaction, is_sqlite
 from rewards_service.store.fields import utcnow
 from rewards_service.store.models import Code, CodePool, Issuance, Reward
 
@@ -57,7 +57,12 @@ def _replay(
 
 
 def _idempotent(
-    program_id: str, request_id: str, fingerprint: str, ref: ParticipantRef, create
+    program_id: str,
+    request_id: str,
+    fingerprint: str,
+    ref: ParticipantRef,
+    create,
+    locks: list[RowKey] | None = None,
 ) -> Outcome:
     """Replay the original issuance of a request_id, or create one. Concurrent first calls
     race on the unique (program, request_id) key; the losers replay the winner."""
@@ -78,7 +83,7 @@ def _idempotent(
             raise peewee.IntegrityError("conflict on a key other than request_id")
         return earlier, True
 
-    return in_transaction(work, on_conflict=on_conflict if request_id else None)
+    return in_transaction(work, on_conflict=on_conflict if request_id else None, locks=locks or ())
 
 
 # IssueReward
@@ -95,6 +100,8 @@ def issue_reward(program_id: str, request: IssueRequest) -> Outcome:
         request.fingerprint(),
         request.participant,
         lambda: _issue(program_id, request),
+        # Its reward's row is the one every issue of that reward waits on.
+        locks=[("reward", request.reward_id)],
     )
 
 

@@ -5,7 +5,7 @@ import os
 import random
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TypeVar
 from urllib.parse import parse_qs, urlparse
@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlparse
 import peewee
 from playhouse.pool import PooledPostgresqlDatabase
 
-from rewards_service.store.group_commit import GroupCommit
+from rewards_service.store.group_commit import GroupCommit, RowKey
 from rewards_service.store.wal_header import WalHeader
 
 database = peewee.DatabaseProxy()
@@ -183,14 +183,35 @@ def _backoff(attempt: int) -> None:
     time.sleep(random.uniform(0, 0.005 * 2**attempt))
 
 
-def in_transaction(work: Callable[[], T], *, on_conflict: Callable[[], T] | None = None) -> T:
-    """Run `work` in one transaction, retrying it from the start on contention.
+def in_transaction(
+    work: Callable[[], T],
+    *,
+    on_conflict: Callable[[], T] | None = None,
+    locks: Sequence[RowKey] = (),
+) -> T:
+    """Run `work` on the store's writer, in one transaction, retried from the start on
+    contention; its result once committed.
 
     `on_conflict` answers a unique-key race (e.g. two calls with one request_id): it runs after
-    the loser's writes were rolled back, typically to return the winner's result. On SQLite,
-    concurrent calls share one commit (group_commit.py); each still succeeds or fails alone.
+    the loser's writes were rolled back, typically to return the winner's result. Concurrent
+    calls share one commit (group_commit.py); each still succeeds or fails alone. `locks` names
+    rows the work will lock on PostgreSQL, taken for the whole group in one order.
     """
-    return _group_commit.submit(work, on_conflict, alone=not is_sqlite())
+    return _group_commit.submit(work, on_conflict, locks)
+
+
+def _lock_rows(keys: list[RowKey]) -> None:
+    """Lock the rows of a group in the order given (sorted), so that groups of different
+    processes never wait on each other in a cycle. SQLite has one writer: nothing to do."""
+    if not keys or is_sqlite():
+        return
+    by_table: dict[str, list[str]] = {}
+    for table, key in keys:
+        by_table.setdefault(table, []).append(key)
+    for table, ids in by_table.items():
+        database.execute_sql(
+            f'SELECT 1 FROM "{table}" WHERE "id" = ANY(%s) ORDER BY "id" FOR UPDATE', (ids,)
+        )
 
 
 _group_commit = GroupCommit(
@@ -199,11 +220,13 @@ _group_commit = GroupCommit(
     max_attempts=MAX_ATTEMPTS,
     backoff=_backoff,
     one_writer=one_writer,
+    lock_rows=_lock_rows,
 )
 
 
 def release_connections() -> None:
     """Close every connection, e.g. before forking workers that must not share sockets."""
+    _group_commit.close()
     if isinstance(database.obj, PooledPostgresqlDatabase):
         database.obj.close_all()
     elif not database.is_closed():

@@ -1,25 +1,30 @@
-"""Group commit for SQLite: the writes of concurrent calls share one transaction and one commit.
+"""The store's writer: one thread per process runs every write, in groups that share one
+transaction and one commit (peewee's playhouse/sqliteq.py has the same shape: callers hand
+their work over and wait; nothing else sees the thread).
 
 SQLite admits one writer at a time and every commit writes each page it touched to the WAL.
-Run one after another, concurrent issues pay that page I/O once each, and the thread holding
-the write lock keeps losing the GIL to the threads queued behind it. Here the first caller to
-find no commit running becomes the leader: it takes the queued writes, runs each in its own
-savepoint on its own connection, commits once, then wakes their callers. A write that fails
-rolls back to its savepoint and fails alone; a commit that fails fails the whole group, and
-nothing of it is acknowledged. Callers learn their result only after the commit.
+Run one after another, concurrent issues pay that page I/O once each, and a thread holding
+the write lock keeps losing the GIL to the threads queued behind it. The writer takes the
+queued writes, runs each in its own savepoint on its own connection, commits once, then
+wakes their callers. A write that fails rolls back to its savepoint and fails alone; a commit
+that fails fails the whole group, and nothing of it is acknowledged. Callers learn their
+result only after the commit.
 
-One leader at a time also means this process never has two writers queued in SQLite's busy
-handler, which sleeps in growing steps (up to 100 ms) before it looks again. Leaders of other
-processes sharing the file (--workers) take turns on a lock of their own first (`one_writer`),
-which wakes the next one as soon as it is released.
+One writer also means this process never has two writers queued in SQLite's busy handler,
+which sleeps in growing steps (up to 100 ms) before it looks again. Writers of other
+processes sharing the file (--workers) take turns on a lock of their own first
+(`one_writer`), which wakes the next one as soon as it is released.
 
-On PostgreSQL each write runs alone: groups on different replicas lock rows in different
-orders and deadlock, which PostgreSQL only notices after deadlock_timeout (1 s).
+On PostgreSQL the writer holds one connection: a group is one transaction, so a hot reward's
+row lock is taken once per group instead of once per call. Groups of different replicas
+could lock rows in different orders and deadlock; each write names the rows it will lock
+(`locks`), and the group locks them all first, in one sorted order (`lock_rows`).
 """
 
 import contextvars
+import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,15 +36,18 @@ from rewards_service.domain.errors import Unavailable
 # Bounds how long one commit keeps the callers in its group waiting.
 MAX_GROUP = 16
 
+# A row a write will lock: (table, primary key).
+RowKey = tuple[str, str]
+
 
 @dataclass(eq=False)
 class _Write:
     work: Callable[[], Any]
     on_conflict: Callable[[], Any] | None
-    # The caller's context variables (the authenticated caller), for the leader.
+    # The caller's context variables (the authenticated caller), for the writer thread.
     context: contextvars.Context
+    locks: Sequence[RowKey] = ()
     done: threading.Event = field(default_factory=threading.Event)
-    lead: bool = False
     result: Any = None
     error: BaseException | None = None
 
@@ -96,76 +104,113 @@ class GroupCommit:
         max_attempts: int,
         backoff: Callable[[int], None],
         one_writer: Callable[[], AbstractContextManager],
+        lock_rows: Callable[[list[RowKey]], None],
     ) -> None:
         self._database = database
         self._one_writer = one_writer
+        self._lock_rows = lock_rows
         self._is_retryable = is_retryable
         self._max_attempts = max_attempts
         self._backoff = backoff
-        self._queue: list[_Write] = []
-        self._queue_lock = threading.Lock()
-        self._leading = False
         self._local = threading.local()
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        """No writer yet: a forked worker starts its own, the parent's is not in the child."""
+        self._queue: list[_Write] = []
+        self._queue_ready = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._bound: peewee.Database | None = None
 
     def submit(
-        self, work: Callable[[], Any], on_conflict: Callable[[], Any] | None, *, alone: bool
+        self,
+        work: Callable[[], Any],
+        on_conflict: Callable[[], Any] | None,
+        locks: Sequence[RowKey] = (),
     ) -> Any:
-        """`work`'s result once committed. `alone` runs it in a transaction of its own, on the
-        caller's thread, with the same retries and conflict answer."""
-        write = _Write(work, on_conflict, contextvars.copy_context())
+        """`work`'s result once committed, or its error once its savepoint rolled back."""
+        write = _Write(work, on_conflict, contextvars.copy_context(), locks)
         if getattr(self._local, "in_group", False):
             # Called from inside a write of the group: a savepoint of its transaction.
             write.run(self._database, self._is_retryable)
             return write.outcome()
-        if alone:
-            self._commit([write])
-            return write.outcome()
-        with self._queue_lock:
+        with self._queue_ready:
             self._queue.append(write)
-            write.lead = not self._leading
-            self._leading = True
-        if not write.lead:
-            write.done.wait()
-        if write.lead:
-            self._lead()
+            self._start_writer()
+            self._queue_ready.notify()
+        write.done.wait()
         return write.outcome()
 
-    def _lead(self) -> None:
-        with self._queue_lock:
-            group = self._queue[:MAX_GROUP]
-            del self._queue[:MAX_GROUP]
-        try:
-            self._commit(group)
-        finally:
-            with self._queue_lock:
-                # Hand over to the oldest queued write, or stop leading.
-                if self._queue:
-                    self._queue[0].lead = True
-                    self._queue[0].done.set()
-                else:
-                    self._leading = False
-            for write in group:
-                write.lead = False
-                write.done.set()
+    def _start_writer(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._write_forever, name="store-writer", daemon=True
+            )
+            self._thread.start()
 
-    def _commit(self, group: list[_Write]) -> None:
+    def close(self) -> None:
+        """Stop the writer once it has committed what was queued before, and close its
+        connection (before a fork: a SQLite connection must not live on in a child)."""
+        with self._queue_ready:
+            thread = self._thread
+            if thread is None:
+                return
+            self._queue.append(_STOP)
+            self._queue_ready.notify()
+        thread.join()
+        with self._queue_ready:
+            self._thread = None
+            if self._queue:  # submitted while it stopped
+                self._start_writer()
+
+    def writer_ident(self) -> int | None:
+        thread = self._thread
+        return thread.ident if thread is not None else None
+
+    def _write_forever(self) -> None:
         self._local.in_group = True
-        try:
-            with self._one_writer():
-                self._run_with_retries(group)
-        except BaseException as exc:
-            self._fail(group, exc)
-            raise
-        finally:
-            self._local.in_group = False
+        while True:
+            with self._queue_ready:
+                while not self._queue:
+                    self._queue_ready.wait()
+                group = self._queue[:MAX_GROUP]
+                if _STOP in group:
+                    group = group[: group.index(_STOP)] or [_STOP]
+                del self._queue[: len(group)]
+            if group[0] is _STOP:
+                self._release_connection()
+                return
+            self._follow_binding()
+            try:
+                with self._one_writer():
+                    self._run_with_retries(group)
+            except BaseException as exc:
+                self._fail(group, exc)
+            finally:
+                for write in group:
+                    write.done.set()
+
+    def _follow_binding(self) -> None:
+        """The store was bound to another database (tests do): close the old connection."""
+        current = self._database.obj if isinstance(self._database, peewee.DatabaseProxy) else None
+        if current is not self._bound:
+            if self._bound is not None and not self._bound.is_closed():
+                self._bound.close()
+            self._bound = current
+
+    def _release_connection(self) -> None:
+        if not self._database.is_closed():
+            self._database.close()
 
     def _run_with_retries(self, group: list[_Write]) -> None:
         for attempt in range(self._max_attempts):
             try:
-                if len(group) == 1:  # alone, its savepoint is its transaction
+                if len(group) == 1 and not group[0].locks:  # its savepoint is its transaction
                     group[0].run(self._database, self._is_retryable)
                     return
                 with self._database.atomic():
+                    self._lock_rows(sorted({key for write in group for key in write.locks}))
                     for write in group:
                         write.run(self._database, self._is_retryable)
                         if write.error is not None and not self._still_open():
@@ -181,9 +226,18 @@ class GroupCommit:
                     return
                 if not self._is_retryable(exc):
                     self._fail(group, exc)
+                    self._drop_broken_connection()
                     return
             self._backoff(attempt)
         self._fail(group, Unavailable("The store is too busy to finish this call; retry it."))
+
+    def _drop_broken_connection(self) -> None:
+        """The writer keeps its connection; one the server closed (a PostgreSQL restart) is
+        dropped so that the next group connects afresh."""
+        if self._database.is_closed():
+            return
+        if getattr(self._database.connection(), "closed", 0):  # psycopg2: nonzero once lost
+            self._database.close()
 
     def _still_open(self) -> bool:
         return self._database.connection().in_transaction
@@ -192,3 +246,6 @@ class GroupCommit:
     def _fail(group: list[_Write], error: BaseException) -> None:
         for write in group:
             write.result, write.error = None, error
+
+
+_STOP = _Write(lambda: None, None, contextvars.Context())
