@@ -89,7 +89,13 @@ def _json_loggers():
     return lambda *args: access if args[:1] == (ACCESS_LOGGER,) else direct
 
 
-def configure(fmt: str = "json", level: str = "info") -> None:
+def _add_pid(_logger, _name, event: dict) -> dict:
+    event.setdefault("pid", os.getpid())
+    return event
+
+
+def configure(fmt: str = "json", level: str = "info", *, with_pid: bool = False) -> None:
+    """`with_pid` names the process on every line, for workers sharing one log."""
     if fmt == "json":
         renderer = structlog.processors.JSONRenderer(serializer=orjson.dumps)
         factory = _json_loggers()
@@ -98,6 +104,7 @@ def configure(fmt: str = "json", level: str = "info") -> None:
         factory = structlog.WriteLoggerFactory(file=sys.stderr)
     structlog.configure(
         processors=[
+            *([_add_pid] if with_pid else []),
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,

@@ -5,10 +5,12 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import sys
 import threading
+from collections.abc import Iterator
 from concurrent import futures
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import grpc
@@ -170,32 +172,52 @@ async def _serve_one(config: Config, *, reuse_port: bool) -> None:
     log.info("stopped")
 
 
+@contextlib.contextmanager
+def _reserved_port(listen: str) -> Iterator[str]:
+    """The listen address with its port fixed: a socket bound with SO_REUSEPORT holds the port
+    (grpc's multiprocessing example), so workers all bind that one even for port 0."""
+    host, _, port = listen.rpartition(":")
+    family, kind, _, _, address = socket.getaddrinfo(
+        host.strip("[]"), int(port), type=socket.SOCK_STREAM
+    )[0]
+    sock = socket.socket(family, kind)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(address)
+        yield f"{host}:{sock.getsockname()[1]}"
+    finally:
+        sock.close()
+
+
 def _run_workers(config: Config) -> int:
-    """Fork N workers before any gRPC object exists; each binds the port with SO_REUSEPORT."""
+    """Fork N workers before any gRPC object exists; each binds the one reserved port with
+    SO_REUSEPORT, and the kernel spreads connections over them."""
     children = []
-    for _ in range(config.workers):
-        pid = os.fork()
-        if pid == 0:
-            asyncio.run(_serve_one(config, reuse_port=True))
-            os._exit(0)
-        children.append(pid)
+    with _reserved_port(config.listen) as listen:
+        worker_config = replace(config, listen=listen)
+        for _ in range(config.workers):
+            pid = os.fork()
+            if pid == 0:
+                asyncio.run(_serve_one(worker_config, reuse_port=True))
+                os._exit(0)
+            children.append(pid)
 
-    def forward(signum, _frame):
+        def forward(signum, _frame):
+            for child in children:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child, signum)
+
+        signal.signal(signal.SIGTERM, forward)
+        signal.signal(signal.SIGINT, forward)
+        status = 0
         for child in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(child, signum)
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    status = 0
-    for child in children:
-        _, code = os.waitpid(child, 0)
-        status = status or os.waitstatus_to_exitcode(code)
+            _, code = os.waitpid(child, 0)
+            status = status or os.waitstatus_to_exitcode(code)
     return status
 
 
 def serve(config: Config) -> int:
-    rewards_logging.configure(config.log_format, config.log_level)
+    rewards_logging.configure(config.log_format, config.log_level, with_pid=config.workers > 1)
     try:
         created = prepare_database(config)
     except (peewee.OperationalError, ValueError) as exc:

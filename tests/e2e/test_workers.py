@@ -1,6 +1,8 @@
 """--workers N on SQLite: forked processes share one port and one file, and none of them
 answers from memory after another one committed a change."""
 
+import json
+
 import grpc
 from rewards.v1 import catalog_pb2
 
@@ -10,6 +12,7 @@ from tests.helpers import admin_key_of, make_api, spawn_server, wait_for_line
 # The kernel spreads connections, not calls, over the workers: with 12, the chance that one
 # worker gets them all is about 1 in 2,000.
 CONNECTIONS = 12
+CONNECTIONS_FOR_EVERY_WORKER = 16
 
 
 def _names_seen(address: str, key: str, reward_id: str) -> list[str]:
@@ -41,3 +44,27 @@ def test_no_worker_answers_from_memory_after_another_committed(tmp_path):
             assert set(_names_seen(server.address, key, reward.id)) == {name}
     finally:
         assert server.stop() == 0
+
+
+def test_workers_share_one_port_and_each_answers_calls(tmp_path):
+    server = spawn_server(f"sqlite:///{tmp_path / 'shared.db'}", "--workers", "2")
+    try:
+        wait_for_line(server, '"event":"serving"', count=2)
+        key = admin_key_of(server)
+        # Port 0 was asked for: one port was reserved and both workers bound it.
+        serving = [e for e in _entries(server) if e["event"] == "serving"]
+        assert {e["address"] for e in serving} == {server.address}
+        assert len({e["pid"] for e in serving}) == 2
+        # A new connection each: with 16, both workers are picked but 1 time in 32,768.
+        for _ in range(CONNECTIONS_FOR_EVERY_WORKER):
+            with grpc.insecure_channel(server.address) as channel:
+                make_api(channel, "", key).catalog.ListRewards(catalog_pb2.ListRewardsRequest())
+        wait_for_line(server, '"event":"rpc"', count=CONNECTIONS_FOR_EVERY_WORKER)
+        answered_by = {e["pid"] for e in _entries(server) if e["event"] == "rpc"}
+        assert answered_by == {e["pid"] for e in serving}
+    finally:
+        assert server.stop() == 0
+
+
+def _entries(server) -> list[dict]:
+    return [json.loads(line) for line in server.stdout_lines if line.startswith("{")]

@@ -157,7 +157,7 @@ def queue_in_order(bodies: list[Callable[[], Any]]) -> list[Caller]:
     """Start one Caller per body, each only once the previous one's write has queued.
 
     Call inside held_commit(): the writes then form the next group, in this order, and the
-    first caller leads it.
+    writer runs them together.
     """
     callers: list[Caller] = []
     for body in bodies:
