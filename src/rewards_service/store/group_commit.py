@@ -23,6 +23,7 @@ could lock rows in different orders and deadlock; each write names the rows it w
 
 import contextvars
 import os
+import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
@@ -30,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import peewee
+from psycopg2.extensions import TRANSACTION_STATUS_INTRANS
 
 from rewards_service.domain.errors import Unavailable
 
@@ -240,7 +242,12 @@ class GroupCommit:
             self._database.close()
 
     def _still_open(self) -> bool:
-        return self._database.connection().in_transaction
+        """Whether the group's transaction survived a failed write."""
+        connection = self._database.connection()
+        if isinstance(connection, sqlite3.Connection):
+            return connection.in_transaction
+        # PostgreSQL: an error outside any savepoint leaves the transaction aborted.
+        return connection.get_transaction_status() == TRANSACTION_STATUS_INTRANS
 
     @staticmethod
     def _fail(group: list[_Write], error: BaseException) -> None:
