@@ -91,7 +91,7 @@ async def start_server(config: Config, *, reuse_port: bool = False) -> RunningSe
     """A started server on the running loop. reuse_port only for workers sharing one port."""
     executor = futures.ThreadPoolExecutor(max_workers=config.threads, thread_name_prefix="rpc")
     server = grpc.aio.server(
-        interceptors=[RpcInterceptor(executor)],
+        interceptors=[RpcInterceptor(executor, config.threads)],
         options=[
             ("grpc.so_reuseport", 1 if reuse_port else 0),
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),

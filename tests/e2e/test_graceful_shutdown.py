@@ -199,17 +199,22 @@ def test_sigterm_lets_in_flight_calls_finish_and_refuses_new_ones(store):
     work = _workload(server)
     watcher, health = _watch_health(server)
     assert health[0][1] == SERVING
-    batches, outcome = _start_batches(server, work)
-    _wait_until_in_flight(work.program_id)
-    in_flight_at_signal = _issued_so_far(work.program_id)
-
     # A connection opened before the signal, to send late calls on.
     old_channel = grpc.insecure_channel(server.address)
     old = make_api(old_channel, work.program_id, work.key)
     old.catalog.GetReward(catalog_pb2.GetRewardRequest(id=work.priced.id), timeout=10)
 
+    batches, outcome = _start_batches(server, work)
+    _wait_until_in_flight(work.program_id)
+    in_flight_at_signal = _issued_so_far(work.program_id)
+
+    # Stopped while the signal arrives, so that the batches are surely still in flight when
+    # the server sees it, however fast they run.
+    server.process.send_signal(signal.SIGSTOP)
+    assert _issued_so_far(work.program_id) < BATCHES * BATCH_SIZE // 2
     signalled = time.monotonic()
     server.process.send_signal(signal.SIGTERM)
+    server.process.send_signal(signal.SIGCONT)
 
     watcher.join(10)
     assert [status for _, status in health] == [SERVING, NOT_SERVING]
@@ -292,8 +297,13 @@ def cut_off(store) -> CutOff:
     work = _workload(server)
     batches, outcome = _start_batches(server, work)
     _wait_until_in_flight(work.program_id)
+    # Stopped while the signal arrives, so that the batches are surely still in flight when
+    # the server sees it, however fast they run.
+    server.process.send_signal(signal.SIGSTOP)
+    assert _issued_so_far(work.program_id) < BATCHES * BATCH_SIZE // 2
     signalled = time.monotonic()
     server.process.send_signal(signal.SIGTERM)
+    server.process.send_signal(signal.SIGCONT)
     code = server.process.wait(120)
     exited = time.monotonic()
     for thread in batches:

@@ -16,14 +16,17 @@ import structlog
 from google.protobuf.message import DecodeError, Message
 
 from rewards_service.api import answers
+from rewards_service.api.admission import Admission
 from rewards_service.api.errors import internal_error, status_code, to_grpc_status
-from rewards_service.auth import check_role, current_caller, key_from_metadata
+from rewards_service.auth import Caller, check_role, current_caller, key_from_metadata
 from rewards_service.domain.errors import FieldViolation, InvalidArgument, RewardsError
-from rewards_service.services.programs import authenticate
+from rewards_service.services.programs import authenticate, remembered
 from rewards_service.store.db import session
 
 log = structlog.get_logger("rewards.rpc")
 OWN_SERVICES = "/rewards.v1."
+# Calls one program (or all unknown keys together) may queue beyond those running.
+WAITING_CALLS = 256
 
 
 @cache
@@ -92,28 +95,50 @@ class _CallState:
         return self._active
 
 
-def _run(method: str, behavior, request, raw: bytes, metadata, state, seen: dict):
-    """On a store thread: authenticate, check the role, run the servicer in one session."""
-    with session():
-        found = authenticate(key_from_metadata(metadata))
-        seen["program"] = found.program_id
-        check_role(found.role, method)
-        token = current_caller.set(found)
-        try:
+def _run(method: str, behavior, request, raw: bytes, found: Caller, state: _CallState):
+    """On a pool thread, in one store session: the servicer, as the authenticated caller."""
+    token = current_caller.set(found)
+    try:
+        with session():
             if method in answers.REUSABLE:
                 return answers.given_again(
                     (method, found.program_id, raw), lambda: behavior(request, state)
                 )
             return behavior(request, state)
-        finally:
-            current_caller.reset(token)
+    finally:
+        current_caller.reset(token)
 
 
-def _wrap(method: str, behavior, deserialize, executor: Executor):
+def _authenticate(key: str) -> Caller:
+    with session():
+        return authenticate(key)
+
+
+class _Calls:
+    """What every call shares: the pool its blocking part runs on, and the admission limits
+    that keep any one program (or a flood of unknown keys) from taking all of it."""
+
+    def __init__(self, executor: Executor, threads: int) -> None:
+        self.executor = executor
+        self.per_program = Admission(running=max(1, threads // 2), waiting=WAITING_CALLS)
+        self.key_lookups = Admission(running=max(1, threads // 4), waiting=WAITING_CALLS)
+
+    async def on_pool(self, function, *args):
+        return await asyncio.get_running_loop().run_in_executor(self.executor, function, *args)
+
+    async def caller(self, metadata) -> Caller:
+        key = key_from_metadata(metadata)
+        found = remembered(key)
+        if found is None:
+            async with self.key_lookups.slot(""):
+                found = await self.on_pool(_authenticate, key)
+        return found
+
+
+def _wrap(method: str, behavior, deserialize, calls: _Calls):
     async def wrapped(raw: bytes, context: grpc.aio.ServicerContext):
         started = time.perf_counter()
-        request_id = None
-        seen: dict[str, str] = {}
+        request_id = program = None
         error: RewardsError | None = None
         try:
             # Parsed here rather than by gRPC, so a malformed message gets a typed error too.
@@ -121,31 +146,24 @@ def _wrap(method: str, behavior, deserialize, executor: Executor):
             if b"\x00" in raw:  # a NUL in any text field is a zero byte on the wire
                 _refuse_nul(request)
             request_id = _request_id(request) or None
-            # Everything that may block on the database runs off the event loop.
-            return await asyncio.get_running_loop().run_in_executor(
-                executor,
-                _run,
-                method,
-                behavior,
-                request,
-                raw,
-                context.invocation_metadata(),
-                _CallState(context),
-                seen,
-            )
+            found = await calls.caller(context.invocation_metadata())
+            program = found.program_id
+            check_role(found.role, method)
+            async with calls.per_program.slot(program):
+                return await calls.on_pool(
+                    _run, method, behavior, request, raw, found, _CallState(context)
+                )
         except RewardsError as exc:
             error = exc
         except Exception:
-            log.exception(
-                "rpc_failed", method=method, request_id=request_id, program=seen.get("program")
-            )
+            log.exception("rpc_failed", method=method, request_id=request_id, program=program)
             error = internal_error()
         finally:
             log.info(
                 "rpc",
                 method=method,
                 request_id=request_id,
-                program=seen.get("program"),
+                program=program,
                 code=(status_code(error) if error else grpc.StatusCode.OK).name,
                 reason=error.reason if error else None,
                 duration_ms=round((time.perf_counter() - started) * 1000, 3),
@@ -156,10 +174,10 @@ def _wrap(method: str, behavior, deserialize, executor: Executor):
 
 
 class RpcInterceptor(grpc.aio.ServerInterceptor):
-    """Wraps our unary RPCs; `executor` runs their blocking part."""
+    """Wraps our unary RPCs; `executor` (of `threads` threads) runs their blocking part."""
 
-    def __init__(self, executor: Executor) -> None:
-        self._executor = executor
+    def __init__(self, executor: Executor, threads: int) -> None:
+        self._calls = _Calls(executor, threads)
         # Handlers are per method, not per call: wrap each once.
         self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
 
@@ -173,7 +191,7 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
         if handler is None or not method.startswith(OWN_SERVICES) or not handler.unary_unary:
             return handler
         wrapped = grpc.unary_unary_rpc_method_handler(
-            _wrap(method, handler.unary_unary, handler.request_deserializer, self._executor),
+            _wrap(method, handler.unary_unary, handler.request_deserializer, self._calls),
             response_serializer=handler.response_serializer,
         )
         self._wrapped[method] = wrapped

@@ -65,6 +65,17 @@ class Unavailable(RewardsError):
     default_reason = "CONTENTION"
 
 
+class ResourceExhausted(RewardsError):
+    """Too many calls at once (RATE_LIMITED) or too large; `retry_after` seconds, when given,
+    is when a retry may succeed."""
+
+    default_reason = "RATE_LIMITED"
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
 class Internal(RewardsError):
     default_reason = "INTERNAL"
 

@@ -87,6 +87,14 @@ AUTH_CACHE_SECONDS = float(os.environ.get("REWARDS_AUTH_CACHE_SECONDS", "1.0"))
 _valid_keys: dict[str, tuple[Caller, float]] = {}
 
 
+def remembered(api_key: str) -> Caller | None:
+    """The caller of a key validated less than AUTH_CACHE_SECONDS ago: no store access."""
+    cached = _valid_keys.get(hash_key(api_key))
+    if cached is not None and cached[1] > time.monotonic():
+        return cached[0]
+    return None
+
+
 def authenticate(api_key: str) -> Caller:
     """Unknown and revoked keys get the same answer, so a probe learns nothing."""
     digest = hash_key(api_key)
