@@ -1,15 +1,21 @@
 """Test helpers: authenticated stubs, error inspection, and spawning real server processes."""
 
+import fcntl
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from urllib.parse import urlparse
 
 import grpc
+import psycopg2
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from rewards.v1 import (
@@ -170,3 +176,30 @@ def spawn_server(database_url: str, *args: str, env: dict[str, str] | None = Non
             return ServerProcess(process, address, lines)
     process.kill()
     raise AssertionError("server did not start:\n" + "".join(lines))
+
+
+@contextmanager
+def writes_held(database_url: str, reward_ids: list[str]) -> Iterator[None]:
+    """Another connection holds what an issue of these rewards must write: SQLite's write
+    lock, or the rewards' rows on PostgreSQL. Issues wait (in flight) until the block ends."""
+    if database_url.startswith("sqlite"):
+        path = urlparse(database_url).path[1:]
+        # The server's writers take turns through this flock before SQLite's lock
+        # (store/db.py): holding it first keeps them out without racing them in SQLite.
+        turn = os.open(f"{path}-writer", os.O_RDWR | os.O_CREAT)
+        try:
+            fcntl.flock(turn, fcntl.LOCK_EX)
+            connection = sqlite3.connect(path, isolation_level=None)
+            connection.execute("BEGIN IMMEDIATE")
+        finally:
+            os.close(turn)  # SQLite's lock is held now: writers wait on it
+    else:
+        connection = psycopg2.connect(database_url)
+        connection.cursor().execute(
+            'SELECT 1 FROM "reward" WHERE "id" = ANY(%s) FOR UPDATE', (reward_ids,)
+        )
+    try:
+        yield
+    finally:
+        connection.rollback()
+        connection.close()

@@ -32,7 +32,11 @@ from rewards_service.api.catalog import RewardCatalogServicer
 from rewards_service.api.interceptor import RpcInterceptor
 from rewards_service.api.issuance import RewardIssuanceServicer
 from rewards_service.api.participants import ParticipantsServicer
-from rewards_service.api.reflection import DocumentedReflectionServicer
+from rewards_service.api.streams import (
+    BoundedHealthServicer,
+    BoundedReflectionServicer,
+    OpenStreams,
+)
 from rewards_service.config import Config, parse_args
 from rewards_service.services import programs
 from rewards_service.store.db import bind, open_database, release_connections, session
@@ -40,6 +44,13 @@ from rewards_service.store.migrations import migrate
 
 log = structlog.get_logger("rewards.server")
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+# Bounds on what callers may hold open. Streams per connection: a client that wants more
+# opens more connections, each counted against MAX_CONNECTIONS; connections with no call for
+# IDLE_CONNECTION_MS, or that do not finish their handshake in HANDSHAKE_MS, are closed.
+MAX_STREAMS_PER_CONNECTION = 100
+MAX_CONNECTIONS = 4_096
+IDLE_CONNECTION_MS = 5 * 60 * 1000
+HANDSHAKE_MS = 10 * 1000
 
 
 @dataclass
@@ -96,12 +107,17 @@ async def start_server(config: Config, *, reuse_port: bool = False) -> RunningSe
             ("grpc.so_reuseport", 1 if reuse_port else 0),
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_concurrent_streams", MAX_STREAMS_PER_CONNECTION),
+            ("grpc.max_allowed_incoming_connections", MAX_CONNECTIONS),
+            ("grpc.max_connection_idle_ms", IDLE_CONNECTION_MS),
+            ("grpc.server_handshake_timeout_ms", HANDSHAKE_MS),
         ],
     )
     catalog_pb2_grpc.add_RewardCatalogServicer_to_server(RewardCatalogServicer(), server)
     issuance_pb2_grpc.add_RewardIssuanceServicer_to_server(RewardIssuanceServicer(), server)
     participants_pb2_grpc.add_ParticipantsServicer_to_server(ParticipantsServicer(), server)
-    health_servicer = health.aio.HealthServicer()
+    keyless_streams = OpenStreams()
+    health_servicer = BoundedHealthServicer(keyless_streams)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     service_names = [
         catalog_pb2.DESCRIPTOR.services_by_name["RewardCatalog"].full_name,
@@ -111,8 +127,8 @@ async def start_server(config: Config, *, reuse_port: bool = False) -> RunningSe
     for name in [*service_names, ""]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     reflection_pb2_grpc.add_ServerReflectionServicer_to_server(
-        DocumentedReflectionServicer(
-            [*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME]
+        BoundedReflectionServicer(
+            [*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], keyless_streams
         ),
         server,
     )
