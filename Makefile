@@ -7,12 +7,14 @@ export PATH := $(abspath $(BIN)):$(PATH)
 
 PROTOS := $(wildcard protos/rewards/v1/*.proto)
 
-.PHONY: venv run test test-postgres generate check-generated lint bench clean
+.PHONY: venv run test test-postgres generate check-generated lint dist bench clean
 
-$(BIN)/.installed: pyproject.toml clients/python/pyproject.toml
+# Three distributions: rewards-proto (generated/, the contract), rewards-service (the server)
+# and rewards-client (clients/python, the SDK); both of the last two depend on the first.
+$(BIN)/.installed: pyproject.toml generated/pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]' -e clients/python
+	$(BIN)/pip install --quiet -e generated -e '.[dev]' -e clients/python
 	touch $@
 
 venv: $(BIN)/.installed
@@ -47,6 +49,14 @@ lint: venv
 	$(BIN)/ruff format --check src clients tests bench
 	$(BIN)/buf lint
 
+# Wheels of the three distributions, into $(DIST). Each is built from a clean build/ folder so
+# no file left by an earlier build gets in.
+DIST ?= dist
+dist: venv
+	rm -rf build generated/build clients/python/build
+	rm -f $(DIST)/rewards_proto-*.whl $(DIST)/rewards_service-*.whl $(DIST)/rewards_client-*.whl
+	$(BIN)/pip wheel --quiet --no-deps --wheel-dir $(DIST) ./generated . ./clients/python
+
 # Needs Node.js for the load generator (bench/load.js) and the local PostgreSQL server;
 # installs h2load (Debian's nghttp2-client) when it is missing.
 bench: venv
@@ -59,4 +69,5 @@ soak: venv
 	$(BIN)/python -m bench.soak $(SOAK_ARGS)
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info
+	rm -rf $(VENV) build dist *.egg-info src/*.egg-info
+	rm -rf generated/build generated/*.egg-info clients/python/build clients/python/*.egg-info
