@@ -257,15 +257,25 @@ def from_status(status: status_pb2.Status) -> RewardsError:
     )
 
 
+def call_status(error: grpc.RpcError) -> tuple[grpc.StatusCode, str] | None:
+    """The code and details of a failed call, sync (grpc.Call) or async (AioRpcError); None
+    for an RpcError that carries no status."""
+    if isinstance(error, grpc.Call | grpc.aio.AioRpcError):
+        return error.code(), error.details() or ""
+    return None
+
+
 def from_rpc_error(error: grpc.RpcError) -> RewardsError:
     """A typed error from a failed call, with its rich status when the server sent one."""
-    if not isinstance(error, grpc.Call):
+    status = call_status(error)
+    if status is None:
         return RewardsError(grpc.StatusCode.UNKNOWN, "", str(error), domain="")
     try:
-        status = rpc_status.from_call(error)
+        # Both kinds of call give code(), details() and trailing_metadata() as from_call needs.
+        rich = rpc_status.from_call(error)  # type: ignore[arg-type]
     except ValueError:  # a status detail that contradicts the call's own code or message
-        status = None
-    if status is not None:
-        return from_status(status)
-    code = error.code()
-    return error_class(code)(code, "", error.details() or "", domain="")
+        rich = None
+    if rich is not None:
+        return from_status(rich)
+    code, details = status
+    return error_class(code)(code, "", details, domain="")
