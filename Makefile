@@ -44,9 +44,11 @@ check-generated: generate
 	git diff --exit-code -- generated
 	test -z "$$(git status --porcelain -- generated)"
 
+# mypy --strict on the SDK (config in clients/python/pyproject.toml).
 lint: venv
 	$(BIN)/ruff check src clients tests bench
 	$(BIN)/ruff format --check src clients tests bench
+	$(BIN)/mypy --config-file clients/python/pyproject.toml clients/python/rewards_client clients/python/examples
 	$(BIN)/buf lint
 
 # Wheels of the three distributions, into $(DIST). Each is built from a clean build/ folder so
