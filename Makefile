@@ -7,7 +7,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 
 PROTOS := $(wildcard protos/rewards/v1/*.proto)
 
-.PHONY: venv run test test-postgres generate check-generated lint dist bench clean
+.PHONY: venv run test test-postgres generate check-generated lint breaking dist bench clean
 
 # Three distributions: rewards-proto (generated/, the contract), rewards-service (the server)
 # and rewards-client (clients/python, the SDK); both of the last two depend on the first.
@@ -44,12 +44,20 @@ check-generated: generate
 	git diff --exit-code -- generated
 	test -z "$$(git status --porcelain -- generated)"
 
-# mypy --strict on the SDK (config in clients/python/pyproject.toml).
+# ruff; mypy --strict on the SDK (config in clients/python/pyproject.toml); buf lint and breaking.
 lint: venv
 	$(BIN)/ruff check src clients tests bench
 	$(BIN)/ruff format --check src clients tests bench
 	$(BIN)/mypy --config-file clients/python/pyproject.toml clients/python/rewards_client clients/python/examples
 	$(BIN)/buf lint
+	$(BIN)/buf breaking --against '$(BREAKING_AGAINST)'
+
+# rewards.v1 must stay wire- and JSON-compatible (buf.yaml: breaking, FILE rules) with the
+# contract it is compared with: main's by default, so a branch that renumbers or removes a
+# field fails; .ci/run also compares with the commit before the last one.
+BREAKING_AGAINST ?= .git\#branch=main
+breaking: venv
+	$(BIN)/buf breaking --against '$(BREAKING_AGAINST)'
 
 # Wheels of the three distributions, into $(DIST). Each is built from a clean build/ folder so
 # no file left by an earlier build gets in.
