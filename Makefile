@@ -7,12 +7,14 @@ export PATH := $(abspath $(BIN)):$(PATH)
 
 PROTOS := $(wildcard protos/rewards/v1/*.proto)
 
-.PHONY: venv run test test-postgres generate check-generated lint bench clean
+.PHONY: venv run test test-postgres generate check-generated lint breaking dist bench clean
 
-$(BIN)/.installed: pyproject.toml clients/python/pyproject.toml
+# Three distributions: rewards-proto (generated/, the contract), rewards-service (the server)
+# and rewards-client (clients/python, the SDK); both of the last two depend on the first.
+$(BIN)/.installed: pyproject.toml generated/pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]' -e clients/python
+	$(BIN)/pip install --quiet -e generated -e '.[dev]' -e clients/python
 	touch $@
 
 venv: $(BIN)/.installed
@@ -42,10 +44,28 @@ check-generated: generate
 	git diff --exit-code -- generated
 	test -z "$$(git status --porcelain -- generated)"
 
+# ruff; mypy --strict on the SDK (config in clients/python/pyproject.toml); buf lint and breaking.
 lint: venv
 	$(BIN)/ruff check src clients tests bench
 	$(BIN)/ruff format --check src clients tests bench
+	$(BIN)/mypy --config-file clients/python/pyproject.toml clients/python/rewards_client clients/python/examples
 	$(BIN)/buf lint
+	$(BIN)/buf breaking --against '$(BREAKING_AGAINST)'
+
+# rewards.v1 must stay wire- and JSON-compatible (buf.yaml: breaking, FILE rules) with the
+# contract it is compared with: main's by default, so a branch that renumbers or removes a
+# field fails; .ci/run also compares with the commit before the last one.
+BREAKING_AGAINST ?= .git\#branch=main
+breaking: venv
+	$(BIN)/buf breaking --against '$(BREAKING_AGAINST)'
+
+# Wheels of the three distributions, into $(DIST). Each is built from a clean build/ folder so
+# no file left by an earlier build gets in.
+DIST ?= dist
+dist: venv
+	rm -rf build generated/build clients/python/build
+	rm -f $(DIST)/rewards_proto-*.whl $(DIST)/rewards_service-*.whl $(DIST)/rewards_client-*.whl
+	$(BIN)/pip wheel --quiet --no-deps --wheel-dir $(DIST) ./generated . ./clients/python
 
 # Needs Node.js for the load generator (bench/load.js) and the local PostgreSQL server;
 # installs h2load (Debian's nghttp2-client) when it is missing.
@@ -59,4 +79,5 @@ soak: venv
 	$(BIN)/python -m bench.soak $(SOAK_ARGS)
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info
+	rm -rf $(VENV) build dist *.egg-info src/*.egg-info
+	rm -rf generated/build generated/*.egg-info clients/python/build clients/python/*.egg-info

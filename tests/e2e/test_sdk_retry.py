@@ -6,79 +6,18 @@ refuse a call (UNAVAILABLE before the server sees it), drop an answer (the serve
 client gets UNAVAILABLE), or hang until the client's deadline passes.
 """
 
-import functools
 import socket
-import threading
-import time
-from concurrent import futures
 
 import grpc
 import pytest
 import rewards_client as rc
 from rewards.v1 import catalog_pb2, common_pb2, issuance_pb2, participants_pb2
-from rewards_client import RetryEvent, RetryPolicy, RewardsClient, ref
+from rewards_client import RetryBudget, RetryEvent, RetryPolicy, RewardsClient, ref
 
 from rewards_service.config import Config
 from rewards_service.server import build_server
 from tests.conftest import new_program
-
-FORWARDED_HEADERS = ("authorization", "x-api-key")
-
-
-class FaultProxy(grpc.GenericRpcHandler):
-    def __init__(self, upstream: str):
-        self.seen: list[tuple[str, bytes]] = []
-        self._faults: dict[str, list[str]] = {}
-        self._lock = threading.Lock()
-        self._upstream = grpc.insecure_channel(upstream)
-        self._server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=8), options=[("grpc.so_reuseport", 0)]
-        )
-        self._server.add_generic_rpc_handlers([self])
-        self.target = f"127.0.0.1:{self._server.add_insecure_port('127.0.0.1:0')}"
-        self._server.start()
-
-    def plan(self, method: str, *actions: str) -> None:
-        """The next calls of `method` (e.g. "IssueReward") meet these faults, in order:
-        "refuse", "drop" or "hang"; later calls pass through."""
-        with self._lock:
-            self._faults.setdefault(method, []).extend(actions)
-
-    def requests(self, method: str, message_type):
-        return [
-            message_type.FromString(body)
-            for name, body in self.seen
-            if name.rsplit("/", 1)[1] == method
-        ]
-
-    def close(self) -> None:
-        self._server.stop(0).wait()
-        self._upstream.close()
-
-    def service(self, handler_call_details):
-        method = handler_call_details.method
-        return grpc.unary_unary_rpc_method_handler(functools.partial(self._handle, method))
-
-    def _handle(self, method: str, request: bytes, context: grpc.ServicerContext) -> bytes:
-        with self._lock:
-            self.seen.append((method, request))
-            queue = self._faults.get(method.rsplit("/", 1)[1], [])
-            action = queue.pop(0) if queue else "pass"
-        if action == "refuse":
-            context.abort(grpc.StatusCode.UNAVAILABLE, "injected: refused before the server")
-        if action == "hang":
-            while context.is_active():
-                time.sleep(0.01)
-            return b""
-        metadata = [(k, v) for k, v in context.invocation_metadata() if k in FORWARDED_HEADERS]
-        try:
-            response = self._upstream.unary_unary(method)(request, metadata=metadata, timeout=10)
-        except grpc.RpcError as error:
-            context.set_trailing_metadata(error.trailing_metadata())
-            context.abort(error.code(), error.details())
-        if action == "drop":
-            context.abort(grpc.StatusCode.UNAVAILABLE, "injected: the answer was lost")
-        return response
+from tests.e2e.fault_proxy import FaultProxy
 
 
 @pytest.fixture
@@ -329,3 +268,47 @@ def test_an_adjustment_whose_answer_was_lost_applies_once(client, proxy, direct,
     assert out.balance.available == "7.50"
     assert direct.get_balance(ref(external_id="u1"), asset.id).available == "7.50"
     assert len(list(direct.iter_ledger_entries(ref(external_id="u1")))) == 1
+
+
+def test_no_retry_storm_when_the_server_is_down(program):
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    events: list[RetryEvent] = []
+    with RewardsClient(
+        f"127.0.0.1:{port}",
+        program.api_key,
+        max_attempts=4,
+        initial_backoff=0.01,
+        max_backoff=0.01,
+        on_retry=events.append,
+    ) as down:
+        for _ in range(30):
+            with pytest.raises(rc.Unavailable):
+                down.list_rewards()
+        # Only the first call retried (3 times); then the budget was at half and every call
+        # was tried once: 33 attempts for 30 calls instead of 120.
+        assert len(events) == 3
+        assert down.retry_budget.tokens == 0
+
+
+def test_clients_can_share_one_budget(proxy, program):
+    budget = RetryBudget(max_tokens=4)
+    proxy.plan("GetReward", "refuse", "refuse")
+    with (
+        RewardsClient(
+            proxy.target, program.api_key, initial_backoff=0.01, retry_budget=budget
+        ) as first,
+        pytest.raises(rc.Unavailable),
+    ):
+        first.get_reward("rew_x")  # 4 -> 3 (retry) -> 2 (at half: give up)
+    assert len(proxy.seen) == 2 and budget.tokens == 2
+    proxy.plan("GetReward", "refuse")
+    with (
+        RewardsClient(
+            proxy.target, program.api_key, initial_backoff=0.01, retry_budget=budget
+        ) as second,
+        pytest.raises(rc.Unavailable),
+    ):
+        second.get_reward("rew_x")  # the shared budget is spent: no retry
+    assert len(proxy.seen) == 3

@@ -1,5 +1,6 @@
 """Python client SDK for the rewards service (rewards.v1)."""
 
+from rewards_client.async_client import AsyncRewardsClient
 from rewards_client.client import RewardsClient
 from rewards_client.errors import (
     Aborted,
@@ -45,7 +46,7 @@ from rewards_client.errors import (
     from_status,
 )
 from rewards_client.messages import field_mask, issue_request, new_request_id, ref, to_ref
-from rewards_client.retry import RetryEvent, RetryPolicy
+from rewards_client.retry import RetryBudget, RetryEvent, RetryPolicy
 
 __all__ = [
     "Aborted",
@@ -53,6 +54,7 @@ __all__ = [
     "AmbiguousParticipant",
     "AssetExists",
     "AssetNotFound",
+    "AsyncRewardsClient",
     "Cancelled",
     "CodePoolExhausted",
     "CodePoolNotFound",
@@ -78,6 +80,7 @@ __all__ = [
     "ParticipantNotFound",
     "PermissionDenied",
     "ResourceExhausted",
+    "RetryBudget",
     "RetryEvent",
     "RetryPolicy",
     "RewardNotActive",

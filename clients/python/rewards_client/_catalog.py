@@ -7,13 +7,12 @@ from typing import Any
 
 from rewards.v1 import catalog_pb2, common_pb2
 
+from rewards_client import _build
 from rewards_client._transport import Transport, walk
-from rewards_client.messages import MaskLike, field_mask, new_request_id, populated_paths, resource
+from rewards_client.messages import MaskLike
 
-_UNSET_STATUS = common_pb2.REWARD_STATUS_UNSPECIFIED
-_UNSET_TYPE = common_pb2.REWARD_TYPE_UNSPECIFIED
-# Never part of an implied update mask: identity, concurrency token and output-only fields.
-_NOT_UPDATED = ("id", "etag", "redeemed_count", "created_at", "updated_at")
+UNSET_STATUS = common_pb2.REWARD_STATUS_UNSPECIFIED
+UNSET_TYPE = common_pb2.REWARD_TYPE_UNSPECIFIED
 
 
 class CatalogMethods(Transport):
@@ -27,28 +26,32 @@ class CatalogMethods(Transport):
         timeout: float | None = None,
         **fields: Any,
     ) -> catalog_pb2.Reward:
-        request = catalog_pb2.CreateRewardRequest(
-            reward=resource(catalog_pb2.Reward, reward, fields),
-            request_id=request_id or new_request_id(),
-        )
-        return self._invoke(self._catalog.CreateReward, request, idempotent=True, timeout=timeout)
+        """Create a reward from a Reward message or its fields as keywords (admin only).
+
+        A request_id is made when none is given, so a retried create makes one reward; the
+        same request_id again returns the reward it first created."""
+        request = _build.create_reward(reward, request_id, fields)
+        return self._invoke(self._catalog.CreateReward, request, timeout=timeout)
 
     def get_reward(self, id: str, *, timeout: float | None = None) -> catalog_pb2.Reward:
+        """One reward by id, archived ones included. RewardNotFound if there is none."""
         request = catalog_pb2.GetRewardRequest(id=id)
-        return self._invoke(self._catalog.GetReward, request, idempotent=True, timeout=timeout)
+        return self._invoke(self._catalog.GetReward, request, timeout=timeout)
 
     def list_rewards(
         self,
         *,
         page_size: int = 0,
         page_token: str = "",
-        status: common_pb2.RewardStatus.ValueType = _UNSET_STATUS,
-        type: common_pb2.RewardType.ValueType = _UNSET_TYPE,
+        status: common_pb2.RewardStatus.ValueType = UNSET_STATUS,
+        type: common_pb2.RewardType.ValueType = UNSET_TYPE,
         category: str = "",
         show_archived: bool = False,
         timeout: float | None = None,
     ) -> catalog_pb2.ListRewardsResponse:
-        request = catalog_pb2.ListRewardsRequest(
+        """One page of rewards, oldest first, filtered by status, type and category; archived
+        ones only with show_archived. Pass the response's next_page_token for the next."""
+        request = _build.list_rewards(
             page_size=page_size,
             page_token=page_token,
             status=status,
@@ -56,18 +59,19 @@ class CatalogMethods(Transport):
             category=category,
             show_archived=show_archived,
         )
-        return self._invoke(self._catalog.ListRewards, request, idempotent=True, timeout=timeout)
+        return self._invoke(self._catalog.ListRewards, request, timeout=timeout)
 
     def iter_rewards(
         self,
         *,
         page_size: int = 0,
-        status: common_pb2.RewardStatus.ValueType = _UNSET_STATUS,
-        type: common_pb2.RewardType.ValueType = _UNSET_TYPE,
+        status: common_pb2.RewardStatus.ValueType = UNSET_STATUS,
+        type: common_pb2.RewardType.ValueType = UNSET_TYPE,
         category: str = "",
         show_archived: bool = False,
         timeout: float | None = None,
     ) -> Iterator[catalog_pb2.Reward]:
+        """Every reward matching the filters, fetching pages as the iteration reaches them."""
         return walk(
             lambda token: self.list_rewards(
                 page_size=page_size,
@@ -89,22 +93,22 @@ class CatalogMethods(Transport):
         timeout: float | None = None,
         **fields: Any,
     ) -> catalog_pb2.Reward:
-        """update_reward(id=..., etag=..., name="New") updates the fields named as keywords
+        """Update a reward (admin only); returns it as stored.
+
+        update_reward(id=..., etag=..., name="New") updates the fields named as keywords
         (description="" clears one); with a Reward and no update_mask, every populated field
-        is updated (AIP-134's implied mask)."""
-        patch = resource(catalog_pb2.Reward, reward, fields)
-        if update_mask is None and reward is None:
-            update_mask = [name for name in fields if name not in _NOT_UPDATED]
-        elif update_mask is None:
-            update_mask = populated_paths(patch, _NOT_UPDATED)
-        request = catalog_pb2.UpdateRewardRequest(reward=patch, update_mask=field_mask(update_mask))
-        return self._invoke(self._catalog.UpdateReward, request, idempotent=False, timeout=timeout)
+        is updated (AIP-134's implied mask). A stale etag raises EtagMismatch; changing type,
+        redemption_type or cost_asset_id raises ImmutableField. Not retried after a deadline.
+        """
+        request = _build.update_reward(reward, update_mask, fields)
+        return self._invoke(self._catalog.UpdateReward, request, timeout=timeout)
 
     def delete_reward(
         self, id: str, *, etag: str = "", timeout: float | None = None
     ) -> catalog_pb2.Reward:
+        """Archive a reward (admin only): it stays readable but can no longer be issued."""
         request = catalog_pb2.DeleteRewardRequest(id=id, etag=etag)
-        return self._invoke(self._catalog.DeleteReward, request, idempotent=False, timeout=timeout)
+        return self._invoke(self._catalog.DeleteReward, request, timeout=timeout)
 
     def create_asset(
         self,
@@ -114,25 +118,27 @@ class CatalogMethods(Transport):
         timeout: float | None = None,
         **fields: Any,
     ) -> catalog_pb2.Asset:
-        request = catalog_pb2.CreateAssetRequest(
-            asset=resource(catalog_pb2.Asset, asset, fields),
-            request_id=request_id or new_request_id(),
-        )
-        return self._invoke(self._catalog.CreateAsset, request, idempotent=True, timeout=timeout)
+        """Create a program currency such as POINTS (code, name, scale; admin only).
+        AssetExists if the program already has one with that code."""
+        request = _build.create_asset(asset, request_id, fields)
+        return self._invoke(self._catalog.CreateAsset, request, timeout=timeout)
 
     def get_asset(self, id: str, *, timeout: float | None = None) -> catalog_pb2.Asset:
+        """One asset by id. AssetNotFound if there is none."""
         request = catalog_pb2.GetAssetRequest(id=id)
-        return self._invoke(self._catalog.GetAsset, request, idempotent=True, timeout=timeout)
+        return self._invoke(self._catalog.GetAsset, request, timeout=timeout)
 
     def list_assets(
         self, *, page_size: int = 0, page_token: str = "", timeout: float | None = None
     ) -> catalog_pb2.ListAssetsResponse:
+        """One page of assets, oldest first."""
         request = catalog_pb2.ListAssetsRequest(page_size=page_size, page_token=page_token)
-        return self._invoke(self._catalog.ListAssets, request, idempotent=True, timeout=timeout)
+        return self._invoke(self._catalog.ListAssets, request, timeout=timeout)
 
     def iter_assets(
         self, *, page_size: int = 0, timeout: float | None = None
     ) -> Iterator[catalog_pb2.Asset]:
+        """Every asset, fetching pages as the iteration reaches them."""
         return walk(
             lambda token: self.list_assets(page_size=page_size, page_token=token, timeout=timeout),
             lambda page: page.assets,
@@ -146,25 +152,26 @@ class CatalogMethods(Transport):
         timeout: float | None = None,
         **fields: Any,
     ) -> catalog_pb2.CodePool:
-        request = catalog_pb2.CreateCodePoolRequest(
-            code_pool=resource(catalog_pb2.CodePool, code_pool, fields),
-            request_id=request_id or new_request_id(),
-        )
-        return self._invoke(self._catalog.CreateCodePool, request, idempotent=True, timeout=timeout)
+        """Create an empty pool of unique coupon codes (admin only); fill it with add_codes."""
+        request = _build.create_code_pool(code_pool, request_id, fields)
+        return self._invoke(self._catalog.CreateCodePool, request, timeout=timeout)
 
     def get_code_pool(self, id: str, *, timeout: float | None = None) -> catalog_pb2.CodePool:
+        """One code pool with its counts (total, available, issued)."""
         request = catalog_pb2.GetCodePoolRequest(id=id)
-        return self._invoke(self._catalog.GetCodePool, request, idempotent=True, timeout=timeout)
+        return self._invoke(self._catalog.GetCodePool, request, timeout=timeout)
 
     def list_code_pools(
         self, *, page_size: int = 0, page_token: str = "", timeout: float | None = None
     ) -> catalog_pb2.ListCodePoolsResponse:
+        """One page of code pools, oldest first."""
         request = catalog_pb2.ListCodePoolsRequest(page_size=page_size, page_token=page_token)
-        return self._invoke(self._catalog.ListCodePools, request, idempotent=True, timeout=timeout)
+        return self._invoke(self._catalog.ListCodePools, request, timeout=timeout)
 
     def iter_code_pools(
         self, *, page_size: int = 0, timeout: float | None = None
     ) -> Iterator[catalog_pb2.CodePool]:
+        """Every code pool, fetching pages as the iteration reaches them."""
         return walk(
             lambda token: self.list_code_pools(
                 page_size=page_size, page_token=token, timeout=timeout
@@ -175,6 +182,7 @@ class CatalogMethods(Transport):
     def add_codes(
         self, code_pool_id: str, codes: Iterable[str], *, timeout: float | None = None
     ) -> catalog_pb2.AddCodesResponse:
-        """Add up to 10,000 codes; codes the pool already holds are skipped and counted."""
-        request = catalog_pb2.AddCodesRequest(code_pool_id=code_pool_id, codes=list(codes))
-        return self._invoke(self._catalog.AddCodes, request, idempotent=False, timeout=timeout)
+        """Add up to 10,000 codes (admin only); codes the pool already holds are skipped and
+        counted. Not retried after a deadline."""
+        request = _build.add_codes(code_pool_id, codes)
+        return self._invoke(self._catalog.AddCodes, request, timeout=timeout)

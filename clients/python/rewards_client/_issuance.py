@@ -7,29 +7,12 @@ from typing import Any
 
 from rewards.v1 import common_pb2, issuance_pb2
 
+from rewards_client import _build
 from rewards_client._transport import Transport, walk
-from rewards_client.messages import (
-    DecimalLike,
-    ParticipantLike,
-    TimeLike,
-    decimal_str,
-    issue_request,
-    new_request_id,
-    timestamp,
-    to_ref,
-)
+from rewards_client.messages import DecimalLike, ParticipantLike, TimeLike
 
-_UNSET_STATUS = common_pb2.ISSUANCE_STATUS_UNSPECIFIED
-_UNSET_TYPE = common_pb2.REWARD_TYPE_UNSPECIFIED
-
-
-def _with_request_id(request: issuance_pb2.IssueRewardRequest) -> issuance_pb2.IssueRewardRequest:
-    if request.request_id:
-        return request
-    filled = issuance_pb2.IssueRewardRequest()
-    filled.CopyFrom(request)
-    filled.request_id = new_request_id()
-    return filled
+UNSET_STATUS = common_pb2.ISSUANCE_STATUS_UNSPECIFIED
+UNSET_TYPE = common_pb2.REWARD_TYPE_UNSPECIFIED
 
 
 class IssuanceMethods(Transport):
@@ -53,12 +36,20 @@ class IssuanceMethods(Transport):
         owner: common_pb2.Owner | None = None,
         timeout: float | None = None,
     ) -> issuance_pb2.IssueRewardResponse:
-        request = issue_request(
+        """Issue a reward to a participant: every check, the cost, the credit and the code in
+        one transaction, or nothing at all.
+
+        Give the request_id of your business event (an order number) so that sending it again,
+        from any process, returns the original issuance with idempotent_replay=True; the same
+        request_id with other attributes raises IdempotencyKeyReused. quantity defaults to 1;
+        AMOUNT_BASED rewards take `amount` instead. Refusals are FailedPrecondition subclasses
+        (OutOfStock, InsufficientBalance, ...) and change nothing."""
+        request = _build.issue_reward(
             reward_id,
             participant,
+            request_id,
             quantity=quantity,
             amount=amount,
-            request_id=request_id or new_request_id(),
             transaction_number=transaction_number,
             notes=notes,
             metadata=metadata,
@@ -67,7 +58,7 @@ class IssuanceMethods(Transport):
             event_time=event_time,
             owner=owner,
         )
-        return self._invoke(self._issuance.IssueReward, request, idempotent=True, timeout=timeout)
+        return self._invoke(self._issuance.IssueReward, request, timeout=timeout)
 
     def batch_issue_rewards(
         self,
@@ -75,18 +66,13 @@ class IssuanceMethods(Transport):
         *,
         timeout: float | None = None,
     ) -> issuance_pb2.BatchIssueRewardsResponse:
-        """Items are IssueRewardRequest messages or dicts of issue_request() keywords.
-        Failed items carry a google.rpc.Status: rewards_client.from_status(result.error)."""
-        items = [
-            _with_request_id(
-                r if isinstance(r, issuance_pb2.IssueRewardRequest) else issue_request(**r)
-            )
-            for r in requests
-        ]
-        request = issuance_pb2.BatchIssueRewardsRequest(requests=items)
-        return self._invoke(
-            self._issuance.BatchIssueRewards, request, idempotent=True, timeout=timeout
-        )
+        """Issue up to 500 rewards; each item succeeds or fails on its own.
+
+        Items are IssueRewardRequest messages or dicts of issue_request() keywords; an item
+        without a request_id gets one. results are in request order; a failed item carries a
+        google.rpc.Status: rewards_client.from_status(result.error) makes it a typed error."""
+        request = _build.batch_issue_rewards(requests)
+        return self._invoke(self._issuance.BatchIssueRewards, request, timeout=timeout)
 
     def grant_custom_reward(
         self,
@@ -99,21 +85,23 @@ class IssuanceMethods(Transport):
         metadata: Mapping[str, str] | None = None,
         timeout: float | None = None,
     ) -> issuance_pb2.GrantCustomRewardResponse:
-        request = issuance_pb2.GrantCustomRewardRequest(
-            participant=to_ref(participant),
-            amount=decimal_str(amount),
+        """Grant a CUSTOM reward for an external action (admin only): amount in dollars
+        (1.00-100.00), claimable at once. client_reference is the request_id: give your own
+        to make a replay return the first grant; one is made when none is given."""
+        request = _build.grant_custom_reward(
+            participant,
+            amount=amount,
             action_code=action_code,
-            client_reference=client_reference or new_request_id(),
+            client_reference=client_reference,
             notes=notes,
             metadata=metadata,
         )
-        return self._invoke(
-            self._issuance.GrantCustomReward, request, idempotent=True, timeout=timeout
-        )
+        return self._invoke(self._issuance.GrantCustomReward, request, timeout=timeout)
 
     def get_issuance(self, id: str, *, timeout: float | None = None) -> issuance_pb2.Issuance:
+        """One issuance by id. IssuanceNotFound if there is none."""
         request = issuance_pb2.GetIssuanceRequest(id=id)
-        return self._invoke(self._issuance.GetIssuance, request, idempotent=True, timeout=timeout)
+        return self._invoke(self._issuance.GetIssuance, request, timeout=timeout)
 
     def list_issuances(
         self,
@@ -122,23 +110,25 @@ class IssuanceMethods(Transport):
         page_token: str = "",
         participant: ParticipantLike | None = None,
         reward_id: str = "",
-        status: common_pb2.IssuanceStatus.ValueType = _UNSET_STATUS,
-        type: common_pb2.RewardType.ValueType = _UNSET_TYPE,
+        status: common_pb2.IssuanceStatus.ValueType = UNSET_STATUS,
+        type: common_pb2.RewardType.ValueType = UNSET_TYPE,
         created_after: TimeLike | None = None,
         created_before: TimeLike | None = None,
         timeout: float | None = None,
     ) -> issuance_pb2.ListIssuancesResponse:
-        request = issuance_pb2.ListIssuancesRequest(
+        """One page of issuances, newest first, filtered by participant, reward, status, type
+        and creation time."""
+        request = _build.list_issuances(
             page_size=page_size,
             page_token=page_token,
-            participant=None if participant is None else to_ref(participant),
+            participant=participant,
             reward_id=reward_id,
             status=status,
             type=type,
-            created_after=timestamp(created_after),
-            created_before=timestamp(created_before),
+            created_after=created_after,
+            created_before=created_before,
         )
-        return self._invoke(self._issuance.ListIssuances, request, idempotent=True, timeout=timeout)
+        return self._invoke(self._issuance.ListIssuances, request, timeout=timeout)
 
     def iter_issuances(
         self,
@@ -146,12 +136,13 @@ class IssuanceMethods(Transport):
         page_size: int = 0,
         participant: ParticipantLike | None = None,
         reward_id: str = "",
-        status: common_pb2.IssuanceStatus.ValueType = _UNSET_STATUS,
-        type: common_pb2.RewardType.ValueType = _UNSET_TYPE,
+        status: common_pb2.IssuanceStatus.ValueType = UNSET_STATUS,
+        type: common_pb2.RewardType.ValueType = UNSET_TYPE,
         created_after: TimeLike | None = None,
         created_before: TimeLike | None = None,
         timeout: float | None = None,
     ) -> Iterator[issuance_pb2.Issuance]:
+        """Every issuance matching the filters, newest first, page by page."""
         return walk(
             lambda token: self.list_issuances(
                 page_size=page_size,
@@ -170,21 +161,23 @@ class IssuanceMethods(Transport):
     # Claiming a CLAIMED issuance and revoking a REVOKED one return it unchanged, so both
     # are safe to retry after a deadline.
     def claim_issuance(self, id: str, *, timeout: float | None = None) -> issuance_pb2.Issuance:
+        """Mark a CONFIRMED issuance CLAIMED; a CLAIMED one comes back unchanged, a REVOKED
+        one raises InvalidStateTransition."""
         request = issuance_pb2.ClaimIssuanceRequest(id=id)
-        return self._invoke(self._issuance.ClaimIssuance, request, idempotent=True, timeout=timeout)
+        return self._invoke(self._issuance.ClaimIssuance, request, timeout=timeout)
 
     def revoke_issuance(
         self, id: str, *, reason: str = "", timeout: float | None = None
     ) -> issuance_pb2.Issuance:
+        """Revoke an issuance (admin only): refunds its cost, takes back credited points
+        (InsufficientBalance if already spent) and releases its units from every cap."""
         request = issuance_pb2.RevokeIssuanceRequest(id=id, reason=reason)
-        return self._invoke(
-            self._issuance.RevokeIssuance, request, idempotent=True, timeout=timeout
-        )
+        return self._invoke(self._issuance.RevokeIssuance, request, timeout=timeout)
 
     def update_fulfillment(
         self, id: str, *, status: str, note: str = "", timeout: float | None = None
     ) -> issuance_pb2.Issuance:
+        """Append a fulfillment status (free text such as SHIPPED) to the issuance's history.
+        Not retried after a deadline: a retry would append it twice."""
         request = issuance_pb2.UpdateFulfillmentRequest(id=id, status=status, note=note)
-        return self._invoke(
-            self._issuance.UpdateFulfillment, request, idempotent=False, timeout=timeout
-        )
+        return self._invoke(self._issuance.UpdateFulfillment, request, timeout=timeout)

@@ -7,17 +7,9 @@ from typing import Any
 
 from rewards.v1 import participants_pb2
 
+from rewards_client import _build
 from rewards_client._transport import Transport, walk
-from rewards_client.messages import (
-    DecimalLike,
-    MaskLike,
-    ParticipantLike,
-    decimal_str,
-    field_mask,
-    new_request_id,
-    resource,
-    to_ref,
-)
+from rewards_client.messages import DecimalLike, MaskLike, ParticipantLike
 
 
 class ParticipantsMethods(Transport):
@@ -30,23 +22,17 @@ class ParticipantsMethods(Transport):
         **fields: Any,
     ) -> participants_pb2.Participant:
         """Create or update the participant with this external_id. Without update_mask the
-        server sets all of email, mobile and segments on an existing participant."""
-        request = participants_pb2.UpsertParticipantRequest(
-            participant=resource(participants_pb2.Participant, participant, fields),
-            update_mask=None if update_mask is None else field_mask(update_mask),
-        )
-        # Keyed by external_id and setting the same values again: safe to retry.
-        return self._invoke(
-            self._participants.UpsertParticipant, request, idempotent=True, timeout=timeout
-        )
+        server sets all of email, mobile and segments on an existing participant. Keyed by
+        external_id and setting the same values again, so safe to retry."""
+        request = _build.upsert_participant(participant, update_mask, fields)
+        return self._invoke(self._participants.UpsertParticipant, request, timeout=timeout)
 
     def get_participant(
         self, id: str, *, timeout: float | None = None
     ) -> participants_pb2.Participant:
+        """One participant by id. ParticipantNotFound if there is none."""
         request = participants_pb2.GetParticipantRequest(id=id)
-        return self._invoke(
-            self._participants.GetParticipant, request, idempotent=True, timeout=timeout
-        )
+        return self._invoke(self._participants.GetParticipant, request, timeout=timeout)
 
     def list_participants(
         self,
@@ -59,7 +45,8 @@ class ParticipantsMethods(Transport):
         mobile: str = "",
         timeout: float | None = None,
     ) -> participants_pb2.ListParticipantsResponse:
-        request = participants_pb2.ListParticipantsRequest(
+        """One page of participants, filtered by segment (and partition), email or mobile."""
+        request = _build.list_participants(
             page_size=page_size,
             page_token=page_token,
             segment=segment,
@@ -67,9 +54,7 @@ class ParticipantsMethods(Transport):
             email=email,
             mobile=mobile,
         )
-        return self._invoke(
-            self._participants.ListParticipants, request, idempotent=True, timeout=timeout
-        )
+        return self._invoke(self._participants.ListParticipants, request, timeout=timeout)
 
     def iter_participants(
         self,
@@ -81,6 +66,7 @@ class ParticipantsMethods(Transport):
         mobile: str = "",
         timeout: float | None = None,
     ) -> Iterator[participants_pb2.Participant]:
+        """Every participant matching the filters, page by page."""
         return walk(
             lambda token: self.list_participants(
                 page_size=page_size,
@@ -97,12 +83,9 @@ class ParticipantsMethods(Transport):
     def get_balance(
         self, participant: ParticipantLike, asset_id: str, *, timeout: float | None = None
     ) -> participants_pb2.Balance:
-        request = participants_pb2.GetBalanceRequest(
-            participant=to_ref(participant), asset_id=asset_id
-        )
-        return self._invoke(
-            self._participants.GetBalance, request, idempotent=True, timeout=timeout
-        )
+        """A participant's balance of one asset: available, lifetime_earned, lifetime_spent."""
+        request = _build.get_balance(participant, asset_id)
+        return self._invoke(self._participants.GetBalance, request, timeout=timeout)
 
     def list_ledger_entries(
         self,
@@ -113,15 +96,11 @@ class ParticipantsMethods(Transport):
         page_token: str = "",
         timeout: float | None = None,
     ) -> participants_pb2.ListLedgerEntriesResponse:
-        request = participants_pb2.ListLedgerEntriesRequest(
-            participant=to_ref(participant),
-            asset_id=asset_id,
-            page_size=page_size,
-            page_token=page_token,
+        """One page of a participant's ledger entries, of one asset or all of them."""
+        request = _build.list_ledger_entries(
+            participant, asset_id=asset_id, page_size=page_size, page_token=page_token
         )
-        return self._invoke(
-            self._participants.ListLedgerEntries, request, idempotent=True, timeout=timeout
-        )
+        return self._invoke(self._participants.ListLedgerEntries, request, timeout=timeout)
 
     def iter_ledger_entries(
         self,
@@ -131,6 +110,7 @@ class ParticipantsMethods(Transport):
         page_size: int = 0,
         timeout: float | None = None,
     ) -> Iterator[participants_pb2.LedgerEntry]:
+        """Every ledger entry of a participant, page by page."""
         return walk(
             lambda token: self.list_ledger_entries(
                 participant,
@@ -152,15 +132,10 @@ class ParticipantsMethods(Transport):
         request_id: str | None = None,
         timeout: float | None = None,
     ) -> participants_pb2.AdjustBalanceResponse:
-        """Add a signed delta. A request_id is made when none is given, once per call, so a
-        retried adjustment is applied once."""
-        request = participants_pb2.AdjustBalanceRequest(
-            participant=to_ref(participant),
-            asset_id=asset_id,
-            delta=decimal_str(delta),
-            reason=reason,
-            request_id=request_id or new_request_id(),
+        """Add a signed delta to a balance (admin only); InsufficientBalance if it would go
+        below zero. A request_id is made when none is given, once per call, so a retried
+        adjustment is applied once."""
+        request = _build.adjust_balance(
+            participant, asset_id=asset_id, delta=delta, reason=reason, request_id=request_id
         )
-        return self._invoke(
-            self._participants.AdjustBalance, request, idempotent=True, timeout=timeout
-        )
+        return self._invoke(self._participants.AdjustBalance, request, timeout=timeout)

@@ -2,35 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from types import TracebackType
-from typing import Any
 
 import grpc
 
 from rewards_client._catalog import CatalogMethods
 from rewards_client._issuance import IssuanceMethods
 from rewards_client._participants import ParticipantsMethods
-from rewards_client.retry import RetryEvent, RetryPolicy
-
-
-def _channel(
-    target: str,
-    *,
-    tls: bool,
-    root_certificates: bytes | None,
-    private_key: bytes | None,
-    certificate_chain: bytes | None,
-    options: Sequence[tuple[str, Any]],
-) -> grpc.Channel:
-    if tls or root_certificates or private_key or certificate_chain:
-        credentials = grpc.ssl_channel_credentials(
-            root_certificates=root_certificates,
-            private_key=private_key,
-            certificate_chain=certificate_chain,
-        )
-        return grpc.secure_channel(target, credentials, options=options)
-    return grpc.insecure_channel(target, options=options)
+from rewards_client._transport import Options, channel_credentials, channel_options
+from rewards_client.retry import RetryBudget, RetryEvent, RetryPolicy
 
 
 class RewardsClient(CatalogMethods, IssuanceMethods, ParticipantsMethods):
@@ -42,9 +23,10 @@ class RewardsClient(CatalogMethods, IssuanceMethods, ParticipantsMethods):
     Every method takes keyword arguments, returns the generated message, and raises a
     RewardsError subclass on failure. `timeout` is the deadline of each attempt in seconds;
     UNAVAILABLE is retried for every call and DEADLINE_EXCEEDED for idempotent ones, at most
-    `max_attempts` tries in all, with exponential backoff and jitter. `on_retry` is told about
-    each retry (e.g. to log it). private_key/certificate_chain present a client certificate
-    (mTLS); giving any certificate implies tls.
+    `max_attempts` tries in all, with exponential backoff and jitter, while the client's
+    `retry_budget` allows (a RetryBudget of its own unless given one to share). `on_retry` is
+    told about each retry (e.g. to log it). private_key/certificate_chain present a client
+    certificate (mTLS); giving any certificate implies tls.
     """
 
     def __init__(
@@ -60,34 +42,36 @@ class RewardsClient(CatalogMethods, IssuanceMethods, ParticipantsMethods):
         max_attempts: int = 4,
         initial_backoff: float = 0.1,
         max_backoff: float = 2.0,
+        retry_budget: RetryBudget | None = None,
         on_retry: Callable[[RetryEvent], None] | None = None,
-        options: Sequence[tuple[str, Any]] = (),
+        options: Options = (),
     ) -> None:
         policy = RetryPolicy(
             max_attempts=max_attempts, initial_backoff=initial_backoff, max_backoff=max_backoff
         )
-        # Reconnect about as fast as we retry: gRPC's default first reconnect backoff (1s)
-        # would make the retries fail fast against a channel still waiting to reconnect.
-        reconnect = [
-            ("grpc.initial_reconnect_backoff_ms", max(1, int(initial_backoff * 1000))),
-            ("grpc.max_reconnect_backoff_ms", max(1, int(max_backoff * 1000))),
-        ]
-        channel = _channel(
-            target,
-            tls=tls,
-            root_certificates=root_certificates,
-            private_key=private_key,
-            certificate_chain=certificate_chain,
-            options=[*reconnect, *options],
+        settings = channel_options(initial_backoff, max_backoff, options)
+        credentials = channel_credentials(tls, root_certificates, private_key, certificate_chain)
+        if credentials is None:
+            channel = grpc.insecure_channel(target, options=settings)
+        else:
+            channel = grpc.secure_channel(target, credentials, options=settings)
+        super().__init__(
+            channel,
+            api_key,
+            timeout=timeout,
+            retry=policy,
+            budget=retry_budget,
+            on_retry=on_retry,
         )
-        super().__init__(channel, api_key, timeout=timeout, retry=policy, on_retry=on_retry)
         self.target = target
 
     @property
     def channel(self) -> grpc.Channel:
+        """The gRPC channel, e.g. for stubs of other services on the same connection."""
         return self._channel
 
     def close(self) -> None:
+        """Close the channel; calls in flight are cancelled."""
         self._channel.close()
 
     def __enter__(self) -> RewardsClient:

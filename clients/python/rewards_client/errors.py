@@ -82,35 +82,35 @@ class RewardsError(Exception):
 
 # One base class per status code the service answers with.
 class InvalidArgument(RewardsError, code=grpc.StatusCode.INVALID_ARGUMENT):
-    pass
+    """The request is invalid; nothing changed."""
 
 
 class Unauthenticated(RewardsError, code=grpc.StatusCode.UNAUTHENTICATED):
-    pass
+    """No usable API key was sent."""
 
 
 class PermissionDenied(RewardsError, code=grpc.StatusCode.PERMISSION_DENIED):
-    pass
+    """The key may not do this."""
 
 
 class NotFound(RewardsError, code=grpc.StatusCode.NOT_FOUND):
-    pass
+    """The resource does not exist, or belongs to another program."""
 
 
 class AlreadyExists(RewardsError, code=grpc.StatusCode.ALREADY_EXISTS):
-    pass
+    """Something with this identity exists already."""
 
 
 class Aborted(RewardsError, code=grpc.StatusCode.ABORTED):
-    pass
+    """A concurrent change got there first; nothing changed."""
 
 
 class FailedPrecondition(RewardsError, code=grpc.StatusCode.FAILED_PRECONDITION):
-    pass
+    """A check refused the call (state, stock, limits, balance); nothing changed."""
 
 
 class ResourceExhausted(RewardsError, code=grpc.StatusCode.RESOURCE_EXHAUSTED):
-    pass
+    """Rate limited (RATE_LIMITED) or the message was too large (MESSAGE_TOO_LARGE)."""
 
 
 class Unavailable(RewardsError, code=grpc.StatusCode.UNAVAILABLE):
@@ -122,56 +122,56 @@ class DeadlineExceeded(RewardsError, code=grpc.StatusCode.DEADLINE_EXCEEDED):
 
 
 class Cancelled(RewardsError, code=grpc.StatusCode.CANCELLED):
-    pass
+    """The call was cancelled, e.g. by closing the client."""
 
 
 class Unimplemented(RewardsError, code=grpc.StatusCode.UNIMPLEMENTED):
-    pass
+    """The server does not have this method."""
 
 
 class Internal(RewardsError, code=grpc.StatusCode.INTERNAL, reason="INTERNAL"):
-    pass
+    """A fault in the server; the message says no more."""
 
 
 # One class per ErrorInfo reason (SPEC section 4).
 class ValidationFailed(InvalidArgument, reason="VALIDATION_FAILED"):
-    pass
+    """Fields failed validation; `violations` names every one."""
 
 
 class ImmutableField(InvalidArgument, reason="IMMUTABLE_FIELD"):
-    pass
+    """An update touched a field fixed at creation (type, redemption_type, cost_asset_id)."""
 
 
 class MissingCredentials(Unauthenticated, reason="MISSING_CREDENTIALS"):
-    pass
+    """No API key was sent."""
 
 
 class InvalidCredentials(Unauthenticated, reason="INVALID_CREDENTIALS"):
-    pass
+    """The API key is unknown or revoked."""
 
 
 class InsufficientScope(PermissionDenied, reason="INSUFFICIENT_SCOPE"):
-    pass
+    """The key's role may not call this method."""
 
 
 class RewardNotFound(NotFound, reason="REWARD_NOT_FOUND"):
-    pass
+    """No such reward in this program."""
 
 
 class ParticipantNotFound(NotFound, reason="PARTICIPANT_NOT_FOUND"):
-    pass
+    """No participant matches the ref."""
 
 
 class IssuanceNotFound(NotFound, reason="ISSUANCE_NOT_FOUND"):
-    pass
+    """No such issuance in this program."""
 
 
 class CodePoolNotFound(NotFound, reason="CODE_POOL_NOT_FOUND"):
-    pass
+    """No such code pool in this program."""
 
 
 class AssetNotFound(NotFound, reason="ASSET_NOT_FOUND"):
-    pass
+    """No such asset in this program."""
 
 
 class IdempotencyKeyReused(AlreadyExists, reason="IDEMPOTENCY_KEY_REUSED"):
@@ -179,11 +179,11 @@ class IdempotencyKeyReused(AlreadyExists, reason="IDEMPOTENCY_KEY_REUSED"):
 
 
 class ParticipantExists(AlreadyExists, reason="PARTICIPANT_EXISTS"):
-    pass
+    """A participant with this identity exists already."""
 
 
 class AssetExists(AlreadyExists, reason="ASSET_EXISTS"):
-    pass
+    """The program has an asset with this code already."""
 
 
 class EtagMismatch(Aborted, reason="ETAG_MISMATCH"):
@@ -191,39 +191,39 @@ class EtagMismatch(Aborted, reason="ETAG_MISMATCH"):
 
 
 class RewardNotActive(FailedPrecondition, reason="REWARD_NOT_ACTIVE"):
-    pass
+    """The reward is DRAFT, INACTIVE or ARCHIVED."""
 
 
 class RewardNotAvailable(FailedPrecondition, reason="REWARD_NOT_AVAILABLE"):
-    pass
+    """Now is outside the reward's availability window."""
 
 
 class NotEligible(FailedPrecondition, reason="NOT_ELIGIBLE"):
-    pass
+    """The participant is in none of the reward's segments."""
 
 
 class OutOfStock(FailedPrecondition, reason="OUT_OF_STOCK"):
-    pass
+    """The reward's max_total is reached."""
 
 
 class ParticipantLimitReached(FailedPrecondition, reason="PARTICIPANT_LIMIT_REACHED"):
-    pass
+    """max_per_participant or a rolling limit is reached (metadata: limit, window)."""
 
 
 class CodePoolExhausted(FailedPrecondition, reason="CODE_POOL_EXHAUSTED"):
-    pass
+    """The reward's code pool has no code left."""
 
 
 class InsufficientBalance(FailedPrecondition, reason="INSUFFICIENT_BALANCE"):
-    pass
+    """The balance does not cover the cost (metadata: available, required)."""
 
 
 class AmbiguousParticipant(FailedPrecondition, reason="AMBIGUOUS_PARTICIPANT"):
-    pass
+    """The email or mobile belongs to several participants."""
 
 
 class InvalidStateTransition(FailedPrecondition, reason="INVALID_STATE_TRANSITION"):
-    pass
+    """The resource's status does not allow this, e.g. claiming a REVOKED issuance."""
 
 
 def error_class(code: grpc.StatusCode, reason: str = "") -> type[RewardsError]:
@@ -257,15 +257,25 @@ def from_status(status: status_pb2.Status) -> RewardsError:
     )
 
 
+def call_status(error: grpc.RpcError) -> tuple[grpc.StatusCode, str] | None:
+    """The code and details of a failed call, sync (grpc.Call) or async (AioRpcError); None
+    for an RpcError that carries no status."""
+    if isinstance(error, grpc.Call | grpc.aio.AioRpcError):
+        return error.code(), error.details() or ""
+    return None
+
+
 def from_rpc_error(error: grpc.RpcError) -> RewardsError:
     """A typed error from a failed call, with its rich status when the server sent one."""
-    if not isinstance(error, grpc.Call):
+    status = call_status(error)
+    if status is None:
         return RewardsError(grpc.StatusCode.UNKNOWN, "", str(error), domain="")
     try:
-        status = rpc_status.from_call(error)
+        # Both kinds of call give code(), details() and trailing_metadata() as from_call needs.
+        rich = rpc_status.from_call(error)  # type: ignore[arg-type]
     except ValueError:  # a status detail that contradicts the call's own code or message
-        status = None
-    if status is not None:
-        return from_status(status)
-    code = error.code()
-    return error_class(code)(code, "", error.details() or "", domain="")
+        rich = None
+    if rich is not None:
+        return from_status(rich)
+    code, details = status
+    return error_class(code)(code, "", details, domain="")

@@ -21,6 +21,7 @@ MaskLike: TypeAlias = field_mask_pb2.FieldMask | Iterable[str]
 
 
 def new_request_id() -> str:
+    """A fresh request id (a random UUID), as the SDK makes when the caller gives none."""
     return str(uuid.uuid4())
 
 
@@ -75,6 +76,7 @@ def timestamp(value: TimeLike | None) -> timestamp_pb2.Timestamp | None:
 
 
 def field_mask(paths: MaskLike) -> field_mask_pb2.FieldMask:
+    """A FieldMask from paths: a FieldMask as is, "name,description", or ["name", ...]."""
     if isinstance(paths, field_mask_pb2.FieldMask):
         return paths
     if isinstance(paths, str):
