@@ -32,6 +32,7 @@ from rewards_service.api.catalog import RewardCatalogServicer
 from rewards_service.api.interceptor import RpcInterceptor
 from rewards_service.api.issuance import RewardIssuanceServicer
 from rewards_service.api.participants import ParticipantsServicer
+from rewards_service.api.reflection import V1_SERVICE_NAME, add_v1_reflection
 from rewards_service.api.streams import (
     BoundedHealthServicer,
     BoundedReflectionServicer,
@@ -126,12 +127,12 @@ async def start_server(config: Config, *, reuse_port: bool = False) -> RunningSe
     ]
     for name in [*service_names, ""]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    reflection_pb2_grpc.add_ServerReflectionServicer_to_server(
-        BoundedReflectionServicer(
-            [*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], keyless_streams
-        ),
-        server,
+    reflection_servicer = BoundedReflectionServicer(
+        [*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME, V1_SERVICE_NAME],
+        keyless_streams,
     )
+    reflection_pb2_grpc.add_ServerReflectionServicer_to_server(reflection_servicer, server)
+    add_v1_reflection(reflection_servicer, server)
     credentials = _credentials(config)
     if credentials is None:
         port = server.add_insecure_port(config.listen)

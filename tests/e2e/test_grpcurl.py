@@ -7,7 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import grpc
 import pytest
+from grpc_reflection.v1alpha import reflection_pb2
 
 from tests.helpers import admin_key_of, spawn_server, wait_for_line
 
@@ -78,6 +80,47 @@ def test_reflection_lists_the_services(served):
         "rewards.v1.RewardCatalog.ListRewards",
         "rewards.v1.RewardCatalog.AddCodes",
     } <= set(methods.stdout.split())
+
+
+def test_every_method_that_list_reaches_describes_with_its_comments(served):
+    server, _ = served
+    services = grpcurl(server.address, "list").stdout.split()
+    assert "grpc.reflection.v1.ServerReflection" in services
+    methods = [m for s in services for m in grpcurl(server.address, "list", s).stdout.split()]
+    assert len(methods) > 30
+    for method in methods:
+        done = grpcurl(server.address, "describe", method)
+        assert done.returncode == 0, (method, done.stderr)
+        assert f"{method} is a method" in done.stdout
+    issue = grpcurl(server.address, "describe", "rewards.v1.RewardIssuance.IssueReward").stdout
+    assert "Idempotent on request_id" in issue
+
+
+def test_nested_symbols_describe_and_unknown_ones_do_not(served):
+    server, _ = served
+    value = grpcurl(server.address, "describe", "rewards.v1.RewardType.REWARD_TYPE_POINTS")
+    assert value.returncode == 0, value.stderr
+    assert "is an enum value" in value.stdout
+    field = grpcurl(server.address, "describe", "rewards.v1.Reward.name")
+    assert "is a field" in field.stdout
+    unknown = grpcurl(server.address, "describe", "rewards.v1.RewardIssuance.Bogus")
+    assert unknown.returncode != 0
+    assert "Symbol not found" in unknown.stderr
+
+
+def test_reflection_answers_under_v1_and_v1alpha(served):
+    server, _ = served
+    request = reflection_pb2.ServerReflectionRequest(list_services="")
+    with grpc.insecure_channel(server.address) as channel:
+        for version in ("v1", "v1alpha"):
+            call = channel.stream_stream(
+                f"/grpc.reflection.{version}.ServerReflection/ServerReflectionInfo",
+                request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+                response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+            )
+            (answer,) = list(call(iter([request]), timeout=10))
+            names = {s.name for s in answer.list_services_response.service}
+            assert "rewards.v1.RewardIssuance" in names
 
 
 def test_describe_shows_the_reward_message(served):
