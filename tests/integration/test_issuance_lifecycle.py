@@ -908,6 +908,28 @@ def test_update_fulfillment_validates(admin):
     assert f.get_issuance(admin, issued.id).fulfillment_history == []
 
 
+def test_fulfillment_history_is_capped_and_a_full_one_changes_nothing(admin):
+    """An unbounded history once made an issuance too large to read (and its appends
+    committed, then failed to answer)."""
+    user = f.participant(admin)
+    issued = f.issue(admin, f.reward(admin).id, user.id, fulfillment_status="BOOKED").issuance
+    for n in range(1, 100):
+        admin.issuance.UpdateFulfillment(
+            issuance_pb2.UpdateFulfillmentRequest(id=issued.id, status=f"S{n}", note="n" * 1000)
+        )
+    full = f.get_issuance(admin, issued.id)
+    assert len(full.fulfillment_history) == 100
+    failure = expect_failure(
+        admin.issuance.UpdateFulfillment,
+        issuance_pb2.UpdateFulfillmentRequest(id=issued.id, status="LOST", note="x"),
+    )
+    assert failure.code == grpc.StatusCode.FAILED_PRECONDITION
+    assert failure.reason == "FULFILLMENT_HISTORY_FULL"
+    assert failure.metadata == {"limit": "100"}
+    assert f.get_issuance(admin, issued.id) == full
+    assert full.fulfillment_status == "S99"
+
+
 # ListIssuances
 
 

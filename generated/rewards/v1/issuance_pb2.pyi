@@ -147,7 +147,7 @@ class Issuance(_message.Message):
 
     @_builtins.property
     def fulfillment_history(self) -> _containers.RepeatedCompositeFieldContainer[Global___FulfillmentEvent]:
-        """Every fulfillment status, oldest first."""
+        """Every fulfillment status, oldest first; at most 100 (see UpdateFulfillment)."""
 
     @_builtins.property
     def event_time(self) -> _timestamp_pb2.Timestamp:

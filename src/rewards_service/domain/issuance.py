@@ -26,6 +26,9 @@ MAX_BATCH = 500
 CUSTOM_AMOUNT_RE = re.compile(r"\d{1,3}(\.\d{1,2})?", re.ASCII)
 CUSTOM_MIN, CUSTOM_MAX = Decimal("1.00"), Decimal("100.00")
 OWNER_TYPES = frozenset(common.OwnerType.values())
+# An issuance is read whole: an unbounded history would make it too large to send (and slow
+# every read of it). 100 entries of up to 64 + 1000 characters stay far below the 8 MiB limit.
+MAX_FULFILLMENT_HISTORY = 100
 
 
 @dataclass
@@ -134,3 +137,13 @@ def check_claim(status: int) -> bool:
             metadata={"from": IS.Name(status), "to": "ISSUANCE_STATUS_CLAIMED"},
         )
     return status == IS.ISSUANCE_STATUS_CONFIRMED
+
+
+def check_fulfillment_append(entries: int) -> None:
+    """An issuance whose history already holds `entries` may take one more, or not."""
+    if entries >= MAX_FULFILLMENT_HISTORY:
+        raise FailedPrecondition(
+            f"The issuance's fulfillment history is full ({MAX_FULFILLMENT_HISTORY} entries).",
+            reason="FULFILLMENT_HISTORY_FULL",
+            metadata={"limit": MAX_FULFILLMENT_HISTORY},
+        )

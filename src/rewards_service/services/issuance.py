@@ -24,6 +24,7 @@ from rewards_service.domain.issuance import (
     GrantRequest,
     IssueRequest,
     check_claim,
+    check_fulfillment_append,
     check_grant_request,
     check_issue_request,
     normalize_dollars,
@@ -564,6 +565,7 @@ def update_fulfillment(program_id: str, issuance_id: str, status: str, note: str
 
     def work() -> Issuance:
         row = _get(program_id, issuance_id, for_update=True)
+        check_fulfillment_append(len(row.fulfillment_history))
         row.fulfillment_status = status
         row.fulfillment_history = [
             *row.fulfillment_history,
