@@ -101,7 +101,7 @@ def _wrap(method: str, behavior, deserialize):
                 check_role(found.role, method)
                 if reusable:
                     return answers.given_again(
-                        (method, program, raw), lambda: _call(behavior, request, context, found)
+                        (method, program, request), lambda: _call(behavior, request, context, found)
                     )
                 return _call(behavior, request, context, found)
         except RewardsError as exc:
