@@ -34,7 +34,7 @@ from rewards_service.domain.participants import ParticipantRef, is_eligible
 from rewards_service.domain.validation import MAX_MINOR_UNITS, Violations, check_text
 from rewards_service.services.participants import resolve, same_participant
 from rewards_service.store import fast, ledger, queries
-from rewards_service.store.db import in_transaction, is_sqlite
+from rewards_service.store.db import in_transaction
 from rewards_service.store.fields import utcnow
 from rewards_service.store.models import Code, CodePool, Issuance, Reward
 
@@ -288,10 +288,8 @@ def _draw_code(pool_id: str, issuance_id: str) -> str:
         .order_by(Code.id)
         .limit(1)
     )
-    if not is_sqlite():
-        # Rewards sharing a pool draw different codes instead of queueing on one row.
-        query = query.for_update(skip_locked=True)
-    code = query.first()
+    # Rewards sharing a pool draw different codes instead of queueing on one row.
+    code = queries.locked(query, skip_locked=True).first()
     if code is None:
         raise FailedPrecondition(
             "The reward's code pool has no codes left.",
@@ -338,7 +336,9 @@ def _credit(
 
 
 def _issue(program_id: str, request: IssueRequest) -> Issuance:
-    reward = queries.get_reward(program_id, request.reward_id)
+    # Locked first: an issue queued behind a change of the reward (its price, segments,
+    # window, limits) checks and pays what it is at commit.
+    reward = queries.get_reward(program_id, request.reward_id, for_update=True)
     assert request.participant is not None
     participant = resolve(program_id, request.participant)
     units, amount = _units(reward, request)
@@ -446,9 +446,7 @@ def grant_custom_reward(program_id: str, request: GrantRequest) -> Outcome:
 
 def _get(program_id: str, issuance_id: str, *, for_update: bool = False) -> Issuance:
     query = Issuance.select().where((Issuance.id == issuance_id) & (Issuance.program == program_id))
-    if for_update and not is_sqlite():
-        query = query.for_update()
-    row = query.first()
+    row = (queries.locked(query) if for_update else query).first()
     if row is None:
         raise NotFound(
             f"No issuance {issuance_id}.",

@@ -20,14 +20,26 @@ M = TypeVar("M", bound=peewee.Model)
 S = common.RewardStatus
 
 
-def _locked(query: peewee.ModelSelect) -> peewee.ModelSelect:
-    # SQLite has no row locks; its IMMEDIATE transactions already serialise writers.
-    return query if is_sqlite() else query.for_update()
+# Row locks, in one place. A write that reads a row to decide what to write locks it first,
+# so it decides on the row as it is at commit: a concurrent writer of that row finishes first,
+# and the read sees its change. SQLite has no row locks (FOR UPDATE is a syntax error there):
+# its IMMEDIATE transactions already serialise writers, so every read in one is fresh.
+
+
+def locked(query: peewee.ModelSelect, *, skip_locked: bool = False) -> peewee.ModelSelect:
+    """`query` taking the row locks of what it selects (skip_locked: passing over rows
+    another transaction holds)."""
+    return query if is_sqlite() else query.for_update(skip_locked=skip_locked)
+
+
+def locked_text(text: str) -> str:
+    """A SELECT written out, taking the row locks of what it selects."""
+    return text if is_sqlite() else f"{text} FOR UPDATE"
 
 
 def _one(model: type[M], program_id: str, object_id: str, *, for_update: bool) -> M | None:
     query = model.select().where((model.id == object_id) & (model.program == program_id))
-    return (_locked(query) if for_update else query).first()
+    return (locked(query) if for_update else query).first()
 
 
 # Assets never change after creation, so every process may remember them for good.
@@ -77,8 +89,8 @@ def get_code_pool(program_id: str, pool_id: str, *, for_update: bool = False) ->
 
 def get_reward(program_id: str, reward_id: str, *, for_update: bool = False) -> Reward:
     text = 'SELECT * FROM "reward" WHERE "id" = ? AND "program_id" = ?'
-    if for_update and not is_sqlite():
-        text += " FOR UPDATE"
+    if for_update:
+        text = locked_text(text)
     reward = fast.select_one(Reward, text, reward_id, program_id)
     if reward is None:
         raise NotFound(
