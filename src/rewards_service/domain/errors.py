@@ -65,6 +65,12 @@ class Unavailable(RewardsError):
     default_reason = "CONTENTION"
 
 
+class ResourceExhausted(RewardsError):
+    """A size or quota limit; not a cap of the product (those are FAILED_PRECONDITION)."""
+
+    default_reason = "MESSAGE_TOO_LARGE"
+
+
 class Internal(RewardsError):
     default_reason = "INTERNAL"
 

@@ -5,6 +5,7 @@ limits, balance; then code draw, debit, credit, counters, the issuance and its e
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import TypeVar
 
 import peewee
 from rewards.v1 import common_pb2 as common
@@ -14,6 +15,7 @@ from rewards_service.domain import rewards as reward_rules
 from rewards_service.domain.errors import (
     FailedPrecondition,
     NotFound,
+    ResourceExhausted,
     RewardsError,
     Unavailable,
     idempotency_key_reused,
@@ -44,6 +46,7 @@ IS = common.IssuanceStatus
 K = common.LedgerEntryKind
 
 Outcome = tuple[Issuance, bool]  # (issuance, idempotent_replay)
+R = TypeVar("R")
 
 
 def _replay(
@@ -57,27 +60,38 @@ def _replay(
     return earlier
 
 
+def _answerable(outcome: Outcome) -> Outcome:
+    return outcome
+
+
 def _idempotent(
-    program_id: str, request_id: str, fingerprint: str, ref: ParticipantRef, create
+    program_id: str,
+    request_id: str,
+    fingerprint: str,
+    ref: ParticipantRef,
+    create,
+    answerable: Callable[[Outcome], Outcome] = _answerable,
 ) -> Outcome:
     """Replay the original issuance of a request_id, or create one. Concurrent first calls
-    race on the unique (program, request_id) key; the losers replay the winner."""
+    race on the unique (program, request_id) key; the losers replay the winner.
+    `answerable` sees the outcome inside the transaction, before the commit: raising there
+    refuses the call and rolls it back."""
     # A committed request_id is found with a plain read: replays never queue for the writer.
     if request_id and (earlier := _replay(program_id, request_id, fingerprint, ref)):
-        return earlier, True
+        return answerable((earlier, True))
 
     def work() -> Outcome:
         # Again inside: a first call with this request_id may have committed (or gone ahead
         # in the same group) since the read above; it replays instead of being refused.
         if request_id and (earlier := _replay(program_id, request_id, fingerprint, ref)):
-            return earlier, True
-        return create(), False
+            return answerable((earlier, True))
+        return answerable((create(), False))
 
     def on_conflict() -> Outcome:
         earlier = _replay(program_id, request_id, fingerprint, ref)
         if earlier is None:
             raise peewee.IntegrityError("conflict on a key other than request_id")
-        return earlier, True
+        return answerable((earlier, True))
 
     return in_transaction(work, on_conflict=on_conflict if request_id else None)
 
@@ -85,7 +99,11 @@ def _idempotent(
 # IssueReward
 
 
-def issue_reward(program_id: str, request: IssueRequest) -> Outcome:
+def issue_reward(
+    program_id: str,
+    request: IssueRequest,
+    answerable: Callable[[Outcome], Outcome] = _answerable,
+) -> Outcome:
     v = Violations()
     check_issue_request(v, request)
     v.raise_if_any()
@@ -96,6 +114,16 @@ def issue_reward(program_id: str, request: IssueRequest) -> Outcome:
         request.fingerprint(),
         request.participant,
         lambda: _issue(program_id, request),
+        answerable,
+    )
+
+
+def answer_too_large(limit: int) -> ResourceExhausted:
+    return ResourceExhausted(
+        "The batch's answer would pass the message size limit with this item: it was not "
+        "issued (nothing of it happened). Send it again in another batch.",
+        reason="MESSAGE_TOO_LARGE",
+        metadata={"limit": limit},
     )
 
 
@@ -103,24 +131,52 @@ def batch_issue_rewards(
     program_id: str,
     requests: list[IssueRequest | RewardsError],
     still_wanted: Callable[[], bool],
-) -> list[Outcome | RewardsError]:
+    render: Callable[[Outcome | RewardsError], R],
+    size: Callable[[R], int],
+    max_bytes: int,
+) -> list[R]:
     """Each item in its own transaction; items refused while parsing pass through. Stops
     between items once the caller is gone (e.g. the shutdown grace ran out): items done stay
-    done and replay on a retry."""
+    done and replay on a retry.
+
+    The answer is built as the batch goes: each item's result is rendered (and its `size`
+    taken) inside its transaction, and an item whose result would take the answer past
+    `max_bytes` is refused with MESSAGE_TOO_LARGE and rolled back. So the answer can always
+    be sent, and an item reported as failed did nothing. Room is kept for every item to be
+    refused that way."""
     v = Violations()
     v.check(0 < len(requests) <= MAX_BATCH, "requests", f"must hold 1 to {MAX_BATCH} requests")
     v.raise_if_any()
-    results: list[Outcome | RewardsError] = []
+    refusal = size(render(answer_too_large(max_bytes)))
+    budget = max_bytes - MAX_BATCH * refusal
+    used = 0
+    results: list[R] = []
     for request in requests:
         if not still_wanted():
             raise Unavailable("The call was cancelled; items not reported may be retried.")
-        if isinstance(request, RewardsError):  # refused while parsing
-            results.append(request)
-            continue
-        try:
-            results.append(issue_reward(program_id, request))
-        except RewardsError as error:
-            results.append(error)
+        rendered: list[tuple[Outcome, R]] = []
+
+        def answerable(outcome: Outcome, room: int = budget - used, kept=rendered) -> Outcome:
+            result = render(outcome)
+            if size(result) > room:
+                raise answer_too_large(max_bytes)
+            kept[:] = [(outcome, result)]
+            return outcome
+
+        outcome: Outcome | RewardsError = request
+        if not isinstance(request, RewardsError):  # else refused while parsing
+            try:
+                outcome = issue_reward(program_id, request, answerable)
+            except RewardsError as error:
+                outcome = error
+        if rendered and rendered[0][0] is outcome:
+            result = rendered[0][1]
+        else:
+            result = render(outcome)
+            if used + size(result) > budget:  # a long refusal: this short one says as much
+                result = render(answer_too_large(max_bytes))
+        used += size(result)
+        results.append(result)
     return results
 
 
