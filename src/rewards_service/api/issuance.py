@@ -7,7 +7,6 @@ from rewards_service.api.errors import to_status_proto
 from rewards_service.auth import caller
 from rewards_service.domain.errors import RewardsError
 from rewards_service.domain.issuance import GrantRequest
-from rewards_service.domain.pagination import parse_page
 from rewards_service.domain.validation import Violations
 from rewards_service.services import issuance
 
@@ -94,7 +93,7 @@ class RewardIssuanceServicer(issuance_pb2_grpc.RewardIssuanceServicer):
             "created_after": str(created_after),
             "created_before": str(created_before),
         }
-        page = parse_page(v, request.page_size, request.page_token, filters)
+        page = convert.page_in(v, request, filters)
         v.raise_if_any()
         program_id = caller().program_id
         rows, token = issuance.list_issuances(

@@ -11,7 +11,7 @@ import peewee
 from playhouse.migrate import SchemaMigrator
 from playhouse.migrate import migrate as apply_operations
 
-from rewards_service.store import models
+from rewards_service.store import models, secrets
 from rewards_service.store.db import database, in_transaction, is_sqlite
 from rewards_service.store.fields import TimestampField, utcnow
 
@@ -72,10 +72,17 @@ def _lean_indexes(db: peewee.Database) -> None:
         db.execute_sql(f'DROP INDEX IF EXISTS "{name}"')
 
 
+def _page_token_secret(db: peewee.Database) -> None:
+    """Page tokens are signed with a secret all replicas share."""
+    db.create_tables([models.ServerSecret])
+    secrets.make(secrets.PAGE_TOKENS)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[peewee.Database], None]]] = [
     (1, "initial schema", _initial_schema),
     (2, "request hashes on creates; index codes by issuance", _request_hashes),
     (3, "drop covered indexes; unique request_ids skip NULLs", _lean_indexes),
+    (4, "a secret to sign page tokens", _page_token_secret),
 ]
 
 # Several servers may start at once against one PostgreSQL database.

@@ -227,6 +227,14 @@ class LedgerEntry(BaseModel):
         )
 
 
+class ServerSecret(BaseModel):
+    """Secrets every server process sharing the database uses alike (e.g. to sign page
+    tokens), made once by a migration."""
+
+    name = peewee.CharField(primary_key=True, max_length=40)
+    value = peewee.CharField(max_length=128)
+
+
 def _unique_request_id(model: type[BaseModel]) -> peewee.ModelIndex:
     """request_id is unique per program (AIP-155). Most rows have none (every issue's ledger
     entries, calls sent without one): leaving NULLs out spares a page write per such row.
@@ -258,4 +266,5 @@ ALL_MODELS = [
     Balance,
     Issuance,
     LedgerEntry,
+    ServerSecret,
 ]
