@@ -22,9 +22,10 @@ def _counters(kind: int, delta: int) -> tuple[int, int]:
 
 _MOVE = (
     'UPDATE "balance" SET "available" = "available" + ?, '
-    '"lifetime_earned" = "lifetime_earned" + ?, "lifetime_spent" = "lifetime_spent" + ? '
+    '"lifetime_earned" = "lifetime_earned" + ?, "lifetime_spent" = "lifetime_spent" + ?, '
+    '"seq" = "seq" + 1 '
     'WHERE "participant_id" = ? AND "asset_id" = ? AND "available" + ? BETWEEN 0 AND ? '
-    'RETURNING "available"'
+    'RETURNING "available", "seq"'
 )
 
 
@@ -85,6 +86,7 @@ def post(
             asset=asset.id,
             delta=delta,
             balance_after=row[0],
+            seq=row[1],
             kind=kind,
             issuance_id=issuance_id,
             reason=reason,

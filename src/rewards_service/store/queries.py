@@ -108,14 +108,17 @@ def find_by_request_id(model: type[M], program_id: str, request_id: str) -> M | 
 def keyset_page(
     query: peewee.ModelSelect, key: peewee.Field, page: PageRequest, *, descending: bool = False
 ) -> tuple[list, str]:
-    """One page ordered by a time-ordered id; stable when rows are inserted between pages."""
+    """One page ordered by a time-ordered id or a sequence; stable when rows are inserted
+    between pages."""
     if page.after is not None:
-        query = query.where(key < page.after if descending else key > page.after)
+        after = key.adapt(page.after)  # the token holds it as text
+        query = query.where(key < after if descending else key > after)
     rows = fast.run_select(query.order_by(key.desc() if descending else key).limit(page.size + 1))
     rows.sort(key=attrgetter(key.name), reverse=descending)  # run_select promises no order
     has_more = len(rows) > page.size
     rows = rows[: page.size]
-    return rows, next_token(page, getattr(rows[-1], key.name) if rows else None, has_more)
+    last = str(getattr(rows[-1], key.name)) if rows else None
+    return rows, next_token(page, last, has_more)
 
 
 def etag(row: Reward) -> str:
