@@ -48,15 +48,35 @@ class IssueRequest:
     owner_id: str = ""
 
     def fingerprint(self) -> str:
-        """The attributes a replay must repeat; a difference is IDEMPOTENCY_KEY_REUSED. The
-        participant is compared by identity instead (any of its identifiers may name it)."""
+        """Every attribute of the call: a replay must repeat them all, and any difference is
+        IDEMPOTENCY_KEY_REUSED. The participant is compared by identity instead (any of its
+        identifiers may name it)."""
         return digest(
+            "issue/2",
+            self.reward_id,
+            self.quantity or 1,
+            canonical_decimal(self.amount),
+            self.transaction_number,
+            self.notes,
+            sorted(self.metadata.items()),
+            sorted(self.custom_fields.items()),
+            self.fulfillment_status,
+            self.event_time.isoformat() if self.event_time else "",
+            self.owner_type,
+            self.owner_id,
+        )
+
+    def fingerprints(self) -> tuple[str, str]:
+        """What an issuance of this call may have recorded: today's fingerprint, or the one
+        recorded before it covered every attribute (those issuances still replay)."""
+        earlier = digest(
             "issue",
             self.reward_id,
             self.quantity or 1,
             canonical_decimal(self.amount),
             self.transaction_number,
         )
+        return self.fingerprint(), earlier
 
 
 @dataclass
@@ -69,7 +89,18 @@ class GrantRequest:
     metadata: dict[str, str] = field(default_factory=dict)
 
     def fingerprint(self) -> str:
-        return digest("custom", normalize_dollars(self.amount), self.action_code)
+        return digest(
+            "custom/2",
+            normalize_dollars(self.amount),
+            self.action_code,
+            self.notes,
+            sorted(self.metadata.items()),
+        )
+
+    def fingerprints(self) -> tuple[str, str]:
+        """As IssueRequest.fingerprints."""
+        earlier = digest("custom", normalize_dollars(self.amount), self.action_code)
+        return self.fingerprint(), earlier
 
 
 # json.dumps(parts, default=str), without building an encoder per call.

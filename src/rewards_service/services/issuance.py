@@ -50,12 +50,14 @@ R = TypeVar("R")
 
 
 def _replay(
-    program_id: str, request_id: str, fingerprint: str, ref: ParticipantRef
+    program_id: str, request_id: str, fingerprints: tuple[str, ...], ref: ParticipantRef
 ) -> Issuance | None:
     earlier = queries.find_by_request_id(Issuance, program_id, request_id)
     if earlier is None:
         return None
-    if earlier.request_hash != fingerprint or not same_participant(ref, earlier.participant_id):
+    if earlier.request_hash not in fingerprints or not same_participant(
+        ref, earlier.participant_id
+    ):
         raise idempotency_key_reused(request_id, issuance_id=earlier.id)
     return earlier
 
@@ -67,7 +69,7 @@ def _answerable(outcome: Outcome) -> Outcome:
 def _idempotent(
     program_id: str,
     request_id: str,
-    fingerprint: str,
+    fingerprints: tuple[str, ...],
     ref: ParticipantRef,
     create,
     answerable: Callable[[Outcome], Outcome] = _answerable,
@@ -77,18 +79,18 @@ def _idempotent(
     `answerable` sees the outcome inside the transaction, before the commit: raising there
     refuses the call and rolls it back."""
     # A committed request_id is found with a plain read: replays never queue for the writer.
-    if request_id and (earlier := _replay(program_id, request_id, fingerprint, ref)):
+    if request_id and (earlier := _replay(program_id, request_id, fingerprints, ref)):
         return answerable((earlier, True))
 
     def work() -> Outcome:
         # Again inside: a first call with this request_id may have committed (or gone ahead
         # in the same group) since the read above; it replays instead of being refused.
-        if request_id and (earlier := _replay(program_id, request_id, fingerprint, ref)):
+        if request_id and (earlier := _replay(program_id, request_id, fingerprints, ref)):
             return answerable((earlier, True))
         return answerable((create(), False))
 
     def on_conflict() -> Outcome:
-        earlier = _replay(program_id, request_id, fingerprint, ref)
+        earlier = _replay(program_id, request_id, fingerprints, ref)
         if earlier is None:
             raise peewee.IntegrityError("conflict on a key other than request_id")
         return answerable((earlier, True))
@@ -111,7 +113,7 @@ def issue_reward(
     return _idempotent(
         program_id,
         request.request_id,
-        request.fingerprint(),
+        request.fingerprints(),
         request.participant,
         lambda: _issue(program_id, request),
         answerable,
@@ -493,7 +495,7 @@ def grant_custom_reward(program_id: str, request: GrantRequest) -> Outcome:
 
     assert request.participant is not None
     return _idempotent(
-        program_id, request.client_reference, request.fingerprint(), request.participant, create
+        program_id, request.client_reference, request.fingerprints(), request.participant, create
     )
 
 
