@@ -298,3 +298,22 @@ def test_entries_list_in_commit_order_when_a_replicas_clock_is_behind(admin):
     ]
     f.assert_ledger_consistent(admin, user.id, points.id)
     assert_invariants(admin.program_id)
+
+
+def test_lifetime_totals_are_bounded_like_balances(admin):
+    """Earning and spending the most a balance holds, again and again, once overflowed the
+    lifetime totals (INTERNAL on PostgreSQL, floating point on SQLite)."""
+    points = f.asset(admin, scale=0)
+    user = f.participant(admin)
+    most = str(10**18 - 1)
+    adjust(admin, user.id, points.id, most)
+    adjust(admin, user.id, points.id, f"-{most}")
+    assert amounts(f.balance(admin, user.id, points.id)) == ("0", most, most)
+    earned_more = expect_failure(adjust, admin, user.id, points.id, "1")
+    assert (earned_more.code, set(earned_more.violations)) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        {"delta"},
+    )
+    assert amounts(f.balance(admin, user.id, points.id)) == ("0", most, most)
+    f.assert_ledger_consistent(admin, user.id, points.id)
+    assert_invariants(admin.program_id)
