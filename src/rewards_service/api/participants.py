@@ -4,7 +4,7 @@ from rewards.v1 import participants_pb2, participants_pb2_grpc
 
 from rewards_service.api import convert
 from rewards_service.auth import caller
-from rewards_service.domain.participants import ParticipantSpec, check_ref
+from rewards_service.domain.participants import ParticipantSpec, check_filters, check_ref
 from rewards_service.domain.validation import Violations
 from rewards_service.services import participants
 
@@ -42,6 +42,7 @@ class ParticipantsServicer(participants_pb2_grpc.ParticipantsServicer):
             "email": request.email,
             "mobile": request.mobile,
         }
+        check_filters(v, **filters)
         page = convert.page_in(v, request, filters)
         v.raise_if_any()
         rows, token = participants.list_participants(caller().program_id, page, **filters)
