@@ -26,7 +26,7 @@ def test_items_past_the_message_limit_are_refused_before_they_commit(admin, targ
         admin.issuance.UpdateFulfillment(
             issuance_pb2.UpdateFulfillmentRequest(id=big.id, status=f"S{n}", note="n" * 1000)
         )
-    replay = item(reward.id, user.id, request_id="big")
+    replay = item(reward.id, user.id, request_id="big", fulfillment_status="S0")
     fresh = item(reward.id, user.id)  # no request_id: a retry would issue again
     requests = [fresh, *[replay] * 90, fresh, fresh]
     fresh_at = {0, 91, 92}  # ~9.7 MB of replays alone
