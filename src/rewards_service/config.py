@@ -4,6 +4,8 @@ import argparse
 import os
 from dataclasses import dataclass
 
+from rewards_service.domain.validation import weak_key_reason
+
 
 @dataclass(frozen=True)
 class Config:
@@ -81,6 +83,9 @@ def parse_args(argv: list[str] | None = None) -> Config:
         p.error("--tls-client-ca needs --tls-cert and --tls-key")
     if args.workers < 1 or args.threads < 1:
         p.error("--workers and --threads must be at least 1")
+    bootstrap_api_key = _env("BOOTSTRAP_API_KEY") or None
+    if bootstrap_api_key is not None and (weak := weak_key_reason(bootstrap_api_key)):
+        p.error(f"REWARDS_BOOTSTRAP_API_KEY is too weak to be an admin key: {weak}")
     return Config(
         listen=args.listen,
         database_url=args.database_url,
@@ -92,5 +97,5 @@ def parse_args(argv: list[str] | None = None) -> Config:
         log_format=args.log_format,
         log_level=args.log_level,
         grace_seconds=args.grace_seconds,
-        bootstrap_api_key=_env("BOOTSTRAP_API_KEY") or None,
+        bootstrap_api_key=bootstrap_api_key,
     )

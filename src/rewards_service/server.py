@@ -242,11 +242,7 @@ def serve(config: Config) -> int:
         return 1
     if created is not None:
         # Printed, never logged: the key is a secret and is shown exactly this once.
-        print(
-            f"Created program '{programs.DEFAULT_PROGRAM}' ({created.program_id}).\n"
-            f"Admin API key (shown once, store it now): {created.api_key}",
-            flush=True,
-        )
+        print(programs.bootstrap_notice(created, config.bootstrap_api_key), flush=True)
     if config.workers > 1:
         return _run_workers(config)
     asyncio.run(_serve_one(config, reuse_port=False))

@@ -11,6 +11,7 @@ kept is therefore always a replay's, its original issuance as stored now. Refusa
 reused (a window may open, a limit may roll over, without any commit).
 """
 
+import threading
 from collections.abc import Callable
 
 from google.protobuf.message import Message
@@ -24,19 +25,57 @@ REUSABLE = frozenset(
         "/rewards.v1.RewardIssuance/IssueReward",
     }
 )
-MAX_ANSWERS = 4096
+# What every kept answer may hold together, counted as the serialized sizes of its key and
+# answer plus ENTRY_OVERHEAD; the oldest answers go first. Answers of any size may be kept
+# under it, and a caller varying its requests only pushes out older answers.
+MAX_BYTES = 16 * 1024 * 1024
+ENTRY_OVERHEAD = 256
 # Larger requests are answered afresh: a kept key costs its size, and a request may be 8 MiB.
 MAX_REQUEST_BYTES = 4096
 
-_Key = tuple[str, str, bytes]  # method, program, request bytes
-_given: dict[_Key, tuple[bytes, Message]] = {}
+# A call is named by what its answer depends on: the method, the program, and the request as
+# parsed, without unknown fields and serialized deterministically. Unknown fields change
+# nothing in the answer, so varying them must not make new entries.
+_Key = tuple[str, str, bytes]
+_given: dict[_Key, tuple[bytes, Message, int]] = {}  # key -> (change token, answer, cost)
+_held = 0  # sum of the costs in _given
+_keeping = threading.Lock()
 
 
-def given_again(key: _Key, compute: Callable[[], Message]) -> Message:
-    """The earlier answer to `key` if the store is unchanged since; else `compute()`'s, kept
-    if nothing was committed while it was computed (it is then what the store held before).
-    A refusal raises out of `compute` and is never kept."""
-    if len(key[2]) > MAX_REQUEST_BYTES:
+def cached_bytes() -> int:
+    """What the kept answers count for, in bytes (see MAX_BYTES)."""
+    return _held
+
+
+def _key_of(method: str, program: str, request: Message) -> _Key | None:
+    request.DiscardUnknownFields()
+    if request.ByteSize() > MAX_REQUEST_BYTES:
+        return None
+    return method, program, request.SerializeToString(deterministic=True)
+
+
+def _keep(key: _Key, token: bytes, answer: Message) -> None:
+    global _held
+    cost = ENTRY_OVERHEAD + len(key[0]) + len(key[1]) + len(key[2]) + answer.ByteSize()
+    if cost > MAX_BYTES:
+        return
+    with _keeping:
+        replaced = _given.pop(key, None)
+        if replaced is not None:
+            _held -= replaced[2]
+        while _given and _held + cost > MAX_BYTES:
+            _held -= _given.pop(next(iter(_given)))[2]  # dicts keep insertion order
+        _given[key] = (token, answer, cost)
+        _held += cost
+
+
+def given_again(call: tuple[str, str, Message], compute: Callable[[], Message]) -> Message:
+    """The earlier answer to `call` (method, program, parsed request) if the store is
+    unchanged since; else `compute()`'s, kept if nothing was committed while it was computed
+    (it is then what the store held before). A refusal raises out of `compute` and is never
+    kept."""
+    key = _key_of(*call)
+    if key is None:
         return compute()
     token = change_token()
     found = _given.get(key)
@@ -44,7 +83,5 @@ def given_again(key: _Key, compute: Callable[[], Message]) -> Message:
         return found[1]
     answer = compute()
     if token is not None and change_token() == token:
-        if len(_given) >= MAX_ANSWERS:
-            _given.clear()
-        _given[key] = (token, answer)
+        _keep(key, token, answer)
     return answer

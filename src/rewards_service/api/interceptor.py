@@ -95,14 +95,14 @@ class _CallState:
         return self._active
 
 
-def _run(method: str, behavior, request, raw: bytes, found: Caller, state: _CallState):
+def _run(method: str, behavior, request, found: Caller, state: _CallState):
     """On a pool thread, in one store session: the servicer, as the authenticated caller."""
     token = current_caller.set(found)
     try:
         with session():
             if method in answers.REUSABLE:
                 return answers.given_again(
-                    (method, found.program_id, raw), lambda: behavior(request, state)
+                    (method, found.program_id, request), lambda: behavior(request, state)
                 )
             return behavior(request, state)
     finally:
@@ -151,7 +151,7 @@ def _wrap(method: str, behavior, deserialize, calls: _Calls):
             check_role(found.role, method)
             async with calls.per_program.slot(program):
                 return await calls.on_pool(
-                    _run, method, behavior, request, raw, found, _CallState(context)
+                    _run, method, behavior, request, found, _CallState(context)
                 )
         except RewardsError as exc:
             error = exc

@@ -7,9 +7,26 @@ from rewards_service.api.errors import to_status_proto
 from rewards_service.auth import caller
 from rewards_service.domain.errors import RewardsError
 from rewards_service.domain.issuance import GrantRequest
-from rewards_service.domain.pagination import parse_page
 from rewards_service.domain.validation import Violations
 from rewards_service.services import issuance
+
+# The server's send limit (server.MAX_MESSAGE_BYTES), less room for the response's own framing.
+MAX_ANSWER_BYTES = 8 * 1024 * 1024 - 64
+
+
+def _batch_result(outcome) -> issuance_pb2.BatchIssueRewardsResult:
+    if isinstance(outcome, RewardsError):
+        return issuance_pb2.BatchIssueRewardsResult(error=to_status_proto(outcome))
+    row, replay = outcome
+    return issuance_pb2.BatchIssueRewardsResult(
+        issuance=convert.issuance_out(row), idempotent_replay=replay
+    )
+
+
+def _size_in_batch(result: issuance_pb2.BatchIssueRewardsResult) -> int:
+    """Its bytes in the response: a one-byte tag, the length as a varint, the message."""
+    size = result.ByteSize()
+    return 1 + (size.bit_length() + 6) // 7 + size
 
 
 class RewardIssuanceServicer(issuance_pb2_grpc.RewardIssuanceServicer):
@@ -32,18 +49,14 @@ class RewardIssuanceServicer(issuance_pb2_grpc.RewardIssuanceServicer):
             parsed = convert.issue_request_in(v, item)
             items.append(v.error() if v else parsed)
         program_id = caller().program_id
-        outcomes = issuance.batch_issue_rewards(program_id, items, context.is_active)
-        results = []
-        for outcome in outcomes:
-            if isinstance(outcome, RewardsError):
-                results.append(issuance_pb2.BatchIssueRewardsResult(error=to_status_proto(outcome)))
-            else:
-                row, replay = outcome
-                results.append(
-                    issuance_pb2.BatchIssueRewardsResult(
-                        issuance=convert.issuance_out(row), idempotent_replay=replay
-                    )
-                )
+        results = issuance.batch_issue_rewards(
+            program_id,
+            items,
+            context.is_active,
+            render=_batch_result,
+            size=_size_in_batch,
+            max_bytes=MAX_ANSWER_BYTES,
+        )
         return issuance_pb2.BatchIssueRewardsResponse(results=results)
 
     def GrantCustomReward(self, request, context):
@@ -80,7 +93,7 @@ class RewardIssuanceServicer(issuance_pb2_grpc.RewardIssuanceServicer):
             "created_after": str(created_after),
             "created_before": str(created_before),
         }
-        page = parse_page(v, request.page_size, request.page_token, filters)
+        page = convert.page_in(v, request, filters)
         v.raise_if_any()
         program_id = caller().program_id
         rows, token = issuance.list_issuances(

@@ -174,7 +174,9 @@ def list_ledger_entries(
     participant = resolve(program_id, ref)
     query = LedgerEntry.select().where(LedgerEntry.participant == participant.id)
     if asset_id:
+        # One account: in commit order, by its sequence.
         query = query.where(LedgerEntry.asset == queries.get_asset(program_id, asset_id).id)
+        return queries.keyset_page(query, LedgerEntry.seq, page, descending=True)
     return queries.keyset_page(query, LedgerEntry.id, page, descending=True)
 
 
