@@ -39,31 +39,31 @@ import type { ParticipantRef } from "./gen/rewards/v1/common_pb.js";
 /** TLS settings; PEM strings or buffers. Any of them, or `true`, turns TLS on. */
 export interface TlsOptions {
   /** Trust these CAs instead of the system's. */
-  ca?: string | Buffer;
+  ca?: string | Buffer | undefined;
   /** With `key`: a client certificate (mTLS). */
-  cert?: string | Buffer;
-  key?: string | Buffer;
+  cert?: string | Buffer | undefined;
+  key?: string | Buffer | undefined;
   /** The name to check the server's certificate against, when not the target's host. */
-  serverName?: string;
+  serverName?: string | undefined;
 }
 
 export interface RewardsClientOptions {
   /** "host:port", or a URL ("http://host:port", "https://host:port"). */
   target: string;
   /** Sent as `authorization: Bearer <key>` on every call. */
-  apiKey?: string;
+  apiKey?: string | undefined;
   /** TLS on (`true` or settings) or off (the default: plaintext HTTP/2). */
-  tls?: boolean | TlsOptions;
+  tls?: boolean | TlsOptions | undefined;
   /** Deadline of each attempt in milliseconds; a call's own `timeoutMs` wins. */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
   /** How many tries and how long between them (see retry.ts); `{maxAttempts: 1}` for none. */
-  retry?: Partial<RetryPolicy>;
+  retry?: Partial<RetryPolicy> | undefined;
   /** Share one budget between clients, or tune it; each client has its own by default. */
-  retryBudget?: RetryBudget;
+  retryBudget?: RetryBudget | undefined;
   /** Told of each retry before its backoff, e.g. to log it. */
-  onRetry?: (event: RetryEvent) => void;
+  onRetry?: ((event: RetryEvent) => void) | undefined;
   /** Connect interceptors, run on every attempt inside the client's own (after the key). */
-  interceptors?: Interceptor[];
+  interceptors?: Interceptor[] | undefined;
 }
 
 /** A request id for one business event: a random UUID. */
@@ -186,7 +186,8 @@ export class RewardsClient {
       interceptors: [auth, ...(options.interceptors ?? [])],
       ...(options.timeoutMs !== undefined ? { defaultTimeoutMs: options.timeoutMs } : {}),
     });
-    this.policy = { ...DEFAULT_RETRY_POLICY, ...options.retry };
+    const given = Object.entries(options.retry ?? {}).filter(([, value]) => value !== undefined);
+    this.policy = { ...DEFAULT_RETRY_POLICY, ...Object.fromEntries(given) };
     if (this.policy.maxAttempts < 1) {
       throw new RangeError("retry.maxAttempts must be at least 1");
     }
