@@ -34,7 +34,7 @@ import {
 import { RewardCatalog } from "./gen/rewards/v1/catalog_pb.js";
 import { RewardIssuance } from "./gen/rewards/v1/issuance_pb.js";
 import { Participants } from "./gen/rewards/v1/participants_pb.js";
-import type { ParticipantRef } from "./gen/rewards/v1/common_pb.js";
+import type { ParticipantRef, ParticipantRefSchema } from "./gen/rewards/v1/common_pb.js";
 
 /** TLS settings; PEM strings or buffers. Any of them, or `true`, turns TLS on. */
 export interface TlsOptions {
@@ -71,17 +71,19 @@ export function newRequestId(): string {
   return randomUUID();
 }
 
+const REF_CASES = new Set(["id", "externalId", "email", "mobile"]);
+
 /** A ParticipantRef naming a participant by exactly one of its identifiers. */
 export function ref(
   by: { id: string } | { externalId: string } | { email: string } | { mobile: string },
-): MessageInitShape<typeof import("./gen/rewards/v1/common_pb.js").ParticipantRefSchema> {
-  const [[key, value]] = Object.entries(by) as [[ParticipantRef["ref"]["case"], string]];
-  if (!key || typeof value !== "string") {
-    throw new TypeError("ref() takes one of id, externalId, email or mobile");
+): MessageInitShape<typeof ParticipantRefSchema> {
+  const entries = Object.entries(by).filter(([, value]) => value !== undefined);
+  const [key, value] = entries[0] ?? [];
+  if (entries.length !== 1 || !REF_CASES.has(key ?? "") || typeof value !== "string") {
+    throw new TypeError("ref() takes exactly one of id, externalId, email or mobile");
   }
-  return { ref: { case: key, value } } as MessageInitShape<
-    typeof import("./gen/rewards/v1/common_pb.js").ParticipantRefSchema
-  >;
+  const ref = { case: key, value } as ParticipantRef["ref"];
+  return { ref } as MessageInitShape<typeof ParticipantRefSchema>;
 }
 
 /** The field of each request that is its idempotency key, when it has one. */

@@ -212,6 +212,13 @@ describe("against a real server", () => {
     assert.equal(error.reason, "REWARD_NOT_FOUND");
   });
 
+  test("ref() takes exactly one identifier", () => {
+    assert.deepEqual(ref({ email: "a@example.com" }), { ref: { case: "email", value: "a@example.com" } });
+    assert.throws(() => ref({} as { id: string }), TypeError);
+    assert.throws(() => ref({ id: "par_1", externalId: "x" } as { id: string }), TypeError);
+    assert.throws(() => ref({ name: "x" } as unknown as { id: string }), TypeError);
+  });
+
   test("every RPC of the three services is a method of the client", () => {
     for (const [service, methods] of [
       [RewardCatalog, client.catalog],
