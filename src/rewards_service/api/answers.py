@@ -12,7 +12,7 @@ reused (a window may open, a limit may roll over, without any commit).
 """
 
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from google.protobuf.message import Message
 
@@ -69,19 +69,44 @@ def _keep(key: _Key, token: bytes, answer: Message) -> None:
         _held += cost
 
 
+def _earlier(key: _Key | None) -> tuple[bytes | None, Message | None]:
+    """(the change token now, the answer kept for `key` if it is still current)."""
+    if key is None:
+        return None, None
+    token = change_token()
+    found = _given.get(key)
+    if token is not None and found is not None and found[0] == token:
+        return token, found[1]
+    return token, None
+
+
+def _keep_if_unchanged(key: _Key | None, token: bytes | None, answer: Message) -> None:
+    if key is not None and token is not None and change_token() == token:
+        _keep(key, token, answer)
+
+
 def given_again(call: tuple[str, str, Message], compute: Callable[[], Message]) -> Message:
     """The earlier answer to `call` (method, program, parsed request) if the store is
     unchanged since; else `compute()`'s, kept if nothing was committed while it was computed
     (it is then what the store held before). A refusal raises out of `compute` and is never
     kept."""
     key = _key_of(*call)
-    if key is None:
-        return compute()
-    token = change_token()
-    found = _given.get(key)
-    if token is not None and found is not None and found[0] == token:
-        return found[1]
+    token, found = _earlier(key)
+    if found is not None:
+        return found
     answer = compute()
-    if token is not None and change_token() == token:
-        _keep(key, token, answer)
+    _keep_if_unchanged(key, token, answer)
+    return answer
+
+
+async def given_again_async(
+    call: tuple[str, str, Message], compute: Callable[[], Awaitable[Message]]
+) -> Message:
+    """`given_again` for a servicer that runs on the event loop."""
+    key = _key_of(*call)
+    token, found = _earlier(key)
+    if found is not None:
+        return found
+    answer = await compute()
+    _keep_if_unchanged(key, token, answer)
     return answer

@@ -7,6 +7,7 @@ thread of `executor`. A call waiting for its client holds no thread.
 """
 
 import asyncio
+import inspect
 import time
 from concurrent.futures import Executor
 from functools import cache
@@ -109,6 +110,20 @@ def _run(method: str, behavior, request, found: Caller, state: _CallState):
         current_caller.reset(token)
 
 
+async def _run_on_loop(method: str, behavior, request, found: Caller, state: _CallState):
+    """A servicer written as a coroutine: it runs on the event loop and hands its store work
+    over itself (e.g. to the store's writer), holding no thread while it waits."""
+    token = current_caller.set(found)
+    try:
+        if method in answers.REUSABLE:
+            return await answers.given_again_async(
+                (method, found.program_id, request), lambda: behavior(request, state)
+            )
+        return await behavior(request, state)
+    finally:
+        current_caller.reset(token)
+
+
 def _authenticate(key: str) -> Caller:
     with session():
         return authenticate(key)
@@ -136,6 +151,8 @@ class _Calls:
 
 
 def _wrap(method: str, behavior, deserialize, calls: _Calls):
+    on_loop = inspect.iscoroutinefunction(behavior)
+
     async def wrapped(raw: bytes, context: grpc.aio.ServicerContext):
         started = time.perf_counter()
         request_id = program = None
@@ -150,6 +167,8 @@ def _wrap(method: str, behavior, deserialize, calls: _Calls):
             program = found.program_id
             check_role(found.role, method)
             async with calls.per_program.slot(program):
+                if on_loop:
+                    return await _run_on_loop(method, behavior, request, found, _CallState(context))
                 return await calls.on_pool(
                     _run, method, behavior, request, found, _CallState(context)
                 )

@@ -29,17 +29,22 @@ def _size_in_batch(result: issuance_pb2.BatchIssueRewardsResult) -> int:
     return 1 + (size.bit_length() + 6) // 7 + size
 
 
+def _issue_answer(outcome) -> issuance_pb2.IssueRewardResponse:
+    row, replay = outcome
+    return issuance_pb2.IssueRewardResponse(
+        issuance=convert.issuance_out(row), idempotent_replay=replay
+    )
+
+
 class RewardIssuanceServicer(issuance_pb2_grpc.RewardIssuanceServicer):
-    def IssueReward(self, request, context):
+    async def IssueReward(self, request, context):
+        # On the event loop: the whole issue is one unit on the store's writer, which also
+        # builds the answer, so no thread waits for the commit.
         v = Violations()
         issue = convert.issue_request_in(v, request)
         v.raise_if_any()
         program_id = caller().program_id
-        row, replay = issuance.issue_reward(program_id, issue)
-        return issuance_pb2.IssueRewardResponse(
-            issuance=convert.issuance_out(row),
-            idempotent_replay=replay,
-        )
+        return await issuance.issue_reward_async(program_id, issue, _issue_answer)
 
     def BatchIssueRewards(self, request, context):
         items = []

@@ -7,7 +7,6 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TypeVar
 
-import peewee
 from rewards.v1 import common_pb2 as common
 
 from rewards_service.domain import pricing
@@ -35,8 +34,9 @@ from rewards_service.domain.pagination import PageRequest
 from rewards_service.domain.participants import ParticipantRef, is_eligible
 from rewards_service.domain.validation import MAX_MINOR_UNITS, Violations, check_text
 from rewards_service.services.participants import resolve, same_participant
+from rewards_service.services.replay import Once
 from rewards_service.store import fast, ledger, queries
-from rewards_service.store.db import RowKey, in_transaction
+from rewards_service.store.db import in_transaction
 from rewards_service.store.fields import utcnow
 from rewards_service.store.models import Code, CodePool, Issuance, Reward
 
@@ -66,40 +66,26 @@ def _answerable(outcome: Outcome) -> Outcome:
     return outcome
 
 
-def _idempotent(
-    program_id: str,
-    request_id: str,
-    fingerprints: tuple[str, ...],
-    ref: ParticipantRef,
-    create,
-    answerable: Callable[[Outcome], Outcome] = _answerable,
-    locks: list[RowKey] | None = None,
-) -> Outcome:
-    """Replay the original issuance of a request_id, or create one. Concurrent first calls
-    race on the unique (program, request_id) key; the losers replay the winner.
-    `answerable` sees the outcome inside the transaction, before the commit: raising there
-    refuses the call and rolls it back."""
-    # A committed request_id is found with a plain read: replays never queue for the writer.
-    if request_id and (earlier := _replay(program_id, request_id, fingerprints, ref)):
-        return answerable((earlier, True))
+def _issue_once(
+    program_id: str, request: IssueRequest, answer: Callable[[Outcome], R]
+) -> Once[Issuance, R]:
+    v = Violations()
+    check_issue_request(v, request)
+    v.raise_if_any()
+    assert request.participant is not None
+    ref, fingerprints = request.participant, request.fingerprints()
 
-    def work() -> Outcome:
-        # Again inside: a first call with this request_id may have committed (or gone ahead
-        # in the same group) since the read above; it replays instead of being refused.
-        if request_id and (earlier := _replay(program_id, request_id, fingerprints, ref)):
-            return answerable((earlier, True))
-        return answerable((create(), False))
+    def earlier() -> Issuance | None:
+        return _replay(program_id, request.request_id, fingerprints, ref)
 
-    def on_conflict() -> Outcome:
-        earlier = _replay(program_id, request_id, fingerprints, ref)
-        if earlier is None:
-            raise peewee.IntegrityError("conflict on a key other than request_id")
-        return answerable((earlier, True))
-
-    return in_transaction(work, on_conflict=on_conflict if request_id else None, locks=locks or ())
-
-
-# IssueReward
+    return Once(
+        request.request_id,
+        earlier,
+        lambda: _issue(program_id, request),
+        lambda row, replayed: answer((row, replayed)),
+        # Its reward's row is the one every issue of that reward waits on.
+        locks=[("reward", request.reward_id)],
+    )
 
 
 def issue_reward(
@@ -107,20 +93,18 @@ def issue_reward(
     request: IssueRequest,
     answerable: Callable[[Outcome], Outcome] = _answerable,
 ) -> Outcome:
-    v = Violations()
-    check_issue_request(v, request)
-    v.raise_if_any()
-    assert request.participant is not None
-    return _idempotent(
-        program_id,
-        request.request_id,
-        request.fingerprints(),
-        request.participant,
-        lambda: _issue(program_id, request),
-        answerable,
-        # Its reward's row is the one every issue of that reward waits on.
-        locks=[("reward", request.reward_id)],
-    )
+    """`answerable` sees the outcome inside the transaction, before the commit: raising there
+    refuses the call and rolls it back."""
+    return _issue_once(program_id, request, answerable).run()
+
+
+async def issue_reward_async(
+    program_id: str, request: IssueRequest, answer: Callable[[Outcome], R]
+) -> R:
+    """IssueReward from the event loop: the replay lookup, every check and every effect run
+    as one unit on the store's writer, and `answer` builds the caller's answer there, before
+    the commit (so an answer that cannot be built changes nothing)."""
+    return await _issue_once(program_id, request, answer).run_async()
 
 
 def answer_too_large(limit: int) -> ResourceExhausted:
@@ -497,9 +481,13 @@ def grant_custom_reward(program_id: str, request: GrantRequest) -> Outcome:
         )
 
     assert request.participant is not None
-    return _idempotent(
-        program_id, request.client_reference, request.fingerprints(), request.participant, create
-    )
+    ref, fingerprints = request.participant, request.fingerprints()
+    return Once(
+        request.client_reference,
+        lambda: _replay(program_id, request.client_reference, fingerprints, ref),
+        create,
+        lambda row, replayed: (row, replayed),
+    ).run()
 
 
 # Reads and the issuance lifecycle

@@ -1,6 +1,7 @@
 """Queries shared by the use cases. Every lookup is scoped to a program: another program's
 resource is simply not found."""
 
+import json
 from functools import cache
 from operator import attrgetter
 from typing import TypeVar
@@ -14,7 +15,7 @@ from rewards_service.domain.pagination import PageRequest, next_token
 from rewards_service.store import fast
 from rewards_service.store.db import is_sqlite
 from rewards_service.store.fields import utcnow
-from rewards_service.store.models import Asset, Code, CodePool, Reward
+from rewards_service.store.models import Asset, Code, CodePool, Participant, Reward
 
 M = TypeVar("M", bound=peewee.Model)
 S = common.RewardStatus
@@ -219,3 +220,19 @@ def insert_codes(pool_id: str, codes: list[str]) -> int:
     time building the SQL of a 10k-code call."""
     params = [value for code in codes for value in (pool_id, code, Code.STATUS_AVAILABLE)]
     return fast.execute(_insert_codes_sql(len(codes)), *params).rowcount
+
+
+def mentions_segment(segment: str) -> peewee.Node:
+    """A LIKE pre-filter on the stored JSON (the exact match runs after). The pattern is raw
+    text, kept away from the JSON column's converter, with LIKE's own characters escaped."""
+    stored = f'"segment":{json.dumps(segment)}'
+    escaped = stored.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return peewee.NodeList(
+        (
+            Participant.segments,
+            peewee.SQL("LIKE"),
+            peewee.Value(f"%{escaped}%", converter=False),
+            peewee.SQL("ESCAPE"),
+            peewee.Value("\\", converter=False),
+        )
+    )
