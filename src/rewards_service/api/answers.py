@@ -48,6 +48,8 @@ def cached_bytes() -> int:
 
 
 def _key_of(method: str, program: str, request: Message) -> _Key | None:
+    if getattr(request, "request_id", None) == "":
+        return None  # an IssueReward without request_id is never a replay: nothing to reuse
     request.DiscardUnknownFields()
     if request.ByteSize() > MAX_REQUEST_BYTES:
         return None

@@ -50,12 +50,13 @@ R = TypeVar("R")
 
 
 def _replay(
-    program_id: str, request_id: str, fingerprints: tuple[str, ...], ref: ParticipantRef
+    program_id: str, request_id: str, request: IssueRequest | GrantRequest, ref: ParticipantRef
 ) -> Issuance | None:
     earlier = queries.find_by_request_id(Issuance, program_id, request_id)
     if earlier is None:
         return None
-    if earlier.request_hash not in fingerprints or not same_participant(
+    # Fingerprints are computed only for a request_id already used: most calls have none.
+    if earlier.request_hash not in request.fingerprints() or not same_participant(
         ref, earlier.participant_id
     ):
         raise idempotency_key_reused(request_id, issuance_id=earlier.id)
@@ -73,10 +74,10 @@ def _issue_once(
     check_issue_request(v, request)
     v.raise_if_any()
     assert request.participant is not None
-    ref, fingerprints = request.participant, request.fingerprints()
+    ref = request.participant
 
     def earlier() -> Issuance | None:
-        return _replay(program_id, request.request_id, fingerprints, ref)
+        return _replay(program_id, request.request_id, request, ref)
 
     return Once(
         request.request_id,
@@ -481,10 +482,10 @@ def grant_custom_reward(program_id: str, request: GrantRequest) -> Outcome:
         )
 
     assert request.participant is not None
-    ref, fingerprints = request.participant, request.fingerprints()
+    ref = request.participant
     return Once(
         request.client_reference,
-        lambda: _replay(program_id, request.client_reference, fingerprints, ref),
+        lambda: _replay(program_id, request.client_reference, request, ref),
         create,
         lambda row, replayed: (row, replayed),
     ).run()
