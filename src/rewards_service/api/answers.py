@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 
 from google.protobuf.message import Message
 
-from rewards_service.store.db import change_token
+from rewards_service.services.records import change_token
 
 REUSABLE = frozenset(
     {

@@ -13,14 +13,15 @@ from rewards_service.domain.participants import ParticipantRef
 from rewards_service.domain.validation import Violations, format_amount
 from rewards_service.services.paging import page_token_secret
 from rewards_service.services.participants import BalanceView
-from rewards_service.store import fast, queries
-from rewards_service.store.models import (
+from rewards_service.services.records import (
     Asset,
     CodePool,
     Issuance,
     LedgerEntry,
     Participant,
     Reward,
+    asset_scale,
+    memoized,
 )
 
 # Timestamp's own valid range (0001-01-01 .. 9999-12-31).
@@ -99,7 +100,7 @@ def config_out(kind: str, config: dict[str, object]) -> Message:
     return message_type(**config)
 
 
-@fast.memoized
+@memoized
 def reward_out(row: Reward) -> catalog_pb2.Reward:
     msg = catalog_pb2.Reward(
         id=row.id,
@@ -128,7 +129,7 @@ def reward_out(row: Reward) -> catalog_pb2.Reward:
         redeemed_count=row.redeemed_count,
         created_at=timestamp_out(row.created_at),
         updated_at=timestamp_out(row.updated_at),
-        etag=queries.etag(row),
+        etag=rules.etag(row.version),
     )
     kind = rules.CONFIG_FOR_TYPE.get(row.type)
     if kind:
@@ -189,7 +190,7 @@ def balance_out(view: BalanceView) -> participants_pb2.Balance:
 
 
 def ledger_entry_out(row: LedgerEntry) -> participants_pb2.LedgerEntry:
-    scale = queries.asset_scale(row.asset_id)
+    scale = asset_scale(row.asset_id)
     return participants_pb2.LedgerEntry(
         id=row.id,
         participant_id=row.participant_id,
@@ -224,7 +225,7 @@ def issue_request_in(v: Violations, msg: issuance_pb2.IssueRewardRequest) -> Iss
 def _asset_amount(asset_id: str | None, units: int) -> common_pb2.AssetAmount | None:
     if not asset_id:
         return None
-    amount = format_amount(units, queries.asset_scale(asset_id))
+    amount = format_amount(units, asset_scale(asset_id))
     return common_pb2.AssetAmount(asset_id=asset_id, amount=amount)
 
 
@@ -232,7 +233,7 @@ def _from_iso(text: str) -> timestamp_pb2.Timestamp | None:
     return timestamp_out(datetime.fromisoformat(text))
 
 
-@fast.memoized
+@memoized
 def issuance_out(row: Issuance) -> issuance_pb2.Issuance:
     snapshot = issuance_pb2.RewardSnapshot(name=row.reward_snapshot.get("name", ""))
     kind = row.reward_snapshot.get("kind")

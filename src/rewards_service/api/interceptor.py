@@ -22,7 +22,7 @@ from rewards_service.api.errors import internal_error, status_code, to_grpc_stat
 from rewards_service.auth import Caller, check_role, current_caller, key_from_metadata
 from rewards_service.domain.errors import FieldViolation, InvalidArgument, RewardsError
 from rewards_service.services.programs import authenticate, remembered
-from rewards_service.store.db import session
+from rewards_service.services.records import session
 
 log = structlog.get_logger("rewards.rpc")
 OWN_SERVICES = "/rewards.v1."

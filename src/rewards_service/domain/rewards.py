@@ -5,7 +5,12 @@ from datetime import datetime
 
 from rewards.v1 import common_pb2 as common
 
-from rewards_service.domain.errors import FailedPrecondition, FieldViolation, InvalidArgument
+from rewards_service.domain.errors import (
+    Aborted,
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+)
 from rewards_service.domain.validation import (
     Violations,
     check_name,
@@ -261,3 +266,17 @@ def stock_status(
     if status == S.REWARD_STATUS_OUT_OF_STOCK and not sold_out:
         return S.REWARD_STATUS_ACTIVE
     return status
+
+
+def etag(version: int) -> str:
+    """A reward's etag (AIP-154): its version, bumped on every change the etag covers."""
+    return f"v{version}"
+
+
+def check_etag(version: int, expected: str) -> None:
+    if expected and expected != etag(version):
+        raise Aborted(
+            "The reward changed since it was read; read it again and retry.",
+            reason="ETAG_MISMATCH",
+            metadata={"current_etag": etag(version)},
+        )

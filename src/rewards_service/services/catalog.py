@@ -159,7 +159,7 @@ def update_reward(
 ) -> Reward:
     def work() -> Reward:
         row = queries.get_reward(program_id, reward_id, for_update=True)
-        queries.check_etag(row, etag)
+        rules.check_etag(row.version, etag)
         current = queries.reward_spec(row)
         merged = replace(current)
         for path in paths:
@@ -194,7 +194,7 @@ def update_reward(
 def delete_reward(program_id: str, reward_id: str, etag: str) -> Reward:
     def work() -> Reward:
         row = queries.get_reward(program_id, reward_id, for_update=True)
-        queries.check_etag(row, etag)
+        rules.check_etag(row.version, etag)
         if row.status == S.REWARD_STATUS_ARCHIVED:
             return row
         rules.check_transition(row.status, S.REWARD_STATUS_ARCHIVED)

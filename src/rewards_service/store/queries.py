@@ -10,7 +10,7 @@ import peewee
 from rewards.v1 import common_pb2 as common
 
 from rewards_service.domain import rewards as rules
-from rewards_service.domain.errors import Aborted, NotFound
+from rewards_service.domain.errors import NotFound
 from rewards_service.domain.pagination import PageRequest, next_token
 from rewards_service.store import fast
 from rewards_service.store.db import is_sqlite
@@ -120,19 +120,6 @@ def keyset_page(
     rows = rows[: page.size]
     last = str(getattr(rows[-1], key.name)) if rows else None
     return rows, next_token(page, last, has_more)
-
-
-def etag(row: Reward) -> str:
-    return f"v{row.version}"
-
-
-def check_etag(row: Reward, expected: str) -> None:
-    if expected and expected != etag(row):
-        raise Aborted(
-            "The reward changed since it was read; read it again and retry.",
-            reason="ETAG_MISMATCH",
-            metadata={"current_etag": etag(row)},
-        )
 
 
 def reward_spec(row: Reward) -> rules.RewardSpec:
