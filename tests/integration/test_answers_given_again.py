@@ -163,11 +163,11 @@ def test_kept_answers_are_bounded_by_bytes(admin, monkeypatch):
     _sqlite_only()
     big = {f"key{i}": "v" * 1024 for i in range(50)}
     rewards = [f.reward(admin, name=f"r{i}", metadata=big) for i in range(6)]
-    monkeypatch.setattr(answers, "MAX_BYTES", 3 * 60 * 1024)
+    monkeypatch.setattr(answers._given, "max_bytes", 3 * 60 * 1024)
     for _ in range(2):
         for reward in rewards:
             assert f.get_reward(admin, reward.id).metadata == big
-            assert answers.cached_bytes() <= answers.MAX_BYTES
+            assert answers.cached_bytes() <= 3 * 60 * 1024
     kept = _kept_keys(admin.program_id)
     assert 1 <= len(kept) <= 3
     # The newest answers stay, the oldest went.

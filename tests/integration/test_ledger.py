@@ -288,9 +288,10 @@ def test_entries_list_in_commit_order_when_a_replicas_clock_is_behind(admin):
             .where((LedgerEntry.participant == user.id) & (LedgerEntry.asset == points.id))
             .order_by(LedgerEntry.created_at)
         )
-        # The later entry's id sorts just before the first's, as another host's could.
-        LedgerEntry.update(id=f"{first.id[:-1]}0").where(LedgerEntry.id == last.id).execute()
+        # The later entry's id sorts just before the first's, as another host's could. The
+        # first is renamed first: its id may already end in the later one's new last digit.
         LedgerEntry.update(id=f"{first.id[:-1]}1").where(LedgerEntry.id == first.id).execute()
+        LedgerEntry.update(id=f"{first.id[:-1]}0").where(LedgerEntry.id == last.id).execute()
     entries = f.ledger_entries(admin, user.id, points.id)
     assert [(e.delta, e.balance_after) for e in entries] == [
         ("-10.00", "90.00"),

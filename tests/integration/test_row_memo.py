@@ -66,3 +66,32 @@ def test_replays_after_a_status_change_show_the_new_status(admin):
     again = factories.issue(admin, reward.id, scene.user.id, request_id=request_id)
     assert again.idempotent_replay
     assert again.issuance.status == common_pb2.ISSUANCE_STATUS_CLAIMED
+
+
+def test_a_json_value_changed_in_place_stays_in_its_own_row(admin):
+    made = factories.reward(admin, segments=[("gold", "eu")])
+    first, second = _read(admin.program_id, made.id), _read(admin.program_id, made.id)
+    first.segments.append({"segment": "tampered", "partition": ""})
+    first.config["tampered"] = True
+    assert first.segments is not second.segments
+    assert [s["segment"] for s in second.segments] == ["gold"]
+    third = _read(admin.program_id, made.id)
+    assert [s["segment"] for s in third.segments] == ["gold"]
+    assert "tampered" not in third.config
+    # The changed row is no longer "as stored", so nothing built from it is shared.
+    assert not fast.is_unchanged(first)
+    assert fast.is_unchanged(third)
+
+
+def test_the_row_memo_is_bounded_by_bytes(admin, monkeypatch):
+    monkeypatch.setattr(fast._stored, "max_bytes", 64 * 1024)
+    big = {f"key{i}": "v" * 1024 for i in range(20)}  # about 21 KiB of stored text a row
+    made = [factories.reward(admin, metadata=big) for _ in range(8)]
+    for reward in made:
+        assert _read(admin.program_id, reward.id).metadata == big
+        assert fast._stored.held_bytes() <= 64 * 1024
+    # The newest row is kept, the oldest went.
+    with session():
+        newest = _read(admin.program_id, made[-1].id)
+    assert fast.is_unchanged(newest)
+    assert len([1 for key in fast._stored if key[0] is Reward and made[0].id in key[2]]) == 0

@@ -11,11 +11,11 @@ kept is therefore always a replay's, its original issuance as stored now. Refusa
 reused (a window may open, a limit may roll over, without any commit).
 """
 
-import threading
 from collections.abc import Awaitable, Callable
 
 from google.protobuf.message import Message
 
+from rewards_service.bounded import BoundedCache
 from rewards_service.services.records import change_token
 
 REUSABLE = frozenset(
@@ -37,14 +37,12 @@ MAX_REQUEST_BYTES = 4096
 # parsed, without unknown fields and serialized deterministically. Unknown fields change
 # nothing in the answer, so varying them must not make new entries.
 _Key = tuple[str, str, bytes]
-_given: dict[_Key, tuple[bytes, Message, int]] = {}  # key -> (change token, answer, cost)
-_held = 0  # sum of the costs in _given
-_keeping = threading.Lock()
+_given: BoundedCache[_Key, tuple[bytes, Message]] = BoundedCache(MAX_BYTES)  # (token, answer)
 
 
 def cached_bytes() -> int:
     """What the kept answers count for, in bytes (see MAX_BYTES)."""
-    return _held
+    return _given.held_bytes()
 
 
 def _key_of(method: str, program: str, request: Message) -> _Key | None:
@@ -57,18 +55,8 @@ def _key_of(method: str, program: str, request: Message) -> _Key | None:
 
 
 def _keep(key: _Key, token: bytes, answer: Message) -> None:
-    global _held
     cost = ENTRY_OVERHEAD + len(key[0]) + len(key[1]) + len(key[2]) + answer.ByteSize()
-    if cost > MAX_BYTES:
-        return
-    with _keeping:
-        replaced = _given.pop(key, None)
-        if replaced is not None:
-            _held -= replaced[2]
-        while _given and _held + cost > MAX_BYTES:
-            _held -= _given.pop(next(iter(_given)))[2]  # dicts keep insertion order
-        _given[key] = (token, answer, cost)
-        _held += cost
+    _given.put(key, (token, answer), cost)
 
 
 def _earlier(key: _Key | None) -> tuple[bytes | None, Message | None]:

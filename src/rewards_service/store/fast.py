@@ -9,6 +9,7 @@ from typing import TypeVar
 import orjson
 import peewee
 
+from rewards_service.bounded import BoundedCache
 from rewards_service.store.db import change_token, database, is_sqlite
 from rewards_service.store.fields import JSONField, TimestampField
 
@@ -46,28 +47,31 @@ def _loaded(model: type[M], data: dict[str, object]) -> M:
 
 # Rows read again unchanged are the common case on hot reads (a replay, a reward fetched over
 # and over), so their converted values, and what callers build from them (see memoized), are
-# reused, keyed by the row exactly as stored. Code changes rows by assigning fields, never by
-# mutating a JSON value in place: a row whose data is still what was read is unchanged.
-MEMO_SIZE = 4096
+# reused, keyed by the row exactly as stored. Code changes rows by assigning fields; a JSON
+# value (a list of segments, a config) is parsed afresh for every row handed out, so changing
+# it in place changes that row only, never the memo or another reader's row.
+MEMO_BYTES = 8 * 1024 * 1024
+# What an entry costs beyond the text it holds: the key, the dicts, the converted values.
+ENTRY_OVERHEAD = 512
 
 
 class _Stored:
     """A row as stored: its converted values, and what was built from them."""
 
-    __slots__ = ("built", "data")
+    __slots__ = ("built", "data", "json")
 
-    def __init__(self, data: dict[str, object]) -> None:
+    def __init__(self, data: dict[str, object], json: tuple[tuple[str, Callable, str], ...]):
         self.data = data
+        # (name, converter, stored text) of the JSON columns, parsed again per row.
+        self.json = json
         self.built: dict[Callable, object] = {}
 
 
-_stored: dict[tuple, _Stored] = {}
+def _cost(values: tuple) -> int:
+    return ENTRY_OVERHEAD + sum(len(v) for v in values if isinstance(v, str | bytes))
 
 
-def _keep(memo: dict, key: object, value: object) -> None:
-    if len(memo) >= MEMO_SIZE:
-        memo.clear()  # crude but lock-free; a hot entry is back after one read
-    memo[key] = value
+_stored: BoundedCache[tuple, _Stored] = BoundedCache(MEMO_BYTES)
 
 
 def _models(model: type[M], cursor) -> list[M]:
@@ -85,15 +89,22 @@ def _built(model: type[M], columns: tuple[str, ...], records: list[tuple]) -> li
                 {
                     name: value if value is None or convert is None else convert(value)
                     for (name, convert), value in zip(readers, values, strict=True)
-                }
+                },
+                tuple(
+                    (name, convert, value)
+                    for (name, convert), value in zip(readers, values, strict=True)
+                    if isinstance(value, str) and convert is not None
+                ),
             )
-            _keep(_stored, key, stored)
+            _stored.put(key, stored, _cost(values))
         rows.append(_from_stored(model, stored))
     return rows
 
 
 def _from_stored(model: type[M], stored: _Stored) -> M:
     row = _loaded(model, stored.data)
+    for name, convert, text in stored.json:
+        row.__data__[name] = convert(text)
     row._stored = stored
     return row
 
@@ -122,7 +133,7 @@ def memoized(build: Callable[[M], R]) -> Callable[[M], R]:
 # Results of the hot queries outside transactions, with the change token read before each
 # query: while no commit happens anywhere, asking again returns the same rows without
 # calling into SQLite (see wal_header.py for why that matters).
-_results: dict[tuple, tuple[bytes, list[_Stored]]] = {}
+_results: BoundedCache[tuple, tuple[bytes, list[_Stored]]] = BoundedCache(MEMO_BYTES)
 
 
 def select_all(model: type[M], text: str, *params: object) -> list[M]:
@@ -138,7 +149,7 @@ def select_all(model: type[M], text: str, *params: object) -> list[M]:
     # Only what was found is kept: its key matched stored values, where a miss's key is
     # whatever a caller sent (up to the message size limit).
     if rows:
-        _keep(_results, key, (token, [row._stored for row in rows]))
+        _results.put(key, (token, [row._stored for row in rows]), _cost((text, *params)))
     return rows
 
 
