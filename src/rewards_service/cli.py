@@ -3,34 +3,50 @@
 import argparse
 import dataclasses
 import json
-import os
 import sys
 
 import peewee
 
+from rewards_service import logging as rewards_logging
 from rewards_service.auth import ROLES
+from rewards_service.config import (
+    ADMIN_SETTINGS,
+    ConfigError,
+    Parser,
+    add_options,
+    fail,
+    given_options,
+    resolve,
+    version,
+)
 from rewards_service.domain.errors import RewardsError
 from rewards_service.services import programs
 from rewards_service.store.db import bind, open_database, session
 from rewards_service.store.migrations import migrate
 
+PROG = "rewards-admin"
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="rewards-admin",
-        description="Manage programs and API keys of a rewards database.",
-    )
-    p.add_argument(
-        "--database-url",
-        default=os.environ.get("REWARDS_DATABASE_URL", "sqlite:///rewards.db"),
-        help="sqlite:///file.db or postgresql://... (default: REWARDS_DATABASE_URL)",
-    )
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    # --json may also follow the command; SUPPRESS keeps a top-level --json from being reset.
-    after = argparse.ArgumentParser(add_help=False)
-    after.add_argument(
+
+def _common() -> argparse.ArgumentParser:
+    """Options every command takes, before or after its name. SUPPRESS: an option given
+    before the command is not reset by the command's own copy."""
+    common = argparse.ArgumentParser(add_help=False)
+    add_options(common, ADMIN_SETTINGS, suppress=True)
+    common.add_argument(
         "--json", action="store_true", default=argparse.SUPPRESS, help="print one JSON object"
     )
+    return common
+
+
+def _parser() -> argparse.ArgumentParser:
+    after = _common()
+    p = Parser(
+        prog=PROG,
+        description="Manage programs and API keys of a rewards database. Options may come "
+        "before or after the command.",
+        parents=[after],
+    )
+    p.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     c = sub.add_parser(
@@ -96,7 +112,13 @@ def _print_text(result: dict) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     try:
-        bind(open_database(args.database_url, pool_size=2))
+        config = resolve(given_options(args, ADMIN_SETTINGS), ADMIN_SETTINGS)
+    except ConfigError as exc:
+        fail(PROG, str(exc))
+    args.json = getattr(args, "json", False)
+    rewards_logging.configure(config.log_format, config.log_level)
+    try:
+        bind(open_database(config.database_url, pool_size=2))
         migrate()
         with session():
             result = _run(args)

@@ -165,6 +165,17 @@ def build_server(config: Config, *, reuse_port: bool = False) -> RunningServer:
 
 async def _serve_one(config: Config, *, reuse_port: bool) -> None:
     running = await start_server(config, reuse_port=reuse_port)
+    stopping: list[asyncio.Task] = []
+
+    def on_signal(signum: int) -> None:
+        if not stopping:
+            log.info("stopping", signal=signal.Signals(signum).name, grace=config.grace_seconds)
+            stopping.append(asyncio.ensure_future(running.drain(config.grace_seconds)))
+
+    # Before "serving": whoever waits for that line may signal at once.
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
     host = config.listen.rsplit(":", 1)[0]
     log.info(
         "serving",
@@ -173,16 +184,6 @@ async def _serve_one(config: Config, *, reuse_port: bool) -> None:
         tls=bool(config.tls_cert),
         mtls=bool(config.tls_client_ca),
     )
-    stopping: list[asyncio.Task] = []
-
-    def on_signal(signum: int) -> None:
-        if not stopping:
-            log.info("stopping", signal=signal.Signals(signum).name, grace=config.grace_seconds)
-            stopping.append(asyncio.ensure_future(running.drain(config.grace_seconds)))
-
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, on_signal, signum)
     await running.server.wait_for_termination()
     if stopping:
         await stopping[0]
@@ -235,6 +236,7 @@ def _run_workers(config: Config) -> int:
 
 def serve(config: Config) -> int:
     rewards_logging.configure(config.log_format, config.log_level, with_pid=config.workers > 1)
+    programs.AUTH_CACHE_SECONDS = config.auth_cache_seconds
     try:
         created = prepare_database(config)
     except (peewee.OperationalError, ValueError) as exc:

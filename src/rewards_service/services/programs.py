@@ -1,6 +1,5 @@
 """Programs (tenants) and their API keys: used by the operator CLI and by authentication."""
 
-import os
 import time
 from dataclasses import dataclass
 
@@ -83,7 +82,8 @@ def list_keys(program_id: str) -> list[ApiKey]:
 
 # Valid keys are remembered briefly so a hot path does not query for every call. A key revoked
 # through another process stops working within this many seconds; in this process, at once.
-AUTH_CACHE_SECONDS = float(os.environ.get("REWARDS_AUTH_CACHE_SECONDS", "1.0"))
+# Set from the server's configuration (REWARDS_AUTH_CACHE_SECONDS), checked there.
+AUTH_CACHE_SECONDS = 1.0
 _valid_keys: dict[str, tuple[Caller, float]] = {}
 
 
