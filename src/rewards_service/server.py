@@ -8,7 +8,7 @@ import signal
 import socket
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent import futures
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -38,7 +38,7 @@ from rewards_service.api.streams import (
     BoundedReflectionServicer,
     OpenStreams,
 )
-from rewards_service.config import Config, parse_args
+from rewards_service.config import Config, parse_args, split_address
 from rewards_service.services import programs
 from rewards_service.store.db import bind, open_database, release_connections, session
 from rewards_service.store.migrations import migrate
@@ -86,6 +86,36 @@ def prepare_database(config: Config) -> programs.IssuedKey | None:
     return created
 
 
+class CannotListen(Exception):
+    def __init__(self, address: str, reason: str) -> None:
+        super().__init__(f"cannot listen on {address}: {reason}")
+        self.address = address
+        self.reason = reason
+
+
+def check_address_free(listen: str) -> None:
+    """Bind the address as gRPC will (SO_REUSEADDR, no SO_REUSEPORT) and let it go, so that a
+    port in use is found before anything else happens, with the system's reason. gRPC's own
+    failure is a log line of its core and a bare RuntimeError."""
+    host, port = split_address(listen)
+    if port == 0:
+        return
+    try:
+        found = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise CannotListen(listen, exc.strerror) from None
+    reason = "no address"
+    for family, kind, _, _, address in found:
+        with socket.socket(family, kind) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(address)
+                return  # gRPC binds every address it can, and is content with one
+            except OSError as exc:
+                reason = exc.strerror or str(exc)
+    raise CannotListen(listen, reason)
+
+
 def _credentials(config: Config) -> grpc.ServerCredentials | None:
     if not config.tls_cert:
         return None
@@ -99,8 +129,15 @@ def _credentials(config: Config) -> grpc.ServerCredentials | None:
     return grpc.ssl_server_credentials([pair])
 
 
-async def start_server(config: Config, *, reuse_port: bool = False) -> RunningServer:
-    """A started server on the running loop. reuse_port only for workers sharing one port."""
+async def start_server(
+    config: Config,
+    *,
+    reuse_port: bool = False,
+    before_start: Callable[[], None] | None = None,
+) -> RunningServer:
+    """A started server on the running loop. reuse_port only for workers sharing one port.
+    `before_start` runs once the port is bound, before any call is taken; if it raises, the
+    server is stopped and the error goes on."""
     executor = futures.ThreadPoolExecutor(max_workers=config.threads, thread_name_prefix="rpc")
     server = grpc.aio.server(
         interceptors=[RpcInterceptor(executor, config.threads)],
@@ -134,12 +171,24 @@ async def start_server(config: Config, *, reuse_port: bool = False) -> RunningSe
     reflection_pb2_grpc.add_ServerReflectionServicer_to_server(reflection_servicer, server)
     add_v1_reflection(reflection_servicer, server)
     credentials = _credentials(config)
-    if credentials is None:
-        port = server.add_insecure_port(config.listen)
-    else:
-        port = server.add_secure_port(config.listen, credentials)
+    try:
+        if credentials is None:
+            port = server.add_insecure_port(config.listen)
+        else:
+            port = server.add_secure_port(config.listen, credentials)
+    except RuntimeError:
+        port = 0
     if port == 0:
-        raise RuntimeError(f"cannot listen on {config.listen}")
+        executor.shutdown(wait=False)
+        raise CannotListen(config.listen, "cannot bind it")
+    if before_start is not None:
+        # Bound, not yet serving: what must not happen unless the server can start.
+        try:
+            before_start()
+        except BaseException:
+            await server.stop(None)
+            executor.shutdown(wait=False)
+            raise
     await server.start()
     return RunningServer(server, port, health_servicer, asyncio.get_running_loop(), executor)
 
@@ -163,8 +212,10 @@ def build_server(config: Config, *, reuse_port: bool = False) -> RunningServer:
     return started.result()
 
 
-async def _serve_one(config: Config, *, reuse_port: bool) -> None:
-    running = await start_server(config, reuse_port=reuse_port)
+async def _serve_one(
+    config: Config, *, reuse_port: bool, before_start: Callable[[], None] | None = None
+) -> None:
+    running = await start_server(config, reuse_port=reuse_port, before_start=before_start)
     stopping: list[asyncio.Task] = []
 
     def on_signal(signum: int) -> None:
@@ -201,7 +252,10 @@ def _reserved_port(listen: str) -> Iterator[str]:
     sock = socket.socket(family, kind)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind(address)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            raise CannotListen(listen, exc.strerror or str(exc)) from None
         yield f"{host}:{sock.getsockname()[1]}"
     finally:
         sock.close()
@@ -212,6 +266,7 @@ def _run_workers(config: Config) -> int:
     SO_REUSEPORT, and the kernel spreads connections over them."""
     children = []
     with _reserved_port(config.listen) as listen:
+        _prepare_and_announce(config)
         worker_config = replace(config, listen=listen)
         for _ in range(config.workers):
             pid = os.fork()
@@ -234,14 +289,16 @@ def _run_workers(config: Config) -> int:
     return status
 
 
-def serve(config: Config) -> int:
-    rewards_logging.configure(config.log_format, config.log_level, with_pid=config.workers > 1)
-    programs.AUTH_CACHE_SECONDS = config.auth_cache_seconds
+class DatabaseUnavailable(Exception):
+    pass
+
+
+def _prepare_and_announce(config: Config) -> None:
+    """Migrate and bootstrap; print the bootstrap key, if one was made."""
     try:
         created = prepare_database(config)
-    except (peewee.OperationalError, ValueError) as exc:
-        log.error("database_unavailable", error=str(exc).strip().splitlines()[0])
-        return 1
+    except (peewee.OperationalError, peewee.InterfaceError, ValueError) as exc:
+        raise DatabaseUnavailable(str(exc).strip().splitlines()[0]) from None
     if created is not None:
         # Printed, never logged: the key is a secret and is shown exactly this once.
         print(
@@ -249,9 +306,27 @@ def serve(config: Config) -> int:
             f"Admin API key (shown once, store it now): {created.api_key}",
             flush=True,
         )
-    if config.workers > 1:
-        return _run_workers(config)
-    asyncio.run(_serve_one(config, reuse_port=False))
+
+
+def serve(config: Config) -> int:
+    """Bind first, then migrate and bootstrap, then serve: a start that fails (a port in
+    use, a database out of reach) creates nothing, and a bootstrap key printed is one a
+    running server accepts."""
+    rewards_logging.configure(config.log_format, config.log_level, with_pid=config.workers > 1)
+    programs.AUTH_CACHE_SECONDS = config.auth_cache_seconds
+    try:
+        check_address_free(config.listen)
+        if config.workers > 1:
+            return _run_workers(config)
+        asyncio.run(
+            _serve_one(config, reuse_port=False, before_start=lambda: _prepare_and_announce(config))
+        )
+    except CannotListen as exc:
+        log.error("cannot_listen", address=exc.address, error=exc.reason)
+        return 1
+    except DatabaseUnavailable as exc:
+        log.error("database_unavailable", error=str(exc))
+        return 1
     return 0
 
 
