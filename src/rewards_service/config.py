@@ -219,7 +219,10 @@ class Parser(argparse.ArgumentParser):
     """Usage mistakes end with one line and exit status 2, like a bad setting."""
 
     def error(self, message: str) -> NoReturn:
-        fail(self.prog, f"{message} (see {self.prog} --help)")
+        # A subcommand's prog is "rewards-admin list-keys": the line starts with the program.
+        program, _, command = self.prog.partition(" ")
+        where = f"{command}: " if command else ""
+        fail(program, f"{where}{message} (see {self.prog} --help)")
 
 
 def fail(prog: str, message: str) -> NoReturn:

@@ -9,34 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import assert_usage_error, run_command
+
 BIN = Path(sys.executable).parent
 SERVER = BIN / "rewards-server"
 ADMIN = BIN / "rewards-admin"
-
-
-def run(command: Path, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None):
-    # Only what the test gives: no REWARDS_* of the environment the suite runs in.
-    base = {k: v for k, v in os.environ.items() if not k.startswith("REWARDS_")}
-    return subprocess.run(
-        [str(command), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**base, **(env or {})},
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-    )
-
-
-def assert_one_line(done, prog: str, *expected: str) -> None:
-    assert done.returncode == 2, (done.returncode, done.stderr)
-    assert done.stdout == ""
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1, done.stderr
-    assert lines[0].startswith(f"{prog}: "), lines[0]
-    for text in expected:
-        assert text in lines[0]
-    assert "Traceback" not in done.stderr
 
 
 BAD_VALUES = [
@@ -61,9 +38,9 @@ def test_a_bad_environment_value_is_one_line_and_exit_2(tmp_path, name, value, r
     db = tmp_path / "rewards.db"
     env = {"REWARDS_DATABASE_URL": f"sqlite:///{db}", f"REWARDS_{name}": value}
     args = [] if name == "LISTEN" else ["--listen", "127.0.0.1:0"]
-    done = run(SERVER, *args, env=env, cwd=tmp_path)
+    done = run_command(SERVER, *args, env=env, cwd=tmp_path)
     variable = f"REWARDS_{name}"
-    assert_one_line(done, "rewards-server", variable, reason)
+    assert_usage_error(done, "rewards-server", variable, reason)
     assert "hunter2" not in done.stderr
     # Checked before anything is opened: no database file, nothing else in the directory.
     assert list(tmp_path.iterdir()) == []
@@ -76,36 +53,36 @@ def test_the_same_value_as_a_flag_gets_the_same_answer(tmp_path, name, value, re
     args = ["--database-url", f"sqlite:///{db}", flag, value]
     if name != "LISTEN":
         args += ["--listen", "127.0.0.1:0"]
-    done = run(SERVER, *args, cwd=tmp_path)
-    assert_one_line(done, "rewards-server", flag, reason)
+    done = run_command(SERVER, *args, cwd=tmp_path)
+    assert_usage_error(done, "rewards-server", flag, reason)
     assert "hunter2" not in done.stderr
     assert list(tmp_path.iterdir()) == []
 
 
 def test_a_flag_wins_over_the_environment_and_is_checked_too(tmp_path):
     env = {"REWARDS_WORKERS": "abc"}
-    done = run(SERVER, "--workers", "x", "--listen", "127.0.0.1:0", env=env, cwd=tmp_path)
-    assert_one_line(done, "rewards-server", "--workers x", "whole number")
+    done = run_command(SERVER, "--workers", "x", "--listen", "127.0.0.1:0", env=env, cwd=tmp_path)
+    assert_usage_error(done, "rewards-server", "--workers x", "whole number")
 
 
 def test_tls_cert_and_key_go_together(tmp_path):
     cert = tmp_path / "cert.pem"
     cert.write_text("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n")
-    done = run(SERVER, "--tls-cert", str(cert), "--listen", "127.0.0.1:0", cwd=tmp_path)
-    assert_one_line(done, "rewards-server", "--tls-key")
+    done = run_command(SERVER, "--tls-cert", str(cert), "--listen", "127.0.0.1:0", cwd=tmp_path)
+    assert_usage_error(done, "rewards-server", "--tls-key")
     not_pem = tmp_path / "key.txt"
     not_pem.write_text("hello")
-    done = run(SERVER, "--tls-cert", str(cert), "--tls-key", str(not_pem), cwd=tmp_path)
-    assert_one_line(done, "rewards-server", "--tls-key", "not a PEM file")
+    done = run_command(SERVER, "--tls-cert", str(cert), "--tls-key", str(not_pem), cwd=tmp_path)
+    assert_usage_error(done, "rewards-server", "--tls-key", "not a PEM file")
 
 
 def test_an_unknown_flag_is_one_line_and_exit_2(tmp_path):
-    done = run(SERVER, "--listn", "127.0.0.1:0", cwd=tmp_path)
-    assert_one_line(done, "rewards-server", "--listn", "--help")
+    done = run_command(SERVER, "--listn", "127.0.0.1:0", cwd=tmp_path)
+    assert_usage_error(done, "rewards-server", "--listn", "--help")
 
 
 def test_help_lists_every_setting_with_its_default_and_variable():
-    done = run(SERVER, "--help")
+    done = run_command(SERVER, "--help")
     assert done.returncode == 0
     text = " ".join(done.stdout.split())
     for flag, env, default in [
@@ -121,14 +98,14 @@ def test_help_lists_every_setting_with_its_default_and_variable():
     ]:
         assert flag in text and env in text and default in text, flag
     assert "REWARDS_BOOTSTRAP_API_KEY" in text
-    admin = run(ADMIN, "--help")
+    admin = run_command(ADMIN, "--help")
     assert admin.returncode == 0
     assert "REWARDS_DATABASE_URL" in admin.stdout
 
 
 def test_version():
     for command, prog in ((SERVER, "rewards-server"), (ADMIN, "rewards-admin")):
-        done = run(command, "--version")
+        done = run_command(command, "--version")
         assert done.returncode == 0
         assert done.stdout.strip() == f"{prog} 0.1.0"
 

@@ -77,7 +77,13 @@ def revoke_key(key_id: str) -> ApiKey:
 
 
 def list_keys(program_id: str) -> list[ApiKey]:
+    if not Program.select().where(Program.id == program_id).exists():
+        raise NotFound(f"No program {program_id}.", reason="PROGRAM_NOT_FOUND")
     return list(ApiKey.select().where(ApiKey.program == program_id).order_by(ApiKey.id))
+
+
+def list_programs() -> list[Program]:
+    return list(Program.select().order_by(Program.id))
 
 
 # Valid keys are remembered briefly so a hot path does not query for every call. A key revoked
