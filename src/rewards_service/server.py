@@ -8,6 +8,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent import futures
 from dataclasses import dataclass, replace
@@ -261,31 +262,67 @@ def _reserved_port(listen: str) -> Iterator[str]:
         sock.close()
 
 
+# A worker that dies this soon after it started is replaced only after this long, so that a
+# worker that cannot start does not make the parent spin.
+RESTART_DELAY_SECONDS = 1.0
+
+
 def _run_workers(config: Config) -> int:
     """Fork N workers before any gRPC object exists; each binds the one reserved port with
-    SO_REUSEPORT, and the kernel spreads connections over them."""
-    children = []
+    SO_REUSEPORT, and the kernel spreads connections over them. A worker that dies is
+    replaced (the port stays reserved for it); SIGTERM/SIGINT go to every worker, and the
+    parent exits once they all have."""
     with _reserved_port(config.listen) as listen:
         _prepare_and_announce(config)
         worker_config = replace(config, listen=listen)
-        for _ in range(config.workers):
+        children: dict[int, float] = {}  # pid -> when it started (monotonic)
+        stopping: list[int] = []
+
+        def start_worker() -> int:
             pid = os.fork()
             if pid == 0:
-                asyncio.run(_serve_one(worker_config, reuse_port=True))
-                os._exit(0)
-            children.append(pid)
+                # Until the worker's loop sets its own: not the parent's forwarding handler.
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                code = 0
+                try:
+                    asyncio.run(_serve_one(worker_config, reuse_port=True))
+                except BaseException:
+                    log.exception("worker_failed")
+                    code = 1
+                os._exit(code)
+            children[pid] = time.monotonic()
+            if stopping:  # the signal came between the fork and the line above
+                os.kill(pid, stopping[0])
+            return pid
 
         def forward(signum, _frame):
-            for child in children:
+            stopping.append(signum)
+            for child in list(children):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(child, signum)
 
+        # Before the first fork: a signal from now on reaches every worker there is.
         signal.signal(signal.SIGTERM, forward)
         signal.signal(signal.SIGINT, forward)
+        for _ in range(config.workers):
+            start_worker()
         status = 0
-        for child in children:
-            _, code = os.waitpid(child, 0)
-            status = status or os.waitstatus_to_exitcode(code)
+        while children:
+            pid, wait_status = os.wait()
+            started = children.pop(pid, None)
+            if started is None:
+                continue
+            code = os.waitstatus_to_exitcode(wait_status)
+            if stopping:
+                status = status or code
+                continue
+            how = {"signal": signal.Signals(-code).name} if code < 0 else {"exit_code": code}
+            log.error("worker_died", worker_pid=pid, **how)
+            if time.monotonic() - started < RESTART_DELAY_SECONDS:
+                time.sleep(RESTART_DELAY_SECONDS)
+            if not stopping:
+                log.info("worker_restarted", worker_pid=start_worker(), replaced=pid)
     return status
 
 
