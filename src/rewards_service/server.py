@@ -41,7 +41,13 @@ from rewards_service.api.streams import (
 )
 from rewards_service.config import Config, parse_args, split_address
 from rewards_service.services import programs
-from rewards_service.store.db import bind, open_database, release_connections, session
+from rewards_service.store.db import (
+    bind,
+    database,
+    open_database,
+    release_connections,
+    session,
+)
 from rewards_service.store.migrations import migrate
 
 log = structlog.get_logger("rewards.server")
@@ -130,6 +136,55 @@ def _credentials(config: Config) -> grpc.ServerCredentials | None:
     return grpc.ssl_server_credentials([pair])
 
 
+def _service_names() -> list[str]:
+    return [
+        catalog_pb2.DESCRIPTOR.services_by_name["RewardCatalog"].full_name,
+        issuance_pb2.DESCRIPTOR.services_by_name["RewardIssuance"].full_name,
+        participants_pb2.DESCRIPTOR.services_by_name["Participants"].full_name,
+    ]
+
+
+def _database_answers() -> None:
+    with session():
+        database.execute_sql("SELECT 1")
+
+
+async def watch_database(running: RunningServer, every: float) -> None:
+    """Health follows the database: NOT_SERVING while it cannot be reached, SERVING again
+    once it answers. Checked every `every` seconds on a thread of its own, never per call;
+    a check that does not answer in time counts as a failure."""
+    checker = futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="health")
+    loop = asyncio.get_running_loop()
+    timeout = max(every, 2.0)
+    serving = True
+    check: asyncio.Future | None = None
+    try:
+        while True:
+            await asyncio.sleep(every)
+            if check is None or check.done():  # a hung check is not stacked on
+                check = loop.run_in_executor(checker, _database_answers)
+            error = None
+            try:
+                await asyncio.wait_for(asyncio.shield(check), timeout)
+            except TimeoutError:
+                error = f"no answer within {timeout:g} s"
+            except Exception as exc:
+                error = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+            if (error is None) == serving:
+                continue
+            serving = error is None
+            status = health_pb2.HealthCheckResponse.SERVING
+            if serving:
+                log.info("database_reachable")
+            else:
+                status = health_pb2.HealthCheckResponse.NOT_SERVING
+                log.error("database_unreachable", error=error)
+            for name in [*_service_names(), ""]:
+                await running.health.set(name, status)
+    finally:
+        checker.shutdown(wait=False)
+
+
 async def start_server(
     config: Config,
     *,
@@ -158,11 +213,7 @@ async def start_server(
     keyless_streams = OpenStreams()
     health_servicer = BoundedHealthServicer(keyless_streams)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    service_names = [
-        catalog_pb2.DESCRIPTOR.services_by_name["RewardCatalog"].full_name,
-        issuance_pb2.DESCRIPTOR.services_by_name["RewardIssuance"].full_name,
-        participants_pb2.DESCRIPTOR.services_by_name["Participants"].full_name,
-    ]
+    service_names = _service_names()
     for name in [*service_names, ""]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     reflection_servicer = BoundedReflectionServicer(
@@ -236,7 +287,9 @@ async def _serve_one(
         tls=bool(config.tls_cert),
         mtls=bool(config.tls_client_ca),
     )
+    watcher = asyncio.ensure_future(watch_database(running, config.health_check_seconds))
     await running.server.wait_for_termination()
+    watcher.cancel()
     if stopping:
         await stopping[0]
     log.info("stopped")
