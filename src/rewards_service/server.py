@@ -29,6 +29,7 @@ from rewards.v1 import (
 )
 
 from rewards_service import logging as rewards_logging
+from rewards_service import metrics
 from rewards_service.api.catalog import RewardCatalogServicer
 from rewards_service.api.interceptor import RpcInterceptor
 from rewards_service.api.issuance import RewardIssuanceServicer
@@ -379,6 +380,15 @@ def _run_workers(config: Config) -> int:
     return status
 
 
+def _serve_metrics(listen: str) -> None:
+    try:
+        port = metrics.serve(listen)
+    except OSError as exc:
+        raise CannotListen(listen, exc.strerror or str(exc)) from None
+    host = listen.rsplit(":", 1)[0]
+    log.info("metrics", address=f"{host}:{port}", path="/metrics")
+
+
 class DatabaseUnavailable(Exception):
     pass
 
@@ -406,6 +416,8 @@ def serve(config: Config) -> int:
     programs.AUTH_CACHE_SECONDS = config.auth_cache_seconds
     try:
         check_address_free(config.listen)
+        if config.metrics_listen:
+            _serve_metrics(config.metrics_listen)
         if config.workers > 1:
             return _run_workers(config)
         asyncio.run(

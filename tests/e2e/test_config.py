@@ -27,6 +27,7 @@ BAD_VALUES = [
     ("GRACE_SECONDS", "ten", "seconds"),
     ("AUTH_CACHE_SECONDS", "1s", "seconds"),
     ("HEALTH_CHECK_SECONDS", "0", "more than 0"),
+    ("METRICS_LISTEN", "9100", "host:port"),
     ("TLS_CERT", "/nonexistent/cert.pem", "no such file"),
     ("DATABASE_URL", "mysql://operator:hunter2@db/rewards", "unsupported database scheme"),
     ("DATABASE_URL", "sqlite://", "names no file"),
@@ -74,6 +75,12 @@ def test_tls_cert_and_key_go_together(tmp_path):
     not_pem.write_text("hello")
     done = run_command(SERVER, "--tls-cert", str(cert), "--tls-key", str(not_pem), cwd=tmp_path)
     assert_usage_error(done, "rewards-server", "--tls-key", "not a PEM file")
+
+
+def test_metrics_need_one_worker(tmp_path):
+    args = ["--metrics-listen", "127.0.0.1:9", "--workers", "2", "--listen", "127.0.0.1:0"]
+    done = run_command(SERVER, *args, cwd=tmp_path)
+    assert_usage_error(done, "rewards-server", "--metrics-listen", "one worker")
 
 
 def test_an_unknown_flag_is_one_line_and_exit_2(tmp_path):
