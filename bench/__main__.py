@@ -1,214 +1,58 @@
-"""make bench: our server against a do-nothing gRPC server, driven by the same load generator.
+"""make bench: our server against the two ceilings of this stack, under the same load.
 
-Prints a markdown table and writes bench/results.json. Figures, never pass/fail.
+The references run in every round, back to back with ours: do-nothing gRPC servers on grpc.aio
+and on sync grpcio (the faster of the two in that round is the reference), and a minimal
+durable IssueReward built like ours (bench/durable.py). Every figure is the median of the
+rounds; each ratio is the median of the rounds' ratios. Prints markdown tables and writes
+bench/results.json and bench/results.md. Figures, never pass/fail.
 """
 
 import argparse
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
 from google.protobuf import json_format
+from grpc_health.v1 import health_pb2
 from rewards.v1 import catalog_pb2, catalog_pb2_grpc, common_pb2, issuance_pb2
 
-from bench import h2load, seed
+from bench import h2load, loadjs, proc, seed
 
 ROOT = Path(__file__).resolve().parent.parent
-LOAD = ROOT / "bench" / "load.js"
-PROTO_INCLUDE = ":".join(
-    [str(ROOT / "protos"), str(ROOT / "third_party" / "protos"), seed.wkt_include()]
-)
+STREAMS = 16
+# --workers 2: 16 connections, one stream each. The kernel hands each connection, not each
+# call, to one worker: with 4 connections over 2 workers, 5 runs in 8 put 3 or 4 of them on
+# one worker.
+WORKER_CONNECTIONS = 16
+# The design before the grpc.aio move: a sync server, one transaction per write on PostgreSQL.
+OLD_DESIGN = "5e1d650"
 
 
-def run_load(target, service, method, request, *, concurrency, seconds, key="", unique=""):
-    """load.js: the Node.js generator, for calls that need a fresh request_id each time."""
-    proto = f"rewards/v1/{'catalog' if service == 'RewardCatalog' else 'issuance'}.proto"
-    args = [
-        "node",
-        str(LOAD),
-        "--target",
-        target,
-        "--proto",
-        proto,
-        "--include",
-        PROTO_INCLUDE,
-        "--service",
-        service,
-        "--method",
-        method,
-        "--request",
-        json.dumps(request),
-        "--concurrency",
-        str(concurrency),
-        "--duration",
-        str(seconds),
-        "--warmup",
-        "1",
-        "--key",
-        key,
-        "--unique",
-        unique,
-        "--prefix",
-        uuid.uuid4().hex[:8],
-    ]
-    out = subprocess.run(args, capture_output=True, text=True, check=True, timeout=seconds + 60)
-    return json.loads(out.stdout)
+@dataclass
+class Server:
+    label: str
+    process: subprocess.Popen
+    target: str
+    pids: list[int]
+    key: str = ""
+    ids: dict[str, str] = field(default_factory=dict)
 
-
-def start_baseline(threads: int, workers: int = 1, handler_cost: tuple[int, int] | None = None):
-    """handler_cost: (microseconds holding the GIL, GIL releases) per IssueReward."""
-    listen = f"127.0.0.1:{free_port() if workers > 1 else 0}"
-    cost = [str(n) for n in handler_cost] if handler_cost else []
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.baseline", str(threads), str(workers), listen, *cost],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
-    ports = [proc.stdout.readline().strip() for _ in range(workers)]
-    return proc, f"127.0.0.1:{ports[0]}"
-
-
-def start_server(database_url: str, log_path: Path, *extra: str):
-    log = log_path.open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rewards_service", "--listen", "127.0.0.1:0", *extra],
-        env={**os.environ, "REWARDS_DATABASE_URL": database_url},
-        stdout=log,
-        stderr=log,
-        text=True,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        for line in log_path.read_text().splitlines():
-            if '"event":"serving"' in line:
-                return proc, json.loads(line)["address"]
-        time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("server did not start: " + log_path.read_text())
-
-
-def _cases(ids):
-    """(name, gRPC path, request, generator). h2load repeats one body; load.js varies request_id."""
-    ref = common_pb2.ParticipantRef(id=ids["participant_id"])
-    issue = issuance_pb2.IssueRewardRequest(reward_id=ids["reward_id"], participant=ref)
-    replay = issuance_pb2.IssueRewardRequest(
-        reward_id=ids["reward_id"], participant=ref, request_id=ids["replay_request_id"]
-    )
-    return [
-        ("IssueReward", "rewards.v1.RewardIssuance/IssueReward", issue, "h2load"),
-        ("IssueReward new request_id", "rewards.v1.RewardIssuance/IssueReward", issue, "load.js"),
-        ("IssueReward replay", "rewards.v1.RewardIssuance/IssueReward", replay, "h2load"),
-        (
-            "GetReward",
-            "rewards.v1.RewardCatalog/GetReward",
-            catalog_pb2.GetRewardRequest(id=ids["reward_id"]),
-            "h2load",
-        ),
-        (
-            "ListIssuances",
-            "rewards.v1.RewardIssuance/ListIssuances",
-            issuance_pb2.ListIssuancesRequest(page_size=50),
-            "h2load",
-        ),
-    ]
-
-
-def measure(target, path, message, generator, *, key, streams, seconds):
-    if generator == "h2load":
-        return h2load.run(target, path, message, key=key, streams=streams, seconds=seconds)
-    service, method = path.split("/")
-    request = json_format.MessageToDict(message, preserving_proto_field_name=True)
-    return run_load(
-        target,
-        service.split(".")[-1],
-        method,
-        request,
-        concurrency=streams,
-        seconds=seconds,
-        key=key,
-        unique="request_id",
-    )
-
-
-def preflight(target, key, ids):
-    """h2load cannot see gRPC status trailers: make sure each fixed request really succeeds."""
-    with grpc.insecure_channel(target) as channel:
-        for _name, path, message, _generator in _cases(ids):
-            call = channel.unary_unary("/" + path)
-            call(message.SerializeToString(), metadata=(("authorization", f"Bearer {key}"),))
-
-
-def _median(runs: list[dict]) -> dict:
-    return sorted(runs, key=lambda run: run["rps"])[len(runs) // 2]
-
-
-def _ratios(ours_runs: list[dict], base_runs: list[dict]) -> dict:
-    """The rounds' ratios, ours to the baseline's, and their median."""
-    ratios = sorted(o["rps"] / b["rps"] for o, b in zip(ours_runs, base_runs, strict=True))
-    return {"ratio": ratios[len(ratios) // 2], "round_ratios": ratios}
-
-
-def _rounds_text(ratios: list[float]) -> str:
-    return " (rounds " + " ".join(f"{r:.2f}" for r in ratios) + ")" if len(ratios) > 1 else ""
-
-
-def issuance_matrix(target, key, ids, *, seconds, concurrencies, rounds=1, baseline=None):
-    """Each point runs `rounds` times, ours and the baseline back to back, and reports the
-    median run of each and the median of the rounds' ratios: on a shared machine one run of
-    either can be off by a quarter."""
-    preflight(target, key, ids)
-    rows = []
-    for name, path, message, generator in _cases(ids):
-        for streams in concurrencies:
-            ours_runs, base_runs = [], []
-            for _ in range(rounds):
-                ours_runs.append(
-                    measure(
-                        target, path, message, generator, key=key, streams=streams, seconds=seconds
-                    )
-                )
-                if baseline:
-                    base_runs.append(
-                        measure(
-                            baseline,
-                            path,
-                            message,
-                            generator,
-                            key="",
-                            streams=streams,
-                            seconds=seconds,
-                        )
-                    )
-            row = {"rpc": name, "streams": streams, "client": generator, "ours": _median(ours_runs)}
-            if baseline:
-                row["baseline"] = _median(base_runs)
-                row.update(_ratios(ours_runs, base_runs))
-            rows.append(row)
-            print(_row_text(row), flush=True)
-    return rows
-
-
-def _row_text(row):
-    ours = row["ours"]
-    text = (
-        f"{row['rpc']:<20} streams={row['streams']:<3} {ours['rps']:8.0f} req/s  "
-        f"p50 {ours['p50_ms']:.2f} ms  p99 {ours['p99_ms']:.2f} ms"
-    )
-    if "baseline" in row:
-        text += f"  baseline {row['baseline']['rps']:8.0f} req/s  ratio {row['ratio']:.2f}"
-        text += _rounds_text(row["round_ratios"])
-    if ours["errors"]:
-        text += f"  errors {ours['errors']}"
-    text += f"  [{row['client']} cpu {ours['client_cpu_share']:.2f} core]"
-    return text
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
 
 def free_port() -> int:
@@ -217,127 +61,336 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-# The kernel hands each connection, not each call, to one worker: with 4 connections over 2
-# workers, 5 runs in 8 put 3 or 4 of them on one worker. One stream per connection.
-WORKER_CONNECTIONS = 16
+def _read_ports(process: subprocess.Popen, count: int) -> list[str]:
+    ports = [process.stdout.readline().strip() for _ in range(count)]
+    if not all(ports):
+        process.kill()
+        raise RuntimeError(f"{process.args} did not start")
+    return ports
 
 
-def workers_effect(database_url, key, ids, *, threads, seconds):
-    """--workers 1 vs 2 with 16 streams, one per connection: what a second process buys."""
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for workers in (1, 2):
-            log = Path(tmp) / f"workers{workers}.log"
-            # Workers share one fixed port; each logs its own "serving" line once it listens.
-            listen = f"127.0.0.1:{free_port()}"
-            server, target = start_server(
-                database_url,
-                log,
-                "--listen",
-                listen,
-                "--threads",
-                str(threads),
-                "--workers",
-                str(workers),
+def start_baseline(kind: str, *, threads: int, workers: int = 1) -> Server:
+    listen = f"127.0.0.1:{free_port() if workers > 1 else 0}"
+    args = ["--kind", kind, "--threads", str(threads), "--workers", str(workers)]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.baseline", *args, "--listen", listen],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    ports = _read_ports(process, workers)
+    label = f"do-nothing {kind}" + (f", {workers} workers" if workers > 1 else "")
+    return Server(label, process, f"127.0.0.1:{ports[0]}", proc.tree(process.pid))
+
+
+def start_durable(database: Path, ids: dict[str, str]) -> Server:
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bench.durable",
+            "--database",
+            str(database),
+            "--reward",
+            ids["reward_id"],
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    port = _read_ports(process, 1)[0]
+    server = Server("minimal durable issue", process, f"127.0.0.1:{port}", [process.pid])
+    server.ids = dict(ids, replay_request_id="durable-replay")
+    return server
+
+
+def start_ours(
+    label: str, database_url: str, log_path: Path, *extra: str, workers: int = 1, env=None
+) -> Server:
+    log = log_path.open("w")
+    listen = f"127.0.0.1:{free_port() if workers > 1 else 0}"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "rewards_service",
+            "--listen",
+            listen,
+            "--workers",
+            str(workers),
+            *extra,
+        ],
+        env={**os.environ, **(env or {}), "REWARDS_DATABASE_URL": database_url},
+        stdout=log,
+        stderr=log,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        lines = log_path.read_text().splitlines()
+        serving = [line for line in lines if '"event":"serving"' in line]
+        if len(serving) >= workers:
+            target = json.loads(serving[0])["address"]
+            return Server(label, process, target, proc.tree(process.pid))
+        if process.poll() is not None:
+            break
+        time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"{label} did not start: " + log_path.read_text()[-2000:])
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    path: str
+    generator: str  # h2load repeats one body; load.js sends a new request_id per call
+
+    def message(self, ids: dict[str, str]):
+        ref = common_pb2.ParticipantRef(id=ids["participant_id"])
+        if self.name.startswith("IssueReward new") or self.name.startswith("IssueReward no"):
+            return issuance_pb2.IssueRewardRequest(reward_id=ids["reward_id"], participant=ref)
+        if self.name == "IssueReward replay":
+            return issuance_pb2.IssueRewardRequest(
+                reward_id=ids["reward_id"], participant=ref, request_id=ids["replay_request_id"]
             )
-            while log.read_text().count('"event":"serving"') < workers:
-                time.sleep(0.1)
-            baseline_proc, baseline = start_baseline(threads, workers)
-            try:
-                for name, path, message, generator in _cases(ids):
-                    if generator != "h2load" or name == "ListIssuances":
+        if self.name == "GetReward":
+            return catalog_pb2.GetRewardRequest(id=ids["reward_id"])
+        if self.name.startswith("ListIssuances"):
+            return issuance_pb2.ListIssuancesRequest(page_size=10)
+        return health_pb2.HealthCheckRequest()
+
+
+ISSUE = Case("IssueReward new request_id", "rewards.v1.RewardIssuance/IssueReward", "load.js")
+# The same write without a request_id (no idempotency row in ours) through h2load, whose
+# calls cost the machine a fraction of load.js's.
+ISSUE_H2LOAD = Case("IssueReward no request_id", "rewards.v1.RewardIssuance/IssueReward", "h2load")
+REPLAY = Case("IssueReward replay", "rewards.v1.RewardIssuance/IssueReward", "h2load")
+GET = Case("GetReward", "rewards.v1.RewardCatalog/GetReward", "h2load")
+LIST = Case("ListIssuances page_size 10", "rewards.v1.RewardIssuance/ListIssuances", "h2load")
+HEALTH = Case("Health/Check", "grpc.health.v1.Health/Check", "h2load")
+CASES = (ISSUE, ISSUE_H2LOAD, REPLAY, GET, LIST, HEALTH)
+WRITES = (ISSUE, ISSUE_H2LOAD)
+
+
+def measure(server: Server, case: Case, *, seconds: float, connections: int = 1) -> dict:
+    message = case.message(server.ids)
+    if case.generator == "h2load":
+        return h2load.run(
+            server.target,
+            case.path,
+            message,
+            key=server.key,
+            streams=STREAMS,
+            seconds=seconds,
+            connections=connections,
+            server_pids=server.pids,
+        )
+    service, method = case.path.split("/")
+    return loadjs.run(
+        server.target,
+        service.split(".")[-1],
+        method,
+        json_format.MessageToDict(message, preserving_proto_field_name=True),
+        concurrency=STREAMS,
+        connections=connections,
+        seconds=seconds,
+        key=server.key,
+        unique="request_id",
+        server_pids=server.pids,
+    )
+
+
+def preflight(server: Server, cases) -> None:
+    """h2load cannot see gRPC status trailers: make sure each fixed request really succeeds."""
+    with grpc.insecure_channel(server.target) as channel:
+        for case in cases:
+            call = channel.unary_unary("/" + case.path)
+            metadata = (("authorization", f"Bearer {server.key}"),) if server.key else ()
+            call(case.message(server.ids).SerializeToString(), metadata=metadata, timeout=30)
+
+
+def _median_run(runs: list[dict]) -> dict:
+    return sorted(runs, key=lambda run: run["rps"])[len(runs) // 2]
+
+
+def _median(values: list[float]) -> float | None:
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def _ratios(runs: list[dict], references: list[float]) -> dict:
+    """The rounds' ratios of `runs` to the reference rates of the same rounds, and their median."""
+    ratios = sorted(run["rps"] / ref for run, ref in zip(runs, references, strict=True))
+    return {"ratio": statistics.median(ratios), "round_ratios": ratios}
+
+
+def _rounds_text(ratios: list[float]) -> str:
+    return " (" + " ".join(f"{r:.2f}" for r in ratios) + ")" if len(ratios) > 1 else ""
+
+
+def _line(label: str, case: Case, run: dict) -> str:
+    text = (
+        f"{label:<34} {case.name:<27} {run['rps']:8.0f} req/s  p50 {run['p50_ms']:6.2f} ms"
+        f"  p99 {run['p99_ms']:6.2f} ms"
+    )
+    if run.get("server_cpu_us") is not None:
+        text += f"  cpu {run['server_cpu_us']:5.0f} us/call"
+    if run["errors"]:
+        text += f"  errors {run['errors']}"
+    return text + f"  [{run['client']} {run['client_cpu_share']:.2f} core]"
+
+
+@dataclass
+class Lineup:
+    """One round's order: the references of a kind of connection set, then the servers
+    compared with them."""
+
+    references: list[Server]
+    durable: Server | None
+    servers: list[Server]
+    connections: int
+    writes_only: frozenset[str] = frozenset()
+
+
+def rounds(lineups: list[Lineup], *, seconds: float, count: int) -> dict:
+    """runs[(server label, case name)]: one run per round, every server measured back to back
+    with the references of its lineup, RPC by RPC."""
+    runs: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for number in range(count):
+        print(f"-- round {number + 1} of {count}", flush=True)
+        for case in CASES:
+            for lineup in lineups:
+                servers = [*lineup.references, *lineup.servers]
+                if case in WRITES and lineup.durable:
+                    servers.insert(len(lineup.references), lineup.durable)
+                for server in servers:
+                    if case not in WRITES and server.label in lineup.writes_only:
                         continue
-                    measured = h2load.run(
-                        target,
-                        path,
-                        message,
-                        key=key,
-                        streams=16,
-                        seconds=seconds,
-                        connections=WORKER_CONNECTIONS,
-                    )
-                    base = h2load.run(
-                        baseline,
-                        path,
-                        message,
-                        key="",
-                        streams=16,
-                        seconds=seconds,
-                        connections=WORKER_CONNECTIONS,
-                    )
-                    ratio = measured["rps"] / base["rps"]
-                    rows.append(
-                        {"rpc": name, "workers": workers, **measured, "baseline_rps": base["rps"]}
-                    )
-                    print(
-                        f"{name:<20} workers={workers} {WORKER_CONNECTIONS} connections"
-                        f"  {measured['rps']:8.0f} req/s"
-                        f"  p99 {measured['p99_ms']:.2f} ms  baseline {base['rps']:8.0f} req/s"
-                        f"  ratio {ratio:.2f}",
-                        flush=True,
-                    )
-            finally:
-                server.terminate()
-                server.wait(30)
-                baseline_proc.terminate()
-                baseline_proc.wait(30)
+                    run = measure(server, case, seconds=seconds, connections=lineup.connections)
+                    runs[(server.label, case.name)].append(run)
+                    print(_line(server.label, case, run), flush=True)
+    return runs
+
+
+def table_rows(lineups: list[Lineup], runs) -> list[dict]:
+    rows = []
+    for lineup in lineups:
+        servers = [*lineup.references, *([lineup.durable] if lineup.durable else [])]
+        for server in [*servers, *lineup.servers]:
+            for case in CASES:
+                own = runs.get((server.label, case.name))
+                if not own:
+                    continue
+                fastest = [
+                    max(runs[(ref.label, case.name)][i]["rps"] for ref in lineup.references)
+                    for i in range(len(own))
+                ]
+                median = _median_run(own)
+                row = {
+                    "server": server.label,
+                    "rpc": case.name,
+                    "connections": lineup.connections,
+                    "rps": median["rps"],
+                    "p50_ms": median["p50_ms"],
+                    "p99_ms": median["p99_ms"],
+                    "server_cpu_us": _median([run.get("server_cpu_us") for run in own]),
+                    "errors": dict(sum((Counter(run["errors"]) for run in own), Counter())),
+                    "client": median["client"],
+                    "rounds": own,
+                    "to_do_nothing": _ratios(own, fastest),
+                }
+                if case in WRITES and lineup.durable and server is not lineup.durable:
+                    durable = [run["rps"] for run in runs[(lineup.durable.label, case.name)]]
+                    row["to_durable"] = _ratios(own, durable)
+                rows.append(row)
     return rows
 
 
-# (microseconds holding the GIL, GIL releases) per call; (0, 0) shows how far two identical
-# servers measure apart. An issue on SQLite steps about ten statements, each releasing the
-# GIL two or three times.
-HANDLER_COSTS = ((0, 0), (50, 0), (100, 0), (200, 0), (100, 3), (100, 10), (200, 20))
+def new_over_old(runs, new: str, old: str) -> dict:
+    return {
+        case.name: _ratios(runs[(new, case.name)], [run["rps"] for run in runs[(old, case.name)]])
+        for case in WRITES
+    }
 
 
-def handler_ceiling(baseline, ids, *, threads, seconds, rounds):
-    """The do-nothing baseline against itself with a handler of a known cost: the ratio any
-    handler of that cost can reach, before it does anything useful."""
-    path, message = "rewards.v1.RewardIssuance/IssueReward", _cases(ids)[0][2]
-    rows = []
-    for micros, releases in HANDLER_COSTS:
-        proc, target = start_baseline(threads, handler_cost=(micros, releases))
+IDLE_CASES = (HEALTH, GET, ISSUE)
+
+
+def idle_streams(server: Server, *, count: int, seconds: float, rounds_count: int) -> dict:
+    """Each round: the RPCs without idle streams, then with `count` Health/Watch streams held
+    open by one helper process over count/100 connections."""
+    without, with_idle, opened = defaultdict(list), defaultdict(list), []
+    for number in range(rounds_count):
+        print(f"-- round {number + 1} of {rounds_count}", flush=True)
+        for case in IDLE_CASES:
+            without[case.name].append(measure(server, case, seconds=seconds))
+            print(_line("without idle streams", case, without[case.name][-1]), flush=True)
+        helper = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bench.idle",
+                "--target",
+                server.target,
+                "--streams",
+                str(count),
+                "--per-connection",
+                "100",
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
         try:
-            runs, base_runs = [], []
-            for _ in range(rounds):
-                runs.append(h2load.run(target, path, message, key="", streams=16, seconds=seconds))
-                base_runs.append(
-                    h2load.run(baseline, path, message, key="", streams=16, seconds=seconds)
-                )
+            opened.append(int(helper.stdout.readline()))
+            for case in IDLE_CASES:
+                with_idle[case.name].append(measure(server, case, seconds=seconds))
+                label = f"with {opened[-1]} idle streams"
+                print(_line(label, case, with_idle[case.name][-1]), flush=True)
+            helper.stdin.close()
+            opened.append(int(helper.stdout.readline()))  # still open at the end
         finally:
-            proc.terminate()
-            proc.wait(30)
-        run = _median(runs)
+            helper.wait(30)
+    rows = []
+    for case in IDLE_CASES:
+        before, after = without[case.name], with_idle[case.name]
+        p99 = sorted(a["p99_ms"] / b["p99_ms"] for a, b in zip(after, before, strict=True))
         rows.append(
             {
-                "handler_us": micros,
-                "gil_releases": releases,
-                "rps": run["rps"],
-                "p99_ms": run["p99_ms"],
-                **_ratios(runs, base_runs),
+                "rpc": case.name,
+                "without": _median_run(before),
+                "with": _median_run(after),
+                "p99_ratio": statistics.median(p99),
+                "round_p99_ratios": p99,
+                **_ratios(after, [run["rps"] for run in before]),
             }
         )
-        print(
-            f"handler holding the GIL {micros:>3} us, {releases:>2} releases: "
-            f"{run['rps']:8.0f} req/s  p99 {run['p99_ms']:.2f} ms  ratio {rows[-1]['ratio']:.2f}"
-            + _rounds_text(rows[-1]["round_ratios"]),
-            flush=True,
-        )
-    return rows
+    return {"streams": count, "open_counts": opened, "fewest_open": min(opened), "rows": rows}
 
 
-def list_scaling(database_url, key, target, sizes, *, seconds):
+def log_errors(log: Path) -> dict[str, int]:
+    """Calls our server answered with an error, by code, from its access log."""
+    codes: Counter[str] = Counter()
+    with log.open() as lines:
+        for line in lines:
+            if '"event":"rpc"' in line and '"code":"OK"' not in line:
+                codes[json.loads(line).get("code", "?")] += 1
+    return dict(codes)
+
+
+def list_scaling(database_url, server: Server, sizes, *, seconds):
     results = []
     for size in sizes:
-        seed.fill_issuances(database_url, key, size)
-        measured = run_load(
-            target,
+        seed.fill_issuances(database_url, server.key, size)
+        measured = loadjs.run(
+            server.target,
             "RewardIssuance",
             "ListIssuances",
             {"page_size": 50},
             concurrency=1,
             seconds=seconds,
-            key=key,
+            key=server.key,
         )
         results.append(
             {"issuances": size, "p50_ms": measured["p50_ms"], "p99_ms": measured["p99_ms"]}
@@ -370,61 +423,103 @@ def add_codes_time(target, key, total):
     return elapsed
 
 
+def _cell(value, fmt="{:.2f}"):
+    return fmt.format(value) if value is not None else ""
+
+
+def _ratio_cell(ratio: dict | None) -> str:
+    if not ratio:
+        return ""
+    return f"{ratio['ratio']:.2f}" + _rounds_text(ratio["round_ratios"])
+
+
 def markdown(results) -> str:
+    rounds_count = results["rounds"]
     lines = [
-        f"SQLite points: the median of {results['rounds']} rounds, ours and the baseline back "
-        "to back; the ratio is the median of the rounds' ratios.",
+        f"{STREAMS} streams, {results['seconds']} s per run, the median of {rounds_count} rounds;"
+        " every server of a round measured back to back, RPC by RPC. Ratios: the median of the"
+        " rounds' ratios (each round's in parentheses) to the faster do-nothing server of the"
+        " same round and connections, and for a new IssueReward to the minimal durable issue."
+        " Server CPU: utime + stime of the server's processes over the measured window, per"
+        " call (PostgreSQL's own processes not included).",
         "",
-        "| backend | RPC | streams | req/s | p50 ms | p99 ms | baseline req/s | ratio |",
-        "|---|---|---|---|---|---|---|---|",
+        "| server | RPC | connections | req/s | p50 ms | p99 ms | server CPU µs/call "
+        "| ÷ fastest do-nothing | ÷ minimal durable issue | errors |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for backend, rows in (("sqlite", results["sqlite"]), ("postgresql", results["postgresql"])):
-        for r in rows:
-            base = r.get("baseline")
+    for r in results["table"]:
+        errors = ", ".join(f"{k} {v}" for k, v in r["errors"].items())
+        lines.append(
+            f"| {r['server']} | {r['rpc']} | {r['connections']} | {r['rps']:.0f} "
+            f"| {_cell(r['p50_ms'])} | {_cell(r['p99_ms'])} "
+            f"| {_cell(r['server_cpu_us'], '{:.0f}')} | {_ratio_cell(r['to_do_nothing'])} "
+            f"| {_ratio_cell(r.get('to_durable'))} | {errors} |"
+        )
+    for case in WRITES:
+        cpu = [
+            f"{r['server']} {r['server_cpu_us']:.0f}"
+            for r in results["table"]
+            if r["rpc"] == case.name and r["server_cpu_us"] is not None
+        ]
+        lines += ["", f"Server CPU per {case.name} ({case.generator}), µs/call: " + "; ".join(cpu)]
+    for name, ratio in results.get("new_over_old", {}).items():
+        lines += [
+            "",
+            f"PostgreSQL, one hot reward, {name}: this design ÷ the design at "
+            f"{results['old_design']}: {_ratio_cell(ratio)}",
+        ]
+    if results.get("log_errors"):
+        lines += ["", "Calls our servers answered with an error, from their access logs:"]
+        lines += [f"- {label}: {codes}" for label, codes in results["log_errors"].items()]
+    idle = results.get("idle")
+    if idle:
+        lines += [
+            "",
+            f"Our server on SQLite with {idle['streams']:,} idle Health/Watch streams open "
+            f"(open at the start and end of each round: {idle['open_counts']}):",
+            "",
+            "| RPC | req/s without | p99 ms without | req/s with | p99 ms with "
+            "| p99 with ÷ without | req/s with ÷ without |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for r in idle["rows"]:
             lines.append(
-                f"| {backend} | {r['rpc']} | {r['streams']} | {r['ours']['rps']:.0f} | "
-                f"{r['ours']['p50_ms']:.2f} | {r['ours']['p99_ms']:.2f} | "
-                f"{base['rps']:.0f} | {r['ratio']:.2f} |"
-                if base
-                else f"| {backend} | {r['rpc']} | {r['streams']} | {r['ours']['rps']:.0f} | "
-                f"{r['ours']['p50_ms']:.2f} | {r['ours']['p99_ms']:.2f} | | |"
+                f"| {r['rpc']} | {r['without']['rps']:.0f} | {r['without']['p99_ms']:.2f} "
+                f"| {r['with']['rps']:.0f} | {r['with']['p99_ms']:.2f} "
+                f"| {r['p99_ratio']:.2f}{_rounds_text(r['round_p99_ratios'])} "
+                f"| {_ratio_cell(r)} |"
             )
-    lines += ["", "| issuances in store | ListIssuances p50 ms |", "|---|---|"]
-    lines += [f"| {r['issuances']:,} | {r['p50_ms']:.2f} |" for r in results["list_scaling"]]
-    lines += ["", f"AddCodes, 100,000 codes: {results['add_codes_100k_seconds']:.2f} s"]
-    lines += [
-        "",
-        f"| RPC (SQLite, 16 streams over {WORKER_CONNECTIONS} connections) | --workers | req/s "
-        "| p99 ms | baseline req/s (same workers) | ratio |",
-        "|---|---|---|---|---|---|",
-    ]
-    lines += [
-        f"| {r['rpc']} | {r['workers']} | {r['rps']:.0f} | {r['p99_ms']:.2f} "
-        f"| {r['baseline_rps']:.0f} | {r['rps'] / r['baseline_rps']:.2f} |"
-        for r in results["workers"]
-    ]
-    lines += [
-        "",
-        "| the baseline's IssueReward holding the GIL for | GIL releases within | req/s | p99 ms "
-        "| ratio to the plain baseline |",
-        "|---|---|---|---|---|",
-    ]
-    lines += [
-        f"| {r['handler_us']} µs | {r['gil_releases']} | {r['rps']:.0f} | {r['p99_ms']:.2f} "
-        f"| {r['ratio']:.2f} |"
-        for r in results["handler_ceiling"]
-    ]
+    if results.get("list_scaling"):
+        lines += ["", "| issuances in store | ListIssuances page_size 50 p50 ms |", "|---|---|"]
+        lines += [f"| {r['issuances']:,} | {r['p50_ms']:.2f} |" for r in results["list_scaling"]]
+    if results.get("add_codes_100k_seconds") is not None:
+        lines += ["", f"AddCodes, 100,000 codes: {results['add_codes_100k_seconds']:.2f} s"]
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=int, default=5)
-    parser.add_argument(
-        "--rounds", type=int, default=3, help="runs per SQLite point, against the baseline"
+def _export(ref: str, into: Path) -> Path:
+    """The source tree of commit `ref`, to run with PYTHONPATH in the same virtualenv."""
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", ref, "src"], capture_output=True, check=True
     )
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+    return into / "src"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=3, help="measured seconds per run")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=16)
-    parser.add_argument("--list-sizes", default="10000,100000,1000000")
+    parser.add_argument("--idle-streams", type=int, default=1000)
+    parser.add_argument(
+        "--list-sizes", default="10000,100000,1000000", help="empty to skip this section"
+    )
+    parser.add_argument(
+        "--old-design",
+        default=OLD_DESIGN,
+        help="commit of the design to compare with on PostgreSQL; empty to skip",
+    )
     parser.add_argument(
         "--postgres",
         default=os.environ.get(
@@ -432,73 +527,142 @@ def main() -> None:
         ),
     )
     args = parser.parse_args()
-    streams = (1, 16)
-    results = {"threads": args.threads, "seconds": args.seconds, "rounds": args.rounds}
+    results = {
+        "threads": args.threads,
+        "seconds": args.seconds,
+        "rounds": args.rounds,
+        "streams": STREAMS,
+        "load_before": os.getloadavg(),
+    }
+    started = time.monotonic()
+    threads = ("--threads", str(args.threads))
+    servers: list[Server] = []
     with tempfile.TemporaryDirectory() as tmp:
-        sqlite_url = f"sqlite:///{tmp}/bench.db"
-        baseline, baseline_target = start_baseline(args.threads)
+        tmp = Path(tmp)
         try:
+            sqlite_url = f"sqlite:///{tmp}/bench.db"
             key = seed.program(sqlite_url)
-            server, target = start_server(
-                sqlite_url, Path(tmp) / "sqlite.log", "--threads", str(args.threads)
+            ours = start_ours("ours, SQLite", sqlite_url, tmp / "sqlite.log", *threads)
+            servers.append(ours)
+            ours.key, ours.ids = key, seed.catalog(ours.target, key)
+
+            workers_url = f"sqlite:///{tmp}/workers.db"
+            workers_key = seed.program(workers_url)
+            ours_workers = start_ours(
+                "ours, SQLite, --workers 2", workers_url, tmp / "workers.log", *threads, workers=2
             )
-            try:
-                ids = seed.catalog(target, key)
-                print("== SQLite, against the do-nothing baseline ==", flush=True)
-                results["sqlite"] = issuance_matrix(
-                    target,
-                    key,
-                    ids,
-                    seconds=args.seconds,
-                    concurrencies=streams,
-                    rounds=args.rounds,
-                    baseline=baseline_target,
+            servers.append(ours_workers)
+            ours_workers.key = workers_key
+            ours_workers.ids = seed.catalog(ours_workers.target, workers_key)
+
+            pg_key = seed.program(args.postgres)
+            ours_pg = start_ours("ours, PostgreSQL", args.postgres, tmp / "pg.log", *threads)
+            servers.append(ours_pg)
+            ours_pg.key, ours_pg.ids = pg_key, seed.catalog(ours_pg.target, pg_key)
+
+            old_pg = None
+            if args.old_design:
+                old_src = _export(args.old_design, tmp)
+                old_key = seed.program(args.postgres)
+                old_pg = start_ours(
+                    f"ours at {args.old_design}, PostgreSQL",
+                    args.postgres,
+                    tmp / "old-pg.log",
+                    *threads,
+                    env={"PYTHONPATH": str(old_src)},
                 )
-                results["add_codes_100k_seconds"] = add_codes_time(target, key, 100_000)
-            finally:
-                server.terminate()
-                server.wait(30)
-            print("== The baseline with a handler of known cost, 16 streams ==", flush=True)
-            results["handler_ceiling"] = handler_ceiling(
-                baseline_target, ids, threads=args.threads, seconds=args.seconds, rounds=args.rounds
+                servers.append(old_pg)
+                old_pg.key, old_pg.ids = old_key, seed.catalog(old_pg.target, old_key)
+
+            references = []
+            for kind in ("aio", "sync"):
+                references.append(start_baseline(kind, threads=args.threads))
+                servers.append(references[-1])
+            worker_references = []
+            for kind in ("aio", "sync"):
+                worker_references.append(start_baseline(kind, threads=args.threads, workers=2))
+                servers.append(worker_references[-1])
+            durable = start_durable(tmp / "durable.db", ours.ids)
+            servers.append(durable)
+            for reference in [*references, *worker_references]:
+                reference.ids = ours.ids
+
+            for server in [ours, ours_workers, ours_pg, *([old_pg] if old_pg else [])]:
+                preflight(server, CASES)
+            preflight(durable, WRITES)
+
+            lineups = [
+                Lineup(
+                    references,
+                    durable,
+                    [ours, ours_pg, *([old_pg] if old_pg else [])],
+                    connections=1,
+                    writes_only=frozenset([old_pg.label] if old_pg else []),
+                ),
+                Lineup(worker_references, None, [ours_workers], connections=WORKER_CONNECTIONS),
+            ]
+            print(
+                f"== {STREAMS} streams: do-nothing, minimal durable issue, ours on SQLite and "
+                f"PostgreSQL (1 connection); --workers 2 ({WORKER_CONNECTIONS} connections) ==",
+                flush=True,
             )
-            print(f"== --workers, 16 streams over {WORKER_CONNECTIONS} connections ==", flush=True)
-            results["workers"] = workers_effect(
-                sqlite_url, key, ids, threads=args.threads, seconds=args.seconds
+            runs = rounds(lineups, seconds=args.seconds, count=args.rounds)
+            results["table"] = table_rows(lineups, runs)
+            # The --workers 2 IssueReward against the one-process minimal durable issue too.
+            for row in results["table"]:
+                if row["server"] == ours_workers.label and row["rpc"] in [w.name for w in WRITES]:
+                    durable_rps = [run["rps"] for run in runs[(durable.label, row["rpc"])]]
+                    row["to_durable"] = _ratios(row["rounds"], durable_rps)
+            if old_pg:
+                results["old_design"] = args.old_design
+                results["new_over_old"] = new_over_old(runs, ours_pg.label, old_pg.label)
+                for name, ratio in results["new_over_old"].items():
+                    print(
+                        f"PostgreSQL {name}, this design / the one at {args.old_design}: "
+                        + _ratio_cell(ratio),
+                        flush=True,
+                    )
+            # Only ours on SQLite from here on.
+            for server in servers:
+                if server is not ours:
+                    server.stop()
+            servers = [ours]
+
+            print(f"== ours on SQLite, with {args.idle_streams:,} idle streams ==", flush=True)
+            results["idle"] = idle_streams(
+                ours, count=args.idle_streams, seconds=args.seconds, rounds_count=args.rounds
             )
-            server, target = start_server(
-                sqlite_url, Path(tmp) / "sqlite-list.log", "--threads", str(args.threads)
-            )
-            try:
+            results["add_codes_100k_seconds"] = add_codes_time(ours.target, ours.key, 100_000)
+            if args.list_sizes:
                 print("== ListIssuances as the store grows ==", flush=True)
                 sizes = [int(s) for s in args.list_sizes.split(",")]
-                results["list_scaling"] = list_scaling(sqlite_url, key, target, sizes, seconds=3)
-            finally:
-                server.terminate()
-                server.wait(30)
+                results["list_scaling"] = list_scaling(sqlite_url, ours, sizes, seconds=3)
         finally:
-            baseline.terminate()
-            baseline.wait(30)
-        print("== PostgreSQL ==", flush=True)
-        pg_key = seed.program(args.postgres)
-        server, target = start_server(
-            args.postgres, Path(tmp) / "pg.log", "--threads", str(args.threads)
-        )
-        try:
-            ids = seed.catalog(target, pg_key)
-            results["postgresql"] = issuance_matrix(
-                target, pg_key, ids, seconds=args.seconds, concurrencies=streams
+            for server in servers:
+                server.stop()
+        results["log_errors"] = {
+            label: codes
+            for label, log in (
+                ("ours, SQLite", tmp / "sqlite.log"),
+                ("ours, SQLite, --workers 2", tmp / "workers.log"),
+                ("ours, PostgreSQL", tmp / "pg.log"),
+                (f"ours at {args.old_design}, PostgreSQL", tmp / "old-pg.log"),
             )
-        finally:
-            server.terminate()
-            server.wait(30)
+            if log.exists() and (codes := log_errors(log))
+        }
+    results["load_after"] = os.getloadavg()
+    results["elapsed_seconds"] = time.monotonic() - started
     out = ROOT / "bench" / "results.json"
     out.write_text(json.dumps(results, indent=2))
     table = markdown(results)
     (ROOT / "bench" / "results.md").write_text(table + "\n")
     print()
     print(table)
-    print(f"\nwrote {out}")
+    print(
+        f"\nload average before {results['load_before'][0]:.2f}, after "
+        f"{results['load_after'][0]:.2f}; {results['elapsed_seconds'] / 60:.1f} min"
+    )
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

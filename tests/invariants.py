@@ -136,6 +136,7 @@ def _check(program_id: str) -> Report:
             LedgerEntry.balance_after,
             LedgerEntry.kind,
             LedgerEntry.issuance_id,
+            LedgerEntry.seq,
         )
         .where(LedgerEntry.program == program_id)
         .tuples()
@@ -147,6 +148,7 @@ def _check(program_id: str) -> Report:
             Balance.available,
             Balance.lifetime_earned,
             Balance.lifetime_spent,
+            Balance.seq,
         )
         .join(Participant)
         .where(Participant.program == program_id)
@@ -276,7 +278,7 @@ def _check(program_id: str) -> Report:
         if entry[4] < 0:
             bad(f"ledger entry {entry[0]} has balance_after {entry[4]} < 0")
     seen = set()
-    for par, asset, available, earned, spent in balances:
+    for par, asset, available, earned, spent, last_seq in balances:
         seen.add((par, asset))
         own = ledgers.get((par, asset), [])
         total = sum(e[3] for e in own)
@@ -290,14 +292,24 @@ def _check(program_id: str) -> Report:
             bad(f"balance {par}/{asset}: available {available} != sum of entries {total}")
         if available != earned - spent:
             bad(f"balance {par}/{asset}: available {available} != {earned} earned - {spent} spent")
-        # Order-free chain check: each entry moves the balance from (after - delta) to after,
-        # so the starts plus the final balance are the ends plus the opening 0.
-        starts = Counter(e[4] - e[3] for e in own)
-        ends = Counter(e[4] for e in own)
-        starts[available] += 1
-        ends[0] += 1
-        if starts != ends:
-            bad(f"balance {par}/{asset}: the entries' balance_after do not chain 0 -> {available}")
+        # The chain, in the account's sequence: 1, 2, ... n = the balance's seq, and each
+        # entry moves the balance from the previous one's balance_after (0 before the first).
+        chain = sorted(own, key=lambda e: e[7])
+        if [e[7] for e in chain] != list(range(1, len(chain) + 1)) or last_seq != len(chain):
+            bad(
+                f"balance {par}/{asset}: entries numbered {[e[7] for e in chain]}, "
+                f"balance at seq {last_seq}"
+            )
+        before = 0
+        for e in chain:
+            if e[4] - e[3] != before:
+                bad(
+                    f"ledger entry {e[0]} (seq {e[7]}) moves {par}/{asset} from {e[4] - e[3]}, "
+                    f"not from the previous entry's balance_after {before}"
+                )
+            before = e[4]
+        if before != available:
+            bad(f"balance {par}/{asset}: the chain ends at {before}, not at {available}")
     for (par, asset), own in ledgers.items():
         report.totals.setdefault(asset, AssetTotals()).entries += sum(e[3] for e in own)
         if (par, asset) not in seen:

@@ -15,6 +15,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, NoReturn
 
+from rewards_service.domain.validation import weak_key_reason
+
 USAGE_ERROR = 2
 LOG_FORMATS = ("auto", "json", "console")
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -121,7 +123,10 @@ def _database_url(text: str) -> str:
     return text
 
 
-def _text(text: str) -> str:
+def _admin_key(text: str) -> str:
+    weak = weak_key_reason(text)
+    if weak:
+        raise ValueError(f"too weak to be an admin key: {weak}")
     return text
 
 
@@ -179,7 +184,7 @@ SETTINGS = {
         ),
         Setting(
             "bootstrap_api_key",
-            _text,
+            _admin_key,
             "admin key of the default program made on the first start",
             secret=True,
             flag=False,

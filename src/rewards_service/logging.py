@@ -19,6 +19,32 @@ import structlog
 ACCESS_LOGGER = "rewards.rpc"
 # How late an access-log line may reach stderr; a kill -9 loses at most this much of them.
 FLUSH_SECONDS = 0.2
+# Logged values may come from anyone (a request_id is logged before the caller is known, and
+# may be 8 MiB long): each is cut to this many characters, with a marker saying how long it
+# was. A traceback keeps more, as its last lines are the useful ones.
+MAX_VALUE_CHARS = 256
+MAX_TRACEBACK_CHARS = 16 * 1024
+
+
+def _clipped(text: str, limit: int) -> str:
+    return f"{text[:limit]}…[{len(text)} chars]"
+
+
+def clip_values(_logger, _name, event: dict) -> dict:
+    """A structlog processor: no logged value is longer than MAX_VALUE_CHARS."""
+    for key, value in event.items():
+        if isinstance(value, int | float | bool | None):
+            continue
+        if not isinstance(value, str):
+            shown = repr(value)
+            if len(shown) > MAX_VALUE_CHARS:
+                event[key] = _clipped(shown, MAX_VALUE_CHARS)
+        elif key == "exception":
+            if len(value) > MAX_TRACEBACK_CHARS:
+                event[key] = f"…[{len(value)} chars]{value[-MAX_TRACEBACK_CHARS:]}"
+        elif len(value) > MAX_VALUE_CHARS:
+            event[key] = _clipped(value, MAX_VALUE_CHARS)
+    return event
 
 
 class _Stderr:
@@ -110,6 +136,7 @@ def configure(fmt: str = "json", level: str = "info", *, with_pid: bool = False)
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
+            clip_values,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(

@@ -401,11 +401,7 @@ def _prepare_and_announce(config: Config) -> None:
         raise DatabaseUnavailable(str(exc).strip().splitlines()[0]) from None
     if created is not None:
         # Printed, never logged: the key is a secret and is shown exactly this once.
-        print(
-            f"Created program '{programs.DEFAULT_PROGRAM}' ({created.program_id}).\n"
-            f"Admin API key (shown once, store it now): {created.api_key}",
-            flush=True,
-        )
+        print(programs.bootstrap_notice(created, config.bootstrap_api_key), flush=True)
 
 
 def serve(config: Config) -> int:

@@ -2,6 +2,7 @@
 operator following the README does."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -211,8 +212,8 @@ def test_the_bootstrap_key_from_the_environment_is_used(tmp_path):
     url = f"sqlite:///{tmp_path / 'boot.db'}"
     first = spawn_server(url, env={"REWARDS_BOOTSTRAP_API_KEY": chosen})
     try:
-        printed = admin_key_of(first)
-        assert printed in (None, chosen)  # no other key was made up
+        assert admin_key_of(first) is None  # no other key was made up
+        assert not any(chosen in line for line in first.stdout_lines), "never echoed"
         listed = call(first.address, "rewards.v1.RewardCatalog/ListRewards", chosen, {})
         assert listed == {}
         wrong = grpcurl(
@@ -222,12 +223,17 @@ def test_the_bootstrap_key_from_the_environment_is_used(tmp_path):
     finally:
         assert first.stop() == 0
     # A second start on the same database makes no new program or key; the old key works.
-    second = spawn_server(url, env={"REWARDS_BOOTSTRAP_API_KEY": "rwk_ignored-now"})
+    second = spawn_server(
+        url, env={"REWARDS_BOOTSTRAP_API_KEY": "rwk_ignored-now-0123456789abcdefghijkl"}
+    )
     try:
         assert admin_key_of(second) is None
         call(second.address, "rewards.v1.RewardCatalog/ListRewards", chosen, {})
         ignored = grpcurl(
-            second.address, "rewards.v1.RewardCatalog/ListRewards", key="rwk_ignored-now", data={}
+            second.address,
+            "rewards.v1.RewardCatalog/ListRewards",
+            key="rwk_ignored-now-0123456789abcdefghijkl",
+            data={},
         )
         assert ignored.returncode != 0
     finally:
@@ -247,3 +253,25 @@ def test_a_signal_stops_the_server_cleanly(tmp_path, sig):
     # The port no longer answers.
     done = grpcurl(server.address, "grpc.health.v1.Health/Check", data={})
     assert done.returncode != 0
+
+
+@pytest.mark.parametrize(
+    "weak", ["a", "rwk_short", "a" * 64, "ab" * 32, "rwk_ has spaces in it 0123456789abcdefgh"]
+)
+def test_a_weak_bootstrap_key_is_refused_at_start_and_not_echoed(tmp_path, weak):
+    done = subprocess.run(
+        [sys.executable, "-m", "rewards_service", "--listen", "127.0.0.1:0"],
+        env={
+            **os.environ,
+            "REWARDS_DATABASE_URL": f"sqlite:///{tmp_path / 'weak.db'}",
+            "REWARDS_BOOTSTRAP_API_KEY": weak,
+        },
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2
+    assert "REWARDS_BOOTSTRAP_API_KEY: too weak" in done.stderr
+    if len(weak) > 1:  # "a" is in any text
+        assert weak not in done.stdout + done.stderr
+    assert not (tmp_path / "weak.db").exists()

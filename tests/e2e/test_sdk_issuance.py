@@ -353,7 +353,11 @@ def test_grant_custom_reward(client):
     assert (issuance.amount, issuance.action_code) == ("12.50", "survey.done")
     assert issuance.participant_id == user.id
     replay = client.grant_custom_reward(
-        ref(external_id="u1"), amount="12.50", action_code="survey.done", client_reference="ext-1"
+        ref(external_id="u1"),
+        amount="12.50",
+        action_code="survey.done",
+        client_reference="ext-1",
+        notes="survey",
     )
     assert replay.idempotent_replay and replay.issuance.id == issuance.id
     raised(

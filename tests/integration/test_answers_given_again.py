@@ -5,6 +5,7 @@ caller's key and role were checked again."""
 import uuid
 
 import grpc
+import pytest
 from rewards.v1 import catalog_pb2, common_pb2, issuance_pb2
 
 from rewards_service.api import answers
@@ -100,19 +101,75 @@ def test_the_key_and_its_role_are_checked_every_time(admin, channel):
     assert failure.code == grpc.StatusCode.UNAUTHENTICATED
 
 
-def test_large_requests_are_answered_afresh_and_not_kept(admin, channel):
-    reward = f.reward(admin)
-    plain = catalog_pb2.GetRewardRequest(id=reward.id).SerializeToString()
-    # An unknown field (number 999, 5,000 bytes) parses and is ignored, so the call succeeds.
-    padded = plain + b"\xba\x3e" + b"\x88\x27" + b"x" * 5000
+def _get_reward_raw(channel, admin):
     get = channel.unary_unary(
         "/rewards.v1.RewardCatalog/GetReward",
         response_deserializer=catalog_pb2.Reward.FromString,
     )
     metadata = (("authorization", f"Bearer {admin.key}"),)
-    for raw in (plain, padded, plain, padded):
-        assert get(raw, metadata=metadata).id == reward.id
-    kept = {key[2] for key in answers._given if key[1] == admin.program_id}
-    assert padded not in kept
-    # Answers are kept on SQLite only: PostgreSQL has no change token to vouch for them.
-    assert (plain in kept) == is_sqlite()
+    return lambda raw: get(raw, metadata=metadata)
+
+
+def _unknown_field(value: bytes) -> bytes:
+    """Field number 999, length-delimited: parsed, and ignored by the server."""
+    return b"\xba\x3e" + _varint(len(value)) + value
+
+
+def _varint(n: int) -> bytes:
+    out = b""
+    while n > 0x7F:
+        out += bytes([n & 0x7F | 0x80])
+        n >>= 7
+    return out + bytes([n])
+
+
+def _sqlite_only() -> None:
+    if not is_sqlite():
+        pytest.skip("answers are kept on SQLite only: PostgreSQL has no change token")
+
+
+def _kept_keys(program_id: str) -> set[bytes]:
+    return {key[2] for key in answers._given if key[1] == program_id}
+
+
+def test_large_requests_are_answered_afresh_and_not_kept(admin):
+    reward, user = f.reward(admin), f.participant(admin)
+    large = _replay_request(reward.id, user.id)
+    large.metadata.update({f"k{i}": "v" * 1000 for i in range(5)})  # over 4,096 bytes
+    assert [admin.issuance.IssueReward(large).idempotent_replay for _ in range(3)] == [
+        False,
+        True,
+        True,
+    ]
+    assert large.SerializeToString(deterministic=True) not in _kept_keys(admin.program_id)
+
+
+def test_unknown_fields_do_not_make_new_answers(admin, channel):
+    """A hostile caller varying an unknown field once made every call a new kept answer."""
+    _sqlite_only()
+    reward = f.reward(admin)
+    get = _get_reward_raw(channel, admin)
+    plain = catalog_pb2.GetRewardRequest(id=reward.id).SerializeToString()
+    assert get(plain).id == reward.id
+    before = answers.cached_bytes()
+    for n in range(300):
+        padded = plain + _unknown_field(b"%05d" % n + b"x" * 3000)
+        assert get(padded).id == reward.id
+    assert _kept_keys(admin.program_id) == {plain}
+    assert answers.cached_bytes() - before < 4096
+
+
+def test_kept_answers_are_bounded_by_bytes(admin, monkeypatch):
+    _sqlite_only()
+    big = {f"key{i}": "v" * 1024 for i in range(50)}
+    rewards = [f.reward(admin, name=f"r{i}", metadata=big) for i in range(6)]
+    monkeypatch.setattr(answers, "MAX_BYTES", 3 * 60 * 1024)
+    for _ in range(2):
+        for reward in rewards:
+            assert f.get_reward(admin, reward.id).metadata == big
+            assert answers.cached_bytes() <= answers.MAX_BYTES
+    kept = _kept_keys(admin.program_id)
+    assert 1 <= len(kept) <= 3
+    # The newest answers stay, the oldest went.
+    last = catalog_pb2.GetRewardRequest(id=rewards[-1].id).SerializeToString(deterministic=True)
+    assert last in kept

@@ -10,6 +10,9 @@ from google.protobuf import field_mask_pb2, timestamp_pb2
 from google.rpc import code_pb2, error_details_pb2
 from rewards.v1 import catalog_pb2, common_pb2, issuance_pb2
 
+from rewards_service.domain.issuance import digest
+from rewards_service.store.db import session
+from rewards_service.store.models import Issuance
 from tests import factories as f
 from tests.conftest import new_program
 from tests.helpers import expect_failure, make_api
@@ -360,6 +363,70 @@ def test_replay_of_a_revoked_issuance_returns_it_and_issues_nothing(admin):
     assert f.snapshot(admin, **watched) == before
     assert f.balance(admin, user.id, points.id).available == "30.00"
     f.assert_ledger_consistent(admin, user.id, points.id)
+
+
+ORIGINAL = {
+    "notes": "first",
+    "metadata": {"a": "1"},
+    "custom_fields": {"size": "M"},
+    "fulfillment_status": "BOOKED",
+    "event_time": timestamp_pb2.Timestamp(seconds=1_700_000_000),
+    "owner": common_pb2.Owner(owner_type=common_pb2.OWNER_TYPE_CAMPAIGNS, owner_id="c1"),
+}
+CHANGED = {
+    "notes": {"notes": "second"},
+    "metadata": {"metadata": {"a": "2"}},
+    "metadata left out": {"metadata": {}},
+    "custom_fields": {"custom_fields": {"size": "L"}},
+    "fulfillment_status": {"fulfillment_status": "SHIPPED"},
+    "event_time": {"event_time": timestamp_pb2.Timestamp(seconds=1_700_000_001)},
+    "owner_type": {
+        "owner": common_pb2.Owner(owner_type=common_pb2.OWNER_TYPE_JOURNEYS, owner_id="c1")
+    },
+    "owner_id": {
+        "owner": common_pb2.Owner(owner_type=common_pb2.OWNER_TYPE_CAMPAIGNS, owner_id="c2")
+    },
+}
+
+
+@pytest.mark.parametrize("change", CHANGED)
+def test_a_replay_with_any_other_attribute_is_key_reuse(admin, change):
+    reward, user = f.reward(admin), f.participant(admin)
+    first = f.issue(admin, reward.id, user.id, request_id="attrs", **ORIGINAL).issuance
+    again = f.issue(admin, reward.id, user.id, request_id="attrs", **ORIGINAL)
+    assert again.idempotent_replay and again.issuance == first
+    failure = expect_failure(
+        f.issue, admin, reward.id, user.id, request_id="attrs", **{**ORIGINAL, **CHANGED[change]}
+    )
+    assert (failure.code, failure.reason) == (
+        grpc.StatusCode.ALREADY_EXISTS,
+        "IDEMPOTENCY_KEY_REUSED",
+    )
+    assert [i.id for i in f.all_issuances(admin)] == [first.id]
+
+
+def test_a_grant_replay_with_other_notes_or_metadata_is_key_reuse(admin):
+    user = f.participant(admin)
+    f.grant(admin, user.id, "g-attrs", notes="n", metadata={"k": "v"})
+    assert f.grant(admin, user.id, "g-attrs", notes="n", metadata={"k": "v"}).idempotent_replay
+    for other in ({"notes": "m", "metadata": {"k": "v"}}, {"notes": "n", "metadata": {}}):
+        failure = expect_failure(f.grant, admin, user.id, "g-attrs", **other)
+        assert failure.reason == "IDEMPOTENCY_KEY_REUSED"
+
+
+def test_an_issuance_recorded_before_every_attribute_counted_still_replays(admin):
+    """Issuances made before the fingerprint covered notes, metadata etc. kept a digest of
+    fewer attributes; their replays are still recognised."""
+    reward, user = f.reward(admin), f.participant(admin)
+    first = f.issue(admin, reward.id, user.id, request_id="old", notes="n").issuance
+    with session():
+        Issuance.update(request_hash=digest("issue", reward.id, 1, "", "")).where(
+            Issuance.id == first.id
+        ).execute()
+    again = f.issue(admin, reward.id, user.id, request_id="old", notes="n")
+    assert again.idempotent_replay and again.issuance.id == first.id
+    failure = expect_failure(f.issue, admin, reward.id, user.id, request_id="old", quantity=2)
+    assert failure.reason == "IDEMPOTENCY_KEY_REUSED"
 
 
 def test_a_failed_call_records_nothing_and_can_be_retried(admin):
@@ -906,6 +973,28 @@ def test_update_fulfillment_validates(admin):
     )
     assert set(failure.violations) == {"status", "note"}
     assert f.get_issuance(admin, issued.id).fulfillment_history == []
+
+
+def test_fulfillment_history_is_capped_and_a_full_one_changes_nothing(admin):
+    """An unbounded history once made an issuance too large to read (and its appends
+    committed, then failed to answer)."""
+    user = f.participant(admin)
+    issued = f.issue(admin, f.reward(admin).id, user.id, fulfillment_status="BOOKED").issuance
+    for n in range(1, 100):
+        admin.issuance.UpdateFulfillment(
+            issuance_pb2.UpdateFulfillmentRequest(id=issued.id, status=f"S{n}", note="n" * 1000)
+        )
+    full = f.get_issuance(admin, issued.id)
+    assert len(full.fulfillment_history) == 100
+    failure = expect_failure(
+        admin.issuance.UpdateFulfillment,
+        issuance_pb2.UpdateFulfillmentRequest(id=issued.id, status="LOST", note="x"),
+    )
+    assert failure.code == grpc.StatusCode.FAILED_PRECONDITION
+    assert failure.reason == "FULFILLMENT_HISTORY_FULL"
+    assert failure.metadata == {"limit": "100"}
+    assert f.get_issuance(admin, issued.id) == full
+    assert full.fulfillment_status == "S99"
 
 
 # ListIssuances

@@ -5,9 +5,12 @@ import grpc
 import pytest
 from rewards.v1 import catalog_pb2, common_pb2, participants_pb2
 
+from rewards_service.store.db import session
+from rewards_service.store.models import LedgerEntry
 from tests import factories as f
 from tests.conftest import new_program
 from tests.helpers import expect_failure, make_api
+from tests.invariants import assert_invariants
 
 K = common_pb2.LedgerEntryKind
 
@@ -269,3 +272,48 @@ def test_a_reader_reads_balances_and_entries(admin, api_for):
     assert f.balance(reader, user.id, points.id).available == "3.00"
     assert len(f.ledger_entries(reader, user.id)) == 1
     f.assert_ledger_consistent(reader, user.id, points.id)
+
+
+def test_entries_list_in_commit_order_when_a_replicas_clock_is_behind(admin):
+    """Ids are time-ordered per process only. An entry written later by a replica whose clock
+    is behind gets an id that sorts first; the account's sequence still lists it newest."""
+    points = f.asset(admin)
+    reward = f.reward(admin, cost_asset_id=points.id, unit_cost="10")
+    user = f.participant(admin)
+    f.fund(admin, user.id, points.id, "100")
+    f.issue(admin, reward.id, user.id)
+    with session():
+        first, last = (
+            LedgerEntry.select()
+            .where((LedgerEntry.participant == user.id) & (LedgerEntry.asset == points.id))
+            .order_by(LedgerEntry.created_at)
+        )
+        # The later entry's id sorts just before the first's, as another host's could.
+        LedgerEntry.update(id=f"{first.id[:-1]}0").where(LedgerEntry.id == last.id).execute()
+        LedgerEntry.update(id=f"{first.id[:-1]}1").where(LedgerEntry.id == first.id).execute()
+    entries = f.ledger_entries(admin, user.id, points.id)
+    assert [(e.delta, e.balance_after) for e in entries] == [
+        ("-10.00", "90.00"),
+        ("100.00", "100.00"),
+    ]
+    f.assert_ledger_consistent(admin, user.id, points.id)
+    assert_invariants(admin.program_id)
+
+
+def test_lifetime_totals_are_bounded_like_balances(admin):
+    """Earning and spending the most a balance holds, again and again, once overflowed the
+    lifetime totals (INTERNAL on PostgreSQL, floating point on SQLite)."""
+    points = f.asset(admin, scale=0)
+    user = f.participant(admin)
+    most = str(10**18 - 1)
+    adjust(admin, user.id, points.id, most)
+    adjust(admin, user.id, points.id, f"-{most}")
+    assert amounts(f.balance(admin, user.id, points.id)) == ("0", most, most)
+    earned_more = expect_failure(adjust, admin, user.id, points.id, "1")
+    assert (earned_more.code, set(earned_more.violations)) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        {"delta"},
+    )
+    assert amounts(f.balance(admin, user.id, points.id)) == ("0", most, most)
+    f.assert_ledger_consistent(admin, user.id, points.id)
+    assert_invariants(admin.program_id)

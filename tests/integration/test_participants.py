@@ -331,3 +331,21 @@ def test_a_reader_can_read_but_not_upsert(admin, api_for):
         "INSUFFICIENT_SCOPE",
     )
     assert get(admin, created.id) == created
+
+
+@pytest.mark.parametrize(
+    ("field", "limit"), [("segment", 100), ("partition", 100), ("email", 320), ("mobile", 32)]
+)
+def test_list_filters_longer_than_any_stored_value_are_invalid(admin, field, limit):
+    f.participant(admin, "listed", segments=[("gold", "eu")])
+    for length in (limit + 1, 50_001):
+        request = participants_pb2.ListParticipantsRequest(
+            **{"segment": "gold", field: "x" * length}
+        )
+        failure = expect_failure(admin.participants.ListParticipants, request)
+        assert (failure.code, set(failure.violations)) == (
+            grpc.StatusCode.INVALID_ARGUMENT,
+            {field},
+        )
+    at_limit = participants_pb2.ListParticipantsRequest(**{"segment": "gold", field: "x" * limit})
+    assert list(admin.participants.ListParticipants(at_limit).participants) == []

@@ -6,6 +6,7 @@ beside REWARDS_TEST_DATABASE's) in a child process, so neither the suite's bound
 a server using it is ever opened here.
 """
 
+import itertools
 import json
 import os
 import re
@@ -23,7 +24,15 @@ import psycopg2
 import pytest
 
 from rewards_service.store.db import open_database
-from rewards_service.store.models import Asset, Issuance, LedgerEntry, Participant, Program
+from rewards_service.store.migrations import MIGRATIONS
+from rewards_service.store.models import (
+    Asset,
+    Balance,
+    Issuance,
+    LedgerEntry,
+    Participant,
+    Program,
+)
 
 # name -> (columns, unique, predicate of a partial index or None)
 IndexSet = dict[str, tuple[tuple[str, ...], bool, str | None]]
@@ -48,9 +57,9 @@ EXPECTED: dict[str, IndexSet] = {
             True,
             NOT_NULL,
         ),
-        "ledger_entry_participant_id_asset_id_id": (
-            ("participant_id", "asset_id", "id"),
-            False,
+        "ledger_entry_participant_id_asset_id_seq": (
+            ("participant_id", "asset_id", "seq"),
+            True,
             None,
         ),
         "ledger_entry_participant_id_id": (("participant_id", "id"), False, None),
@@ -246,18 +255,30 @@ def issuance(db: peewee.Database, program_id: str, request_id: str | None) -> No
     )
 
 
-def ledger_entry(db: peewee.Database, program_id: str, request_id: str | None) -> None:
+_SEQ = itertools.count(1)
+
+
+def ledger_entry(
+    db: peewee.Database,
+    program_id: str,
+    request_id: str | None,
+    *,
+    entry_id: str = "",
+    balance_after: int = 1,
+    seq: int | None = None,
+) -> None:
     insert(
         db,
         LedgerEntry,
-        id=f"led_{uuid.uuid4().hex}",
+        id=entry_id or f"led_{uuid.uuid4().hex}",
         program=program_id,
         participant=f"{program_id}_par",
         asset=f"{program_id}_ast",
         delta=1,
-        balance_after=1,
+        balance_after=balance_after,
         kind=1,
         request_id=request_id,
+        seq=next(_SEQ) if seq is None else seq,
     )
 
 
@@ -265,7 +286,7 @@ def ledger_entry(db: peewee.Database, program_id: str, request_id: str | None) -
 
 
 def test_a_new_database_has_the_lean_index_set(new_url):
-    assert migrate_in_child(new_url) == [1, 2, 3]
+    assert migrate_in_child(new_url) == [version for version, _, _ in MIGRATIONS]
     with connected(new_url) as db:
         assert indexes(db, "issuance") == EXPECTED["issuance"]
         assert indexes(db, "ledger_entry") == EXPECTED["ledger_entry"]
@@ -393,8 +414,8 @@ ORDERED_PAGES = [
         LedgerEntry.select().where(
             (LedgerEntry.participant == "par") & (LedgerEntry.asset == "ast")
         ),
-        LedgerEntry.id,
-        "ledger_entry_participant_id_asset_id_id",
+        LedgerEntry.seq,
+        "ledger_entry_participant_id_asset_id_seq",
         id="entries-of-a-balance",
     ),
 ]
@@ -405,7 +426,8 @@ def test_list_pages_read_in_index_order(new_url, query, key, index):
     """The list calls' keyset pages come straight off an index, newest first, unsorted."""
     migrate_in_child(new_url)
     with connected(new_url) as db:
-        page = query.where(key < "zzz").order_by(key.desc()).limit(51)
+        bound = 10**12 if isinstance(key, peewee.IntegerField) else "zzz"
+        page = query.where(key < bound).order_by(key.desc()).limit(51)
         text, params = db.get_sql_context().sql(page).query()
         plan = _plan(db, text.replace(db.param, "?"), tuple(params))
         assert_uses(db, plan, index)
@@ -430,3 +452,27 @@ def test_request_ids_are_unique_per_program_and_nulls_are_not(new_url, table, ad
             'GROUP BY "program_id" ORDER BY "program_id"'
         ).fetchall()
     assert [tuple(row) for row in rows] == [("prg_a", 3, 1), ("prg_b", 1, 1)]
+
+
+def test_migration_5_numbers_an_old_databases_ledger_entries(new_url):
+    migrate_in_child(new_url)
+    with connected(new_url) as db:
+        fresh = schema_indexes(db)
+        # Back to the shape migration 5 found: entries unnumbered, listed by id.
+        with db.atomic():
+            db.execute_sql('DROP INDEX "ledger_entry_participant_id_asset_id_seq"')
+            db.execute_sql(
+                'CREATE INDEX "ledger_entry_participant_id_asset_id_id" '
+                'ON "ledger_entry" ("participant_id", "asset_id", "id")'
+            )
+            db.execute_sql('DELETE FROM "schema_migrations" WHERE "version" = 5')
+            seed_program(db, "prg_old")
+            for n in (1, 2, 3):
+                ledger_entry(db, "prg_old", None, entry_id=f"led_{n}", balance_after=n, seq=0)
+            insert(db, Balance, id=1, participant="prg_old_par", asset="prg_old_ast", available=3)
+    assert migrate_in_child(new_url) == [5]
+    with connected(new_url) as db:
+        numbered = db.execute_sql('SELECT "id", "seq" FROM "ledger_entry" ORDER BY "id"').fetchall()
+        assert numbered == [("led_1", 1), ("led_2", 2), ("led_3", 3)]
+        assert db.execute_sql('SELECT "seq" FROM "balance"').fetchall() == [(3,)]
+        assert schema_indexes(db) == fresh

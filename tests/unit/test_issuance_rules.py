@@ -9,9 +9,11 @@ from rewards.v1 import common_pb2
 from rewards_service.domain.errors import FailedPrecondition
 from rewards_service.domain.issuance import (
     MAX_BATCH,
+    MAX_FULFILLMENT_HISTORY,
     GrantRequest,
     IssueRequest,
     check_claim,
+    check_fulfillment_append,
     check_grant_request,
     check_issue_request,
     digest,
@@ -236,3 +238,11 @@ def test_claim_of_a_revoked_issuance_is_refused():
         "from": "ISSUANCE_STATUS_REVOKED",
         "to": "ISSUANCE_STATUS_CLAIMED",
     }
+
+
+def test_fulfillment_history_takes_appends_up_to_its_cap():
+    check_fulfillment_append(MAX_FULFILLMENT_HISTORY - 1)
+    with pytest.raises(FailedPrecondition) as refused:
+        check_fulfillment_append(MAX_FULFILLMENT_HISTORY)
+    assert refused.value.reason == "FULFILLMENT_HISTORY_FULL"
+    assert refused.value.metadata == {"limit": str(MAX_FULFILLMENT_HISTORY)}

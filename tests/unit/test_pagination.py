@@ -1,6 +1,8 @@
 """AIP-158 page parsing: sizes, opaque tokens bound to their filters, the end of the list."""
 
 import base64
+import hashlib
+import hmac
 import json
 import re
 
@@ -16,12 +18,13 @@ from rewards_service.domain.pagination import (
 )
 from rewards_service.domain.validation import Violations
 
+SECRET = b"s" * 32
 FILTERS = {"status": 2, "type": 0, "category": "food", "show_archived": False}
 
 
 def parse(page_size=0, page_token="", filters=FILTERS) -> tuple[PageRequest, Violations]:
     v = Violations()
-    return parse_page(v, page_size, page_token, filters), v
+    return parse_page(v, page_size, page_token, filters, secret=SECRET), v
 
 
 def fields(v: Violations) -> list[str]:
@@ -139,3 +142,34 @@ def test_the_filters_digest_ignores_key_order_but_not_values():
     assert filters_digest(a) != filters_digest({"status": 2, "category": "x"})
     assert filters_digest(a) != filters_digest({"status": 1, "category": "y"})
     assert filters_digest({}) != filters_digest(a)
+
+
+def _signed(payload: bytes, secret: bytes = SECRET) -> str:
+    signature = hmac.new(secret, payload, hashlib.sha256).digest()[:16]
+    return base64.urlsafe_b64encode(signature + payload).decode()
+
+
+HOSTILE_PAYLOADS = [
+    b"[" * 100_000 + b"]" * 100_000,  # deep JSON: RecursionError in the parser
+    json.dumps({"k": "\ud800", "f": filters_digest(FILTERS)}).encode(),  # lone surrogate
+    json.dumps({"k": {"a": 1}, "f": filters_digest(FILTERS)}).encode(),
+    json.dumps({"k": "x" * 100, "f": filters_digest(FILTERS)}).encode(),
+    json.dumps({"k": "rew_\x00", "f": filters_digest(FILTERS)}).encode(),
+]
+
+
+@pytest.mark.parametrize("payload", HOSTILE_PAYLOADS)
+def test_hostile_tokens_are_invalid_signed_or_not(payload):
+    for token in (base64.urlsafe_b64encode(payload).decode(), _signed(payload)):
+        _, v = parse(page_token=token)
+        assert fields(v) == ["page_token"]
+
+
+def test_a_token_signed_with_another_secret_is_invalid():
+    payload = json.dumps({"k": "rew_1", "f": filters_digest(FILTERS)}).encode()
+    assert not parse(page_token=_signed(payload))[1]
+    _, v = parse(page_token=_signed(payload, b"t" * 32))
+    assert fields(v) == ["page_token"]
+    v = Violations()
+    parse_page(v, 0, _signed(payload), FILTERS, secret=b"")
+    assert fields(v) == ["page_token"]

@@ -16,6 +16,7 @@ from rewards_service.domain.validation import (
     parse_amount,
     parse_decimal,
     to_minor,
+    weak_key_reason,
 )
 
 
@@ -266,3 +267,22 @@ def test_violations_raise_once_with_all_fields_in_order():
         ("reward.points.amount", "must be greater than zero"),
     ]
     assert "reward.name" in error.message and "reward.points.amount" in error.message
+
+
+@pytest.mark.parametrize(
+    ("key", "weak"),
+    [
+        ("a", True),
+        ("x" * 31 + "y", True),
+        ("a" * 64, True),
+        ("abcdefghijk" * 4, True),  # 11 different characters
+        ("rwk_ with a space 0123456789abcdefghij", True),
+        ("rwk_\u00e9" + "0123456789abcdefghijklmnopq", True),
+        ("rwk_operator-chosen-bootstrap-key-0123456789", False),
+        ("rwk_" + "Zx8_k2Lq-Wm4Rt9Hs7Vb3Nc6Pd1Fg5Jy0Ae", False),
+    ],
+)
+def test_an_operator_chosen_key_must_be_hard_to_guess(key, weak):
+    reason = weak_key_reason(key)
+    assert (reason is not None) == weak
+    assert reason is None or len(key) == 1 or key not in reason

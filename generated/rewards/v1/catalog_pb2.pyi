@@ -100,7 +100,12 @@ class Reward(_message.Message):
     redeemed_count: _builtins.int
     """Output only. Units issued and not revoked."""
     etag: _builtins.str
-    """Output only on reads; send it back on update or delete to guard against lost updates."""
+    """Output only on reads; send it back on update or delete to guard against lost updates.
+    It covers the fields a caller sets (everything but redeemed_count, created_at and
+    updated_at) and status, also when the service changes it (OUT_OF_STOCK and back).
+    Issues and revocations move redeemed_count without changing it, so an update is not
+    refused because the reward was issued meanwhile.
+    """
     @_builtins.property
     def points(self) -> Global___PointsConfig:
         """Config of a POINTS reward."""

@@ -147,7 +147,7 @@ class Issuance(_message.Message):
 
     @_builtins.property
     def fulfillment_history(self) -> _containers.RepeatedCompositeFieldContainer[Global___FulfillmentEvent]:
-        """Every fulfillment status, oldest first."""
+        """Every fulfillment status, oldest first; at most 100 (see UpdateFulfillment)."""
 
     @_builtins.property
     def event_time(self) -> _timestamp_pb2.Timestamp:
@@ -353,7 +353,11 @@ class IssueRewardRequest(_message.Message):
     amount: _builtins.str
     """Decimal string > 0: redemption value (AMOUNT_BASED only)."""
     request_id: _builtins.str
-    """Optional idempotency key, 1-128 printable ASCII, unique per program."""
+    """Optional idempotency key, 1-128 printable ASCII, unique per program. A call repeating
+    every other field of this request gets the original issuance back; a call changing any
+    of them (the participant may be named by another of its identifiers) is ALREADY_EXISTS
+    `IDEMPOTENCY_KEY_REUSED`.
+    """
     transaction_number: _builtins.str
     """The caller's transaction number, up to 128 characters."""
     notes: _builtins.str

@@ -137,7 +137,9 @@ class RewardIssuanceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def UpdateFulfillment(self, request, context):
-        """Appends a fulfillment status to an issuance's history. Issuer or admin.
+        """Appends a fulfillment status to an issuance's history. Issuer or admin. The history
+        holds at most 100 entries: an append past them is refused with FAILED_PRECONDITION
+        `FULFILLMENT_HISTORY_FULL` and changes nothing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -58,7 +58,10 @@ class RewardIssuanceStub:
     and voids its code. Revoking a REVOKED one returns it unchanged. Admin only.
     """
     UpdateFulfillment: _grpc.UnaryUnaryMultiCallable[_issuance_pb2.UpdateFulfillmentRequest, _issuance_pb2.Issuance]
-    """Appends a fulfillment status to an issuance's history. Issuer or admin."""
+    """Appends a fulfillment status to an issuance's history. Issuer or admin. The history
+    holds at most 100 entries: an append past them is refused with FAILED_PRECONDITION
+    `FULFILLMENT_HISTORY_FULL` and changes nothing.
+    """
 
 @_typing.type_check_only
 class RewardIssuanceAsyncStub(RewardIssuanceStub):
@@ -90,7 +93,10 @@ class RewardIssuanceAsyncStub(RewardIssuanceStub):
     and voids its code. Revoking a REVOKED one returns it unchanged. Admin only.
     """
     UpdateFulfillment: _aio.UnaryUnaryMultiCallable[_issuance_pb2.UpdateFulfillmentRequest, _issuance_pb2.Issuance]  # type: ignore[assignment]
-    """Appends a fulfillment status to an issuance's history. Issuer or admin."""
+    """Appends a fulfillment status to an issuance's history. Issuer or admin. The history
+    holds at most 100 entries: an append past them is refused with FAILED_PRECONDITION
+    `FULFILLMENT_HISTORY_FULL` and changes nothing.
+    """
 
 class RewardIssuanceServicer(metaclass=_abc_1.ABCMeta):
     """Issues rewards to participants exactly once, and follows them through claim, revocation
@@ -167,6 +173,9 @@ class RewardIssuanceServicer(metaclass=_abc_1.ABCMeta):
         request: _issuance_pb2.UpdateFulfillmentRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_issuance_pb2.Issuance, _abc.Awaitable[_issuance_pb2.Issuance]]:
-        """Appends a fulfillment status to an issuance's history. Issuer or admin."""
+        """Appends a fulfillment status to an issuance's history. Issuer or admin. The history
+        holds at most 100 entries: an append past them is refused with FAILED_PRECONDITION
+        `FULFILLMENT_HISTORY_FULL` and changes nothing.
+        """
 
 def add_RewardIssuanceServicer_to_server(servicer: RewardIssuanceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

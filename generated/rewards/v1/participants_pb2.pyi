@@ -238,13 +238,17 @@ class ListParticipantsRequest(_message.Message):
     page_token: _builtins.str
     """next_page_token of the previous page; must be used with the same filters."""
     segment: _builtins.str
-    """Only participants holding this segment (any partition unless partition is set)."""
+    """Only participants holding this segment (any partition unless partition is set). At
+    most 100 characters, as a stored segment; longer is INVALID_ARGUMENT.
+    """
     partition: _builtins.str
-    """With segment: only participants holding this {segment, partition} pair."""
+    """With segment: only participants holding this {segment, partition} pair. At most 100
+    characters.
+    """
     email: _builtins.str
-    """Only participants with this email."""
+    """Only participants with this email. At most 320 characters."""
     mobile: _builtins.str
-    """Only participants with this mobile."""
+    """Only participants with this mobile. At most 32 characters."""
     def __init__(
         self,
         *,

@@ -101,7 +101,9 @@ class ParticipantsServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListLedgerEntries(self, request, context):
-        """Lists a participant's ledger entries, newest first.
+        """Lists a participant's ledger entries, newest first. With asset_id, in the order they
+        were committed, whichever server wrote them: each entry moves the balance from the
+        balance_after of the one listed after it. Without, by creation time across assets.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

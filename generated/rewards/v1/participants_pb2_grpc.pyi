@@ -44,7 +44,10 @@ class ParticipantsStub:
     GetBalance: _grpc.UnaryUnaryMultiCallable[_participants_pb2.GetBalanceRequest, _participants_pb2.Balance]
     """Returns a participant's balance of one asset (zero if it never moved)."""
     ListLedgerEntries: _grpc.UnaryUnaryMultiCallable[_participants_pb2.ListLedgerEntriesRequest, _participants_pb2.ListLedgerEntriesResponse]
-    """Lists a participant's ledger entries, newest first."""
+    """Lists a participant's ledger entries, newest first. With asset_id, in the order they
+    were committed, whichever server wrote them: each entry moves the balance from the
+    balance_after of the one listed after it. Without, by creation time across assets.
+    """
     AdjustBalance: _grpc.UnaryUnaryMultiCallable[_participants_pb2.AdjustBalanceRequest, _participants_pb2.AdjustBalanceResponse]
     """Adds a signed delta to a balance; the balance never goes below zero. Idempotent on
     request_id. Admin only.
@@ -66,7 +69,10 @@ class ParticipantsAsyncStub(ParticipantsStub):
     GetBalance: _aio.UnaryUnaryMultiCallable[_participants_pb2.GetBalanceRequest, _participants_pb2.Balance]  # type: ignore[assignment]
     """Returns a participant's balance of one asset (zero if it never moved)."""
     ListLedgerEntries: _aio.UnaryUnaryMultiCallable[_participants_pb2.ListLedgerEntriesRequest, _participants_pb2.ListLedgerEntriesResponse]  # type: ignore[assignment]
-    """Lists a participant's ledger entries, newest first."""
+    """Lists a participant's ledger entries, newest first. With asset_id, in the order they
+    were committed, whichever server wrote them: each entry moves the balance from the
+    balance_after of the one listed after it. Without, by creation time across assets.
+    """
     AdjustBalance: _aio.UnaryUnaryMultiCallable[_participants_pb2.AdjustBalanceRequest, _participants_pb2.AdjustBalanceResponse]  # type: ignore[assignment]
     """Adds a signed delta to a balance; the balance never goes below zero. Idempotent on
     request_id. Admin only.
@@ -115,7 +121,10 @@ class ParticipantsServicer(metaclass=_abc_1.ABCMeta):
         request: _participants_pb2.ListLedgerEntriesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_participants_pb2.ListLedgerEntriesResponse, _abc.Awaitable[_participants_pb2.ListLedgerEntriesResponse]]:
-        """Lists a participant's ledger entries, newest first."""
+        """Lists a participant's ledger entries, newest first. With asset_id, in the order they
+        were committed, whichever server wrote them: each entry moves the balance from the
+        balance_after of the one listed after it. Without, by creation time across assets.
+        """
 
     @_abc_1.abstractmethod
     def AdjustBalance(

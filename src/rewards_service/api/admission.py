@@ -41,6 +41,7 @@ class Admission:
         if share.slots.locked() and share.waiting >= self._waiting:
             raise ResourceExhausted(
                 "Too many calls at once for this program; retry shortly.",
+                reason="RATE_LIMITED",
                 retry_after=RETRY_AFTER_SECONDS,
                 metadata={"running": self._running, "waiting": share.waiting},
             )

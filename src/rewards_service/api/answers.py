@@ -11,7 +11,8 @@ kept is therefore always a replay's, its original issuance as stored now. Refusa
 reused (a window may open, a limit may roll over, without any commit).
 """
 
-from collections.abc import Callable
+import threading
+from collections.abc import Awaitable, Callable
 
 from google.protobuf.message import Message
 
@@ -24,27 +25,88 @@ REUSABLE = frozenset(
         "/rewards.v1.RewardIssuance/IssueReward",
     }
 )
-MAX_ANSWERS = 4096
+# What every kept answer may hold together, counted as the serialized sizes of its key and
+# answer plus ENTRY_OVERHEAD; the oldest answers go first. Answers of any size may be kept
+# under it, and a caller varying its requests only pushes out older answers.
+MAX_BYTES = 16 * 1024 * 1024
+ENTRY_OVERHEAD = 256
 # Larger requests are answered afresh: a kept key costs its size, and a request may be 8 MiB.
 MAX_REQUEST_BYTES = 4096
 
-_Key = tuple[str, str, bytes]  # method, program, request bytes
-_given: dict[_Key, tuple[bytes, Message]] = {}
+# A call is named by what its answer depends on: the method, the program, and the request as
+# parsed, without unknown fields and serialized deterministically. Unknown fields change
+# nothing in the answer, so varying them must not make new entries.
+_Key = tuple[str, str, bytes]
+_given: dict[_Key, tuple[bytes, Message, int]] = {}  # key -> (change token, answer, cost)
+_held = 0  # sum of the costs in _given
+_keeping = threading.Lock()
 
 
-def given_again(key: _Key, compute: Callable[[], Message]) -> Message:
-    """The earlier answer to `key` if the store is unchanged since; else `compute()`'s, kept
-    if nothing was committed while it was computed (it is then what the store held before).
-    A refusal raises out of `compute` and is never kept."""
-    if len(key[2]) > MAX_REQUEST_BYTES:
-        return compute()
+def cached_bytes() -> int:
+    """What the kept answers count for, in bytes (see MAX_BYTES)."""
+    return _held
+
+
+def _key_of(method: str, program: str, request: Message) -> _Key | None:
+    request.DiscardUnknownFields()
+    if request.ByteSize() > MAX_REQUEST_BYTES:
+        return None
+    return method, program, request.SerializeToString(deterministic=True)
+
+
+def _keep(key: _Key, token: bytes, answer: Message) -> None:
+    global _held
+    cost = ENTRY_OVERHEAD + len(key[0]) + len(key[1]) + len(key[2]) + answer.ByteSize()
+    if cost > MAX_BYTES:
+        return
+    with _keeping:
+        replaced = _given.pop(key, None)
+        if replaced is not None:
+            _held -= replaced[2]
+        while _given and _held + cost > MAX_BYTES:
+            _held -= _given.pop(next(iter(_given)))[2]  # dicts keep insertion order
+        _given[key] = (token, answer, cost)
+        _held += cost
+
+
+def _earlier(key: _Key | None) -> tuple[bytes | None, Message | None]:
+    """(the change token now, the answer kept for `key` if it is still current)."""
+    if key is None:
+        return None, None
     token = change_token()
     found = _given.get(key)
     if token is not None and found is not None and found[0] == token:
-        return found[1]
+        return token, found[1]
+    return token, None
+
+
+def _keep_if_unchanged(key: _Key | None, token: bytes | None, answer: Message) -> None:
+    if key is not None and token is not None and change_token() == token:
+        _keep(key, token, answer)
+
+
+def given_again(call: tuple[str, str, Message], compute: Callable[[], Message]) -> Message:
+    """The earlier answer to `call` (method, program, parsed request) if the store is
+    unchanged since; else `compute()`'s, kept if nothing was committed while it was computed
+    (it is then what the store held before). A refusal raises out of `compute` and is never
+    kept."""
+    key = _key_of(*call)
+    token, found = _earlier(key)
+    if found is not None:
+        return found
     answer = compute()
-    if token is not None and change_token() == token:
-        if len(_given) >= MAX_ANSWERS:
-            _given.clear()
-        _given[key] = (token, answer)
+    _keep_if_unchanged(key, token, answer)
+    return answer
+
+
+async def given_again_async(
+    call: tuple[str, str, Message], compute: Callable[[], Awaitable[Message]]
+) -> Message:
+    """`given_again` for a servicer that runs on the event loop."""
+    key = _key_of(*call)
+    token, found = _earlier(key)
+    if found is not None:
+        return found
+    answer = await compute()
+    _keep_if_unchanged(key, token, answer)
     return answer

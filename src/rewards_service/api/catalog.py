@@ -5,7 +5,6 @@ from rewards.v1 import catalog_pb2, catalog_pb2_grpc
 from rewards_service.api import convert
 from rewards_service.auth import caller
 from rewards_service.domain import rewards as rules
-from rewards_service.domain.pagination import parse_page
 from rewards_service.domain.validation import Violations
 from rewards_service.services import catalog
 
@@ -53,7 +52,7 @@ class RewardCatalogServicer(catalog_pb2_grpc.RewardCatalogServicer):
             "category": request.category,
             "show_archived": request.show_archived,
         }
-        page = parse_page(v, request.page_size, request.page_token, filters)
+        page = convert.page_in(v, request, filters)
         v.raise_if_any()
         rows, token = catalog.list_rewards(
             caller().program_id,
@@ -94,7 +93,7 @@ class RewardCatalogServicer(catalog_pb2_grpc.RewardCatalogServicer):
 
     def ListAssets(self, request, context):
         v = Violations()
-        page = parse_page(v, request.page_size, request.page_token, {})
+        page = convert.page_in(v, request, {})
         v.raise_if_any()
         rows, token = catalog.list_assets(caller().program_id, page)
         return catalog_pb2.ListAssetsResponse(
@@ -113,7 +112,7 @@ class RewardCatalogServicer(catalog_pb2_grpc.RewardCatalogServicer):
 
     def ListCodePools(self, request, context):
         v = Violations()
-        page = parse_page(v, request.page_size, request.page_token, {})
+        page = convert.page_in(v, request, {})
         v.raise_if_any()
         rows, token = catalog.list_code_pools(caller().program_id, page)
         return catalog_pb2.ListCodePoolsResponse(

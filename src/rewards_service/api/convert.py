@@ -8,8 +8,10 @@ from rewards.v1 import catalog_pb2, common_pb2, issuance_pb2, participants_pb2
 
 from rewards_service.domain import rewards as rules
 from rewards_service.domain.issuance import IssueRequest
+from rewards_service.domain.pagination import PageRequest, parse_page
 from rewards_service.domain.participants import ParticipantRef
 from rewards_service.domain.validation import Violations, format_amount
+from rewards_service.services.paging import page_token_secret
 from rewards_service.services.participants import BalanceView
 from rewards_service.store import fast, queries
 from rewards_service.store.models import (
@@ -33,6 +35,11 @@ def timestamp_in(v: Violations, field: str, holder: Message, name: str) -> datet
         v.add(field, "is not a valid timestamp")
         return None
     return ts.ToDatetime(tzinfo=UTC)
+
+
+def page_in(v: Violations, request: Message, filters: dict[str, object]) -> PageRequest:
+    """page_size and page_token of a List request; its token must be bound to `filters`."""
+    return parse_page(v, request.page_size, request.page_token, filters, secret=page_token_secret())
 
 
 def timestamp_out(value: datetime | None) -> timestamp_pb2.Timestamp | None:

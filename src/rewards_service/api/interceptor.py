@@ -7,6 +7,7 @@ thread of `executor`. A call waiting for its client holds no thread.
 """
 
 import asyncio
+import inspect
 import time
 from concurrent.futures import Executor
 from functools import cache
@@ -96,16 +97,30 @@ class _CallState:
         return self._active
 
 
-def _run(method: str, behavior, request, raw: bytes, found: Caller, state: _CallState):
+def _run(method: str, behavior, request, found: Caller, state: _CallState):
     """On a pool thread, in one store session: the servicer, as the authenticated caller."""
     token = current_caller.set(found)
     try:
         with session():
             if method in answers.REUSABLE:
                 return answers.given_again(
-                    (method, found.program_id, raw), lambda: behavior(request, state)
+                    (method, found.program_id, request), lambda: behavior(request, state)
                 )
             return behavior(request, state)
+    finally:
+        current_caller.reset(token)
+
+
+async def _run_on_loop(method: str, behavior, request, found: Caller, state: _CallState):
+    """A servicer written as a coroutine: it runs on the event loop and hands its store work
+    over itself (e.g. to the store's writer), holding no thread while it waits."""
+    token = current_caller.set(found)
+    try:
+        if method in answers.REUSABLE:
+            return await answers.given_again_async(
+                (method, found.program_id, request), lambda: behavior(request, state)
+            )
+        return await behavior(request, state)
     finally:
         current_caller.reset(token)
 
@@ -137,6 +152,8 @@ class _Calls:
 
 
 def _wrap(method: str, behavior, deserialize, calls: _Calls):
+    on_loop = inspect.iscoroutinefunction(behavior)
+
     async def wrapped(raw: bytes, context: grpc.aio.ServicerContext):
         started = time.perf_counter()
         request_id = program = None
@@ -151,8 +168,10 @@ def _wrap(method: str, behavior, deserialize, calls: _Calls):
             program = found.program_id
             check_role(found.role, method)
             async with calls.per_program.slot(program):
+                if on_loop:
+                    return await _run_on_loop(method, behavior, request, found, _CallState(context))
                 return await calls.on_pool(
-                    _run, method, behavior, request, raw, found, _CallState(context)
+                    _run, method, behavior, request, found, _CallState(context)
                 )
         except RewardsError as exc:
             error = exc

@@ -7,22 +7,44 @@ from rewards_service.api.errors import to_status_proto
 from rewards_service.auth import caller
 from rewards_service.domain.errors import RewardsError
 from rewards_service.domain.issuance import GrantRequest
-from rewards_service.domain.pagination import parse_page
 from rewards_service.domain.validation import Violations
 from rewards_service.services import issuance
 
+# The server's send limit (server.MAX_MESSAGE_BYTES), less room for the response's own framing.
+MAX_ANSWER_BYTES = 8 * 1024 * 1024 - 64
+
+
+def _batch_result(outcome) -> issuance_pb2.BatchIssueRewardsResult:
+    if isinstance(outcome, RewardsError):
+        return issuance_pb2.BatchIssueRewardsResult(error=to_status_proto(outcome))
+    row, replay = outcome
+    return issuance_pb2.BatchIssueRewardsResult(
+        issuance=convert.issuance_out(row), idempotent_replay=replay
+    )
+
+
+def _size_in_batch(result: issuance_pb2.BatchIssueRewardsResult) -> int:
+    """Its bytes in the response: a one-byte tag, the length as a varint, the message."""
+    size = result.ByteSize()
+    return 1 + (size.bit_length() + 6) // 7 + size
+
+
+def _issue_answer(outcome) -> issuance_pb2.IssueRewardResponse:
+    row, replay = outcome
+    return issuance_pb2.IssueRewardResponse(
+        issuance=convert.issuance_out(row), idempotent_replay=replay
+    )
+
 
 class RewardIssuanceServicer(issuance_pb2_grpc.RewardIssuanceServicer):
-    def IssueReward(self, request, context):
+    async def IssueReward(self, request, context):
+        # On the event loop: the whole issue is one unit on the store's writer, which also
+        # builds the answer, so no thread waits for the commit.
         v = Violations()
         issue = convert.issue_request_in(v, request)
         v.raise_if_any()
         program_id = caller().program_id
-        row, replay = issuance.issue_reward(program_id, issue)
-        return issuance_pb2.IssueRewardResponse(
-            issuance=convert.issuance_out(row),
-            idempotent_replay=replay,
-        )
+        return await issuance.issue_reward_async(program_id, issue, _issue_answer)
 
     def BatchIssueRewards(self, request, context):
         items = []
@@ -32,18 +54,14 @@ class RewardIssuanceServicer(issuance_pb2_grpc.RewardIssuanceServicer):
             parsed = convert.issue_request_in(v, item)
             items.append(v.error() if v else parsed)
         program_id = caller().program_id
-        outcomes = issuance.batch_issue_rewards(program_id, items, context.is_active)
-        results = []
-        for outcome in outcomes:
-            if isinstance(outcome, RewardsError):
-                results.append(issuance_pb2.BatchIssueRewardsResult(error=to_status_proto(outcome)))
-            else:
-                row, replay = outcome
-                results.append(
-                    issuance_pb2.BatchIssueRewardsResult(
-                        issuance=convert.issuance_out(row), idempotent_replay=replay
-                    )
-                )
+        results = issuance.batch_issue_rewards(
+            program_id,
+            items,
+            context.is_active,
+            render=_batch_result,
+            size=_size_in_batch,
+            max_bytes=MAX_ANSWER_BYTES,
+        )
         return issuance_pb2.BatchIssueRewardsResponse(results=results)
 
     def GrantCustomReward(self, request, context):
@@ -80,7 +98,7 @@ class RewardIssuanceServicer(issuance_pb2_grpc.RewardIssuanceServicer):
             "created_after": str(created_after),
             "created_before": str(created_before),
         }
-        page = parse_page(v, request.page_size, request.page_token, filters)
+        page = convert.page_in(v, request, filters)
         v.raise_if_any()
         program_id = caller().program_id
         rows, token = issuance.list_issuances(

@@ -4,8 +4,7 @@ from rewards.v1 import participants_pb2, participants_pb2_grpc
 
 from rewards_service.api import convert
 from rewards_service.auth import caller
-from rewards_service.domain.pagination import parse_page
-from rewards_service.domain.participants import ParticipantSpec, check_ref
+from rewards_service.domain.participants import ParticipantSpec, check_filters, check_ref
 from rewards_service.domain.validation import Violations
 from rewards_service.services import participants
 
@@ -43,7 +42,8 @@ class ParticipantsServicer(participants_pb2_grpc.ParticipantsServicer):
             "email": request.email,
             "mobile": request.mobile,
         }
-        page = parse_page(v, request.page_size, request.page_token, filters)
+        check_filters(v, **filters)
+        page = convert.page_in(v, request, filters)
         v.raise_if_any()
         rows, token = participants.list_participants(caller().program_id, page, **filters)
         return participants_pb2.ListParticipantsResponse(
@@ -62,7 +62,7 @@ class ParticipantsServicer(participants_pb2_grpc.ParticipantsServicer):
         v = Violations()
         ref = _required_ref(v, request)
         filters = {"participant": str(ref), "asset_id": request.asset_id}
-        page = parse_page(v, request.page_size, request.page_token, filters)
+        page = convert.page_in(v, request, filters)
         v.raise_if_any()
         program_id = caller().program_id
         rows, token = participants.list_ledger_entries(program_id, ref, request.asset_id, page)

@@ -66,10 +66,10 @@ class Unavailable(RewardsError):
 
 
 class ResourceExhausted(RewardsError):
-    """Too many calls at once (RATE_LIMITED) or too large; `retry_after` seconds, when given,
-    is when a retry may succeed."""
+    """A size or quota limit (MESSAGE_TOO_LARGE, RATE_LIMITED), not a cap of the product (those
+    are FAILED_PRECONDITION). `retry_after` seconds, when given, is when a retry may succeed."""
 
-    default_reason = "RATE_LIMITED"
+    default_reason = "MESSAGE_TOO_LARGE"
 
     def __init__(self, message: str, *, retry_after: float | None = None, **kwargs) -> None:
         super().__init__(message, **kwargs)

@@ -26,6 +26,9 @@ MAX_BATCH = 500
 CUSTOM_AMOUNT_RE = re.compile(r"\d{1,3}(\.\d{1,2})?", re.ASCII)
 CUSTOM_MIN, CUSTOM_MAX = Decimal("1.00"), Decimal("100.00")
 OWNER_TYPES = frozenset(common.OwnerType.values())
+# An issuance is read whole: an unbounded history would make it too large to send (and slow
+# every read of it). 100 entries of up to 64 + 1000 characters stay far below the 8 MiB limit.
+MAX_FULFILLMENT_HISTORY = 100
 
 
 @dataclass
@@ -45,15 +48,35 @@ class IssueRequest:
     owner_id: str = ""
 
     def fingerprint(self) -> str:
-        """The attributes a replay must repeat; a difference is IDEMPOTENCY_KEY_REUSED. The
-        participant is compared by identity instead (any of its identifiers may name it)."""
+        """Every attribute of the call: a replay must repeat them all, and any difference is
+        IDEMPOTENCY_KEY_REUSED. The participant is compared by identity instead (any of its
+        identifiers may name it)."""
         return digest(
+            "issue/2",
+            self.reward_id,
+            self.quantity or 1,
+            canonical_decimal(self.amount),
+            self.transaction_number,
+            self.notes,
+            sorted(self.metadata.items()),
+            sorted(self.custom_fields.items()),
+            self.fulfillment_status,
+            self.event_time.isoformat() if self.event_time else "",
+            self.owner_type,
+            self.owner_id,
+        )
+
+    def fingerprints(self) -> tuple[str, str]:
+        """What an issuance of this call may have recorded: today's fingerprint, or the one
+        recorded before it covered every attribute (those issuances still replay)."""
+        earlier = digest(
             "issue",
             self.reward_id,
             self.quantity or 1,
             canonical_decimal(self.amount),
             self.transaction_number,
         )
+        return self.fingerprint(), earlier
 
 
 @dataclass
@@ -66,7 +89,18 @@ class GrantRequest:
     metadata: dict[str, str] = field(default_factory=dict)
 
     def fingerprint(self) -> str:
-        return digest("custom", normalize_dollars(self.amount), self.action_code)
+        return digest(
+            "custom/2",
+            normalize_dollars(self.amount),
+            self.action_code,
+            self.notes,
+            sorted(self.metadata.items()),
+        )
+
+    def fingerprints(self) -> tuple[str, str]:
+        """As IssueRequest.fingerprints."""
+        earlier = digest("custom", normalize_dollars(self.amount), self.action_code)
+        return self.fingerprint(), earlier
 
 
 # json.dumps(parts, default=str), without building an encoder per call.
@@ -134,3 +168,13 @@ def check_claim(status: int) -> bool:
             metadata={"from": IS.Name(status), "to": "ISSUANCE_STATUS_CLAIMED"},
         )
     return status == IS.ISSUANCE_STATUS_CONFIRMED
+
+
+def check_fulfillment_append(entries: int) -> None:
+    """An issuance whose history already holds `entries` may take one more, or not."""
+    if entries >= MAX_FULFILLMENT_HISTORY:
+        raise FailedPrecondition(
+            f"The issuance's fulfillment history is full ({MAX_FULFILLMENT_HISTORY} entries).",
+            reason="FULFILLMENT_HISTORY_FULL",
+            metadata={"limit": MAX_FULFILLMENT_HISTORY},
+        )

@@ -69,3 +69,11 @@ def is_eligible(reward_segments: list[dict[str, str]], held: list[dict[str, str]
         return True
     wanted = {(s["segment"], s["partition"]) for s in reward_segments}
     return any((s["segment"], s["partition"]) in wanted for s in held)
+
+
+def check_filters(v: Violations, segment: str, partition: str, email: str, mobile: str) -> None:
+    """ListParticipants' filters: no longer than the values they match can be."""
+    check_text(v, "segment", segment, max_len=100)
+    check_text(v, "partition", partition, max_len=100)
+    check_text(v, "email", email, max_len=320)
+    check_text(v, "mobile", mobile, max_len=32)

@@ -143,3 +143,20 @@ def from_minor(units: int, scale: int) -> Decimal:
 def format_amount(units: int, scale: int) -> str:
     """Integer minor units as a decimal string at the asset's scale, e.g. 100050 -> "1000.50"."""
     return f"{from_minor(units, scale):.{scale}f}"
+
+
+# An operator-chosen API key (REWARDS_BOOTSTRAP_API_KEY) is an admin key: it must be as hard
+# to guess as the ones the service makes (43 random URL-safe characters).
+MIN_KEY_CHARS = 32
+MIN_KEY_DISTINCT_CHARS = 12
+
+
+def weak_key_reason(key: str) -> str | None:
+    """Why `key` is too weak to be an API key, or None. Never says what the key is."""
+    if len(key) < MIN_KEY_CHARS:
+        return f"it must be at least {MIN_KEY_CHARS} characters long"
+    if not (key.isascii() and key.isprintable()) or any(c.isspace() for c in key):
+        return "it must be printable ASCII without spaces"
+    if len(set(key)) < MIN_KEY_DISTINCT_CHARS:
+        return f"it must use at least {MIN_KEY_DISTINCT_CHARS} different characters"
+    return None

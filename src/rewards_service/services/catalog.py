@@ -4,7 +4,6 @@ import dataclasses
 import re
 from dataclasses import replace
 
-import peewee
 from rewards.v1 import common_pb2 as common
 
 from rewards_service.domain import rewards as rules
@@ -19,8 +18,9 @@ from rewards_service.domain.validation import (
     check_text,
     parse_amount,
 )
+from rewards_service.services.replay import Once
 from rewards_service.store import queries
-from rewards_service.store.db import in_transaction
+from rewards_service.store.db import Conflict, in_transaction
 from rewards_service.store.fields import utcnow
 from rewards_service.store.models import Asset, CodePool, Reward
 
@@ -45,23 +45,23 @@ def _create_once(model, program_id: str, request_id: str, fingerprint: str, crea
             raise idempotency_key_reused(request_id, id=found.id)
         return found
 
-    def work():
-        if (found := earlier()) is not None:
-            return found
+    def created():
         row = create()  # unsaved
         if request_id:
             row.request_id, row.request_hash = request_id, fingerprint
         row.save(force_insert=True)
         return row
 
-    def on_conflict():
-        if (found := earlier()) is not None:
-            return found
-        if duplicate is not None:
-            raise duplicate()
-        raise peewee.IntegrityError(f"{model.__name__} conflict")
+    def answer(row, replayed: bool):
+        return row
 
-    return in_transaction(work, on_conflict=on_conflict)
+    once = Once(request_id, earlier, created, answer)
+    if duplicate is None:
+        return once.run()
+    try:
+        return once.run()
+    except Conflict:  # not on the request_id: on the other unique key
+        raise duplicate() from None
 
 
 # Rewards

@@ -5,8 +5,8 @@ limits, balance; then code draw, debit, credit, counters, the issuance and its e
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import TypeVar
 
-import peewee
 from rewards.v1 import common_pb2 as common
 
 from rewards_service.domain import pricing
@@ -14,6 +14,7 @@ from rewards_service.domain import rewards as reward_rules
 from rewards_service.domain.errors import (
     FailedPrecondition,
     NotFound,
+    ResourceExhausted,
     RewardsError,
     Unavailable,
     idempotency_key_reused,
@@ -24,6 +25,7 @@ from rewards_service.domain.issuance import (
     GrantRequest,
     IssueRequest,
     check_claim,
+    check_fulfillment_append,
     check_grant_request,
     check_issue_request,
     normalize_dollars,
@@ -32,8 +34,9 @@ from rewards_service.domain.pagination import PageRequest
 from rewards_service.domain.participants import ParticipantRef, is_eligible
 from rewards_service.domain.validation import MAX_MINOR_UNITS, Violations, check_text
 from rewards_service.services.participants import resolve, same_participant
+from rewards_service.services.replay import Once
 from rewards_service.store import fast, ledger, queries
-from rewards_service.store.db import RowKey, in_transaction, is_sqlite
+from rewards_service.store.db import in_transaction
 from rewards_service.store.fields import utcnow
 from rewards_service.store.models import Code, CodePool, Issuance, Reward
 
@@ -43,65 +46,73 @@ IS = common.IssuanceStatus
 K = common.LedgerEntryKind
 
 Outcome = tuple[Issuance, bool]  # (issuance, idempotent_replay)
+R = TypeVar("R")
 
 
 def _replay(
-    program_id: str, request_id: str, fingerprint: str, ref: ParticipantRef
+    program_id: str, request_id: str, fingerprints: tuple[str, ...], ref: ParticipantRef
 ) -> Issuance | None:
     earlier = queries.find_by_request_id(Issuance, program_id, request_id)
     if earlier is None:
         return None
-    if earlier.request_hash != fingerprint or not same_participant(ref, earlier.participant_id):
+    if earlier.request_hash not in fingerprints or not same_participant(
+        ref, earlier.participant_id
+    ):
         raise idempotency_key_reused(request_id, issuance_id=earlier.id)
     return earlier
 
 
-def _idempotent(
-    program_id: str,
-    request_id: str,
-    fingerprint: str,
-    ref: ParticipantRef,
-    create,
-    locks: list[RowKey] | None = None,
-) -> Outcome:
-    """Replay the original issuance of a request_id, or create one. Concurrent first calls
-    race on the unique (program, request_id) key; the losers replay the winner."""
-    # A committed request_id is found with a plain read: replays never queue for the writer.
-    if request_id and (earlier := _replay(program_id, request_id, fingerprint, ref)):
-        return earlier, True
-
-    def work() -> Outcome:
-        # Again inside: a first call with this request_id may have committed (or gone ahead
-        # in the same group) since the read above; it replays instead of being refused.
-        if request_id and (earlier := _replay(program_id, request_id, fingerprint, ref)):
-            return earlier, True
-        return create(), False
-
-    def on_conflict() -> Outcome:
-        earlier = _replay(program_id, request_id, fingerprint, ref)
-        if earlier is None:
-            raise peewee.IntegrityError("conflict on a key other than request_id")
-        return earlier, True
-
-    return in_transaction(work, on_conflict=on_conflict if request_id else None, locks=locks or ())
+def _answerable(outcome: Outcome) -> Outcome:
+    return outcome
 
 
-# IssueReward
-
-
-def issue_reward(program_id: str, request: IssueRequest) -> Outcome:
+def _issue_once(
+    program_id: str, request: IssueRequest, answer: Callable[[Outcome], R]
+) -> Once[Issuance, R]:
     v = Violations()
     check_issue_request(v, request)
     v.raise_if_any()
     assert request.participant is not None
-    return _idempotent(
-        program_id,
+    ref, fingerprints = request.participant, request.fingerprints()
+
+    def earlier() -> Issuance | None:
+        return _replay(program_id, request.request_id, fingerprints, ref)
+
+    return Once(
         request.request_id,
-        request.fingerprint(),
-        request.participant,
+        earlier,
         lambda: _issue(program_id, request),
+        lambda row, replayed: answer((row, replayed)),
         # Its reward's row is the one every issue of that reward waits on.
         locks=[("reward", request.reward_id)],
+    )
+
+
+def issue_reward(
+    program_id: str,
+    request: IssueRequest,
+    answerable: Callable[[Outcome], Outcome] = _answerable,
+) -> Outcome:
+    """`answerable` sees the outcome inside the transaction, before the commit: raising there
+    refuses the call and rolls it back."""
+    return _issue_once(program_id, request, answerable).run()
+
+
+async def issue_reward_async(
+    program_id: str, request: IssueRequest, answer: Callable[[Outcome], R]
+) -> R:
+    """IssueReward from the event loop: the replay lookup, every check and every effect run
+    as one unit on the store's writer, and `answer` builds the caller's answer there, before
+    the commit (so an answer that cannot be built changes nothing)."""
+    return await _issue_once(program_id, request, answer).run_async()
+
+
+def answer_too_large(limit: int) -> ResourceExhausted:
+    return ResourceExhausted(
+        "The batch's answer would pass the message size limit with this item: it was not "
+        "issued (nothing of it happened). Send it again in another batch.",
+        reason="MESSAGE_TOO_LARGE",
+        metadata={"limit": limit},
     )
 
 
@@ -109,24 +120,52 @@ def batch_issue_rewards(
     program_id: str,
     requests: list[IssueRequest | RewardsError],
     still_wanted: Callable[[], bool],
-) -> list[Outcome | RewardsError]:
+    render: Callable[[Outcome | RewardsError], R],
+    size: Callable[[R], int],
+    max_bytes: int,
+) -> list[R]:
     """Each item in its own transaction; items refused while parsing pass through. Stops
     between items once the caller is gone (e.g. the shutdown grace ran out): items done stay
-    done and replay on a retry."""
+    done and replay on a retry.
+
+    The answer is built as the batch goes: each item's result is rendered (and its `size`
+    taken) inside its transaction, and an item whose result would take the answer past
+    `max_bytes` is refused with MESSAGE_TOO_LARGE and rolled back. So the answer can always
+    be sent, and an item reported as failed did nothing. Room is kept for every item to be
+    refused that way."""
     v = Violations()
     v.check(0 < len(requests) <= MAX_BATCH, "requests", f"must hold 1 to {MAX_BATCH} requests")
     v.raise_if_any()
-    results: list[Outcome | RewardsError] = []
+    refusal = size(render(answer_too_large(max_bytes)))
+    budget = max_bytes - MAX_BATCH * refusal
+    used = 0
+    results: list[R] = []
     for request in requests:
         if not still_wanted():
             raise Unavailable("The call was cancelled; items not reported may be retried.")
-        if isinstance(request, RewardsError):  # refused while parsing
-            results.append(request)
-            continue
-        try:
-            results.append(issue_reward(program_id, request))
-        except RewardsError as error:
-            results.append(error)
+        rendered: list[tuple[Outcome, R]] = []
+
+        def answerable(outcome: Outcome, room: int = budget - used, kept=rendered) -> Outcome:
+            result = render(outcome)
+            if size(result) > room:
+                raise answer_too_large(max_bytes)
+            kept[:] = [(outcome, result)]
+            return outcome
+
+        outcome: Outcome | RewardsError = request
+        if not isinstance(request, RewardsError):  # else refused while parsing
+            try:
+                outcome = issue_reward(program_id, request, answerable)
+            except RewardsError as error:
+                outcome = error
+        if rendered and rendered[0][0] is outcome:
+            result = rendered[0][1]
+        else:
+            result = render(outcome)
+            if used + size(result) > budget:  # a long refusal: this short one says as much
+                result = render(answer_too_large(max_bytes))
+        used += size(result)
+        results.append(result)
     return results
 
 
@@ -294,10 +333,8 @@ def _draw_code(pool_id: str, issuance_id: str) -> str:
         .order_by(Code.id)
         .limit(1)
     )
-    if not is_sqlite():
-        # Rewards sharing a pool draw different codes instead of queueing on one row.
-        query = query.for_update(skip_locked=True)
-    code = query.first()
+    # Rewards sharing a pool draw different codes instead of queueing on one row.
+    code = queries.locked(query, skip_locked=True).first()
     if code is None:
         raise FailedPrecondition(
             "The reward's code pool has no codes left.",
@@ -344,7 +381,9 @@ def _credit(
 
 
 def _issue(program_id: str, request: IssueRequest) -> Issuance:
-    reward = queries.get_reward(program_id, request.reward_id)
+    # Locked first: an issue queued behind a change of the reward (its price, segments,
+    # window, limits) checks and pays what it is at commit.
+    reward = queries.get_reward(program_id, request.reward_id, for_update=True)
     assert request.participant is not None
     participant = resolve(program_id, request.participant)
     units, amount = _units(reward, request)
@@ -442,9 +481,13 @@ def grant_custom_reward(program_id: str, request: GrantRequest) -> Outcome:
         )
 
     assert request.participant is not None
-    return _idempotent(
-        program_id, request.client_reference, request.fingerprint(), request.participant, create
-    )
+    ref, fingerprints = request.participant, request.fingerprints()
+    return Once(
+        request.client_reference,
+        lambda: _replay(program_id, request.client_reference, fingerprints, ref),
+        create,
+        lambda row, replayed: (row, replayed),
+    ).run()
 
 
 # Reads and the issuance lifecycle
@@ -452,9 +495,7 @@ def grant_custom_reward(program_id: str, request: GrantRequest) -> Outcome:
 
 def _get(program_id: str, issuance_id: str, *, for_update: bool = False) -> Issuance:
     query = Issuance.select().where((Issuance.id == issuance_id) & (Issuance.program == program_id))
-    if for_update and not is_sqlite():
-        query = query.for_update()
-    row = query.first()
+    row = (queries.locked(query) if for_update else query).first()
     if row is None:
         raise NotFound(
             f"No issuance {issuance_id}.",
@@ -571,6 +612,7 @@ def update_fulfillment(program_id: str, issuance_id: str, status: str, note: str
 
     def work() -> Issuance:
         row = _get(program_id, issuance_id, for_update=True)
+        check_fulfillment_append(len(row.fulfillment_history))
         row.fulfillment_status = status
         row.fulfillment_history = [
             *row.fulfillment_history,

@@ -1,9 +1,7 @@
 """Participants and balances: one function per RPC, one transaction each."""
 
-import json
 from dataclasses import dataclass
 
-import peewee
 from rewards.v1 import common_pb2 as common
 
 from rewards_service.domain.errors import FailedPrecondition, NotFound, idempotency_key_reused
@@ -25,6 +23,7 @@ from rewards_service.domain.validation import (
     parse_amount,
     to_minor,
 )
+from rewards_service.services.replay import Once
 from rewards_service.store import fast, ledger, queries
 from rewards_service.store.db import in_transaction
 from rewards_service.store.fields import utcnow
@@ -125,7 +124,7 @@ def list_participants(
     if mobile:
         query = query.where(Participant.mobile == mobile)
     if segment:
-        query = query.where(_mentions_segment(segment))
+        query = query.where(queries.mentions_segment(segment))
     rows, token = queries.keyset_page(query, Participant.id, page)
     if segment:
         rows = [
@@ -137,22 +136,6 @@ def list_participants(
             )
         ]
     return rows, token
-
-
-def _mentions_segment(segment: str) -> peewee.Node:
-    """A LIKE pre-filter on the stored JSON (the exact match runs after). The pattern is raw
-    text, kept away from the JSON column's converter, with LIKE's own characters escaped."""
-    stored = f'"segment":{json.dumps(segment)}'
-    escaped = stored.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return peewee.NodeList(
-        (
-            Participant.segments,
-            peewee.SQL("LIKE"),
-            peewee.Value(f"%{escaped}%", converter=False),
-            peewee.SQL("ESCAPE"),
-            peewee.Value("\\", converter=False),
-        )
-    )
 
 
 def _view(participant_id: str, asset_id: str, scale: int) -> BalanceView:
@@ -174,7 +157,9 @@ def list_ledger_entries(
     participant = resolve(program_id, ref)
     query = LedgerEntry.select().where(LedgerEntry.participant == participant.id)
     if asset_id:
+        # One account: in commit order, by its sequence.
         query = query.where(LedgerEntry.asset == queries.get_asset(program_id, asset_id).id)
+        return queries.keyset_page(query, LedgerEntry.seq, page, descending=True)
     return queries.keyset_page(query, LedgerEntry.id, page, descending=True)
 
 
@@ -195,25 +180,24 @@ def adjust_balance(
     assert ref is not None
     fingerprint = digest("adjust", asset_id, canonical_decimal(delta))
 
-    def replay() -> tuple[LedgerEntry, BalanceView, bool] | None:
+    def earlier() -> LedgerEntry | None:
+        if not request_id:
+            return None
         entry = queries.find_by_request_id(LedgerEntry, program_id, request_id)
         if entry is None:
             return None
         if entry.request_hash != fingerprint or not same_participant(ref, entry.participant_id):
             raise idempotency_key_reused(request_id, entry_id=entry.id)
-        asset = entry.asset
-        return entry, _view(entry.participant_id, asset.id, asset.scale), True
+        return entry
 
-    def work() -> tuple[LedgerEntry, BalanceView, bool]:
-        if request_id and (earlier := replay()) is not None:
-            return earlier
+    def post() -> LedgerEntry:
         participant = resolve(program_id, ref)
         asset = queries.get_asset(program_id, asset_id)
         checks = Violations()
         units = parse_amount(checks, "delta", delta, scale=asset.scale, allow_negative=True)
         checks.raise_if_any()
         assert units is not None
-        entry = ledger.post(
+        return ledger.post(
             program_id=program_id,
             participant_id=participant.id,
             asset=asset,
@@ -224,12 +208,9 @@ def adjust_balance(
             request_hash=fingerprint,
             field="delta",
         )
-        return entry, _view(participant.id, asset.id, asset.scale), False
 
-    def on_conflict() -> tuple[LedgerEntry, BalanceView, bool]:
-        earlier = replay()
-        if earlier is None:  # the clash was on another key: not ours to answer
-            raise peewee.IntegrityError("conflict on a key other than request_id")
-        return earlier
+    def answer(entry: LedgerEntry, replayed: bool) -> tuple[LedgerEntry, BalanceView, bool]:
+        asset = entry.asset
+        return entry, _view(entry.participant_id, asset.id, asset.scale), replayed
 
-    return in_transaction(work, on_conflict=on_conflict)
+    return Once(request_id, earlier, post, answer).run()

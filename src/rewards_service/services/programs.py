@@ -53,6 +53,15 @@ def bootstrap(api_key: str | None) -> IssuedKey | None:
     return in_transaction(work)
 
 
+def bootstrap_notice(created: IssuedKey, chosen_key: str | None) -> str:
+    """What a first start prints about the program it made. A key the operator chose is
+    never echoed: it is already known, and output is often kept (terminals, CI logs)."""
+    made = f"Created program '{DEFAULT_PROGRAM}' ({created.program_id})."
+    if chosen_key:
+        return f"{made}\nIts admin key is the one REWARDS_BOOTSTRAP_API_KEY holds."
+    return f"{made}\nAdmin API key (shown once, store it now): {created.api_key}"
+
+
 def create_key(program_id: str, role: str) -> IssuedKey:
     def work() -> IssuedKey:
         if not Program.select().where(Program.id == program_id).exists():

@@ -14,7 +14,9 @@ import peewee
 from playhouse import db_url
 from playhouse.pool import PooledPostgresqlDatabase
 
-from rewards_service.store.group_commit import GroupCommit, RowKey
+from rewards_service.store.group_commit import Conflict, GroupCommit, RowKey
+
+__all__ = ["Conflict", "RowKey"]
 from rewards_service.store.wal_header import WalHeader
 
 database = peewee.DatabaseProxy()
@@ -219,11 +221,22 @@ def in_transaction(
     contention; its result once committed.
 
     `on_conflict` answers a unique-key race (e.g. two calls with one request_id): it runs after
-    the loser's writes were rolled back, typically to return the winner's result. Concurrent
+    the loser's writes were rolled back, typically to return the winner's result; when it
+    returns None the clash was on another key, and the call fails with it. Concurrent
     calls share one commit (group_commit.py); each still succeeds or fails alone. `locks` names
     rows the work will lock on PostgreSQL, taken for the whole group in one order.
     """
     return _group_commit.submit(work, on_conflict, locks)
+
+
+async def write(
+    work: Callable[[], T],
+    *,
+    on_conflict: Callable[[], T] | None = None,
+    locks: Sequence[RowKey] = (),
+) -> T:
+    """`in_transaction` for coroutines: awaited on the event loop, holding no thread."""
+    return await _group_commit.submit_async(work, on_conflict, locks)
 
 
 def _lock_rows(keys: list[RowKey]) -> None:

@@ -21,13 +21,14 @@ could lock rows in different orders and deadlock; each write names the rows it w
 (`locks`), and the group locks them all first, in one sorted order (`lock_rows`).
 """
 
+import asyncio
 import contextvars
 import os
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import peewee
@@ -42,6 +43,19 @@ MAX_GROUP = 16
 RowKey = tuple[str, str]
 
 
+class Conflict(peewee.IntegrityError):
+    """A write broke a unique (or other integrity) rule and its caller did not answer it:
+    what services see of the database's own error."""
+
+    @classmethod
+    def of(cls, error: peewee.IntegrityError) -> "Conflict":
+        if isinstance(error, Conflict):
+            return error
+        conflict = cls(*error.args)
+        conflict.__cause__ = error
+        return conflict
+
+
 @dataclass(eq=False)
 class _Write:
     work: Callable[[], Any]
@@ -49,9 +63,22 @@ class _Write:
     # The caller's context variables (the authenticated caller), for the writer thread.
     context: contextvars.Context
     locks: Sequence[RowKey] = ()
-    done: threading.Event = field(default_factory=threading.Event)
+    # How the caller learns the outcome: a thread waits on `done`; a coroutine awaits `future`,
+    # settled on its event loop.
+    done: threading.Event | None = None
+    future: asyncio.Future | None = None
     result: Any = None
     error: BaseException | None = None
+
+    def settle(self) -> None:
+        """On the future's loop: its outcome, unless the caller went away meanwhile."""
+        assert self.future is not None
+        if self.future.cancelled():
+            return
+        if self.error is not None:
+            self.future.set_exception(self.error)
+        else:
+            self.future.set_result(self.result)
 
     def outcome(self) -> Any:
         if self.error is not None:
@@ -61,17 +88,21 @@ class _Write:
     def run(self, database: peewee.Database, is_retryable: Callable[[Exception], bool]) -> None:
         """In its own savepoint (its own transaction when outside one). Contention propagates:
         the whole group retries."""
-        step, answering = self.work, False
+        step, clash = self.work, None
         while True:
             try:
                 with database.atomic():
-                    self.result, self.error = self.context.run(step), None
+                    result = self.context.run(step)
+                if clash is not None and result is None:  # not the caller's clash to answer
+                    self.result, self.error = None, Conflict.of(clash)
+                else:
+                    self.result, self.error = result, None
                 return
             except peewee.IntegrityError as exc:
-                if self.on_conflict is None or answering:
-                    self.error = exc
+                if self.on_conflict is None or clash is not None:
+                    self.error = Conflict.of(exc)
                     return
-                step, answering = self.on_conflict, True  # answer as the loser of the race
+                step, clash = self.on_conflict, exc  # answer as the loser of the race
             except peewee.DatabaseError as exc:
                 if is_retryable(exc):
                     raise
@@ -137,12 +168,29 @@ class GroupCommit:
             # Called from inside a write of the group: a savepoint of its transaction.
             write.run(self._database, self._is_retryable)
             return write.outcome()
+        write.done = threading.Event()
+        self._enqueue(write)
+        write.done.wait()
+        return write.outcome()
+
+    async def submit_async(
+        self,
+        work: Callable[[], Any],
+        on_conflict: Callable[[], Any] | None,
+        locks: Sequence[RowKey] = (),
+    ) -> Any:
+        """`submit` for a coroutine: the event loop waits without a thread, and the writer
+        settles a whole group's futures with one wake-up of the loop."""
+        write = _Write(work, on_conflict, contextvars.copy_context(), locks)
+        write.future = asyncio.get_running_loop().create_future()
+        self._enqueue(write)
+        return await write.future
+
+    def _enqueue(self, write: _Write) -> None:
         with self._queue_ready:
             self._queue.append(write)
             self._start_writer()
             self._queue_ready.notify()
-        write.done.wait()
-        return write.outcome()
 
     def _start_writer(self) -> None:
         if self._thread is None:
@@ -190,8 +238,18 @@ class GroupCommit:
             except BaseException as exc:
                 self._fail(group, exc)
             finally:
-                for write in group:
-                    write.done.set()
+                self._answer(group)
+
+    @staticmethod
+    def _answer(group: list[_Write]) -> None:
+        waiting: dict[asyncio.AbstractEventLoop, list[_Write]] = {}
+        for write in group:
+            if write.future is not None:
+                waiting.setdefault(write.future.get_loop(), []).append(write)
+            elif write.done is not None:
+                write.done.set()
+        for loop, writes in waiting.items():
+            loop.call_soon_threadsafe(_settle_all, writes)
 
     def _follow_binding(self) -> None:
         """The store was bound to another database (tests do): close the old connection."""
@@ -253,6 +311,11 @@ class GroupCommit:
     def _fail(group: list[_Write], error: BaseException) -> None:
         for write in group:
             write.result, write.error = None, error
+
+
+def _settle_all(writes: list[_Write]) -> None:
+    for write in writes:
+        write.settle()
 
 
 _STOP = _Write(lambda: None, None, contextvars.Context())

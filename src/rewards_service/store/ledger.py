@@ -8,6 +8,7 @@ from rewards_service.domain.ids import new_id
 from rewards_service.domain.validation import MAX_MINOR_UNITS, format_amount
 from rewards_service.store import fast
 from rewards_service.store.models import Asset, Balance, LedgerEntry
+from rewards_service.store.queries import locked_text
 
 K = common.LedgerEntryKind
 
@@ -22,14 +23,23 @@ def _counters(kind: int, delta: int) -> tuple[int, int]:
 
 _MOVE = (
     'UPDATE "balance" SET "available" = "available" + ?, '
-    '"lifetime_earned" = "lifetime_earned" + ?, "lifetime_spent" = "lifetime_spent" + ? '
+    '"lifetime_earned" = "lifetime_earned" + ?, "lifetime_spent" = "lifetime_spent" + ?, '
+    '"seq" = "seq" + 1 '
     'WHERE "participant_id" = ? AND "asset_id" = ? AND "available" + ? BETWEEN 0 AND ? '
-    'RETURNING "available"'
+    'AND "lifetime_earned" + ? <= ? AND "lifetime_spent" + ? <= ? '
+    'RETURNING "available", "seq"'
+)
+
+
+_STATE = (
+    'SELECT "available", "lifetime_earned", "lifetime_spent" FROM "balance" '
+    'WHERE "participant_id" = ? AND "asset_id" = ?'
 )
 
 
 def _too_large(field: str) -> InvalidArgument:
-    """Balances are kept below MAX_MINOR_UNITS so no sum can overflow the 64-bit column."""
+    """Balances and their lifetime totals are kept below MAX_MINOR_UNITS, so no sum can
+    overflow the 64-bit column (or, on SQLite, turn into a float)."""
     return InvalidArgument(
         "This would take the balance past the largest amount the ledger holds.",
         violations=(FieldViolation(field, "is too large for the participant's balance"),),
@@ -54,29 +64,34 @@ def post(
     if delta >= MAX_MINOR_UNITS:
         raise _too_large(field)
     earned, spent = _counters(kind, delta)
-    params = (delta, earned, spent, participant_id, asset.id, delta, MAX_MINOR_UNITS - 1)
+    top = MAX_MINOR_UNITS - 1
+    params = (delta, earned, spent, participant_id, asset.id, delta, top, earned, top, spent, top)
     row = fast.execute(_MOVE, *params).fetchone()
     if row is None and delta > 0:
         # First movement of this asset for this participant: open the balance, then move it.
         Balance.insert(participant=participant_id, asset=asset.id).on_conflict_ignore().execute()
         row = fast.execute(_MOVE, *params).fetchone()
-        if row is None:
+    while row is None:
+        # Why it did not move, from the balance as it is now, locked: on PostgreSQL another
+        # transaction may have moved it since the UPDATE looked.
+        now = fast.execute(locked_text(_STATE), participant_id, asset.id).fetchone()
+        available, lifetime_earned, lifetime_spent = now or (0, 0, 0)
+        if available + delta < 0:
+            raise FailedPrecondition(
+                "The participant's balance does not cover this.",
+                reason="INSUFFICIENT_BALANCE",
+                metadata={
+                    "asset_id": asset.id,
+                    "required": format_amount(-delta, asset.scale),
+                    "available": format_amount(available, asset.scale),
+                },
+            )
+        if (
+            now is None
+            or max(available + delta, lifetime_earned + earned, lifetime_spent + spent) > top
+        ):
             raise _too_large(field)
-    if row is None:
-        available = (
-            Balance.select(Balance.available)
-            .where((Balance.participant == participant_id) & (Balance.asset == asset.id))
-            .scalar()
-        )
-        raise FailedPrecondition(
-            "The participant's balance does not cover this.",
-            reason="INSUFFICIENT_BALANCE",
-            metadata={
-                "asset_id": asset.id,
-                "required": format_amount(-delta, asset.scale),
-                "available": format_amount(available or 0, asset.scale),
-            },
-        )
+        row = fast.execute(_MOVE, *params).fetchone()  # it moved in between: now it is locked
     return fast.insert(
         LedgerEntry(
             id=new_id("led"),
@@ -85,6 +100,7 @@ def post(
             asset=asset.id,
             delta=delta,
             balance_after=row[0],
+            seq=row[1],
             kind=kind,
             issuance_id=issuance_id,
             reason=reason,

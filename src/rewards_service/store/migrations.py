@@ -11,7 +11,7 @@ import peewee
 from playhouse.migrate import SchemaMigrator
 from playhouse.migrate import migrate as apply_operations
 
-from rewards_service.store import models
+from rewards_service.store import models, secrets
 from rewards_service.store.db import database, in_transaction, is_sqlite
 from rewards_service.store.fields import TimestampField, utcnow
 
@@ -72,10 +72,44 @@ def _lean_indexes(db: peewee.Database) -> None:
         db.execute_sql(f'DROP INDEX IF EXISTS "{name}"')
 
 
+def _page_token_secret(db: peewee.Database) -> None:
+    """Page tokens are signed with a secret all replicas share."""
+    db.create_tables([models.ServerSecret])
+    secrets.make(secrets.PAGE_TOKENS)
+
+
+def _ledger_sequences(db: peewee.Database) -> None:
+    """Each account's entries numbered in commit order. Entries made before were numbered
+    by id, the order they were listed in."""
+    migrator = SchemaMigrator.from_database(db)
+    for table in ("balance", "ledger_entry"):
+        if "seq" not in {c.name for c in db.get_columns(table)}:
+            field = peewee.BigIntegerField(default=0)
+            apply_operations(migrator.add_column(table, "seq", field))
+    db.execute_sql(
+        'UPDATE "ledger_entry" SET "seq" = (SELECT COUNT(*) FROM "ledger_entry" AS "e" '
+        'WHERE "e"."participant_id" = "ledger_entry"."participant_id" '
+        'AND "e"."asset_id" = "ledger_entry"."asset_id" AND "e"."id" <= "ledger_entry"."id") '
+        'WHERE "seq" = 0'
+    )
+    db.execute_sql(
+        'UPDATE "balance" SET "seq" = (SELECT COUNT(*) FROM "ledger_entry" AS "e" '
+        'WHERE "e"."participant_id" = "balance"."participant_id" '
+        'AND "e"."asset_id" = "balance"."asset_id")'
+    )
+    db.execute_sql(
+        'CREATE UNIQUE INDEX IF NOT EXISTS "ledger_entry_participant_id_asset_id_seq" '
+        'ON "ledger_entry" ("participant_id", "asset_id", "seq")'
+    )
+    db.execute_sql('DROP INDEX IF EXISTS "ledger_entry_participant_id_asset_id_id"')
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[peewee.Database], None]]] = [
     (1, "initial schema", _initial_schema),
     (2, "request hashes on creates; index codes by issuance", _request_hashes),
     (3, "drop covered indexes; unique request_ids skip NULLs", _lean_indexes),
+    (4, "a secret to sign page tokens", _page_token_secret),
+    (5, "ledger entries numbered per account in commit order", _ledger_sequences),
 ]
 
 # Several servers may start at once against one PostgreSQL database.

@@ -149,6 +149,9 @@ class Balance(BaseModel):
     available = peewee.BigIntegerField(default=0)
     lifetime_earned = peewee.BigIntegerField(default=0)
     lifetime_spent = peewee.BigIntegerField(default=0)
+    # The account's last ledger entry's seq: bumped by the UPDATE that moves the balance, so
+    # entries are numbered in commit order whichever process writes them.
+    seq = peewee.BigIntegerField(default=0)
 
     class Meta:
         indexes = ((("participant", "asset"), True),)
@@ -212,6 +215,9 @@ class LedgerEntry(BaseModel):
     asset = peewee.ForeignKeyField(Asset, on_delete="CASCADE", index=False)
     delta = peewee.BigIntegerField()
     balance_after = peewee.BigIntegerField()
+    # 1, 2, 3... per account (participant and asset), in commit order: entry n + 1 moves the
+    # balance from entry n's balance_after.
+    seq = peewee.BigIntegerField(default=0)
     kind = peewee.IntegerField()
     issuance_id = peewee.CharField(max_length=40, null=True, index=True)
     reason = peewee.TextField(default="")
@@ -222,9 +228,18 @@ class LedgerEntry(BaseModel):
 
     class Meta:
         indexes = (
-            (("participant", "asset", "id"), False),
+            # An account's entries in order; unique, so a chain can never fork.
+            (("participant", "asset", "seq"), True),
             (("participant", "id"), False),
         )
+
+
+class ServerSecret(BaseModel):
+    """Secrets every server process sharing the database uses alike (e.g. to sign page
+    tokens), made once by a migration."""
+
+    name = peewee.CharField(primary_key=True, max_length=40)
+    value = peewee.CharField(max_length=128)
 
 
 def _unique_request_id(model: type[BaseModel]) -> peewee.ModelIndex:
@@ -258,4 +273,5 @@ ALL_MODELS = [
     Balance,
     Issuance,
     LedgerEntry,
+    ServerSecret,
 ]

@@ -1,6 +1,7 @@
 """Queries shared by the use cases. Every lookup is scoped to a program: another program's
 resource is simply not found."""
 
+import json
 from functools import cache
 from operator import attrgetter
 from typing import TypeVar
@@ -14,20 +15,32 @@ from rewards_service.domain.pagination import PageRequest, next_token
 from rewards_service.store import fast
 from rewards_service.store.db import is_sqlite
 from rewards_service.store.fields import utcnow
-from rewards_service.store.models import Asset, Code, CodePool, Reward
+from rewards_service.store.models import Asset, Code, CodePool, Participant, Reward
 
 M = TypeVar("M", bound=peewee.Model)
 S = common.RewardStatus
 
 
-def _locked(query: peewee.ModelSelect) -> peewee.ModelSelect:
-    # SQLite has no row locks; its IMMEDIATE transactions already serialise writers.
-    return query if is_sqlite() else query.for_update()
+# Row locks, in one place. A write that reads a row to decide what to write locks it first,
+# so it decides on the row as it is at commit: a concurrent writer of that row finishes first,
+# and the read sees its change. SQLite has no row locks (FOR UPDATE is a syntax error there):
+# its IMMEDIATE transactions already serialise writers, so every read in one is fresh.
+
+
+def locked(query: peewee.ModelSelect, *, skip_locked: bool = False) -> peewee.ModelSelect:
+    """`query` taking the row locks of what it selects (skip_locked: passing over rows
+    another transaction holds)."""
+    return query if is_sqlite() else query.for_update(skip_locked=skip_locked)
+
+
+def locked_text(text: str) -> str:
+    """A SELECT written out, taking the row locks of what it selects."""
+    return text if is_sqlite() else f"{text} FOR UPDATE"
 
 
 def _one(model: type[M], program_id: str, object_id: str, *, for_update: bool) -> M | None:
     query = model.select().where((model.id == object_id) & (model.program == program_id))
-    return (_locked(query) if for_update else query).first()
+    return (locked(query) if for_update else query).first()
 
 
 # Assets never change after creation, so every process may remember them for good.
@@ -77,8 +90,8 @@ def get_code_pool(program_id: str, pool_id: str, *, for_update: bool = False) ->
 
 def get_reward(program_id: str, reward_id: str, *, for_update: bool = False) -> Reward:
     text = 'SELECT * FROM "reward" WHERE "id" = ? AND "program_id" = ?'
-    if for_update and not is_sqlite():
-        text += " FOR UPDATE"
+    if for_update:
+        text = locked_text(text)
     reward = fast.select_one(Reward, text, reward_id, program_id)
     if reward is None:
         raise NotFound(
@@ -96,14 +109,17 @@ def find_by_request_id(model: type[M], program_id: str, request_id: str) -> M | 
 def keyset_page(
     query: peewee.ModelSelect, key: peewee.Field, page: PageRequest, *, descending: bool = False
 ) -> tuple[list, str]:
-    """One page ordered by a time-ordered id; stable when rows are inserted between pages."""
+    """One page ordered by a time-ordered id or a sequence; stable when rows are inserted
+    between pages."""
     if page.after is not None:
-        query = query.where(key < page.after if descending else key > page.after)
+        after = key.adapt(page.after)  # the token holds it as text
+        query = query.where(key < after if descending else key > after)
     rows = fast.run_select(query.order_by(key.desc() if descending else key).limit(page.size + 1))
     rows.sort(key=attrgetter(key.name), reverse=descending)  # run_select promises no order
     has_more = len(rows) > page.size
     rows = rows[: page.size]
-    return rows, next_token(page, getattr(rows[-1], key.name) if rows else None, has_more)
+    last = str(getattr(rows[-1], key.name)) if rows else None
+    return rows, next_token(page, last, has_more)
 
 
 def etag(row: Reward) -> str:
@@ -204,3 +220,19 @@ def insert_codes(pool_id: str, codes: list[str]) -> int:
     time building the SQL of a 10k-code call."""
     params = [value for code in codes for value in (pool_id, code, Code.STATUS_AVAILABLE)]
     return fast.execute(_insert_codes_sql(len(codes)), *params).rowcount
+
+
+def mentions_segment(segment: str) -> peewee.Node:
+    """A LIKE pre-filter on the stored JSON (the exact match runs after). The pattern is raw
+    text, kept away from the JSON column's converter, with LIKE's own characters escaped."""
+    stored = f'"segment":{json.dumps(segment)}'
+    escaped = stored.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return peewee.NodeList(
+        (
+            Participant.segments,
+            peewee.SQL("LIKE"),
+            peewee.Value(f"%{escaped}%", converter=False),
+            peewee.SQL("ESCAPE"),
+            peewee.Value("\\", converter=False),
+        )
+    )
