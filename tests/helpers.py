@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlparse
 
 import grpc
@@ -203,3 +204,31 @@ def writes_held(database_url: str, reward_ids: list[str]) -> Iterator[None]:
     finally:
         connection.rollback()
         connection.close()
+
+
+def run_command(
+    command: Path, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess:
+    """A console script run to its end, with no REWARDS_* variables but those in `env`."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("REWARDS_")}
+    return subprocess.run(
+        [str(command), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**base, **(env or {})},
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def assert_usage_error(done, prog: str, *expected: str) -> None:
+    """Exit 2, nothing on stdout, one line on stderr naming the mistake."""
+    assert done.returncode == 2, (done.returncode, done.stderr)
+    assert done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith(f"{prog}: "), lines[0]
+    for text in expected:
+        assert text in lines[0]
+    assert "Traceback" not in done.stderr

@@ -5,70 +5,101 @@ import dataclasses
 import json
 import os
 import sys
+from typing import NoReturn
 
 import peewee
 
+from rewards_service import logging as rewards_logging
 from rewards_service.auth import ROLES
-from rewards_service.domain.errors import RewardsError
+from rewards_service.config import (
+    ADMIN_SETTINGS,
+    ConfigError,
+    Parser,
+    add_options,
+    fail,
+    given_options,
+    resolve,
+    version,
+)
+from rewards_service.domain.errors import NotFound, RewardsError
 from rewards_service.services import programs
-from rewards_service.store.db import bind, open_database, session
+from rewards_service.store.db import bind, open_database, session, sqlite_path
 from rewards_service.store.migrations import migrate
+from rewards_service.store.reconcile import reconcile
+
+PROG = "rewards-admin"
+
+
+# Exit statuses, the same for every command.
+OK, FAILED, USAGE, DRIFT = 0, 1, 2, 3
+
+
+def _common() -> argparse.ArgumentParser:
+    """Options every command takes, before or after its name. SUPPRESS: an option given
+    before the command is not reset by the command's own copy."""
+    common = argparse.ArgumentParser(add_help=False)
+    add_options(common, ADMIN_SETTINGS, suppress=True)
+    common.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="print one JSON object"
+    )
+    common.add_argument(
+        "--create",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="make the SQLite database file if it does not exist (otherwise refused, so a "
+        "mistyped path or another directory does not get a new empty database)",
+    )
+    return common
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="rewards-admin",
-        description="Manage programs and API keys of a rewards database.",
+    common = _common()
+    p = Parser(
+        prog=PROG,
+        description="Manage programs and API keys of a rewards database, and check its "
+        "counters. Options may come before or after the command.",
+        epilog="Exit status: 0 done, 1 failed (unknown program or key, database missing or "
+        "out of reach), 2 usage error, 3 check found drift.",
+        parents=[common],
     )
-    p.add_argument(
-        "--database-url",
-        default=os.environ.get("REWARDS_DATABASE_URL", "sqlite:///rewards.db"),
-        help="sqlite:///file.db or postgresql://... (default: REWARDS_DATABASE_URL)",
-    )
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    # --json may also follow the command; SUPPRESS keeps a top-level --json from being reset.
-    after = argparse.ArgumentParser(add_help=False)
-    after.add_argument(
-        "--json", action="store_true", default=argparse.SUPPRESS, help="print one JSON object"
-    )
+    p.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     c = sub.add_parser(
-        "create-program", parents=[after], help="create a program and print its first admin key"
+        "create-program", parents=[common], help="create a program and print its first admin key"
     )
     c.add_argument("name", help="program name, 1-255 characters")
 
+    sub.add_parser("list-programs", parents=[common], help="list programs: ids, names, created")
+
     c = sub.add_parser(
-        "create-key", parents=[after], help="create an API key and print it (shown once)"
+        "create-key", parents=[common], help="create an API key and print it (shown once)"
     )
     c.add_argument("--program", required=True, help="program id (prg_...)")
     c.add_argument("--role", required=True, choices=ROLES, help="what the key may do")
 
     c = sub.add_parser(
-        "revoke-key", parents=[after], help="revoke an API key; it stops working at once"
+        "revoke-key", parents=[common], help="revoke an API key; it stops working at once"
     )
     c.add_argument("key_id", help="key id (key_...)")
 
     c = sub.add_parser(
-        "list-keys", parents=[after], help="list a program's keys (ids and roles, never secrets)"
+        "list-keys", parents=[common], help="list a program's keys (ids and roles, never secrets)"
     )
     c.add_argument("--program", required=True, help="program id (prg_...)")
+
+    c = sub.add_parser(
+        "check",
+        parents=[common],
+        help="reconcile counters with the rows they count; exit 3 on drift",
+    )
+    c.add_argument("--program", help="only this program (prg_...); default: all")
     return p
 
 
-def _run(args: argparse.Namespace) -> dict:
-    if args.command in ("create-program", "create-key"):
-        if args.command == "create-program":
-            issued = programs.create_program(args.name)
-        else:
-            issued = programs.create_key(args.program, args.role)
-        return dataclasses.asdict(issued)
-    if args.command == "revoke-key":
-        key = programs.revoke_key(args.key_id)
-        return {"program_id": key.program_id, "key_id": key.id, "role": key.role, "revoked": True}
-    keys = programs.list_keys(args.program)
+def _keys(program_id: str) -> dict:
     return {
-        "program_id": args.program,
+        "program_id": program_id,
         "keys": [
             {
                 "key_id": k.id,
@@ -76,16 +107,55 @@ def _run(args: argparse.Namespace) -> dict:
                 "revoked": k.revoked_at is not None,
                 "created_at": k.created_at.isoformat(),
             }
-            for k in keys
+            for k in programs.list_keys(program_id)
         ],
     }
 
 
-def _print_text(result: dict) -> None:
-    if "keys" in result:
+def _check(program_id: str | None) -> dict:
+    if program_id is not None:
+        programs.list_keys(program_id)  # NotFound for an unknown program
+    found = reconcile(program_id)
+    return {"ok": found.ok, "checked": found.checked, "problems": found.problems}
+
+
+def _run(args: argparse.Namespace) -> dict:
+    if args.command == "create-program":
+        return dataclasses.asdict(programs.create_program(args.name))
+    if args.command == "create-key":
+        return dataclasses.asdict(programs.create_key(args.program, args.role))
+    if args.command == "revoke-key":
+        key = programs.revoke_key(args.key_id)
+        return {"program_id": key.program_id, "key_id": key.id, "role": key.role, "revoked": True}
+    if args.command == "list-keys":
+        return _keys(args.program)
+    if args.command == "list-programs":
+        return {
+            "programs": [
+                {"program_id": p.id, "name": p.name, "created_at": p.created_at.isoformat()}
+                for p in programs.list_programs()
+            ]
+        }
+    return _check(args.program)
+
+
+def _print_text(command: str, result: dict) -> None:
+    if command == "list-keys":
         for key in result["keys"]:
             state = "revoked" if key["revoked"] else "active"
             print(f"{key['key_id']}  {key['role']:<6}  {state}  {key['created_at']}")
+        return
+    if command == "list-programs":
+        for program in result["programs"]:
+            print(f"{program['program_id']}  {program['created_at']}  {program['name']}")
+        return
+    if command == "check":
+        for problem in result["problems"]:
+            print(f"drift: {problem}")
+        counts = result["checked"].items()
+        checked = ", ".join(f"{n} {what.replace('_', ' ')}" for what, n in counts)
+        verdict = "ok" if result["ok"] else f"{len(result['problems'])} problems"
+        print(f"checked {checked}: {verdict}")
         return
     for name, value in result.items():
         print(f"{name}: {value}")
@@ -93,21 +163,41 @@ def _print_text(result: dict) -> None:
         print("The API key is shown only once; store it now.")
 
 
+def _stop(status: int, message: str) -> NoReturn:
+    print(f"{PROG}: {message}", file=sys.stderr)
+    sys.exit(status)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     try:
-        bind(open_database(args.database_url, pool_size=2))
+        config = resolve(given_options(args, ADMIN_SETTINGS), ADMIN_SETTINGS)
+    except ConfigError as exc:
+        fail(PROG, str(exc))
+    as_json = getattr(args, "json", False)
+    rewards_logging.configure(config.log_format, config.log_level)
+    path = sqlite_path(config.database_url)
+    if path is not None and not getattr(args, "create", False) and not os.path.exists(path):
+        _stop(
+            FAILED,
+            f"no database at {os.path.abspath(path)}: give the server's --database-url "
+            "(or REWARDS_DATABASE_URL), or --create to make a new one",
+        )
+    try:
+        bind(open_database(config.database_url, pool_size=2))
         migrate()
         with session():
             result = _run(args)
-    except (RewardsError, ValueError) as exc:
-        print(f"rewards-admin: {getattr(exc, 'message', exc)}", file=sys.stderr)
-        sys.exit(2)
-    except peewee.OperationalError as exc:
+    except NotFound as exc:
+        _stop(FAILED, exc.message)
+    except RewardsError as exc:
+        _stop(USAGE, exc.message)
+    except (peewee.OperationalError, peewee.InterfaceError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"rewards-admin: cannot use the database: {first_line}", file=sys.stderr)
-        sys.exit(1)
-    if args.json:
+        _stop(FAILED, f"cannot use the database: {first_line}")
+    if as_json:
         print(json.dumps(result))
     else:
-        _print_text(result)
+        _print_text(args.command, result)
+    if args.command == "check" and not result["ok"]:
+        sys.exit(DRIFT)

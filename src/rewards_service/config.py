@@ -1,10 +1,25 @@
-"""Server settings from flags, falling back to REWARDS_* environment variables."""
+"""Settings of rewards-server and rewards-admin: each from its flag, else its REWARDS_*
+environment variable, else its default, and checked the same way whichever it came from.
+
+A bad value ends the program with one line naming where it came from and exit status 2,
+before anything is opened, bound or created.
+"""
 
 import argparse
+import math
 import os
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any, NoReturn
 
 from rewards_service.domain.validation import weak_key_reason
+
+USAGE_ERROR = 2
+LOG_FORMATS = ("auto", "json", "console")
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 @dataclass(frozen=True)
@@ -16,86 +31,295 @@ class Config:
     tls_cert: str | None = None
     tls_key: str | None = None
     tls_client_ca: str | None = None
-    log_format: str = "json"
+    # auto: console when stderr is a terminal, JSON lines otherwise
+    log_format: str = "auto"
     log_level: str = "info"
     grace_seconds: float = 10.0
     bootstrap_api_key: str | None = None
+    auth_cache_seconds: float = 1.0
+    health_check_seconds: float = 5.0
+    metrics_listen: str | None = None
 
 
-def _env(name: str, default: str | None = None) -> str | None:
-    return os.environ.get(f"REWARDS_{name}", default)
+class ConfigError(ValueError):
+    """A setting's value is unusable; the message says which setting and why."""
+
+
+# Checkers: the raw text in, the value out, ValueError with a short reason otherwise.
+
+
+def _whole(minimum: int) -> Callable[[str], int]:
+    def check(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError("must be a whole number") from None
+        if value < minimum:
+            raise ValueError(f"must be at least {minimum}")
+        return value
+
+    return check
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError("must be a number of seconds, such as 2 or 0.5") from None
+    if not math.isfinite(value) or value < 0:
+        raise ValueError("must be a number of seconds, 0 or more")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    value = _seconds(text)
+    if value <= 0:
+        raise ValueError("must be more than 0 seconds")
+    return value
+
+
+def _one_of(choices: Sequence[str]) -> Callable[[str], str]:
+    def check(text: str) -> str:
+        if text.lower() not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}")
+        return text.lower()
+
+    return check
+
+
+def split_address(text: str) -> tuple[str, int]:
+    """host:port, [v6]:port; port 0 picks a free one."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError("must be host:port, such as 127.0.0.1:50051 or [::]:50051")
+    if host.startswith("[") != host.endswith("]") or (":" in host and not host.startswith("[")):
+        raise ValueError("must be host:port; an IPv6 host goes in brackets, such as [::1]:50051")
+    return host, int(port)
+
+
+def _address(text: str) -> str:
+    split_address(text)
+    return text
+
+
+def _pem_file(text: str) -> str:
+    path = Path(text)
+    if not path.is_file():
+        raise ValueError("no such file")
+    try:
+        content = path.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"cannot be read: {exc.strerror}") from None
+    if b"-----BEGIN " not in content:
+        raise ValueError("is not a PEM file")
+    return text
+
+
+def _database_url(text: str) -> str:
+    # Imported here: the store pulls in peewee, and --help or --version need none of it.
+    from rewards_service.store.db import database_settings
+
+    database_settings(text)
+    return text
+
+
+def _admin_key(text: str) -> str:
+    weak = weak_key_reason(text)
+    if weak:
+        raise ValueError(f"too weak to be an admin key: {weak}")
+    return text
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str  # the Config field
+    check: Callable[[str], Any]
+    help: str
+    metavar: str = "VALUE"
+    secret: bool = False  # never echoed in an error (it may hold a password or a key)
+    flag: bool = True  # False: environment only
+
+    @property
+    def option(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def env(self) -> str:
+        return "REWARDS_" + self.name.upper()
+
+
+SETTINGS = {
+    s.name: s
+    for s in (
+        Setting("listen", _address, "host:port to serve on; port 0 picks a free one", "ADDRESS"),
+        Setting(
+            "database_url",
+            _database_url,
+            "sqlite:///file.db (sqlite:////abs/path.db) or postgresql://user:password@host/db",
+            "URL",
+            secret=True,
+        ),
+        Setting("workers", _whole(1), "server processes sharing the port (SO_REUSEPORT)", "N"),
+        Setting("threads", _whole(1), "request threads per process", "N"),
+        Setting("tls_cert", _pem_file, "PEM certificate; serve TLS", "FILE"),
+        Setting("tls_key", _pem_file, "PEM private key of --tls-cert", "FILE"),
+        Setting(
+            "tls_client_ca",
+            _pem_file,
+            "PEM CA that client certificates must chain to (mTLS)",
+            "FILE",
+        ),
+        Setting(
+            "log_format",
+            _one_of(LOG_FORMATS),
+            "json, console, or auto: console when stderr is a terminal, else json",
+            "FORMAT",
+        ),
+        Setting("log_level", _one_of(LOG_LEVELS), ", ".join(LOG_LEVELS), "LEVEL"),
+        Setting(
+            "grace_seconds",
+            _seconds,
+            "how long in-flight calls may finish after SIGTERM/SIGINT",
+            "SECONDS",
+        ),
+        Setting(
+            "bootstrap_api_key",
+            _admin_key,
+            "admin key of the default program made on the first start",
+            secret=True,
+            flag=False,
+        ),
+        Setting(
+            "auth_cache_seconds",
+            _seconds,
+            "how long a valid API key is remembered (a revoked one works that much longer)",
+            "SECONDS",
+        ),
+        Setting(
+            "health_check_seconds",
+            _positive_seconds,
+            "how often the health service checks that the database answers",
+            "SECONDS",
+        ),
+        Setting(
+            "metrics_listen",
+            _address,
+            "host:port of a Prometheus /metrics endpoint (off unless set)",
+            "ADDRESS",
+        ),
+    )
+}
+SERVER_SETTINGS = tuple(SETTINGS)
+ADMIN_SETTINGS = ("database_url", "log_format", "log_level")
+
+
+def version() -> str:
+    try:
+        return metadata.version("rewards-service")
+    except metadata.PackageNotFoundError:  # pragma: no cover - run from a source tree
+        return "unknown"
+
+
+class Parser(argparse.ArgumentParser):
+    """Usage mistakes end with one line and exit status 2, like a bad setting."""
+
+    def error(self, message: str) -> NoReturn:
+        # A subcommand's prog is "rewards-admin list-keys": the line starts with the program.
+        program, _, command = self.prog.partition(" ")
+        where = f"{command}: " if command else ""
+        fail(program, f"{where}{message} (see {self.prog} --help)")
+
+
+def fail(prog: str, message: str) -> NoReturn:
+    print(f"{prog}: {message}", file=sys.stderr)
+    sys.exit(USAGE_ERROR)
+
+
+def add_options(parser: argparse.ArgumentParser, names: Sequence[str], *, suppress: bool) -> None:
+    """The flags of `names`. With `suppress`, a flag not given leaves no attribute, so that
+    options given before a subcommand are not reset by the subcommand's own copy."""
+    defaults = Config()
+    for name in names:
+        s = SETTINGS[name]
+        if not s.flag:
+            continue
+        default = getattr(defaults, name)
+        shown = "off" if default is None else default
+        parser.add_argument(
+            s.option,
+            dest=name,
+            metavar=s.metavar,
+            default=argparse.SUPPRESS if suppress else None,
+            help=f"{s.help} [env {s.env}; default: {shown}]",
+        )
+
+
+def env_help(names: Sequence[str]) -> str:
+    lines = [f"  {SETTINGS[n].env}: {SETTINGS[n].help}" for n in names if not SETTINGS[n].flag]
+    return "environment only:\n" + "\n".join(lines) if lines else ""
+
+
+def resolve(
+    given: dict[str, str | None], names: Sequence[str], environ: dict[str, str] | None = None
+) -> Config:
+    """The Config of `names`: each from `given` (flags), else the environment, else its
+    default; every value checked. Raises ConfigError naming the flag or variable."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for name in names:
+        s = SETTINGS[name]
+        raw, source = given.get(name), s.option
+        if raw is None:
+            raw, source = environ.get(s.env), s.env
+            if raw == "":  # an empty variable counts as unset
+                raw = None
+        if raw is None:
+            continue
+        try:
+            values[name] = s.check(raw)
+        except ValueError as exc:
+            if s.secret:
+                shown = source
+            else:
+                shown = f"{source}={raw}" if source == s.env else f"{source} {raw}"
+            raise ConfigError(f"{shown}: {exc}") from None
+    config = Config(**values)
+    _check_together(config, names)
+    return config
+
+
+def _check_together(config: Config, names: Sequence[str]) -> None:
+    if "metrics_listen" in names and config.metrics_listen:
+        if config.metrics_listen == config.listen:
+            raise ConfigError("--metrics-listen must differ from --listen")
+        if config.workers > 1:
+            # Each worker counts its own calls; one scrape would see one worker's.
+            raise ConfigError("--metrics-listen works with one worker (--workers 1) only")
+    if "tls_cert" not in names:
+        return
+    if bool(config.tls_cert) != bool(config.tls_key):
+        raise ConfigError("--tls-cert and --tls-key (or their REWARDS_* variables) go together")
+    if config.tls_client_ca and not config.tls_cert:
+        raise ConfigError("--tls-client-ca needs --tls-cert and --tls-key")
+
+
+def given_options(args: argparse.Namespace, names: Sequence[str]) -> dict[str, str | None]:
+    return {name: getattr(args, name, None) for name in names}
 
 
 def parse_args(argv: list[str] | None = None) -> Config:
-    d = Config()
-    p = argparse.ArgumentParser(prog="rewards-server", description="Run the rewards gRPC service.")
-    p.add_argument(
-        "--listen", default=_env("LISTEN", d.listen), help="host:port to listen on (REWARDS_LISTEN)"
+    """rewards-server's settings, or exit 2 with one line."""
+    p = Parser(
+        prog="rewards-server",
+        description="Run the rewards gRPC service. Each option falls back to its environment "
+        "variable, then to its default.",
+        epilog=env_help(SERVER_SETTINGS),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument(
-        "--database-url",
-        default=_env("DATABASE_URL", d.database_url),
-        help="sqlite:///file.db or postgresql://... (REWARDS_DATABASE_URL)",
-    )
-    p.add_argument(
-        "--workers",
-        type=int,
-        default=int(_env("WORKERS", str(d.workers))),
-        help="server processes sharing the port with SO_REUSEPORT (REWARDS_WORKERS)",
-    )
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=int(_env("THREADS", str(d.threads))),
-        help="request threads per process (REWARDS_THREADS)",
-    )
-    p.add_argument(
-        "--tls-cert", default=_env("TLS_CERT"), help="PEM certificate (REWARDS_TLS_CERT)"
-    )
-    p.add_argument("--tls-key", default=_env("TLS_KEY"), help="PEM private key (REWARDS_TLS_KEY)")
-    p.add_argument(
-        "--tls-client-ca",
-        default=_env("TLS_CLIENT_CA"),
-        help="PEM CA that client certificates must chain to; enables mTLS (REWARDS_TLS_CLIENT_CA)",
-    )
-    p.add_argument(
-        "--log-format",
-        choices=("json", "console"),
-        default=_env("LOG_FORMAT", d.log_format),
-        help="(REWARDS_LOG_FORMAT)",
-    )
-    p.add_argument(
-        "--log-level",
-        choices=("debug", "info", "warning", "error"),
-        default=_env("LOG_LEVEL", d.log_level),
-        help="(REWARDS_LOG_LEVEL)",
-    )
-    p.add_argument(
-        "--grace-seconds",
-        type=float,
-        default=float(_env("GRACE_SECONDS", str(d.grace_seconds))),
-        help="how long in-flight calls may finish after SIGTERM (REWARDS_GRACE_SECONDS)",
-    )
+    add_options(p, SERVER_SETTINGS, suppress=False)
+    p.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     args = p.parse_args(argv)
-    if bool(args.tls_cert) != bool(args.tls_key):
-        p.error("--tls-cert and --tls-key go together")
-    if args.tls_client_ca and not args.tls_cert:
-        p.error("--tls-client-ca needs --tls-cert and --tls-key")
-    if args.workers < 1 or args.threads < 1:
-        p.error("--workers and --threads must be at least 1")
-    bootstrap_api_key = _env("BOOTSTRAP_API_KEY") or None
-    if bootstrap_api_key is not None and (weak := weak_key_reason(bootstrap_api_key)):
-        p.error(f"REWARDS_BOOTSTRAP_API_KEY is too weak to be an admin key: {weak}")
-    return Config(
-        listen=args.listen,
-        database_url=args.database_url,
-        workers=args.workers,
-        threads=args.threads,
-        tls_cert=args.tls_cert,
-        tls_key=args.tls_key,
-        tls_client_ca=args.tls_client_ca,
-        log_format=args.log_format,
-        log_level=args.log_level,
-        grace_seconds=args.grace_seconds,
-        bootstrap_api_key=bootstrap_api_key,
-    )
+    try:
+        return resolve(given_options(args, SERVER_SETTINGS), SERVER_SETTINGS)
+    except ConfigError as exc:
+        fail(p.prog, str(exc))

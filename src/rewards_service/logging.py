@@ -121,7 +121,9 @@ def _add_pid(_logger, _name, event: dict) -> dict:
 
 
 def configure(fmt: str = "json", level: str = "info", *, with_pid: bool = False) -> None:
-    """`with_pid` names the process on every line, for workers sharing one log."""
+    """`with_pid` names the process on every line, for workers sharing one log. `fmt` "auto"
+    is console on a terminal, JSON otherwise."""
+    fmt = resolve_format(fmt)
     if fmt == "json":
         renderer = structlog.processors.JSONRenderer(serializer=orjson.dumps)
         factory = _json_loggers()
@@ -143,3 +145,33 @@ def configure(fmt: str = "json", level: str = "info", *, with_pid: bool = False)
         logger_factory=factory,
         cache_logger_on_first_use=True,
     )
+    route_stdlib(level)
+
+
+def resolve_format(fmt: str) -> str:
+    if fmt != "auto":
+        return fmt
+    return "console" if sys.stderr.isatty() else "json"
+
+
+class _ToStructlog(logging.Handler):
+    """Records of the standard library's loggers (grpc, peewee, psycopg2, asyncio) rendered
+    like ours, on the same stream, with the logger's name."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            fields = {"logger": record.name}
+            if record.exc_info:
+                fields["exc_info"] = record.exc_info
+            structlog.get_logger(record.name).log(record.levelno, record.getMessage(), **fields)
+        except Exception:
+            self.handleError(record)
+
+
+def route_stdlib(level: str) -> None:
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, _ToStructlog):
+            root.removeHandler(handler)
+    root.addHandler(_ToStructlog())
+    root.setLevel(logging.getLevelNamesMapping()[level.upper()])

@@ -8,7 +8,8 @@ import signal
 import socket
 import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from concurrent import futures
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -28,6 +29,7 @@ from rewards.v1 import (
 )
 
 from rewards_service import logging as rewards_logging
+from rewards_service import metrics
 from rewards_service.api.catalog import RewardCatalogServicer
 from rewards_service.api.interceptor import RpcInterceptor
 from rewards_service.api.issuance import RewardIssuanceServicer
@@ -38,9 +40,15 @@ from rewards_service.api.streams import (
     BoundedReflectionServicer,
     OpenStreams,
 )
-from rewards_service.config import Config, parse_args
+from rewards_service.config import Config, parse_args, split_address
 from rewards_service.services import programs
-from rewards_service.store.db import bind, open_database, release_connections, session
+from rewards_service.store.db import (
+    bind,
+    database,
+    open_database,
+    release_connections,
+    session,
+)
 from rewards_service.store.migrations import migrate
 
 log = structlog.get_logger("rewards.server")
@@ -86,6 +94,36 @@ def prepare_database(config: Config) -> programs.IssuedKey | None:
     return created
 
 
+class CannotListen(Exception):
+    def __init__(self, address: str, reason: str) -> None:
+        super().__init__(f"cannot listen on {address}: {reason}")
+        self.address = address
+        self.reason = reason
+
+
+def check_address_free(listen: str) -> None:
+    """Bind the address as gRPC will (SO_REUSEADDR, no SO_REUSEPORT) and let it go, so that a
+    port in use is found before anything else happens, with the system's reason. gRPC's own
+    failure is a log line of its core and a bare RuntimeError."""
+    host, port = split_address(listen)
+    if port == 0:
+        return
+    try:
+        found = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise CannotListen(listen, exc.strerror) from None
+    reason = "no address"
+    for family, kind, _, _, address in found:
+        with socket.socket(family, kind) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(address)
+                return  # gRPC binds every address it can, and is content with one
+            except OSError as exc:
+                reason = exc.strerror or str(exc)
+    raise CannotListen(listen, reason)
+
+
 def _credentials(config: Config) -> grpc.ServerCredentials | None:
     if not config.tls_cert:
         return None
@@ -99,8 +137,64 @@ def _credentials(config: Config) -> grpc.ServerCredentials | None:
     return grpc.ssl_server_credentials([pair])
 
 
-async def start_server(config: Config, *, reuse_port: bool = False) -> RunningServer:
-    """A started server on the running loop. reuse_port only for workers sharing one port."""
+def _service_names() -> list[str]:
+    return [
+        catalog_pb2.DESCRIPTOR.services_by_name["RewardCatalog"].full_name,
+        issuance_pb2.DESCRIPTOR.services_by_name["RewardIssuance"].full_name,
+        participants_pb2.DESCRIPTOR.services_by_name["Participants"].full_name,
+    ]
+
+
+def _database_answers() -> None:
+    with session():
+        database.execute_sql("SELECT 1")
+
+
+async def watch_database(running: RunningServer, every: float) -> None:
+    """Health follows the database: NOT_SERVING while it cannot be reached, SERVING again
+    once it answers. Checked every `every` seconds on a thread of its own, never per call;
+    a check that does not answer in time counts as a failure."""
+    checker = futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="health")
+    loop = asyncio.get_running_loop()
+    timeout = max(every, 2.0)
+    serving = True
+    check: asyncio.Future | None = None
+    try:
+        while True:
+            await asyncio.sleep(every)
+            if check is None or check.done():  # a hung check is not stacked on
+                check = loop.run_in_executor(checker, _database_answers)
+            error = None
+            try:
+                await asyncio.wait_for(asyncio.shield(check), timeout)
+            except TimeoutError:
+                error = f"no answer within {timeout:g} s"
+            except Exception as exc:
+                error = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+            if (error is None) == serving:
+                continue
+            serving = error is None
+            status = health_pb2.HealthCheckResponse.SERVING
+            if serving:
+                log.info("database_reachable")
+            else:
+                status = health_pb2.HealthCheckResponse.NOT_SERVING
+                log.error("database_unreachable", error=error)
+            for name in [*_service_names(), ""]:
+                await running.health.set(name, status)
+    finally:
+        checker.shutdown(wait=False)
+
+
+async def start_server(
+    config: Config,
+    *,
+    reuse_port: bool = False,
+    before_start: Callable[[], None] | None = None,
+) -> RunningServer:
+    """A started server on the running loop. reuse_port only for workers sharing one port.
+    `before_start` runs once the port is bound, before any call is taken; if it raises, the
+    server is stopped and the error goes on."""
     executor = futures.ThreadPoolExecutor(max_workers=config.threads, thread_name_prefix="rpc")
     server = grpc.aio.server(
         interceptors=[RpcInterceptor(executor, config.threads)],
@@ -120,11 +214,7 @@ async def start_server(config: Config, *, reuse_port: bool = False) -> RunningSe
     keyless_streams = OpenStreams()
     health_servicer = BoundedHealthServicer(keyless_streams)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    service_names = [
-        catalog_pb2.DESCRIPTOR.services_by_name["RewardCatalog"].full_name,
-        issuance_pb2.DESCRIPTOR.services_by_name["RewardIssuance"].full_name,
-        participants_pb2.DESCRIPTOR.services_by_name["Participants"].full_name,
-    ]
+    service_names = _service_names()
     for name in [*service_names, ""]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     reflection_servicer = BoundedReflectionServicer(
@@ -134,12 +224,24 @@ async def start_server(config: Config, *, reuse_port: bool = False) -> RunningSe
     reflection_pb2_grpc.add_ServerReflectionServicer_to_server(reflection_servicer, server)
     add_v1_reflection(reflection_servicer, server)
     credentials = _credentials(config)
-    if credentials is None:
-        port = server.add_insecure_port(config.listen)
-    else:
-        port = server.add_secure_port(config.listen, credentials)
+    try:
+        if credentials is None:
+            port = server.add_insecure_port(config.listen)
+        else:
+            port = server.add_secure_port(config.listen, credentials)
+    except RuntimeError:
+        port = 0
     if port == 0:
-        raise RuntimeError(f"cannot listen on {config.listen}")
+        executor.shutdown(wait=False)
+        raise CannotListen(config.listen, "cannot bind it")
+    if before_start is not None:
+        # Bound, not yet serving: what must not happen unless the server can start.
+        try:
+            before_start()
+        except BaseException:
+            await server.stop(None)
+            executor.shutdown(wait=False)
+            raise
     await server.start()
     return RunningServer(server, port, health_servicer, asyncio.get_running_loop(), executor)
 
@@ -163,8 +265,21 @@ def build_server(config: Config, *, reuse_port: bool = False) -> RunningServer:
     return started.result()
 
 
-async def _serve_one(config: Config, *, reuse_port: bool) -> None:
-    running = await start_server(config, reuse_port=reuse_port)
+async def _serve_one(
+    config: Config, *, reuse_port: bool, before_start: Callable[[], None] | None = None
+) -> None:
+    running = await start_server(config, reuse_port=reuse_port, before_start=before_start)
+    stopping: list[asyncio.Task] = []
+
+    def on_signal(signum: int) -> None:
+        if not stopping:
+            log.info("stopping", signal=signal.Signals(signum).name, grace=config.grace_seconds)
+            stopping.append(asyncio.ensure_future(running.drain(config.grace_seconds)))
+
+    # Before "serving": whoever waits for that line may signal at once.
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
     host = config.listen.rsplit(":", 1)[0]
     log.info(
         "serving",
@@ -173,17 +288,9 @@ async def _serve_one(config: Config, *, reuse_port: bool) -> None:
         tls=bool(config.tls_cert),
         mtls=bool(config.tls_client_ca),
     )
-    stopping: list[asyncio.Task] = []
-
-    def on_signal(signum: int) -> None:
-        if not stopping:
-            log.info("stopping", signal=signal.Signals(signum).name, grace=config.grace_seconds)
-            stopping.append(asyncio.ensure_future(running.drain(config.grace_seconds)))
-
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, on_signal, signum)
+    watcher = asyncio.ensure_future(watch_database(running, config.health_check_seconds))
     await running.server.wait_for_termination()
+    watcher.cancel()
     if stopping:
         await stopping[0]
     log.info("stopped")
@@ -200,52 +307,124 @@ def _reserved_port(listen: str) -> Iterator[str]:
     sock = socket.socket(family, kind)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind(address)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            raise CannotListen(listen, exc.strerror or str(exc)) from None
         yield f"{host}:{sock.getsockname()[1]}"
     finally:
         sock.close()
 
 
+# A worker that dies this soon after it started is replaced only after this long, so that a
+# worker that cannot start does not make the parent spin.
+RESTART_DELAY_SECONDS = 1.0
+
+
 def _run_workers(config: Config) -> int:
     """Fork N workers before any gRPC object exists; each binds the one reserved port with
-    SO_REUSEPORT, and the kernel spreads connections over them."""
-    children = []
+    SO_REUSEPORT, and the kernel spreads connections over them. A worker that dies is
+    replaced (the port stays reserved for it); SIGTERM/SIGINT go to every worker, and the
+    parent exits once they all have."""
     with _reserved_port(config.listen) as listen:
+        _prepare_and_announce(config)
         worker_config = replace(config, listen=listen)
-        for _ in range(config.workers):
+        children: dict[int, float] = {}  # pid -> when it started (monotonic)
+        stopping: list[int] = []
+
+        def start_worker() -> int:
             pid = os.fork()
             if pid == 0:
-                asyncio.run(_serve_one(worker_config, reuse_port=True))
-                os._exit(0)
-            children.append(pid)
+                # Until the worker's loop sets its own: not the parent's forwarding handler.
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                code = 0
+                try:
+                    asyncio.run(_serve_one(worker_config, reuse_port=True))
+                except BaseException:
+                    log.exception("worker_failed")
+                    code = 1
+                os._exit(code)
+            children[pid] = time.monotonic()
+            if stopping:  # the signal came between the fork and the line above
+                os.kill(pid, stopping[0])
+            return pid
 
         def forward(signum, _frame):
-            for child in children:
+            stopping.append(signum)
+            for child in list(children):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(child, signum)
 
+        # Before the first fork: a signal from now on reaches every worker there is.
         signal.signal(signal.SIGTERM, forward)
         signal.signal(signal.SIGINT, forward)
+        for _ in range(config.workers):
+            start_worker()
         status = 0
-        for child in children:
-            _, code = os.waitpid(child, 0)
-            status = status or os.waitstatus_to_exitcode(code)
+        while children:
+            pid, wait_status = os.wait()
+            started = children.pop(pid, None)
+            if started is None:
+                continue
+            code = os.waitstatus_to_exitcode(wait_status)
+            if stopping:
+                status = status or code
+                continue
+            how = {"signal": signal.Signals(-code).name} if code < 0 else {"exit_code": code}
+            log.error("worker_died", worker_pid=pid, **how)
+            if time.monotonic() - started < RESTART_DELAY_SECONDS:
+                time.sleep(RESTART_DELAY_SECONDS)
+            if not stopping:
+                log.info("worker_restarted", worker_pid=start_worker(), replaced=pid)
     return status
 
 
-def serve(config: Config) -> int:
-    rewards_logging.configure(config.log_format, config.log_level, with_pid=config.workers > 1)
+def _serve_metrics(listen: str) -> None:
+    try:
+        port = metrics.serve(listen)
+    except OSError as exc:
+        raise CannotListen(listen, exc.strerror or str(exc)) from None
+    host = listen.rsplit(":", 1)[0]
+    log.info("metrics", address=f"{host}:{port}", path="/metrics")
+
+
+class DatabaseUnavailable(Exception):
+    pass
+
+
+def _prepare_and_announce(config: Config) -> None:
+    """Migrate and bootstrap; print the bootstrap key, if one was made."""
     try:
         created = prepare_database(config)
-    except (peewee.OperationalError, ValueError) as exc:
-        log.error("database_unavailable", error=str(exc).strip().splitlines()[0])
-        return 1
+    except (peewee.OperationalError, peewee.InterfaceError, ValueError) as exc:
+        raise DatabaseUnavailable(str(exc).strip().splitlines()[0]) from None
     if created is not None:
         # Printed, never logged: the key is a secret and is shown exactly this once.
         print(programs.bootstrap_notice(created, config.bootstrap_api_key), flush=True)
-    if config.workers > 1:
-        return _run_workers(config)
-    asyncio.run(_serve_one(config, reuse_port=False))
+
+
+def serve(config: Config) -> int:
+    """Bind first, then migrate and bootstrap, then serve: a start that fails (a port in
+    use, a database out of reach) creates nothing, and a bootstrap key printed is one a
+    running server accepts."""
+    rewards_logging.configure(config.log_format, config.log_level, with_pid=config.workers > 1)
+    programs.AUTH_CACHE_SECONDS = config.auth_cache_seconds
+    try:
+        check_address_free(config.listen)
+        if config.metrics_listen:
+            _serve_metrics(config.metrics_listen)
+        if config.workers > 1:
+            return _run_workers(config)
+        asyncio.run(
+            _serve_one(config, reuse_port=False, before_start=lambda: _prepare_and_announce(config))
+        )
+    except CannotListen as exc:
+        log.error("cannot_listen", address=exc.address, error=exc.reason)
+        return 1
+    except DatabaseUnavailable as exc:
+        log.error("database_unavailable", error=str(exc))
+        return 1
     return 0
 
 

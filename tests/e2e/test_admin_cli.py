@@ -2,6 +2,7 @@
 makes used against a real server."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -12,7 +13,14 @@ import grpc
 import pytest
 from rewards.v1 import catalog_pb2
 
-from tests.helpers import expect_failure, failure_of, make_api, spawn_server
+from tests.helpers import (
+    assert_usage_error,
+    expect_failure,
+    failure_of,
+    make_api,
+    run_command,
+    spawn_server,
+)
 
 ADMIN = Path(sys.executable).parent / "rewards-admin"
 PRODUCT = catalog_pb2.Reward(
@@ -22,6 +30,9 @@ PRODUCT = catalog_pb2.Reward(
 
 @pytest.fixture
 def db_url(tmp_path) -> str:
+    # An empty file is an empty SQLite database: rewards-admin migrates it. A missing one it
+    # refuses without --create.
+    (tmp_path / "admin.db").touch()
     return f"sqlite:///{tmp_path / 'admin.db'}"
 
 
@@ -58,7 +69,14 @@ def test_the_console_script_is_installed():
     assert ADMIN.exists()
     done = subprocess.run([str(ADMIN), "--help"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0
-    for command in ("create-program", "create-key", "revoke-key", "list-keys"):
+    for command in (
+        "create-program",
+        "list-programs",
+        "create-key",
+        "revoke-key",
+        "list-keys",
+        "check",
+    ):
         assert command in done.stdout
 
 
@@ -208,17 +226,35 @@ def test_a_bad_role_fails_with_a_clear_message(db_url):
 
 
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("args", "message", "status"),
     [
-        (("create-key", "--program", "prg_missing", "--role", "reader"), "prg_missing"),
-        (("revoke-key", "key_missing"), "key_missing"),
-        (("create-program", ""), "1-255"),
+        (("create-key", "--program", "prg_missing", "--role", "reader"), "prg_missing", 1),
+        (("list-keys", "--program", "prg_missing"), "prg_missing", 1),
+        (("check", "--program", "prg_missing"), "prg_missing", 1),
+        (("revoke-key", "key_missing"), "key_missing", 1),
+        (("create-program", ""), "1-255", 2),
+        (("create-key", "--program", "prg_x"), "--role", 2),
+        (("list-keys",), "--program", 2),
+        (("drop-program", "prg_x"), "drop-program", 2),
+        (("list-programs", "--verbose"), "--verbose", 2),
     ],
-    ids=["unknown-program", "unknown-key", "empty-name"],
+    ids=[
+        "create-key-unknown-program",
+        "list-keys-unknown-program",
+        "check-unknown-program",
+        "unknown-key",
+        "empty-name",
+        "missing-role",
+        "missing-program",
+        "unknown-command",
+        "unknown-option",
+    ],
 )
-def test_mistakes_fail_with_one_clear_line(db_url, args, message):
+def test_mistakes_fail_with_one_clear_line(db_url, args, message, status):
+    """Not found is 1 for every command; a usage mistake is 2."""
     done = admin_cli(db_url, *args, check=False)
-    assert done.returncode != 0
+    assert done.returncode == status, done.stderr
+    assert done.stdout == ""
     assert message in done.stderr
     assert done.stderr.startswith("rewards-admin: ")
     assert len(done.stderr.strip().splitlines()) == 1
@@ -242,7 +278,7 @@ def test_an_unreachable_database_fails_without_echoing_its_url(tmp_path):
 def test_the_database_url_comes_from_the_environment(tmp_path):
     url = f"sqlite:///{tmp_path / 'env.db'}"
     env_run = subprocess.run(
-        [str(ADMIN), "--json", "create-program", "FromEnv"],
+        [str(ADMIN), "--json", "create-program", "FromEnv", "--create"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -254,3 +290,85 @@ def test_the_database_url_comes_from_the_environment(tmp_path):
     listed = as_json(url, "list-keys", "--program", made["program_id"])
     assert [k["key_id"] for k in listed["keys"]] == [made["key_id"]]
     assert not (tmp_path / "rewards.db").exists()
+
+
+def test_rewards_admin_checks_its_settings_the_same_way(tmp_path):
+    env = {"REWARDS_DATABASE_URL": "mysql://operator:hunter2@db/rewards"}
+    done = run_command(ADMIN, "list-programs", env=env, cwd=tmp_path)
+    assert_usage_error(done, "rewards-admin", "REWARDS_DATABASE_URL", "unsupported")
+    assert "hunter2" not in done.stderr
+    done = run_command(ADMIN, "list-programs", env={"REWARDS_LOG_LEVEL": "verbose"}, cwd=tmp_path)
+    assert_usage_error(done, "rewards-admin", "REWARDS_LOG_LEVEL=verbose")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_rewards_admin_ignores_settings_only_the_server_uses(tmp_path):
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    env = {"REWARDS_DATABASE_URL": url, "REWARDS_AUTH_CACHE_SECONDS": "1s"}
+    done = run_command(ADMIN, "--create", "create-program", "Acme", env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "program_id: prg_" in done.stdout
+
+
+def test_list_programs(db_url):
+    one = as_json(db_url, "create-program", "One")
+    two = as_json(db_url, "create-program", "Two words")
+    listed = as_json(db_url, "list-programs")
+    assert [(p["program_id"], p["name"]) for p in listed["programs"]] == [
+        (one["program_id"], "One"),
+        (two["program_id"], "Two words"),
+    ]
+    text = admin_cli(db_url, "list-programs").stdout.splitlines()
+    assert len(text) == 2
+    assert text[1].startswith(two["program_id"]) and text[1].endswith("Two words")
+    assert "rwk_" not in json.dumps(listed) + "".join(text)
+
+
+def test_options_are_taken_before_or_after_the_command(tmp_path):
+    url = f"sqlite:///{tmp_path / 'anywhere.db'}"
+    done = subprocess.run(
+        [str(ADMIN), "create-program", "Acme", "--database-url", url, "--create", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    made = json.loads(done.stdout)
+    for args in (
+        ["--database-url", url, "list-keys", "--program", made["program_id"], "--json"],
+        ["list-keys", "--json", "--program", made["program_id"], "--database-url", url],
+        ["--json", "list-keys", "--database-url", url, "--program", made["program_id"]],
+    ):
+        again = subprocess.run(
+            [str(ADMIN), *args], capture_output=True, text=True, timeout=60, cwd=tmp_path
+        )
+        assert again.returncode == 0, (args, again.stderr)
+        assert json.loads(again.stdout)["keys"][0]["key_id"] == made["key_id"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".db") == ["anywhere.db"]
+
+
+def test_a_missing_database_file_is_refused_unless_create(tmp_path):
+    """Run from another directory, the default sqlite:///rewards.db would be a new, empty
+    database, and a key made there one the real server rejects."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("REWARDS_")}
+    for args in (["create-program", "Acme"], ["list-programs"], ["check"]):
+        done = subprocess.run(
+            [str(ADMIN), *args], capture_output=True, text=True, timeout=60, cwd=tmp_path, env=base
+        )
+        assert done.returncode == 1
+        assert done.stdout == ""
+        assert done.stderr.startswith("rewards-admin: no database at ")
+        assert str(tmp_path / "rewards.db") in done.stderr and "--create" in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1
+        assert list(tmp_path.iterdir()) == []
+    done = subprocess.run(
+        [str(ADMIN), "--create", "list-programs"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env=base,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "rewards.db").exists()

@@ -271,7 +271,7 @@ def test_a_weak_bootstrap_key_is_refused_at_start_and_not_echoed(tmp_path, weak)
         timeout=30,
     )
     assert done.returncode == 2
-    assert "REWARDS_BOOTSTRAP_API_KEY is too weak" in done.stderr
+    assert "REWARDS_BOOTSTRAP_API_KEY: too weak" in done.stderr
     if len(weak) > 1:  # "a" is in any text
         assert weak not in done.stdout + done.stderr
     assert not (tmp_path / "weak.db").exists()

@@ -2,8 +2,11 @@
 answers from memory after another one committed a change."""
 
 import json
+import os
+import signal
 
 import grpc
+import pytest
 from rewards.v1 import catalog_pb2
 
 from tests import factories as f
@@ -68,3 +71,41 @@ def test_workers_share_one_port_and_each_answers_calls(tmp_path):
 
 def _entries(server) -> list[dict]:
     return [json.loads(line) for line in server.stdout_lines if line.startswith("{")]
+
+
+def test_a_worker_that_dies_is_replaced_and_sigterm_still_stops_all(tmp_path):
+    server = spawn_server(f"sqlite:///{tmp_path / 'restart.db'}", "--workers", "2")
+    try:
+        wait_for_line(server, '"event":"serving"', count=2)
+        key = admin_key_of(server)
+        first = [e["pid"] for e in _entries(server) if e["event"] == "serving"]
+        os.kill(first[0], signal.SIGKILL)
+        wait_for_line(server, '"event":"worker_restarted"')
+        wait_for_line(server, '"event":"serving"', count=3)
+        died = next(e for e in _entries(server) if e["event"] == "worker_died")
+        assert died["worker_pid"] == first[0] and died["signal"] == "SIGKILL"
+        assert died["level"] == "error"
+        restarted = next(e for e in _entries(server) if e["event"] == "worker_restarted")
+        assert restarted["replaced"] == first[0]
+        serving = [e for e in _entries(server) if e["event"] == "serving"]
+        workers = {first[1], restarted["worker_pid"]}
+        assert serving[-1]["pid"] == restarted["worker_pid"] not in first
+        assert serving[-1]["address"] == server.address  # the same reserved port
+        # New connections are answered, by the old worker and the new one: each connection
+        # goes to one of them at random, so ask on new ones until both have answered.
+        answered: set[int] = set()
+        for calls in range(1, 201):
+            with grpc.insecure_channel(server.address) as channel:
+                make_api(channel, "", key).catalog.ListRewards(catalog_pb2.ListRewardsRequest())
+            if calls % CONNECTIONS_FOR_EVERY_WORKER == 0:
+                wait_for_line(server, '"event":"rpc"', count=calls)
+                answered = {e["pid"] for e in _entries(server) if e["event"] == "rpc"}
+                if answered == workers:
+                    break
+        assert answered == workers
+    finally:
+        assert server.stop() == 0
+    for pid in workers:  # reaped by the parent: none is left running
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert sum(e["event"] == "worker_restarted" for e in _entries(server)) == 1

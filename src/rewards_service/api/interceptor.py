@@ -16,6 +16,7 @@ import grpc
 import structlog
 from google.protobuf.message import DecodeError, Message
 
+from rewards_service import metrics
 from rewards_service.api import answers
 from rewards_service.api.admission import Admission
 from rewards_service.api.errors import internal_error, status_code, to_grpc_status
@@ -178,6 +179,7 @@ def _wrap(method: str, behavior, deserialize, calls: _Calls):
             log.exception("rpc_failed", method=method, request_id=request_id, program=program)
             error = internal_error()
         finally:
+            metrics.observe(method, error, started)
             log.info(
                 "rpc",
                 method=method,

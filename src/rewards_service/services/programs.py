@@ -1,6 +1,5 @@
 """Programs (tenants) and their API keys: used by the operator CLI and by authentication."""
 
-import os
 import time
 from dataclasses import dataclass
 
@@ -87,12 +86,19 @@ def revoke_key(key_id: str) -> ApiKey:
 
 
 def list_keys(program_id: str) -> list[ApiKey]:
+    if not Program.select().where(Program.id == program_id).exists():
+        raise NotFound(f"No program {program_id}.", reason="PROGRAM_NOT_FOUND")
     return list(ApiKey.select().where(ApiKey.program == program_id).order_by(ApiKey.id))
+
+
+def list_programs() -> list[Program]:
+    return list(Program.select().order_by(Program.id))
 
 
 # Valid keys are remembered briefly so a hot path does not query for every call. A key revoked
 # through another process stops working within this many seconds; in this process, at once.
-AUTH_CACHE_SECONDS = float(os.environ.get("REWARDS_AUTH_CACHE_SECONDS", "1.0"))
+# Set from the server's configuration (REWARDS_AUTH_CACHE_SECONDS), checked there.
+AUTH_CACHE_SECONDS = 1.0
 _valid_keys: dict[str, tuple[Caller, float]] = {}
 
 

@@ -8,9 +8,10 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TypeVar
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import urlparse
 
 import peewee
+from playhouse import db_url
 from playhouse.pool import PooledPostgresqlDatabase
 
 from rewards_service.store.group_commit import Conflict, GroupCommit, RowKey
@@ -28,18 +29,46 @@ MAX_ATTEMPTS = 8
 DEFAULT_BUSY_TIMEOUT_MS = 10_000
 
 
+def database_settings(url: str) -> tuple[str, dict]:
+    """("sqlite", options) or ("postgresql", connect arguments) of a database URL, parsed
+    with playhouse.db_url: a percent-encoded user or password (p%40ss) is decoded. Errors
+    never repeat the URL, which may hold a password."""
+    scheme = urlparse(url).scheme
+    if scheme not in ("sqlite", "postgres", "postgresql"):
+        shown = f"scheme {scheme!r}" if scheme else "URL without a scheme"
+        raise ValueError(f"unsupported database {shown}: use sqlite:/// or postgresql://")
+    try:
+        options = db_url.parse(url, unquote_password=True, unquote_user=True)
+    except ValueError:
+        raise ValueError("the database URL cannot be parsed") from None
+    if scheme == "sqlite":
+        if options.get("host") or options.get("port"):
+            raise ValueError("a sqlite URL has three slashes: sqlite:///relative.db")
+        path = options.pop("database", "")
+        if not urlparse(url).path[1:]:  # db_url reads no file as ":memory:"
+            raise ValueError("the sqlite:/// database URL names no file")
+        busy_ms = options.pop("busy_timeout", DEFAULT_BUSY_TIMEOUT_MS)
+        if options:
+            raise ValueError(
+                f"unknown sqlite URL option {sorted(options)[0]!r}: only busy_timeout is known"
+            )
+        if not isinstance(busy_ms, int) or isinstance(busy_ms, bool) or busy_ms < 0:
+            raise ValueError("busy_timeout must be a whole number of milliseconds")
+        return "sqlite", {"database": path, "busy_timeout": busy_ms}
+    options["database"] = options.get("database") or "postgres"
+    options.setdefault("host", "127.0.0.1")
+    options.setdefault("port", 5432)
+    return "postgresql", options
+
+
 def open_database(url: str, *, pool_size: int = 32) -> peewee.Database:
     """sqlite:///relative.db or sqlite:////abs/path.db (optional ?busy_timeout=ms), or
     postgresql://user:password@host:port/dbname (query options go to the driver)."""
-    parsed = urlparse(url)
-    options = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
-    if parsed.scheme == "sqlite":
-        path = parsed.path[1:]  # after the third slash: relative, or absolute with a fourth
-        if not path:
-            raise ValueError("the sqlite:/// database URL names no file")
-        busy_ms = int(options.get("busy_timeout", DEFAULT_BUSY_TIMEOUT_MS))
+    kind, options = database_settings(url)
+    if kind == "sqlite":
+        busy_ms = options["busy_timeout"]
         return peewee.SqliteDatabase(
-            path,
+            options["database"],
             pragmas={
                 "journal_mode": "wal",
                 "foreign_keys": 1,
@@ -54,22 +83,19 @@ def open_database(url: str, *, pool_size: int = 32) -> peewee.Database:
             lock_type="IMMEDIATE",
             check_same_thread=False,
         )
-    if parsed.scheme in ("postgres", "postgresql"):
-        return PooledPostgresqlDatabase(
-            parsed.path.lstrip("/") or "postgres",
-            user=parsed.username,
-            password=parsed.password,
-            host=parsed.hostname or "127.0.0.1",
-            port=parsed.port or 5432,
-            max_connections=pool_size,
-            stale_timeout=300,
-            timeout=30,
-            **options,
-        )
-    # The URL may hold a password: name only its scheme.
-    raise ValueError(
-        f"unsupported database URL scheme {parsed.scheme!r}: use sqlite:/// or postgresql://"
+    return PooledPostgresqlDatabase(
+        options.pop("database"),
+        max_connections=pool_size,
+        stale_timeout=300,
+        timeout=30,
+        **options,
     )
+
+
+def sqlite_path(url: str) -> str | None:
+    """The file a sqlite URL names; None for PostgreSQL."""
+    kind, options = database_settings(url)
+    return options["database"] if kind == "sqlite" else None
 
 
 def bind(db: peewee.Database) -> None:

@@ -1,0 +1,214 @@
+"""Reconciliation for `rewards-admin check`: the counters the service keeps against the rows
+they count, in one read snapshot, by aggregate queries (no row is loaded one by one).
+
+- each reward's redeemed_count == the units of its issuances not revoked;
+- each balance == the sum of its ledger entries == lifetime_earned - lifetime_spent, >= 0,
+  and no ledger entries without a balance;
+- no code issued twice (two issuances of one pool showing one code, or one issuance holding
+  two codes); each pool's counters == its codes by status;
+- ACTIVE / OUT_OF_STOCK as the stock says (max_total reached, or the code pool empty).
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import peewee
+from rewards.v1 import common_pb2
+
+from rewards_service.domain.rewards import stock_status
+from rewards_service.store.db import database, is_sqlite
+from rewards_service.store.models import (
+    Balance,
+    Code,
+    CodePool,
+    Issuance,
+    LedgerEntry,
+    Participant,
+    Reward,
+)
+
+S = common_pb2.RewardStatus
+REVOKED = common_pb2.ISSUANCE_STATUS_REVOKED
+UNIQUE_COUPON = common_pb2.REWARD_TYPE_UNIQUE_COUPON
+
+
+@dataclass
+class Findings:
+    checked: dict[str, int] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+@contextmanager
+def _snapshot() -> Iterator[None]:
+    """One consistent read that does not hold up the servers' writes."""
+    if is_sqlite():
+        with database.transaction(lock_type="DEFERRED"):
+            yield
+    else:
+        with database.transaction():
+            database.execute_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            yield
+
+
+def _scoped(query: peewee.Query, column: peewee.Field, program_id: str | None) -> peewee.Query:
+    return query if program_id is None else query.where(column == program_id)
+
+
+def reconcile(program_id: str | None = None) -> Findings:
+    """Every drift found in the database, or in one program."""
+    found = Findings()
+    with _snapshot():
+        _rewards(found, program_id)
+        _balances(found, program_id)
+        _codes(found, program_id)
+    return found
+
+
+def _rewards(found: Findings, program_id: str | None) -> None:
+    units = (
+        Issuance.select(Issuance.reward, peewee.fn.SUM(Issuance.quantity).alias("units"))
+        .where(Issuance.reward.is_null(False) & (Issuance.status != REVOKED))
+        .group_by(Issuance.reward)
+    )
+    units = _scoped(units, Issuance.program, program_id)
+    issued = {reward_id: int(total) for reward_id, total in units.tuples()}
+    rows = (
+        Reward.select(
+            Reward.id,
+            Reward.status,
+            Reward.redeemed_count,
+            Reward.max_total,
+            Reward.code_pool_id,
+            CodePool.available_count,
+        )
+        .join(CodePool, peewee.JOIN.LEFT_OUTER, on=(CodePool.id == Reward.code_pool_id))
+        .order_by(Reward.id)
+    )
+    rows = _scoped(rows, Reward.program, program_id)
+    count = 0
+    for rid, status, redeemed, max_total, pool_id, pool_available in rows.tuples():
+        count += 1
+        want = issued.get(rid, 0)
+        if redeemed != want:
+            found.problems.append(
+                f"reward {rid}: redeemed_count {redeemed} but its issuances hold {want} units"
+            )
+        if status in (S.REWARD_STATUS_ACTIVE, S.REWARD_STATUS_OUT_OF_STOCK):
+            expected = stock_status(
+                status,
+                redeemed_count=redeemed,
+                max_total=max_total,
+                pool_available=pool_available if pool_id else None,
+            )
+            if expected != status:
+                found.problems.append(
+                    f"reward {rid}: {S.Name(status)} but its stock says {S.Name(expected)} "
+                    f"(redeemed {redeemed}, max_total {max_total}, "
+                    f"codes available {pool_available if pool_id else '-'})"
+                )
+    found.checked["rewards"] = count
+
+
+def _balances(found: Findings, program_id: str | None) -> None:
+    sums = LedgerEntry.select(
+        LedgerEntry.participant,
+        LedgerEntry.asset,
+        peewee.fn.SUM(LedgerEntry.delta).alias("total"),
+        peewee.fn.COUNT(LedgerEntry.id).alias("entries"),
+    ).group_by(LedgerEntry.participant, LedgerEntry.asset)
+    sums = _scoped(sums, LedgerEntry.program, program_id)
+    ledger = {(par, asset): (int(total), n) for par, asset, total, n in sums.tuples()}
+    rows = (
+        Balance.select(
+            Balance.participant,
+            Balance.asset,
+            Balance.available,
+            Balance.lifetime_earned,
+            Balance.lifetime_spent,
+        )
+        .join(Participant)
+        .order_by(Balance.participant, Balance.asset)
+    )
+    rows = _scoped(rows, Participant.program, program_id)
+    count = 0
+    for par, asset, available, earned, spent in rows.tuples():
+        count += 1
+        total, _ = ledger.pop((par, asset), (0, 0))
+        name = f"balance {par}/{asset}"
+        if available != total:
+            found.problems.append(f"{name}: available {available} but its entries sum to {total}")
+        if available != earned - spent:
+            found.problems.append(
+                f"{name}: available {available} but earned {earned} - spent {spent}"
+            )
+        if available < 0:
+            found.problems.append(f"{name}: negative ({available})")
+    for (par, asset), (_, entries) in sorted(ledger.items()):
+        found.problems.append(f"{entries} ledger entries of {par}/{asset} have no balance")
+    found.checked["balances"] = count
+
+
+def _codes(found: Findings, program_id: str | None) -> None:
+    # One code shown by two unique-coupon issuances of rewards drawing from one pool.
+    drawn = (
+        Issuance.select(
+            Reward.code_pool_id,
+            Issuance.coupon_code,
+            peewee.fn.COUNT(Issuance.id).alias("times"),
+        )
+        .join(Reward, on=(Issuance.reward == Reward.id))
+        .where(Issuance.type == UNIQUE_COUPON)
+        .group_by(Reward.code_pool_id, Issuance.coupon_code)
+        .having(peewee.fn.COUNT(Issuance.id) > 1)
+    )
+    drawn = _scoped(drawn, Issuance.program, program_id)
+    for pool_id, code, times in drawn.tuples():
+        found.problems.append(f"code {code!r} of pool {pool_id} was issued {times} times")
+    # One issuance holding several codes.
+    held = (
+        Code.select(Code.issuance_id, peewee.fn.COUNT(Code.id).alias("codes"))
+        .join(CodePool)
+        .where(Code.issuance_id.is_null(False))
+        .group_by(Code.issuance_id)
+        .having(peewee.fn.COUNT(Code.id) > 1)
+    )
+    held = _scoped(held, CodePool.program, program_id)
+    for issuance_id, codes in held.tuples():
+        found.problems.append(f"issuance {issuance_id} holds {codes} codes")
+    # Pool counters against their codes.
+    by_status = (
+        Code.select(Code.pool, Code.status, peewee.fn.COUNT(Code.id).alias("n"))
+        .join(CodePool)
+        .group_by(Code.pool, Code.status)
+    )
+    by_status = _scoped(by_status, CodePool.program, program_id)
+    counted: dict[str, dict[str, int]] = {}
+    for pool_id, status, n in by_status.tuples():
+        counted.setdefault(pool_id, {})[status] = n
+    pools = _scoped(
+        CodePool.select(
+            CodePool.id, CodePool.total_count, CodePool.available_count, CodePool.issued_count
+        ).order_by(CodePool.id),
+        CodePool.program,
+        program_id,
+    )
+    count = 0
+    for pool_id, total, available, issued in pools.tuples():
+        count += 1
+        codes = counted.get(pool_id, {})
+        want = (
+            sum(codes.values()),
+            codes.get(Code.STATUS_AVAILABLE, 0),
+            codes.get(Code.STATUS_ISSUED, 0) + codes.get(Code.STATUS_VOIDED, 0),
+        )
+        if (total, available, issued) != want:
+            found.problems.append(
+                f"code pool {pool_id}: total/available/issued {total}/{available}/{issued} "
+                f"but its codes say {want[0]}/{want[1]}/{want[2]}"
+            )
+    found.checked["code_pools"] = count
