@@ -19,8 +19,10 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlparse, urlunparse
 
 import grpc
+import psycopg2
 from google.protobuf import json_format
 from grpc_health.v1 import health_pb2
 from rewards.v1 import catalog_pb2, catalog_pb2_grpc, common_pb2, issuance_pb2
@@ -497,6 +499,25 @@ def markdown(results) -> str:
     return "\n".join(lines)
 
 
+def _fresh_database(url: str, name: str) -> str:
+    """An empty database `name` on the PostgreSQL server of `url` (dropped first if there)."""
+    connection = psycopg2.connect(url)
+    connection.autocommit = True
+    with connection.cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    connection.close()
+    return urlunparse(urlparse(url)._replace(path=f"/{name}"))
+
+
+def _bootstrap_key(log: Path) -> str:
+    """The admin key a first start on an empty database printed."""
+    for line in log.read_text().splitlines():
+        if "Admin API key" in line:
+            return line.rsplit(" ", 1)[-1]
+    raise RuntimeError(f"no bootstrap key in {log}")
+
+
 def _export(ref: str, into: Path) -> Path:
     """The source tree of commit `ref`, to run with PYTHONPATH in the same virtualenv."""
     archive = subprocess.run(
@@ -563,15 +584,18 @@ def main() -> None:
             old_pg = None
             if args.old_design:
                 old_src = _export(args.old_design, tmp)
-                old_key = seed.program(args.postgres)
+                # A database of its own, made by its own migrations: today's schema may hold
+                # columns the old code does not fill.
+                old_url = _fresh_database(args.postgres, "rewards_bench_old_design")
                 old_pg = start_ours(
                     f"ours at {args.old_design}, PostgreSQL",
-                    args.postgres,
+                    old_url,
                     tmp / "old-pg.log",
                     *threads,
                     env={"PYTHONPATH": str(old_src)},
                 )
                 servers.append(old_pg)
+                old_key = _bootstrap_key(tmp / "old-pg.log")
                 old_pg.key, old_pg.ids = old_key, seed.catalog(old_pg.target, old_key)
 
             references = []

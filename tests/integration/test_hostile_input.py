@@ -1168,3 +1168,22 @@ def test_a_mobile_of_33_characters_is_refused_or_kept(admin):
         return
     got = admin.participants.GetParticipant(participants_pb2.GetParticipantRequest(id=created.id))
     assert got.mobile == mobile
+
+
+def test_a_nul_in_one_batch_item_fails_that_item_alone(admin):
+    reward = f.reward(admin)
+    user = f.participant(admin)
+    good = issuance_pb2.IssueRewardRequest(reward_id=reward.id, participant=f.ref(user.id))
+    bad = issuance_pb2.IssueRewardRequest(
+        reward_id=reward.id, participant=f.ref(user.id), notes="a\x00b"
+    )
+    answer = admin.issuance.BatchIssueRewards(
+        issuance_pb2.BatchIssueRewardsRequest(requests=[good, bad, good]), timeout=TIMEOUT
+    )
+    first, refused, last = answer.results
+    assert first.HasField("issuance") and last.HasField("issuance")
+    assert refused.error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    infos, bad_requests = unpack_details(refused.error)
+    assert [info.reason for info in infos] == ["VALIDATION_FAILED"]
+    assert [v.field for b in bad_requests for v in b.field_violations] == ["notes"]
+    assert f.get_reward(admin, reward.id).redeemed_count == 2

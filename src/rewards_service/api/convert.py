@@ -7,6 +7,7 @@ from google.protobuf.message import Message
 from rewards.v1 import catalog_pb2, common_pb2, issuance_pb2, participants_pb2
 
 from rewards_service.domain import rewards as rules
+from rewards_service.domain.errors import FieldViolation, InvalidArgument
 from rewards_service.domain.issuance import IssueRequest
 from rewards_service.domain.pagination import PageRequest, parse_page
 from rewards_service.domain.participants import ParticipantRef
@@ -271,3 +272,32 @@ def issuance_out(row: Issuance) -> issuance_pb2.Issuance:
         revoked_at=timestamp_out(row.revoked_at),
         revoke_reason=row.revoke_reason,
     )
+
+
+def _nul_fields(message: Message, prefix: str = "") -> list[str]:
+    """Paths of the text fields holding a NUL character."""
+    found = []
+    for field, value in message.ListFields():
+        path = prefix + field.name
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            found += [f"{path}[{k}]" for k, v in value.items() if "\x00" in f"{k}{v}"]
+        elif field.message_type is not None:
+            items = value if field.is_repeated else [value]
+            for i, item in enumerate(items):
+                found += _nul_fields(item, f"{path}[{i}]." if len(items) > 1 else f"{path}.")
+        elif field.type == field.TYPE_STRING:
+            texts = value if field.is_repeated else [value]
+            found += [path for text in texts if "\x00" in text][:1]
+    return found
+
+
+def refuse_nul(request: Message) -> None:
+    """PostgreSQL text cannot hold NUL, so no backend takes it: the same answer everywhere."""
+    paths = _nul_fields(request)
+    if paths:
+        raise InvalidArgument(
+            "Text fields must not contain NUL characters.",
+            violations=tuple(
+                FieldViolation(path, "must not contain NUL (0x00) characters") for path in paths
+            ),
+        )

@@ -17,7 +17,7 @@ import structlog
 from google.protobuf.message import DecodeError, Message
 
 from rewards_service import metrics
-from rewards_service.api import answers
+from rewards_service.api import answers, convert
 from rewards_service.api.admission import Admission
 from rewards_service.api.errors import internal_error, status_code, to_grpc_status
 from rewards_service.auth import Caller, check_role, current_caller, key_from_metadata
@@ -29,6 +29,7 @@ log = structlog.get_logger("rewards.rpc")
 OWN_SERVICES = "/rewards.v1."
 # Calls one program (or all unknown keys together) may queue beyond those running.
 WAITING_CALLS = 256
+BATCH_ISSUE = "/rewards.v1.RewardIssuance/BatchIssueRewards"
 
 
 @cache
@@ -51,35 +52,6 @@ def _parse(deserialize, raw: bytes):
             "The request is not a well-formed protobuf message.",
             violations=(FieldViolation("*", "is not a well-formed protobuf message"),),
         ) from None
-
-
-def _nul_fields(message: Message, prefix: str = "") -> list[str]:
-    """Paths of the text fields holding a NUL character."""
-    found = []
-    for field, value in message.ListFields():
-        path = prefix + field.name
-        if field.message_type is not None and field.message_type.GetOptions().map_entry:
-            found += [f"{path}[{k}]" for k, v in value.items() if "\x00" in f"{k}{v}"]
-        elif field.message_type is not None:
-            items = value if field.is_repeated else [value]
-            for i, item in enumerate(items):
-                found += _nul_fields(item, f"{path}[{i}]." if len(items) > 1 else f"{path}.")
-        elif field.type == field.TYPE_STRING:
-            texts = value if field.is_repeated else [value]
-            found += [path for text in texts if "\x00" in text][:1]
-    return found
-
-
-def _refuse_nul(request: Message) -> None:
-    """PostgreSQL text cannot hold NUL, so no backend takes it: the same answer everywhere."""
-    paths = _nul_fields(request)
-    if paths:
-        raise InvalidArgument(
-            "Text fields must not contain NUL characters.",
-            violations=tuple(
-                FieldViolation(path, "must not contain NUL (0x00) characters") for path in paths
-            ),
-        )
 
 
 class _CallState:
@@ -161,8 +133,10 @@ def _wrap(method: str, behavior, deserialize, calls: _Calls):
         try:
             # Parsed here rather than by gRPC, so a malformed message gets a typed error too.
             request = _parse(deserialize, raw)
-            if b"\x00" in raw:  # a NUL in any text field is a zero byte on the wire
-                _refuse_nul(request)
+            # A NUL in any text field is a zero byte on the wire. A batch checks each item on
+            # its own, so that one bad item fails alone.
+            if b"\x00" in raw and method != BATCH_ISSUE:
+                convert.refuse_nul(request)
             request_id = _request_id(request) or None
             found = await calls.caller(context.invocation_metadata())
             program = found.program_id

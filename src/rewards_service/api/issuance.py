@@ -5,7 +5,7 @@ from rewards.v1 import issuance_pb2, issuance_pb2_grpc
 from rewards_service.api import convert
 from rewards_service.api.errors import to_status_proto
 from rewards_service.auth import caller
-from rewards_service.domain.errors import RewardsError
+from rewards_service.domain.errors import InvalidArgument, RewardsError
 from rewards_service.domain.issuance import GrantRequest
 from rewards_service.domain.validation import Violations
 from rewards_service.services import issuance
@@ -50,6 +50,11 @@ class RewardIssuanceServicer(issuance_pb2_grpc.RewardIssuanceServicer):
         items = []
         for item in request.requests:
             # Each item stands alone: a malformed one fails by itself, like any other item.
+            try:
+                convert.refuse_nul(item)
+            except InvalidArgument as error:
+                items.append(error)
+                continue
             v = Violations()
             parsed = convert.issue_request_in(v, item)
             items.append(v.error() if v else parsed)
