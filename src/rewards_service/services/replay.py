@@ -6,7 +6,7 @@ first call's result and changes nothing; one with other attributes is refused by
 key inside the store: the losers' writes roll back and they answer with the winner's result.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -45,16 +45,16 @@ class Once(Generic[T, A]):
         found = self.earlier()
         return None if found is None else self.answer(found, True)
 
-    def run(self) -> A:
+    def run(self, transaction: Callable[..., A] = in_transaction) -> A:
         """From a thread. A committed request_id is found with a plain read first: replays
-        never queue for the writer."""
+        never queue for the writer. `transaction` is the store's (a fake one in tests)."""
         if self.request_id and (found := self.earlier()) is not None:
             return self.answer(found, True)
-        return in_transaction(self._work, on_conflict=self._conflict_handler(), locks=self.locks)
+        return transaction(self._work, on_conflict=self._conflict_handler(), locks=self.locks)
 
-    async def run_async(self) -> A:
+    async def run_async(self, transaction: Callable[..., Awaitable[A]] = write) -> A:
         """From the event loop: the lookup and the work are one unit on the writer."""
-        return await write(self._work, on_conflict=self._conflict_handler(), locks=self.locks)
+        return await transaction(self._work, on_conflict=self._conflict_handler(), locks=self.locks)
 
     def _conflict_handler(self) -> Callable[[], A | None] | None:
         return self._on_conflict if self.request_id else None
