@@ -1,6 +1,7 @@
 """Nobody takes the server from others: idle streams cost no thread, keyless streams are
 bounded in number and idle time, and one program's flood leaves other programs their share."""
 
+import socket
 import threading
 import uuid
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_status import rpc_status
 from rewards.v1 import catalog_pb2, issuance_pb2
 
+from rewards_service import server as server_module
 from rewards_service.api import interceptor, streams
 from rewards_service.config import Config
 from rewards_service.server import MAX_STREAMS_PER_CONNECTION, build_server
@@ -191,6 +193,60 @@ def test_one_programs_flood_is_refused_past_its_share_and_others_keep_theirs(
         admitted = [call for call in flood if call not in refused]
         assert [call.result().issuance.reward_id for call in admitted] == [reward.id] * 4
         assert f.get_reward(flooder, reward.id).redeemed_count == 4
+
+
+def test_connections_past_the_cap_are_refused_and_a_closed_one_frees_its_place(serve, monkeypatch):
+    monkeypatch.setattr(server_module, "MAX_CONNECTIONS", 4)
+    address = serve()
+    held = [_connected(address) for _ in range(4)]
+    try:
+        extra = grpc.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)])
+        with pytest.raises(grpc.RpcError) as refused:
+            _check(extra, timeout=3)
+        assert refused.value.code() in {
+            grpc.StatusCode.UNAVAILABLE,
+            grpc.StatusCode.DEADLINE_EXCEEDED,
+        }
+        extra.close()
+        held.pop().close()
+        held.append(_connected(address, attempts=50))
+    finally:
+        for channel in held:
+            channel.close()
+
+
+def _check(channel: grpc.Channel, timeout: float) -> None:
+    check = health_pb2_grpc.HealthStub(channel).Check(
+        health_pb2.HealthCheckRequest(), timeout=timeout
+    )
+    assert check.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def _connected(address: str, attempts: int = 1) -> grpc.Channel:
+    """A channel of its own connection, once a call has gone through it."""
+    for attempt in range(attempts):
+        channel = grpc.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)])
+        try:
+            _check(channel, timeout=3)
+            return channel
+        except grpc.RpcError:
+            channel.close()
+            if attempt == attempts - 1:
+                raise
+            threading.Event().wait(0.1)
+    raise AssertionError("unreachable")
+
+
+def test_a_connection_that_never_speaks_is_closed(serve, monkeypatch):
+    monkeypatch.setattr(server_module, "HANDSHAKE_MS", 300)
+    host, port = serve().rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as silent:
+        # Nothing sent, not even the HTTP/2 preface: the server hangs up on its own, after
+        # what it sends first (its settings). A server that waits raises TimeoutError here.
+        received = b""
+        while chunk := silent.recv(4096):
+            received += chunk
+        assert len(received) < 4096
 
 
 def _program_key() -> tuple[str, str]:

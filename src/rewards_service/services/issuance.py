@@ -35,7 +35,7 @@ from rewards_service.domain.participants import ParticipantRef, is_eligible
 from rewards_service.domain.validation import MAX_MINOR_UNITS, Violations, check_text
 from rewards_service.services.participants import resolve, same_participant
 from rewards_service.services.replay import Once
-from rewards_service.store import fast, ledger, queries
+from rewards_service.store import ledger, queries
 from rewards_service.store.db import in_transaction
 from rewards_service.store.fields import utcnow
 from rewards_service.store.models import Code, CodePool, Issuance, Reward
@@ -223,16 +223,7 @@ def _check_window(reward: Reward, now: datetime) -> None:
 def _take_stock(reward: Reward, units: int) -> None:
     """One conditional UPDATE: it caps max_total and, on PostgreSQL, locks the reward row so
     every later check of this issue sees the other issues of this reward."""
-    taken = fast.execute(
-        'UPDATE "reward" SET "redeemed_count" = "redeemed_count" + ? '
-        'WHERE "id" = ? AND "status" = ? '
-        'AND ("max_total" IS NULL OR "redeemed_count" + ? <= "max_total")',
-        units,
-        reward.id,
-        S.REWARD_STATUS_ACTIVE,
-        units,
-    ).rowcount
-    if taken:
+    if queries.take_stock(reward.id, units):
         return
     fresh = Reward.get_by_id(reward.id)
     if fresh.status != S.REWARD_STATUS_ACTIVE:
@@ -248,24 +239,9 @@ def _take_stock(reward: Reward, units: int) -> None:
     )
 
 
-def _issued_units(reward_id: str, participant_id: str | None, since: datetime | None) -> int:
-    text = (
-        'SELECT COALESCE(SUM("quantity"), 0) FROM "issuance" '
-        'WHERE "reward_id" = ? AND "status" <> ?'
-    )
-    params: list[object] = [reward_id, IS.ISSUANCE_STATUS_REVOKED]
-    if participant_id is not None:
-        text += ' AND "participant_id" = ?'
-        params.append(participant_id)
-    if since is not None:
-        text += ' AND "issued_at" > ?'
-        params.append(Issuance.issued_at.db_value(since))
-    return int(fast.execute(text, *params).fetchone()[0])
-
-
 def _check_caps(reward: Reward, participant_id: str, units: int, now: datetime) -> None:
     if reward.max_per_participant is not None:
-        used = _issued_units(reward.id, participant_id, None)
+        used = queries.issued_units(reward.id, participant_id, None)
         if used + units > reward.max_per_participant:
             raise FailedPrecondition(
                 f"The participant may receive at most {reward.max_per_participant} units "
@@ -276,7 +252,7 @@ def _check_caps(reward: Reward, participant_id: str, units: int, now: datetime) 
     for limit in reward.limits:
         per_participant = limit["scope"] == common.LIMIT_SCOPE_PARTICIPANT
         since = now - timedelta(seconds=limit["window_seconds"])
-        used = _issued_units(reward.id, participant_id if per_participant else None, since)
+        used = queries.issued_units(reward.id, participant_id if per_participant else None, since)
         if used + units > limit["max_quantity"]:
             scope = "participant" if per_participant else "all participants"
             raise FailedPrecondition(
@@ -418,7 +394,7 @@ def _issue(program_id: str, request: IssueRequest) -> Issuance:
     history = []
     if request.fulfillment_status:
         history.append({"status": request.fulfillment_status, "note": "", "at": now.isoformat()})
-    return fast.insert(
+    return queries.insert(
         Issuance(
             id=issuance_id,
             program=program_id,

@@ -2,6 +2,7 @@
 resource is simply not found."""
 
 import json
+from datetime import datetime
 from functools import cache
 from operator import attrgetter
 from typing import TypeVar
@@ -15,7 +16,7 @@ from rewards_service.domain.pagination import PageRequest, next_token
 from rewards_service.store import fast
 from rewards_service.store.db import is_sqlite
 from rewards_service.store.fields import utcnow
-from rewards_service.store.models import Asset, Code, CodePool, Participant, Reward
+from rewards_service.store.models import Asset, Code, CodePool, Issuance, Participant, Reward
 
 M = TypeVar("M", bound=peewee.Model)
 S = common.RewardStatus
@@ -223,3 +224,41 @@ def mentions_segment(segment: str) -> peewee.Node:
             peewee.Value("\\", converter=False),
         )
     )
+
+
+def take_stock(reward_id: str, units: int) -> bool:
+    """Takes `units` of an ACTIVE reward in one conditional UPDATE, so max_total holds under
+    any concurrency; False when the reward is not ACTIVE or has too few left. On PostgreSQL
+    it also locks the reward's row until the transaction ends."""
+    return bool(
+        fast.execute(
+            'UPDATE "reward" SET "redeemed_count" = "redeemed_count" + ? '
+            'WHERE "id" = ? AND "status" = ? '
+            'AND ("max_total" IS NULL OR "redeemed_count" + ? <= "max_total")',
+            units,
+            reward_id,
+            common.REWARD_STATUS_ACTIVE,
+            units,
+        ).rowcount
+    )
+
+
+def issued_units(reward_id: str, participant_id: str | None, since: datetime | None) -> int:
+    """Units of a reward issued and not revoked, to one participant or to all, since a time."""
+    text = (
+        'SELECT COALESCE(SUM("quantity"), 0) FROM "issuance" '
+        'WHERE "reward_id" = ? AND "status" <> ?'
+    )
+    params: list[object] = [reward_id, common.ISSUANCE_STATUS_REVOKED]
+    if participant_id is not None:
+        text += ' AND "participant_id" = ?'
+        params.append(participant_id)
+    if since is not None:
+        text += ' AND "issued_at" > ?'
+        params.append(Issuance.issued_at.db_value(since))
+    return int(fast.execute(text, *params).fetchone()[0])
+
+
+def insert(row: M) -> M:
+    """A new row with its id set, in one INSERT of every column (fast.insert)."""
+    return fast.insert(row)
