@@ -300,11 +300,17 @@ class ParticipantRef(_message.Message):
     id: _builtins.str
     """Server id (par_...)."""
     external_id: _builtins.str
-    """The caller's primary identifier, unique per program."""
+    """The caller's primary identifier, unique per program. Normalised before the lookup as
+    Participant.external_id is.
+    """
     email: _builtins.str
-    """Email address; fails with AMBIGUOUS_PARTICIPANT if several participants share it."""
+    """Email address, in any case (normalised as Participant.email is); fails with
+    AMBIGUOUS_PARTICIPANT if several participants share it.
+    """
     mobile: _builtins.str
-    """Mobile number; fails with AMBIGUOUS_PARTICIPANT if several participants share it."""
+    """Mobile number, spaces allowed (normalised as Participant.mobile is); fails with
+    AMBIGUOUS_PARTICIPANT if several participants share it.
+    """
     def __init__(
         self,
         *,

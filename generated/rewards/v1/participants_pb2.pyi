@@ -37,11 +37,22 @@ class Participant(_message.Message):
     id: _builtins.str
     """Output only. Server id (par_...)."""
     external_id: _builtins.str
-    """The caller's primary identifier, unique per program, 1-128 characters. Immutable."""
+    """The caller's primary identifier, unique per program, 1-128 characters. Immutable.
+    Stored and matched normalised: NFKC, format characters (zero-width spaces and joiners,
+    byte-order marks, bidi marks, soft hyphens) removed, surrounding whitespace trimmed; so
+    "alice", "alice\\u200b" and full-width "ａｌｉｃｅ" are one participant. A value with
+    nothing left is INVALID_ARGUMENT.
+    """
     email: _builtins.str
-    """Secondary identifier; several participants may share it."""
+    """Secondary identifier; several participants may share it. Stored and matched as
+    external_id is, then lower-cased: the whole address, local part included, so
+    "Ada@Example.COM" and "ada@example.com" are one email.
+    """
     mobile: _builtins.str
-    """Secondary identifier; several participants may share it."""
+    """Secondary identifier; several participants may share it. Stored and matched NFKC, with
+    format characters and all spaces removed (a leading + stays): "+1 555 0100" is
+    "+15550100".
+    """
     @_builtins.property
     def segments(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Segment]:
         """Segments the participant belongs to, used for eligibility."""
@@ -246,9 +257,13 @@ class ListParticipantsRequest(_message.Message):
     characters.
     """
     email: _builtins.str
-    """Only participants with this email. At most 320 characters."""
+    """Only participants with this email, normalised as Participant.email is. At most 320
+    characters.
+    """
     mobile: _builtins.str
-    """Only participants with this mobile. At most 32 characters."""
+    """Only participants with this mobile, normalised as Participant.mobile is. At most 32
+    characters.
+    """
     def __init__(
         self,
         *,

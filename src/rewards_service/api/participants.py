@@ -36,13 +36,13 @@ class ParticipantsServicer(participants_pb2_grpc.ParticipantsServicer):
 
     def ListParticipants(self, request, context):
         v = Violations()
-        filters = {
-            "segment": request.segment,
-            "partition": request.partition,
-            "email": request.email,
-            "mobile": request.mobile,
-        }
-        check_filters(v, **filters)
+        filters = check_filters(
+            v,
+            segment=request.segment,
+            partition=request.partition,
+            email=request.email,
+            mobile=request.mobile,
+        )
         page = convert.page_in(v, request, filters)
         v.raise_if_any()
         rows, token = participants.list_participants(caller().program_id, page, **filters)

@@ -14,6 +14,7 @@ from rewards_service.domain.participants import (
     ParticipantSpec,
     check_participant,
     check_ref,
+    normalised_ref,
     refers_to,
 )
 from rewards_service.domain.validation import (
@@ -50,7 +51,9 @@ def same_participant(ref: ParticipantRef, participant_id: str) -> bool:
 
 
 def resolve(program_id: str, ref: ParticipantRef) -> Participant:
-    """id and external_id are unique; email and mobile may be shared and then are ambiguous."""
+    """id and external_id are unique; email and mobile may be shared and then are ambiguous.
+    Identifiers are looked up in the normalised form they are stored in."""
+    ref = normalised_ref(ref)
     # ref.kind is one of the four identifier columns (checked by the caller), never user text.
     text = f'SELECT * FROM "participant" WHERE "program_id" = ? AND "{ref.kind}" = ? LIMIT 2'
     found = fast.select_all(Participant, text, program_id, ref.value)
@@ -71,7 +74,7 @@ def resolve(program_id: str, ref: ParticipantRef) -> Participant:
 
 def upsert_participant(program_id: str, spec: ParticipantSpec, paths: set[str]) -> Participant:
     v = Violations()
-    check_participant(v, spec)
+    spec = check_participant(v, spec)
     for path in paths - UPDATABLE_PATHS:
         v.add("update_mask", f"names an unknown or immutable field: {path}")
     v.raise_if_any()

@@ -8,12 +8,16 @@ changes already made: each step checks before it alters.
 from collections.abc import Callable
 
 import peewee
+import structlog
 from playhouse.migrate import SchemaMigrator
 from playhouse.migrate import migrate as apply_operations
 
+from rewards_service.domain.participants import NORMALISERS
 from rewards_service.store import models, secrets
 from rewards_service.store.db import database, in_transaction, is_sqlite
 from rewards_service.store.fields import TimestampField, utcnow
+
+log = structlog.get_logger("rewards.migrations")
 
 
 class SchemaMigration(peewee.Model):
@@ -104,12 +108,87 @@ def _ledger_sequences(db: peewee.Database) -> None:
     db.execute_sql('DROP INDEX IF EXISTS "ledger_entry_participant_id_asset_id_id"')
 
 
+# The participant columns' lengths (models.Participant): NFKC may lengthen a value.
+_IDENTIFIER_LENGTHS = {"external_id": 128, "email": 320, "mobile": 32}
+
+
+def _normalised_identifiers(db: peewee.Database) -> None:
+    """Participants' identifiers rewritten in the form they are now written and looked up in
+    (domain.participants: NFKC, format characters removed, trimmed; emails lower-cased; mobiles
+    without spaces). Nothing is deleted or merged, and no row makes the start-up fail:
+
+    - external_id is unique per program, so several rows may normalise to one value. The row
+      that already holds the normalised value keeps it (lookups by it keep finding the same
+      participant); if none does, the oldest (created_at, then id) takes it. Every other row
+      of the group keeps its external_id exactly as stored and is logged as
+      `participant_external_id_collision` with both ids, to be merged or renamed by hand; it
+      stays reachable by id, email and mobile (a lookup by external_id finds the normalised one).
+    - A value that normalises to nothing, or to more than its column holds, is kept as stored
+      and logged as `participant_identifier_not_normalised`.
+    - email and mobile may be shared, so they are normalised whatever other rows hold.
+    updated_at is left alone: no caller changed these participants.
+    """
+    mark = db.param
+    rows = db.execute_sql(
+        'SELECT "id", "program_id", "external_id", "email", "mobile" FROM "participant" '
+        'ORDER BY "program_id", "created_at", "id"'
+    ).fetchall()
+    claimed: dict[tuple[str, str], str] = {}  # (program_id, external_id) -> id, taken here
+    for participant_id, program_id, *stored in rows:
+        values = dict(zip(NORMALISERS, stored, strict=True))
+        changed: dict[str, str] = {}
+        for kind, value in values.items():
+            if value is None:
+                continue
+            normal = NORMALISERS[kind](value)
+            if normal == value:
+                continue
+            if not normal or len(normal) > _IDENTIFIER_LENGTHS[kind]:
+                log.warning(
+                    "participant_identifier_not_normalised",
+                    participant_id=participant_id,
+                    program_id=program_id,
+                    field=kind,
+                    normalised_length=len(normal),
+                )
+                continue
+            changed[kind] = normal
+        target = changed.get("external_id")
+        if target is not None:
+            holder = claimed.get((program_id, target))
+            if holder is None:
+                found = db.execute_sql(
+                    f'SELECT "id" FROM "participant" WHERE "program_id" = {mark} '
+                    f'AND "external_id" = {mark}',
+                    (program_id, target),
+                ).fetchone()
+                holder = found[0] if found else None
+            if holder is None:
+                claimed[(program_id, target)] = participant_id
+            else:
+                log.warning(
+                    "participant_external_id_collision",
+                    participant_id=participant_id,
+                    program_id=program_id,
+                    normalised_external_id=target,
+                    held_by=holder,
+                )
+                del changed["external_id"]
+        if changed:
+            assignments = ", ".join(f'"{kind}" = {mark}' for kind in changed)
+            db.execute_sql(
+                f'UPDATE "participant" SET {assignments} WHERE "id" = {mark}',
+                (*changed.values(), participant_id),
+            )
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[peewee.Database], None]]] = [
     (1, "initial schema", _initial_schema),
     (2, "request hashes on creates; index codes by issuance", _request_hashes),
     (3, "drop covered indexes; unique request_ids skip NULLs", _lean_indexes),
     (4, "a secret to sign page tokens", _page_token_secret),
     (5, "ledger entries numbered per account in commit order", _ledger_sequences),
+    (6, "participant identifiers normalised", _normalised_identifiers),
 ]
 
 # Several servers may start at once against one PostgreSQL database.

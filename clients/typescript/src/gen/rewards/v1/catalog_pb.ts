@@ -206,6 +206,10 @@ export type Reward = Message<"rewards.v1.Reward"> & {
 
   /**
    * Output only on reads; send it back on update or delete to guard against lost updates.
+   * It covers the fields a caller sets (everything but redeemed_count, created_at and
+   * updated_at) and status, also when the service changes it (OUT_OF_STOCK and back).
+   * Issues and revocations move redeemed_count without changing it, so an update is not
+   * refused because the reward was issued meanwhile.
    *
    * @generated from field: string etag = 25;
    */

@@ -61,7 +61,8 @@ export type ParticipantRef = Message<"rewards.v1.ParticipantRef"> & {
     case: "id";
   } | {
     /**
-     * The caller's primary identifier, unique per program.
+     * The caller's primary identifier, unique per program. Normalised before the lookup as
+     * Participant.external_id is.
      *
      * @generated from field: string external_id = 2;
      */
@@ -69,7 +70,8 @@ export type ParticipantRef = Message<"rewards.v1.ParticipantRef"> & {
     case: "externalId";
   } | {
     /**
-     * Email address; fails with AMBIGUOUS_PARTICIPANT if several participants share it.
+     * Email address, in any case (normalised as Participant.email is); fails with
+     * AMBIGUOUS_PARTICIPANT if several participants share it.
      *
      * @generated from field: string email = 3;
      */
@@ -77,7 +79,8 @@ export type ParticipantRef = Message<"rewards.v1.ParticipantRef"> & {
     case: "email";
   } | {
     /**
-     * Mobile number; fails with AMBIGUOUS_PARTICIPANT if several participants share it.
+     * Mobile number, spaces allowed (normalised as Participant.mobile is); fails with
+     * AMBIGUOUS_PARTICIPANT if several participants share it.
      *
      * @generated from field: string mobile = 4;
      */

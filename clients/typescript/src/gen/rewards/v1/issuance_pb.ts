@@ -160,7 +160,7 @@ export type Issuance = Message<"rewards.v1.Issuance"> & {
   fulfillmentStatus: string;
 
   /**
-   * Every fulfillment status, oldest first.
+   * Every fulfillment status, oldest first; at most 100 (see UpdateFulfillment).
    *
    * @generated from field: repeated rewards.v1.FulfillmentEvent fulfillment_history = 20;
    */
@@ -347,7 +347,10 @@ export type IssueRewardRequest = Message<"rewards.v1.IssueRewardRequest"> & {
   amount: string;
 
   /**
-   * Optional idempotency key, 1-128 printable ASCII, unique per program.
+   * Optional idempotency key, 1-128 printable ASCII, unique per program. A call repeating
+   * every other field of this request gets the original issuance back; a call changing any
+   * of them (the participant may be named by another of its identifiers) is ALREADY_EXISTS
+   * `IDEMPOTENCY_KEY_REUSED`.
    *
    * @generated from field: string request_id = 5;
    */
@@ -884,7 +887,9 @@ export const RewardIssuance: GenService<{
     output: typeof IssuanceSchema;
   },
   /**
-   * Appends a fulfillment status to an issuance's history. Issuer or admin.
+   * Appends a fulfillment status to an issuance's history. Issuer or admin. The history
+   * holds at most 100 entries: an append past them is refused with FAILED_PRECONDITION
+   * `FULFILLMENT_HISTORY_FULL` and changes nothing.
    *
    * @generated from rpc rewards.v1.RewardIssuance.UpdateFulfillment
    */

@@ -31,20 +31,28 @@ export type Participant = Message<"rewards.v1.Participant"> & {
 
   /**
    * The caller's primary identifier, unique per program, 1-128 characters. Immutable.
+   * Stored and matched normalised: NFKC, format characters (zero-width spaces and joiners,
+   * byte-order marks, bidi marks, soft hyphens) removed, surrounding whitespace trimmed; so
+   * "alice", "alice\u200b" and full-width "ａｌｉｃｅ" are one participant. A value with
+   * nothing left is INVALID_ARGUMENT.
    *
    * @generated from field: string external_id = 2;
    */
   externalId: string;
 
   /**
-   * Secondary identifier; several participants may share it.
+   * Secondary identifier; several participants may share it. Stored and matched as
+   * external_id is, then lower-cased: the whole address, local part included, so
+   * "Ada@Example.COM" and "ada@example.com" are one email.
    *
    * @generated from field: string email = 3;
    */
   email: string;
 
   /**
-   * Secondary identifier; several participants may share it.
+   * Secondary identifier; several participants may share it. Stored and matched NFKC, with
+   * format characters and all spaces removed (a leading + stays): "+1 555 0100" is
+   * "+15550100".
    *
    * @generated from field: string mobile = 4;
    */
@@ -276,28 +284,32 @@ export type ListParticipantsRequest = Message<"rewards.v1.ListParticipantsReques
   pageToken: string;
 
   /**
-   * Only participants holding this segment (any partition unless partition is set).
+   * Only participants holding this segment (any partition unless partition is set). At
+   * most 100 characters, as a stored segment; longer is INVALID_ARGUMENT.
    *
    * @generated from field: string segment = 3;
    */
   segment: string;
 
   /**
-   * With segment: only participants holding this {segment, partition} pair.
+   * With segment: only participants holding this {segment, partition} pair. At most 100
+   * characters.
    *
    * @generated from field: string partition = 4;
    */
   partition: string;
 
   /**
-   * Only participants with this email.
+   * Only participants with this email, normalised as Participant.email is. At most 320
+   * characters.
    *
    * @generated from field: string email = 5;
    */
   email: string;
 
   /**
-   * Only participants with this mobile.
+   * Only participants with this mobile, normalised as Participant.mobile is. At most 32
+   * characters.
    *
    * @generated from field: string mobile = 6;
    */
@@ -569,7 +581,9 @@ export const Participants: GenService<{
     output: typeof BalanceSchema;
   },
   /**
-   * Lists a participant's ledger entries, newest first.
+   * Lists a participant's ledger entries, newest first. With asset_id, in the order they
+   * were committed, whichever server wrote them: each entry moves the balance from the
+   * balance_after of the one listed after it. Without, by creation time across assets.
    *
    * @generated from rpc rewards.v1.Participants.ListLedgerEntries
    */
