@@ -7,7 +7,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 
 PROTOS := $(wildcard protos/rewards/v1/*.proto)
 
-.PHONY: venv run test test-postgres generate check-generated lint breaking dist bench clean
+.PHONY: help venv run test test-postgres generate check-generated lint breaking dist bench clean
 .PHONY: ts-deps generate-ts check-generated-ts test-ts
 
 # Three distributions: rewards-proto (generated/, the contract), rewards-service (the server)
@@ -18,19 +18,19 @@ $(BIN)/.installed: pyproject.toml generated/pyproject.toml clients/python/pyproj
 	$(BIN)/pip install --quiet -e generated -e '.[dev]' -e clients/python
 	touch $@
 
-venv: $(BIN)/.installed
+venv: $(BIN)/.installed  ## create .venv and install the three distributions (dev extras)
 
-run: venv
+run: venv  ## serve on 127.0.0.1:50051 with sqlite:///rewards.db
 	$(BIN)/rewards-server
 
-test: venv
+test: venv  ## the whole suite on SQLite (PYTEST_ARGS for a subset)
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
 
 # The same suites against the local PostgreSQL server.
-test-postgres: venv
+test-postgres: venv  ## the whole suite on the local PostgreSQL (database test)
 	REWARDS_TEST_DATABASE=postgresql://postgres@127.0.0.1:5432/test $(BIN)/pytest -n 2 $(PYTEST_ARGS)
 
-generate: venv
+generate: venv  ## regenerate generated/ from protos/
 	rm -rf generated/rewards
 	mkdir -p generated
 	$(BIN)/python -m grpc_tools.protoc -I protos -I third_party/protos \
@@ -41,7 +41,7 @@ generate: venv
 		--descriptor_set_out=generated/rewards/v1/descriptors.binpb $(PROTOS)
 	touch generated/rewards/__init__.py generated/rewards/v1/__init__.py generated/rewards/py.typed
 
-check-generated: generate
+check-generated: generate  ## fail if generated/ is stale
 	git diff --exit-code -- generated
 	test -z "$$(git status --porcelain -- generated)"
 
@@ -51,21 +51,21 @@ check-generated: generate
 # rewards-server from the venv.
 TS := clients/typescript
 
-ts-deps:
+ts-deps:  ## install the TypeScript client's npm packages
 	npm ci --prefix $(TS) --no-audit --no-fund
 
-generate-ts: venv ts-deps
+generate-ts: venv ts-deps  ## regenerate clients/typescript/src/gen from protos/
 	$(BIN)/buf generate --template $(TS)/buf.gen.yaml
 
-check-generated-ts: generate-ts
+check-generated-ts: generate-ts  ## fail if clients/typescript/src/gen is stale
 	git diff --exit-code -- $(TS)/src/gen
 	test -z "$$(git status --porcelain -- $(TS)/src/gen)"
 
-test-ts: venv ts-deps
+test-ts: venv ts-deps  ## the TypeScript client's tests against a real server
 	npm test --prefix $(TS)
 
 # ruff; mypy --strict on the SDK (config in clients/python/pyproject.toml); buf lint and breaking.
-lint: venv
+lint: venv  ## ruff, mypy (SDK), buf lint and buf breaking
 	$(BIN)/ruff check src clients tests bench
 	$(BIN)/ruff format --check src clients tests bench
 	$(BIN)/mypy --config-file clients/python/pyproject.toml clients/python/rewards_client clients/python/examples
@@ -76,29 +76,32 @@ lint: venv
 # contract it is compared with: main's by default, so a branch that renumbers or removes a
 # field fails; .ci/run also compares with the commit before the last one.
 BREAKING_AGAINST ?= .git\#branch=main
-breaking: venv
+breaking: venv  ## buf breaking against main
 	$(BIN)/buf breaking --against '$(BREAKING_AGAINST)'
 
 # Wheels of the three distributions, into $(DIST). Each is built from a clean build/ folder so
 # no file left by an earlier build gets in.
 DIST ?= dist
-dist: venv
+dist: venv  ## wheels of rewards-proto, rewards-service and rewards-client into dist/
 	rm -rf build generated/build clients/python/build
 	rm -f $(DIST)/rewards_proto-*.whl $(DIST)/rewards_service-*.whl $(DIST)/rewards_client-*.whl
 	$(BIN)/pip wheel --quiet --no-deps --wheel-dir $(DIST) ./generated . ./clients/python
 
 # Needs Node.js for the load generator (bench/load.js) and the local PostgreSQL server;
 # installs h2load (Debian's nghttp2-client) when it is missing.
-bench: venv
+bench: venv  ## load benchmark against do-nothing and durable references (about 15 min)
 	command -v h2load >/dev/null || apt-get install -y -q nghttp2-client
 	npm ci --prefix bench --no-audit --no-fund --silent
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 # Mixed traffic at a fixed rate for a fixed time; prints errors, p50/p99 and the invariant check.
-soak: venv
+soak: venv  ## mixed traffic for a fixed time, then the invariant check
 	$(BIN)/python -m bench.soak $(SOAK_ARGS)
 
-clean:
+clean:  ## remove the venv and build output
 	rm -rf $(VENV) build dist *.egg-info src/*.egg-info
 	rm -rf generated/build generated/*.egg-info clients/python/build clients/python/*.egg-info
 	rm -rf $(TS)/node_modules $(TS)/dist
+
+help:  ## this list
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/\1\t\2/' | expand -t 22
