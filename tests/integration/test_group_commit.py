@@ -6,6 +6,7 @@ a group, a first write holds its commit open until the others have queued behind
 make up the next group, run by the store's writer thread.
 """
 
+import asyncio
 import contextvars
 import shutil
 import subprocess
@@ -540,3 +541,25 @@ def test_a_forked_worker_does_not_share_its_parents_writers_flock(sqlite_file):
         check=True,
     )
     assert out.stdout.strip() == "0", out.stdout + out.stderr
+
+
+def test_a_write_whose_event_loop_closed_meanwhile_leaves_the_writer_alive(sqlite_file):
+    sqlite_file()
+    running, release = threading.Event(), threading.Event()
+
+    def slow() -> str:
+        insert("orphan")
+        running.set()
+        assert release.wait(TIMEOUT)
+        return "orphan"
+
+    loop = asyncio.new_event_loop()
+    waiting = loop.create_task(store_db.write(slow))
+    loop.run_until_complete(asyncio.sleep(0))  # the write is queued
+    assert running.wait(TIMEOUT)
+    waiting.cancel()
+    loop.close()  # as a stopped server's loop is, before its write is answered
+    release.set()
+    # The writer answered into the closed loop and went on: the next write commits.
+    assert start(lambda: in_transaction(lambda: insert("after"))).outcome().error is None
+    assert committed_names() == {"orphan", "after"}

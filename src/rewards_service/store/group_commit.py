@@ -22,6 +22,7 @@ could lock rows in different orders and deadlock; each write names the rows it w
 """
 
 import asyncio
+import contextlib
 import contextvars
 import os
 import sqlite3
@@ -249,7 +250,10 @@ class GroupCommit:
             elif write.done is not None:
                 write.done.set()
         for loop, writes in waiting.items():
-            loop.call_soon_threadsafe(_settle_all, writes)
+            # A loop closed meanwhile (its server stopped) has nobody waiting; the writer
+            # must live on for the others.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_settle_all, writes)
 
     def _follow_binding(self) -> None:
         """The store was bound to another database (tests do): close the old connection."""
