@@ -11,6 +11,7 @@ during the flood, and what the flooder got (answers, refusals), for this design 
 import argparse
 import asyncio
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -98,7 +99,7 @@ def _victim(target: str, key: str, reward_id: str, seconds: float) -> dict:
     return {
         "calls": len(latencies),
         "p50_ms": round(statistics.median(latencies), 2) if latencies else None,
-        "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1], 2) if latencies else None,
+        "p99_ms": round(latencies[math.ceil(len(latencies) * 0.99) - 1], 2) if latencies else None,
         "max_ms": round(latencies[-1], 2) if latencies else None,
         "failures": dict(failures),
     }

@@ -32,7 +32,7 @@ from rewards_service import logging as rewards_logging
 from rewards_service import metrics
 from rewards_service.api.catalog import RewardCatalogServicer
 from rewards_service.api.interceptor import RpcInterceptor
-from rewards_service.api.issuance import RewardIssuanceServicer
+from rewards_service.api.issuance import MAX_MESSAGE_BYTES, RewardIssuanceServicer
 from rewards_service.api.participants import ParticipantsServicer
 from rewards_service.api.reflection import V1_SERVICE_NAME, add_v1_reflection
 from rewards_service.api.streams import (
@@ -52,7 +52,6 @@ from rewards_service.store.db import (
 from rewards_service.store.migrations import migrate
 
 log = structlog.get_logger("rewards.server")
-MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 # Bounds on what callers may hold open. Streams per connection: a client that wants more
 # opens more connections, each counted against MAX_CONNECTIONS; connections with no call for
 # IDLE_CONNECTION_MS, or that do not finish their handshake in HANDSHAKE_MS, are closed.
@@ -280,7 +279,7 @@ async def _serve_one(
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
-    host = config.listen.rsplit(":", 1)[0]
+    host = split_address(config.listen)[0]
     log.info(
         "serving",
         address=f"{host}:{running.port}",
@@ -300,9 +299,9 @@ async def _serve_one(
 def _reserved_port(listen: str) -> Iterator[str]:
     """The listen address with its port fixed: a socket bound with SO_REUSEPORT holds the port
     (grpc's multiprocessing example), so workers all bind that one even for port 0."""
-    host, _, port = listen.rpartition(":")
+    host, port = split_address(listen)
     family, kind, _, _, address = socket.getaddrinfo(
-        host.strip("[]"), int(port), type=socket.SOCK_STREAM
+        host.strip("[]"), port, type=socket.SOCK_STREAM
     )[0]
     sock = socket.socket(family, kind)
     try:
@@ -385,8 +384,7 @@ def _serve_metrics(listen: str) -> None:
         port = metrics.serve(listen)
     except OSError as exc:
         raise CannotListen(listen, exc.strerror or str(exc)) from None
-    host = listen.rsplit(":", 1)[0]
-    log.info("metrics", address=f"{host}:{port}", path="/metrics")
+    log.info("metrics", address=f"{split_address(listen)[0]}:{port}", path="/metrics")
 
 
 class DatabaseUnavailable(Exception):

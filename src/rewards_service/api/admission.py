@@ -11,7 +11,7 @@ share of the pool.
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from rewards_service.domain.errors import ResourceExhausted
 
@@ -23,7 +23,7 @@ RETRY_AFTER_SECONDS = 0.1
 class _Share:
     slots: asyncio.Semaphore
     holders: int = 0  # running or waiting; the share is dropped when it reaches zero
-    waiting: int = field(default=0)
+    waiting: int = 0
 
 
 class Admission:
@@ -60,6 +60,3 @@ class Admission:
             share.holders -= 1
             if share.holders == 0:
                 del self._shares[owner]
-
-    def in_flight(self) -> int:
-        return sum(share.holders for share in self._shares.values())

@@ -83,16 +83,17 @@ def _run(method: str, behavior, request, found: Caller, state: _CallState):
         current_caller.reset(token)
 
 
-async def _run_on_loop(method: str, behavior, request, found: Caller, state: _CallState):
-    """A servicer written as a coroutine: it runs on the event loop and hands its store work
-    over itself (e.g. to the store's writer), holding no thread while it waits."""
+async def _run_on_loop(method: str, behavior, request, found: Caller, context):
+    """A servicer written as a coroutine: it runs on the event loop, with the call's own
+    context, and hands its store work over itself (e.g. to the store's writer), holding no
+    thread while it waits."""
     token = current_caller.set(found)
     try:
         if method in answers.REUSABLE:
             return await answers.given_again_async(
-                (method, found.program_id, request), lambda: behavior(request, state)
+                (method, found.program_id, request), lambda: behavior(request, context)
             )
-        return await behavior(request, state)
+        return await behavior(request, context)
     finally:
         current_caller.reset(token)
 
@@ -143,7 +144,7 @@ def _wrap(method: str, behavior, deserialize, calls: _Calls):
             check_role(found.role, method)
             async with calls.per_program.slot(program):
                 if on_loop:
-                    return await _run_on_loop(method, behavior, request, found, _CallState(context))
+                    return await _run_on_loop(method, behavior, request, found, context)
                 return await calls.on_pool(
                     _run, method, behavior, request, found, _CallState(context)
                 )

@@ -10,8 +10,10 @@ from rewards_service.domain.issuance import GrantRequest
 from rewards_service.domain.validation import Violations
 from rewards_service.services import issuance
 
-# The server's send limit (server.MAX_MESSAGE_BYTES), less room for the response's own framing.
-MAX_ANSWER_BYTES = 8 * 1024 * 1024 - 64
+# The largest message the server receives or sends (server.py sets gRPC's limits with it).
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+# A batch's answer: the send limit, less room for the response's own framing.
+MAX_ANSWER_BYTES = MAX_MESSAGE_BYTES - 64
 
 
 def _batch_result(outcome) -> issuance_pb2.BatchIssueRewardsResult:

@@ -5,6 +5,7 @@ the server from others."""
 
 import asyncio
 from collections.abc import AsyncIterable, AsyncIterator
+from contextlib import asynccontextmanager
 
 import grpc
 from grpc_health.v1 import health
@@ -23,17 +24,19 @@ class OpenStreams:
         self.limit = MAX_OPEN_STREAMS if limit is None else limit
         self.count = 0
 
-    async def admit(self, context: grpc.aio.ServicerContext) -> None:
-        """Count one more open stream, or end the call with RESOURCE_EXHAUSTED."""
+    @asynccontextmanager
+    async def held(self, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+        """One more open stream for the block, or the call ends with RESOURCE_EXHAUSTED."""
         if self.count >= self.limit:
             await context.abort(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"Too many open streams ({self.limit}); retry later.",
             )
         self.count += 1
-
-    def release(self) -> None:
-        self.count -= 1
+        try:
+            yield
+        finally:
+            self.count -= 1
 
 
 class BoundedHealthServicer(health.aio.HealthServicer):
@@ -42,11 +45,8 @@ class BoundedHealthServicer(health.aio.HealthServicer):
         self._streams = streams
 
     async def Watch(self, request, context):
-        await self._streams.admit(context)
-        try:
+        async with self._streams.held(context):
             return await super().Watch(request, context)
-        finally:
-            self._streams.release()
 
 
 async def _until_idle(requests: AsyncIterable, seconds: float) -> AsyncIterator:
@@ -64,10 +64,7 @@ class BoundedReflectionServicer(DocumentedReflectionServicer):
         self._streams = streams
 
     async def ServerReflectionInfo(self, request_iterator, context):
-        await self._streams.admit(context)
-        try:
+        async with self._streams.held(context):
             requests = _until_idle(request_iterator, REFLECTION_IDLE_SECONDS)
             async for response in super().ServerReflectionInfo(requests, context):
                 yield response
-        finally:
-            self._streams.release()

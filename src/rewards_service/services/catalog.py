@@ -55,12 +55,11 @@ def _create_once(model, program_id: str, request_id: str, fingerprint: str, crea
     def answer(row, replayed: bool):
         return row
 
-    once = Once(request_id, earlier, created, answer)
-    if duplicate is None:
-        return once.run()
     try:
-        return once.run()
+        return Once(request_id, earlier, created, answer).run()
     except Conflict:  # not on the request_id: on the other unique key
+        if duplicate is None:
+            raise
         raise duplicate() from None
 
 

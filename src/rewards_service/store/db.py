@@ -15,9 +15,9 @@ from playhouse import db_url
 from playhouse.pool import PooledPostgresqlDatabase
 
 from rewards_service.store.group_commit import Conflict, GroupCommit, RowKey
-
-__all__ = ["Conflict", "RowKey"]
 from rewards_service.store.wal_header import WalHeader
+
+__all__ = ["Conflict", "RowKey"]  # for services, with in_transaction and write
 
 database = peewee.DatabaseProxy()
 
