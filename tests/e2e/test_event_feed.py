@@ -3,6 +3,7 @@ follows a server killed with kill -9 and restarted gets every event once and in 
 replicas writing at once give their three consumers one and the same sequence; and after the
 kills every issuance and ledger entry has its event and every event its effect."""
 
+import asyncio
 import socket
 import threading
 import time
@@ -12,7 +13,14 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 import pytest
 from rewards.v1 import catalog_pb2, events_pb2
-from rewards_client import Cancelled, DeadlineExceeded, RewardsClient, Unavailable, ref
+from rewards_client import (
+    AsyncRewardsClient,
+    Cancelled,
+    DeadlineExceeded,
+    RewardsClient,
+    Unavailable,
+    ref,
+)
 
 from rewards_service.store.db import session
 from rewards_service.store.models import Event, Issuance, LedgerEntry
@@ -201,3 +209,52 @@ def test_three_replicas_writing_give_three_consumers_one_sequence(store):
     # duplicate, and each consumer followed live, so none saw n + 1 before n.
     assert [e.position for e in consumers[0].seen] == list(range(1, 1 + 1 + 480))
     reconcile(issued.program_id, consumers[0].seen)
+
+
+def test_the_async_watch_resumes_after_kill_9_and_acks(store):
+    address = f"127.0.0.1:{free_port()}"
+    server = spawn_server(store, "--listen", address)
+    issued = new_program("feed-async")
+
+    def issue_some(count: int) -> None:
+        with grpc.insecure_channel(address) as channel:
+            api = make_api(channel, issued.program_id, issued.api_key)
+            reward = f.reward(api)
+            user = f.participant(api)
+            for _ in range(count):
+                f.issue(api, reward.id, user.id)
+
+    async def follow(until: int, watch) -> list[int]:
+        positions = []
+        async for event in watch:
+            positions.append(event.position)
+            if event.position == until:
+                return positions
+        return positions
+
+    async def scenario() -> tuple[list[int], int, int]:
+        nonlocal server
+        async with AsyncRewardsClient(
+            address, issued.api_key, initial_backoff=0.05, max_backoff=0.5
+        ) as client:
+            watch = client.watch(consumer="async-worker")
+            issue_some(4)  # 1 reward + 4 issues
+            first = await asyncio.wait_for(follow(5, watch), 30)
+            acked = await watch.ack()
+            server.stop(9)
+            server = spawn_server(store, "--listen", address)
+            issue_some(3)  # 1 reward + 3 issues: positions 6..9
+            second = await asyncio.wait_for(follow(9, watch), 30)
+            watch.close()
+            again = client.watch(consumer="async-worker")  # a restarted worker, no state
+            resumed = await asyncio.wait_for(anext(again), 30)
+            again.close()
+            return first + second, acked, resumed.position
+
+    try:
+        positions, acked, resumed = asyncio.run(scenario())
+    finally:
+        server.stop(9)
+    assert positions == list(range(1, 10))
+    assert acked == 5
+    assert resumed == 6  # after the acknowledged position

@@ -248,12 +248,14 @@ class AsyncEventsMethods(AsyncTransport):
         page_token: str = "",
         timeout: float | None = None,
     ) -> events_pb2.ListEventsResponse:
+        """One page of the program's events after `after_position`, oldest first."""
         request = _list_request(after_position, types, page_size, page_token)
         return await self._invoke(self._events.ListEvents, request, timeout=timeout)
 
     def iter_events(
         self, *, after_position: int = 0, types: EventTypes = (), page_size: int = 0
     ) -> AsyncIterator[events_pb2.Event]:
+        """Every event after `after_position` committed by now, page by page."""
         return awalk(
             lambda token: self.list_events(
                 after_position=after_position, types=types, page_size=page_size, page_token=token
@@ -264,10 +266,12 @@ class AsyncEventsMethods(AsyncTransport):
     async def ack_events(
         self, consumer: str, position: int, *, timeout: float | None = None
     ) -> events_pb2.AckEventsResponse:
+        """Store the named consumer's position (it only moves forward)."""
         request = events_pb2.AckEventsRequest(consumer=consumer, position=position)
         return await self._invoke(self._events.AckEvents, request, timeout=timeout)
 
     def watch(
         self, *, after_position: int = 0, types: EventTypes = (), consumer: str = ""
     ) -> AsyncEventWatch:
+        """watch() for asyncio: `async for event in client.watch(consumer="shipper")`."""
         return AsyncEventWatch(self, _Resume(after_position, types, consumer, self._retry))
