@@ -379,8 +379,9 @@ def event_feed(tmp: Path, threads, *, seconds: float, count: int, rate: int) -> 
         preflight(on, [ISSUE_H2LOAD])
         preflight(off, [ISSUE_H2LOAD])
         runs: dict[str, list[dict]] = {on.label: [], off.label: []}
-        for _ in range(count):
-            for server in (off, on):
+        for i in range(count):
+            # Each order in turn: a load that drifts during a round favours neither.
+            for server in (off, on) if i % 2 == 0 else (on, off):
                 runs[server.label].append(measure(server, ISSUE_H2LOAD, seconds=seconds))
                 print(_line(server.label, ISSUE_H2LOAD, runs[server.label][-1]), flush=True)
         cost = _ratios(runs[on.label], [run["rps"] for run in runs[off.label]])
