@@ -258,3 +258,20 @@ def test_the_async_watch_resumes_after_kill_9_and_acks(store):
     assert positions == list(range(1, 10))
     assert acked == 5
     assert resumed == 6  # after the acknowledged position
+
+
+def test_sigterm_ends_open_streams_at_once_and_the_server_exits(store):
+    server = spawn_server(store)
+    issued = new_program("feed-drain")
+    with grpc.insecure_channel(server.address) as channel:
+        api = make_api(channel, issued.program_id, issued.api_key)
+        f.reward(api)
+        stream = api.events.WatchEvents(events_pb2.WatchEventsRequest())
+        assert next(stream).event.position == 1
+        started = time.monotonic()
+        server.process.send_signal(15)
+        with pytest.raises(StopIteration):  # ended cleanly: the consumer reconnects elsewhere
+            next(stream)
+        assert server.process.wait(10) == 0
+        # Well inside the 10 s grace: an open stream does not hold the shutdown.
+        assert time.monotonic() - started < 5

@@ -411,3 +411,33 @@ def test_every_issuance_and_ledger_entry_has_its_event(admin):
     found = listed(admin)
     assert {e.issuance.id for e in found if e.type == E.EVENT_TYPE_ISSUANCE_ISSUED} == issuances
     assert {e.ledger_entry.id for e in found if e.HasField("ledger_entry")} == entries
+
+
+def test_a_nested_write_that_fails_takes_only_its_own_events(store):
+    issued = new_program()
+    row = _reward_row(issued.program_id)
+
+    def refused():
+        emit(issued.program_id, E.EVENT_TYPE_REWARD_CREATED, row)
+        raise ValueError("refused")
+
+    def outer():
+        emit(issued.program_id, E.EVENT_TYPE_REWARD_UPDATED, row)
+        with pytest.raises(ValueError):
+            in_transaction(refused)  # a savepoint inside this write
+        in_transaction(lambda: emit(issued.program_id, E.EVENT_TYPE_REWARD_STATUS_CHANGED, row))
+
+    in_transaction(outer)
+    with session():
+        stored = list(
+            Event.select(Event.position, Event.type)
+            .where(Event.program == issued.program_id)
+            .order_by(Event.position)
+            .tuples()
+        )
+    assert stored == [(1, E.EVENT_TYPE_REWARD_UPDATED), (2, E.EVENT_TYPE_REWARD_STATUS_CHANGED)]
+
+
+def test_emit_outside_a_write_is_a_programming_error():
+    with pytest.raises(RuntimeError, match="store's writer"):
+        emit("prg_x", E.EVENT_TYPE_REWARD_CREATED, _reward_row("prg_x"))
