@@ -287,16 +287,43 @@ def test_ack_moves_forward_only_and_names_where_a_watch_resumes(admin):
 
     assert ack(2) == 2
     assert ack(1) == 2  # never back
+    past = expect_failure(ack, 4)
+    assert (past.code, past.reason) == (
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "POSITION_NOT_REACHED",
+    )
+    assert past.metadata == {"position": "4", "last_position": "3"}
     refusal = expect_failure(
         admin.events.AckEvents, events_pb2.AckEventsRequest(consumer="", position=-1)
     )
     assert set(refusal.violations) == {"consumer", "position"}
-    stream = admin.events.WatchEvents(events_pb2.WatchEventsRequest(consumer="shipper"))
-    try:
-        first = next(stream)
-        assert first.event.position == 3
-    finally:
-        stream.cancel()
+
+    def first_position(**request) -> int:
+        stream = admin.events.WatchEvents(events_pb2.WatchEventsRequest(**request))
+        try:
+            return next(stream).event.position
+        finally:
+            stream.cancel()
+
+    assert first_position(consumer="shipper") == 3  # after its acknowledged 2
+    assert first_position(consumer="shipper", after_position=1) == 2  # a position given wins
+    assert first_position(consumer="newcomer") == 1  # a consumer never seen: from the start
+
+
+def test_named_consumers_per_program_are_bounded(admin, monkeypatch):
+    monkeypatch.setattr(events_service, "MAX_CONSUMERS", 2)
+    f.reward(admin)
+    for name in ("a", "b"):
+        admin.events.AckEvents(events_pb2.AckEventsRequest(consumer=name, position=1))
+    refusal = expect_failure(
+        admin.events.AckEvents, events_pb2.AckEventsRequest(consumer="c", position=1)
+    )
+    assert (refusal.code, refusal.reason) == (
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        "TOO_MANY_CONSUMERS",
+    )
+    # A known consumer still moves.
+    admin.events.AckEvents(events_pb2.AckEventsRequest(consumer="a", position=1))
 
 
 def test_watch_replays_then_follows_live_in_order(admin):

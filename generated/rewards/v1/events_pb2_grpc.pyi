@@ -44,8 +44,9 @@ class EventsStub:
     """Lists events in position order, oldest first, for batch readers."""
     AckEvents: _grpc.UnaryUnaryMultiCallable[_events_pb2.AckEventsRequest, _events_pb2.AckEventsResponse]
     """Stores a named consumer's position: the events up to it were handled. Positions only
-    move forward (a smaller one is kept as it was). Retention never deletes an event a
-    named consumer has not acknowledged.
+    move forward (a smaller one is kept as it was); one past the last event is refused
+    (POSITION_NOT_REACHED). Retention never deletes an event a named consumer has not
+    acknowledged; a program has at most 100 named consumers (TOO_MANY_CONSUMERS).
     """
 
 @_typing.type_check_only
@@ -64,8 +65,9 @@ class EventsAsyncStub(EventsStub):
     """Lists events in position order, oldest first, for batch readers."""
     AckEvents: _aio.UnaryUnaryMultiCallable[_events_pb2.AckEventsRequest, _events_pb2.AckEventsResponse]  # type: ignore[assignment]
     """Stores a named consumer's position: the events up to it were handled. Positions only
-    move forward (a smaller one is kept as it was). Retention never deletes an event a
-    named consumer has not acknowledged.
+    move forward (a smaller one is kept as it was); one past the last event is refused
+    (POSITION_NOT_REACHED). Retention never deletes an event a named consumer has not
+    acknowledged; a program has at most 100 named consumers (TOO_MANY_CONSUMERS).
     """
 
 class EventsServicer(metaclass=_abc_1.ABCMeta):
@@ -99,8 +101,9 @@ class EventsServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_events_pb2.AckEventsResponse, _abc.Awaitable[_events_pb2.AckEventsResponse]]:
         """Stores a named consumer's position: the events up to it were handled. Positions only
-        move forward (a smaller one is kept as it was). Retention never deletes an event a
-        named consumer has not acknowledged.
+        move forward (a smaller one is kept as it was); one past the last event is refused
+        (POSITION_NOT_REACHED). Retention never deletes an event a named consumer has not
+        acknowledged; a program has at most 100 named consumers (TOO_MANY_CONSUMERS).
         """
 
 def add_EventsServicer_to_server(servicer: EventsServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

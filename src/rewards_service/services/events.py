@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from rewards.v1 import events_pb2
 
+from rewards_service.domain.errors import FailedPrecondition, ResourceExhausted
 from rewards_service.domain.pagination import PageRequest, next_token
 from rewards_service.domain.validation import Violations, check_request_id
 from rewards_service.store import outbox
@@ -24,6 +25,8 @@ forget = outbox.forget
 KNOWN_TYPES = frozenset(events_pb2.EventType.values()) - {events_pb2.EVENT_TYPE_UNSPECIFIED}
 # Events deleted by one retention step at most: a step is one short write.
 RETENTION_BATCH = 1_000
+# Named consumers per program: each holds back retention, so there are few of them.
+MAX_CONSUMERS = 100
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,25 @@ def ack_events(program_id: str, consumer: str, position: int) -> int:
     check_consumer(v, "consumer", consumer, required=True)
     check_position(v, "position", position)
     v.raise_if_any()
-    return in_transaction(lambda: outbox.ack(program_id, consumer, position))
+
+    def work() -> int:
+        last = outbox.last_position(program_id)
+        if position > last:
+            raise FailedPrecondition(
+                f"Position {position} is past the program's last event ({last}).",
+                reason="POSITION_NOT_REACHED",
+                metadata={"position": position, "last_position": last},
+            )
+        known = outbox.consumer_position(program_id, consumer) is not None
+        if not known and outbox.consumer_count(program_id) >= MAX_CONSUMERS:
+            raise ResourceExhausted(
+                f"This program has {MAX_CONSUMERS} named consumers; reuse one of them.",
+                reason="TOO_MANY_CONSUMERS",
+                metadata={"limit": MAX_CONSUMERS},
+            )
+        return outbox.ack(program_id, consumer, position)
+
+    return in_transaction(work)
 
 
 def record_events(enabled: bool) -> None:

@@ -158,6 +158,12 @@ def consumer_position(program_id: str, name: str) -> int | None:
     return found[0] if found else None
 
 
+def consumer_count(program_id: str) -> int:
+    return fast.execute(
+        'SELECT COUNT(*) FROM "event_consumer" WHERE "program_id" = ?', program_id
+    ).fetchone()[0]
+
+
 def ack(program_id: str, name: str, position: int) -> int:
     """Moves the consumer forward to `position` (never back); its stored position."""
     now = _created.db_value(utcnow())

@@ -444,8 +444,9 @@ export const Events: GenService<{
   },
   /**
    * Stores a named consumer's position: the events up to it were handled. Positions only
-   * move forward (a smaller one is kept as it was). Retention never deletes an event a
-   * named consumer has not acknowledged.
+   * move forward (a smaller one is kept as it was); one past the last event is refused
+   * (POSITION_NOT_REACHED). Retention never deletes an event a named consumer has not
+   * acknowledged; a program has at most 100 named consumers (TOO_MANY_CONSUMERS).
    *
    * @generated from rpc rewards.v1.Events.AckEvents
    */
