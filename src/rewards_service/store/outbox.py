@@ -212,16 +212,6 @@ def delete_expired(older_than: datetime, max_rows: int) -> int:
     return deleted
 
 
-def consumer_lag(program_id: str) -> list[tuple[str, int]]:
-    """(name, events committed after its acknowledged position) per named consumer."""
-    last = last_position(program_id)
-    rows = fast.execute(
-        'SELECT "name", "position" FROM "event_consumer" WHERE "program_id" = ? ORDER BY "name"',
-        program_id,
-    ).fetchall()
-    return [(name, max(0, last - position)) for name, position in rows]
-
-
 # Streams waiting for a program's next events, woken by this process's writer after each
 # commit. Streams also look again every few seconds for commits of other processes.
 class _Waiter:
