@@ -27,7 +27,7 @@ from google.protobuf import json_format
 from grpc_health.v1 import health_pb2
 from rewards.v1 import catalog_pb2, catalog_pb2_grpc, common_pb2, issuance_pb2
 
-from bench import h2load, loadjs, proc, seed
+from bench import events, h2load, loadjs, proc, seed
 
 ROOT = Path(__file__).resolve().parent.parent
 STREAMS = 16
@@ -371,6 +371,38 @@ def idle_streams(server: Server, *, count: int, seconds: float, rounds_count: in
     return {"streams": count, "open_counts": opened, "fewest_open": min(opened), "rows": rows}
 
 
+def event_feed(tmp: Path, threads, *, seconds: float, count: int, rate: int) -> dict:
+    """IssueReward with and without the outbox (alternating rounds, same build), then the
+    lag of an open WatchEvents stream while issuing `rate` a second (bench/events.py)."""
+    on, off = events.servers(tmp, start_ours, threads)
+    try:
+        preflight(on, [ISSUE_H2LOAD])
+        preflight(off, [ISSUE_H2LOAD])
+        runs: dict[str, list[dict]] = {on.label: [], off.label: []}
+        for i in range(count):
+            # Each order in turn: a load that drifts during a round favours neither.
+            for server in (off, on) if i % 2 == 0 else (on, off):
+                runs[server.label].append(measure(server, ISSUE_H2LOAD, seconds=seconds))
+                print(_line(server.label, ISSUE_H2LOAD, runs[server.label][-1]), flush=True)
+        cost = _ratios(runs[on.label], [run["rps"] for run in runs[off.label]])
+        print(f"IssueReward req/s, events on / off: {_ratio_cell(cost)}", flush=True)
+        lag = events.event_lag(on.target, on.key, on.ids, rate=rate, seconds=max(seconds, 5))
+        print(
+            f"event lag at {rate}/s: p50 {_cell(lag['p50_ms'])} ms, p99 {_cell(lag['p99_ms'])} ms"
+            f" ({lag['delivered']} of {lag['issued']} issued, {lag['failed']} failed)",
+            flush=True,
+        )
+    finally:
+        on.stop()
+        off.stop()
+    return {
+        "on": _median_run(runs[on.label]),
+        "off": _median_run(runs[off.label]),
+        "on_over_off": cost,
+        "lag": lag,
+    }
+
+
 def log_errors(log: Path) -> dict[str, int]:
     """Calls our server answered with an error, by code, from its access log."""
     codes: Counter[str] = Counter()
@@ -449,7 +481,7 @@ def markdown(results) -> str:
         "| ÷ fastest do-nothing | ÷ minimal durable issue | errors |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in results["table"]:
+    for r in results.get("table", []):
         errors = ", ".join(f"{k} {v}" for k, v in r["errors"].items())
         lines.append(
             f"| {r['server']} | {r['rpc']} | {r['connections']} | {r['rps']:.0f} "
@@ -460,7 +492,7 @@ def markdown(results) -> str:
     for case in WRITES:
         cpu = [
             f"{r['server']} {r['server_cpu_us']:.0f}"
-            for r in results["table"]
+            for r in results.get("table", [])
             if r["rpc"] == case.name and r["server_cpu_us"] is not None
         ]
         lines += ["", f"Server CPU per {case.name} ({case.generator}), µs/call: " + "; ".join(cpu)]
@@ -496,6 +528,19 @@ def markdown(results) -> str:
         lines += [f"| {r['issuances']:,} | {r['p50_ms']:.2f} |" for r in results["list_scaling"]]
     if results.get("add_codes_100k_seconds") is not None:
         lines += ["", f"AddCodes, 100,000 codes: {results['add_codes_100k_seconds']:.2f} s"]
+    feed = results.get("events")
+    if feed:
+        lag = feed["lag"]
+        lines += [
+            "",
+            "Event feed, SQLite, the same build with REWARDS_EVENTS=off as the reference: "
+            f"{ISSUE_H2LOAD.name} {feed['on']['rps']:.0f} req/s with events, "
+            f"{feed['off']['rps']:.0f} without; with ÷ without {_ratio_cell(feed['on_over_off'])}."
+            f" Commit-to-delivery lag on an open WatchEvents stream at {lag['rate']} issues/s "
+            f"for {lag['seconds']} s: p50 {_cell(lag['p50_ms'])} ms, p99 {_cell(lag['p99_ms'])} "
+            f"ms, max {_cell(lag['max_ms'])} ms ({lag['delivered']} events of {lag['issued']} "
+            f"issues, {lag['failed']} failed).",
+        ]
     return "\n".join(lines)
 
 
@@ -537,6 +582,12 @@ def main() -> None:
         "--list-sizes", default="10000,100000,1000000", help="empty to skip this section"
     )
     parser.add_argument(
+        "--event-rate", type=int, default=400, help="issues/s while measuring event lag; 0 skips"
+    )
+    parser.add_argument(
+        "--only-events", action="store_true", help="only the event feed's figures (short run)"
+    )
+    parser.add_argument(
         "--old-design",
         default=OLD_DESIGN,
         help="commit of the design to compare with on PostgreSQL; empty to skip",
@@ -558,6 +609,13 @@ def main() -> None:
     started = time.monotonic()
     threads = ("--threads", str(args.threads))
     servers: list[Server] = []
+    if args.only_events:
+        with tempfile.TemporaryDirectory() as tmp:
+            results["events"] = event_feed(
+                Path(tmp), threads, seconds=args.seconds, count=args.rounds, rate=args.event_rate
+            )
+        _write(results, started)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         try:
@@ -661,6 +719,13 @@ def main() -> None:
                 print("== ListIssuances as the store grows ==", flush=True)
                 sizes = [int(s) for s in args.list_sizes.split(",")]
                 results["list_scaling"] = list_scaling(sqlite_url, ours, sizes, seconds=3)
+            if args.event_rate:
+                ours.stop()
+                servers = []
+                print("== event feed: lag on an open stream, the outbox's cost ==", flush=True)
+                results["events"] = event_feed(
+                    tmp, threads, seconds=args.seconds, count=args.rounds, rate=args.event_rate
+                )
         finally:
             for server in servers:
                 server.stop()
@@ -674,6 +739,10 @@ def main() -> None:
             )
             if log.exists() and (codes := log_errors(log))
         }
+    _write(results, started)
+
+
+def _write(results: dict, started: float) -> None:
     results["load_after"] = os.getloadavg()
     results["elapsed_seconds"] = time.monotonic() - started
     out = ROOT / "bench" / "results.json"

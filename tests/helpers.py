@@ -21,17 +21,22 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from rewards.v1 import (
     catalog_pb2_grpc,
+    events_pb2_grpc,
     issuance_pb2_grpc,
     participants_pb2_grpc,
 )
 
 
-class _AuthHeader(grpc.UnaryUnaryClientInterceptor):
+class _AuthHeader(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
     def __init__(self, key: str, header: str = "authorization"):
         value = f"Bearer {key}" if header == "authorization" else key
         self._metadata = ((header, value),)
 
     def intercept_unary_unary(self, continuation, details, request):
+        metadata = tuple(details.metadata or ()) + self._metadata
+        return continuation(details._replace(metadata=metadata), request)
+
+    def intercept_unary_stream(self, continuation, details, request):
         metadata = tuple(details.metadata or ()) + self._metadata
         return continuation(details._replace(metadata=metadata), request)
 
@@ -45,6 +50,7 @@ class Api:
     catalog: catalog_pb2_grpc.RewardCatalogStub
     issuance: issuance_pb2_grpc.RewardIssuanceStub
     participants: participants_pb2_grpc.ParticipantsStub
+    events: events_pb2_grpc.EventsStub
 
 
 def make_api(
@@ -57,6 +63,7 @@ def make_api(
         catalog=catalog_pb2_grpc.RewardCatalogStub(authed),
         issuance=issuance_pb2_grpc.RewardIssuanceStub(authed),
         participants=participants_pb2_grpc.ParticipantsStub(authed),
+        events=events_pb2_grpc.EventsStub(authed),
     )
 
 

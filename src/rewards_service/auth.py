@@ -20,6 +20,8 @@ ISSUER_METHODS = frozenset(
         "UpsertParticipant",
     }
 )
+# The event feed is read by consumers: readers may watch it and acknowledge what they handled.
+READER_METHODS = frozenset({"WatchEvents", "AckEvents"})
 KEY_PREFIX = "rwk_"
 
 
@@ -44,7 +46,7 @@ def caller() -> Caller:
 def required_role(method: str) -> str:
     """Reads for readers, the issuing calls for issuers, everything else for admins."""
     name = method.rsplit("/", 1)[-1]
-    if name.startswith(("Get", "List")):
+    if name.startswith(("Get", "List")) or name in READER_METHODS:
         return "reader"
     if name in ISSUER_METHODS:
         return "issuer"

@@ -39,6 +39,11 @@ class Config:
     auth_cache_seconds: float = 1.0
     health_check_seconds: float = 5.0
     metrics_listen: str | None = None
+    # Events older than this are deleted (unless a named consumer still needs them); 0: kept.
+    event_retention: float = 7 * 86_400.0
+    event_heartbeat: float = 10.0
+    # "off" records no events: only to measure what the outbox costs.
+    events: str = "on"
 
 
 class ConfigError(ValueError):
@@ -76,6 +81,18 @@ def _positive_seconds(text: str) -> float:
     if value <= 0:
         raise ValueError("must be more than 0 seconds")
     return value
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3_600, "d": 86_400}
+
+
+def _duration(text: str) -> float:
+    """Seconds of 90, 90s, 15m, 12h or 7d; 0 means off."""
+    number, unit = (text[:-1], text[-1]) if text[-1:] in _UNITS else (text, "s")
+    try:
+        return _seconds(number) * _UNITS[unit]
+    except ValueError:
+        raise ValueError("must be a duration such as 3600, 90s, 15m, 12h or 7d") from None
 
 
 def _one_of(choices: Sequence[str]) -> Callable[[str], str]:
@@ -206,6 +223,25 @@ SETTINGS = {
             _address,
             "host:port of a Prometheus /metrics endpoint (off unless set)",
             "ADDRESS",
+        ),
+        Setting(
+            "event_retention",
+            _duration,
+            "delete events older than this (90s, 15m, 12h, 7d; 0 keeps them), except those "
+            "a named consumer has not acknowledged",
+            "DURATION",
+        ),
+        Setting(
+            "event_heartbeat",
+            _positive_seconds,
+            "how often an idle WatchEvents stream gets a heartbeat",
+            "SECONDS",
+        ),
+        Setting(
+            "events",
+            _one_of(("on", "off")),
+            "off records no events: only to measure what the outbox costs (bench)",
+            flag=False,
         ),
     )
 }

@@ -22,6 +22,8 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 from rewards.v1 import (
     catalog_pb2,
     catalog_pb2_grpc,
+    events_pb2,
+    events_pb2_grpc,
     issuance_pb2,
     issuance_pb2_grpc,
     participants_pb2,
@@ -31,6 +33,7 @@ from rewards.v1 import (
 from rewards_service import logging as rewards_logging
 from rewards_service import metrics
 from rewards_service.api.catalog import RewardCatalogServicer
+from rewards_service.api.events import EventsServicer, keep_retention
 from rewards_service.api.interceptor import RpcInterceptor
 from rewards_service.api.issuance import MAX_MESSAGE_BYTES, RewardIssuanceServicer
 from rewards_service.api.participants import ParticipantsServicer
@@ -41,7 +44,7 @@ from rewards_service.api.streams import (
     OpenStreams,
 )
 from rewards_service.config import Config, parse_args, split_address
-from rewards_service.services import programs
+from rewards_service.services import events, programs
 from rewards_service.store.db import (
     bind,
     database,
@@ -70,10 +73,14 @@ class RunningServer:
     health: health.aio.HealthServicer
     loop: asyncio.AbstractEventLoop
     executor: futures.ThreadPoolExecutor
+    events: EventsServicer | None = None
 
     async def drain(self, grace: float | None) -> None:
-        """Health says NOT_SERVING, new calls are refused, calls in flight get `grace`."""
+        """Health says NOT_SERVING, new calls are refused, calls in flight get `grace`;
+        event streams end at once (their consumers resume elsewhere)."""
         await self.health.enter_graceful_shutdown()
+        if self.events is not None:
+            self.events.stop()
         await self.server.stop(grace)
         self.executor.shutdown(wait=False)
 
@@ -141,6 +148,7 @@ def _service_names() -> list[str]:
         catalog_pb2.DESCRIPTOR.services_by_name["RewardCatalog"].full_name,
         issuance_pb2.DESCRIPTOR.services_by_name["RewardIssuance"].full_name,
         participants_pb2.DESCRIPTOR.services_by_name["Participants"].full_name,
+        events_pb2.DESCRIPTOR.services_by_name["Events"].full_name,
     ]
 
 
@@ -210,6 +218,8 @@ async def start_server(
     catalog_pb2_grpc.add_RewardCatalogServicer_to_server(RewardCatalogServicer(), server)
     issuance_pb2_grpc.add_RewardIssuanceServicer_to_server(RewardIssuanceServicer(), server)
     participants_pb2_grpc.add_ParticipantsServicer_to_server(ParticipantsServicer(), server)
+    events_servicer = EventsServicer(executor, config.event_heartbeat)
+    events_pb2_grpc.add_EventsServicer_to_server(events_servicer, server)
     keyless_streams = OpenStreams()
     health_servicer = BoundedHealthServicer(keyless_streams)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -242,7 +252,8 @@ async def start_server(
             executor.shutdown(wait=False)
             raise
     await server.start()
-    return RunningServer(server, port, health_servicer, asyncio.get_running_loop(), executor)
+    loop = asyncio.get_running_loop()
+    return RunningServer(server, port, health_servicer, loop, executor, events_servicer)
 
 
 def build_server(config: Config, *, reuse_port: bool = False) -> RunningServer:
@@ -288,8 +299,10 @@ async def _serve_one(
         mtls=bool(config.tls_client_ca),
     )
     watcher = asyncio.ensure_future(watch_database(running, config.health_check_seconds))
+    retention = asyncio.ensure_future(keep_retention(running.executor, config.event_retention))
     await running.server.wait_for_termination()
     watcher.cancel()
+    retention.cancel()
     if stopping:
         await stopping[0]
     log.info("stopped")
@@ -408,6 +421,7 @@ def serve(config: Config) -> int:
     running server accepts."""
     rewards_logging.configure(config.log_format, config.log_level, with_pid=config.workers > 1)
     programs.AUTH_CACHE_SECONDS = config.auth_cache_seconds
+    events.record_events(config.events == "on")
     try:
         check_address_free(config.listen)
         if config.metrics_listen:

@@ -84,7 +84,8 @@ def test_check_finds_each_kind_of_drift(url):
 
     status, report = check(url, pid)
     assert (status, report["problems"]) == (0, []), report
-    assert report["checked"] == {"rewards": 3, "balances": 1, "code_pools": 1}
+    # 4 issuances and 1 ledger entry, each with its event.
+    assert report["checked"] == {"rewards": 3, "balances": 1, "code_pools": 1, "events": 5}
     text = admin(url, "check", "--program", pid)
     assert text.returncode == 0 and text.stdout.strip().endswith(": ok")
 
@@ -143,6 +144,16 @@ def test_check_finds_each_kind_of_drift(url):
             mug.id,
         ),
         expect=f"reward {mug.id}: REWARD_STATUS_ACTIVE but its stock says REWARD_STATUS_OUT_OF",
+    )
+    # The issuance's event recorded as another type: the issuance has no event of its own.
+    drift(
+        'UPDATE "event" SET "type" = 7 WHERE "type" = 4 AND "payload" LIKE %s',
+        f"%{first.id}%",
+        undo=(
+            'UPDATE "event" SET "type" = 4 WHERE "type" = 7 AND "payload" LIKE %s',
+            f"%{first.id}%",
+        ),
+        expect=f"issuance {first.id} has no event",
     )
     drift(
         'UPDATE "code_pool" SET "available_count" = "available_count" + 1 WHERE "id" = %s',

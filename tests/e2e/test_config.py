@@ -31,6 +31,8 @@ BAD_VALUES = [
     ("TLS_CERT", "/nonexistent/cert.pem", "no such file"),
     ("DATABASE_URL", "mysql://operator:hunter2@db/rewards", "unsupported database scheme"),
     ("DATABASE_URL", "sqlite://", "names no file"),
+    ("EVENT_RETENTION", "7w", "duration such as"),
+    ("EVENT_HEARTBEAT", "0", "more than 0"),
 ]
 
 

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from rewards.v1 import catalog_pb2, common_pb2
+from rewards_client import RewardsClient, ref
 
 from tests.conftest import new_program
 from tests.helpers import spawn_server
@@ -66,6 +68,47 @@ def test_the_sdk_walkthrough(env):
     assert "replayed: True" in out
     assert "status: ISSUANCE_STATUS_CLAIMED" in out
     assert "balance: 50 miles" in out
+
+
+def _with_events(env) -> None:
+    """An issued reward in the program of `env`: events for the consumers to read."""
+    with RewardsClient(env["REWARDS_TARGET"], env["REWARDS_API_KEY"]) as client:
+        reward = client.create_reward(
+            name="Mug",
+            type=common_pb2.REWARD_TYPE_PRODUCT,
+            product=catalog_pb2.ProductConfig(product_id="mug"),
+        )
+        client.upsert_participant(external_id="carol")
+        client.issue_reward(reward.id, ref(external_id="carol"))
+
+
+def test_the_sdk_consumer(env):
+    _with_events(env)
+    consumer = subprocess.Popen(
+        [sys.executable, "-c", _block("sdk-consumer")],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        lines = [consumer.stdout.readline() for _ in range(2)]
+    finally:
+        consumer.kill()
+        consumer.wait()
+    assert lines == ["1 EVENT_TYPE_REWARD_CREATED\n", "2 EVENT_TYPE_ISSUANCE_ISSUED\n"]
+    # It acknowledged what it handled: a restarted consumer would resume after it.
+    with RewardsClient(env["REWARDS_TARGET"], env["REWARDS_API_KEY"]) as client:
+        assert client.ack_events("shipper", 0).position == 2
+
+
+def test_the_grpcurl_consumer(env):
+    _with_events(env)
+    out = _run(["bash", "-euo", "pipefail", "-c", _block("grpcurl-consumer")], env)
+    assert '"type": "EVENT_TYPE_REWARD_CREATED"' in out
+    assert out.count('"type": "EVENT_TYPE_ISSUANCE_ISSUED"') == 2  # watched, then listed
+    assert '"position": "2"' in out  # the acknowledged position
 
 
 @pytest.mark.parametrize("example", sorted((ROOT / "clients/python/examples").glob("*.py")))

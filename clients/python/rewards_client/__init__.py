@@ -1,5 +1,6 @@
 """Python client SDK for the rewards service (rewards.v1)."""
 
+from rewards_client._events import AsyncEventWatch, EventWatch
 from rewards_client.async_client import AsyncRewardsClient
 from rewards_client.client import RewardsClient
 from rewards_client.errors import (
@@ -54,12 +55,14 @@ __all__ = [
     "AmbiguousParticipant",
     "AssetExists",
     "AssetNotFound",
+    "AsyncEventWatch",
     "AsyncRewardsClient",
     "Cancelled",
     "CodePoolExhausted",
     "CodePoolNotFound",
     "DeadlineExceeded",
     "EtagMismatch",
+    "EventWatch",
     "FailedPrecondition",
     "FieldViolation",
     "IdempotencyKeyReused",

@@ -20,6 +20,7 @@ from rewards.v1 import catalog_pb2, common_pb2, issuance_pb2, participants_pb2
 from rewards_client import _build
 from rewards_client._catalog import UNSET_STATUS as UNSET_REWARD_STATUS
 from rewards_client._catalog import UNSET_TYPE
+from rewards_client._events import AsyncEventsMethods
 from rewards_client._issuance import UNSET_STATUS as UNSET_ISSUANCE_STATUS
 from rewards_client._transport import (
     AsyncTransport,
@@ -49,7 +50,7 @@ def _docs_from(sync: type) -> Callable[[_C], _C]:
 
 
 @_docs_from(RewardsClient)
-class AsyncRewardsClient(AsyncTransport):
+class AsyncRewardsClient(AsyncEventsMethods, AsyncTransport):
     """RewardsClient for asyncio: the same methods, arguments, typed errors, request ids,
     retries (awaiting the backoff), retry budget and deadlines; each method is awaited, and
     the iter_* methods are async iterators. Use it from one event loop and close it:

@@ -419,6 +419,7 @@ class CodePool(_message.Message):
     AVAILABLE_COUNT_FIELD_NUMBER: _builtins.int
     ISSUED_COUNT_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
+    LOW_STOCK_THRESHOLD_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Output only. Server id (pool_...)."""
     name: _builtins.str
@@ -431,6 +432,10 @@ class CodePool(_message.Message):
     """Output only. Codes not yet issued."""
     issued_count: _builtins.int
     """Output only. Codes issued (including voided ones)."""
+    low_stock_threshold: _builtins.int
+    """Set at create: an EVENT_TYPE_CODE_POOL_LOW event is written when available_count falls
+    below it. 0 means no such event.
+    """
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp:
         """Output only. Creation time."""
@@ -445,10 +450,11 @@ class CodePool(_message.Message):
         available_count: _builtins.int = ...,
         issued_count: _builtins.int = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
+        low_stock_threshold: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["available_count", b"available_count", "created_at", b"created_at", "description", b"description", "id", b"id", "issued_count", b"issued_count", "name", b"name", "total_count", b"total_count"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["available_count", b"available_count", "created_at", b"created_at", "description", b"description", "id", b"id", "issued_count", b"issued_count", "low_stock_threshold", b"low_stock_threshold", "name", b"name", "total_count", b"total_count"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -103,7 +103,11 @@ class RewardCatalogServicer(catalog_pb2_grpc.RewardCatalogServicer):
     def CreateCodePool(self, request, context):
         pool = request.code_pool
         row = catalog.create_code_pool(
-            caller().program_id, pool.name, pool.description, request.request_id
+            caller().program_id,
+            pool.name,
+            pool.description,
+            request.request_id,
+            low_stock_threshold=pool.low_stock_threshold,
         )
         return convert.code_pool_out(row)
 

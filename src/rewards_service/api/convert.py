@@ -157,6 +157,7 @@ def code_pool_out(row: CodePool) -> catalog_pb2.CodePool:
         available_count=row.available_count,
         issued_count=row.issued_count,
         created_at=timestamp_out(row.created_at),
+        low_stock_threshold=row.low_stock_threshold or 0,
     )
 
 

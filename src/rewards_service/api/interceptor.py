@@ -169,6 +169,55 @@ def _wrap(method: str, behavior, deserialize, calls: _Calls):
     return wrapped
 
 
+def _wrap_stream(method: str, behavior, deserialize, calls: _Calls):
+    """The same parse, key, role, access line and error mapping for a server stream (an
+    async generator on the event loop). It holds no admission slot: a stream lives long,
+    and its servicer bounds how many are open."""
+
+    async def wrapped(raw: bytes, context: grpc.aio.ServicerContext):
+        started = time.perf_counter()
+        program = None
+        error: RewardsError | None = None
+        code = grpc.StatusCode.OK
+        sent = 0
+        try:
+            request = _parse(deserialize, raw)
+            if b"\x00" in raw:
+                convert.refuse_nul(request)
+            found = await calls.caller(context.invocation_metadata())
+            program = found.program_id
+            check_role(found.role, method)
+            token = current_caller.set(found)
+            try:
+                async for response in behavior(request, context):
+                    yield response
+                    sent += 1
+            finally:
+                current_caller.reset(token)
+        except RewardsError as exc:
+            error = exc
+        except asyncio.CancelledError:  # the client went away, or the server is stopping
+            code = grpc.StatusCode.CANCELLED
+            raise
+        except Exception:
+            log.exception("rpc_failed", method=method, program=program)
+            error = internal_error()
+        finally:
+            log.info(
+                "rpc",
+                method=method,
+                program=program,
+                code=(status_code(error) if error else code).name,
+                reason=error.reason if error else None,
+                messages=sent,
+                duration_ms=round((time.perf_counter() - started) * 1000, 3),
+            )
+        if error is not None:
+            await context.abort_with_status(to_grpc_status(error))
+
+    return wrapped
+
+
 class RpcInterceptor(grpc.aio.ServerInterceptor):
     """Wraps our unary RPCs; `executor` (of `threads` threads) runs their blocking part."""
 
@@ -184,7 +233,17 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
             return cached
         handler = await continuation(handler_call_details)
         # Health and reflection need no key and keep their own semantics.
-        if handler is None or not method.startswith(OWN_SERVICES) or not handler.unary_unary:
+        if handler is None or not method.startswith(OWN_SERVICES):
+            return handler
+        if handler.unary_stream:
+            stream = handler.unary_stream
+            wrapped = grpc.unary_stream_rpc_method_handler(
+                _wrap_stream(method, stream, handler.request_deserializer, self._calls),
+                response_serializer=handler.response_serializer,
+            )
+            self._wrapped[method] = wrapped
+            return wrapped
+        if not handler.unary_unary:
             return handler
         wrapped = grpc.unary_unary_rpc_method_handler(
             _wrap(method, handler.unary_unary, handler.request_deserializer, self._calls),

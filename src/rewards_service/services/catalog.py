@@ -5,6 +5,7 @@ import re
 from dataclasses import replace
 
 from rewards.v1 import common_pb2 as common
+from rewards.v1 import events_pb2 as events
 
 from rewards_service.domain import rewards as rules
 from rewards_service.domain.errors import AlreadyExists, FailedPrecondition, idempotency_key_reused
@@ -18,6 +19,7 @@ from rewards_service.domain.validation import (
     check_text,
     parse_amount,
 )
+from rewards_service.services.records import emit
 from rewards_service.services.replay import Once
 from rewards_service.store import queries
 from rewards_service.store.db import Conflict, in_transaction
@@ -32,10 +34,13 @@ CODE_RE = re.compile(r"^[\x21-\x7e]{1,128}$")
 INSERT_BATCH = 500
 
 
-def _create_once(model, program_id: str, request_id: str, fingerprint: str, create, duplicate=None):
+def _create_once(
+    model, program_id: str, request_id: str, fingerprint: str, create, duplicate=None, event=None
+):
     """AIP-155 create of the unsaved row that `create()` makes. With a request_id, a retry
     returns the first result, even when it raced the original; the same request_id with other
-    fields is IDEMPOTENCY_KEY_REUSED. `duplicate` is the error of a clash on another key."""
+    fields is IDEMPOTENCY_KEY_REUSED. `duplicate` is the error of a clash on another key;
+    `event` the type of the event a create records."""
 
     def earlier():
         if not request_id:
@@ -50,6 +55,8 @@ def _create_once(model, program_id: str, request_id: str, fingerprint: str, crea
         if request_id:
             row.request_id, row.request_hash = request_id, fingerprint
         row.save(force_insert=True)
+        if event is not None:
+            emit(program_id, event, row)
         return row
 
     def answer(row, replayed: bool):
@@ -125,7 +132,9 @@ def create_reward(program_id: str, spec: rules.RewardSpec, request_id: str) -> R
         return row
 
     fingerprint = digest("reward", dataclasses.asdict(spec))
-    return _create_once(Reward, program_id, request_id, fingerprint, create)
+    return _create_once(
+        Reward, program_id, request_id, fingerprint, create, event=events.EVENT_TYPE_REWARD_CREATED
+    )
 
 
 def get_reward(program_id: str, reward_id: str) -> Reward:
@@ -177,6 +186,7 @@ def update_reward(
                 reason="INVALID_STATE_TRANSITION",
             )
         rules.check_transition(row.status, merged.status)
+        status_before = row.status
         valid = _validated(program_id, merged, Violations())
         queries.apply_reward_spec(row, valid)
         row.status = rules.stock_status(
@@ -185,7 +195,11 @@ def update_reward(
             max_total=valid.max_total,
             pool_available=_pool_available(valid),
         )
-        return queries.save_reward(row)
+        queries.save_reward(row)
+        emit(program_id, events.EVENT_TYPE_REWARD_UPDATED, row)
+        if row.status != status_before:
+            emit(program_id, events.EVENT_TYPE_REWARD_STATUS_CHANGED, row)
+        return row
 
     return in_transaction(work)
 
@@ -198,7 +212,9 @@ def delete_reward(program_id: str, reward_id: str, etag: str) -> Reward:
             return row
         rules.check_transition(row.status, S.REWARD_STATUS_ARCHIVED)
         row.status = S.REWARD_STATUS_ARCHIVED
-        return queries.save_reward(row)
+        queries.save_reward(row)
+        emit(program_id, events.EVENT_TYPE_REWARD_STATUS_CHANGED, row)
+        return row
 
     return in_transaction(work)
 
@@ -251,10 +267,13 @@ def list_assets(program_id: str, page: PageRequest) -> tuple[list[Asset], str]:
 # Code pools
 
 
-def create_code_pool(program_id: str, name: str, description: str, request_id: str) -> CodePool:
+def create_code_pool(
+    program_id: str, name: str, description: str, request_id: str, low_stock_threshold: int = 0
+) -> CodePool:
     v = Violations()
     check_name(v, "code_pool.name", name)
     check_text(v, "code_pool.description", description, max_len=1000)
+    v.check(low_stock_threshold >= 0, "code_pool.low_stock_threshold", "must not be negative")
     check_request_id(v, "request_id", request_id)
     v.raise_if_any()
 
@@ -264,9 +283,12 @@ def create_code_pool(program_id: str, name: str, description: str, request_id: s
             program=program_id,
             name=name,
             description=description,
+            low_stock_threshold=low_stock_threshold,
         )
 
-    fingerprint = digest("code_pool", name, description)
+    # The threshold joins the digest only when set, so earlier pools' retries still match.
+    extra = (low_stock_threshold,) if low_stock_threshold else ()
+    fingerprint = digest("code_pool", name, description, *extra)
     return _create_once(CodePool, program_id, request_id, fingerprint, create)
 
 

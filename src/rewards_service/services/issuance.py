@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import TypeVar
 
 from rewards.v1 import common_pb2 as common
+from rewards.v1 import events_pb2 as events
 
 from rewards_service.domain import pricing
 from rewards_service.domain import rewards as reward_rules
@@ -34,6 +35,7 @@ from rewards_service.domain.pagination import PageRequest
 from rewards_service.domain.participants import ParticipantRef, is_eligible
 from rewards_service.domain.validation import MAX_MINOR_UNITS, Violations, check_text
 from rewards_service.services.participants import resolve, same_participant
+from rewards_service.services.records import emit
 from rewards_service.services.replay import Once
 from rewards_service.store import ledger, queries
 from rewards_service.store.db import in_transaction
@@ -327,10 +329,14 @@ def _draw_code(pool_id: str, issuance_id: str) -> str:
             issued_count=CodePool.issued_count + 1,
         )
         .where(CodePool.id == pool_id)
-        .returning(CodePool.available_count)
+        .returning(CodePool)
         .execute()
     )
-    if next(iter(left)).available_count <= 0:
+    pool = next(iter(left))
+    if pool.available_count == pool.low_stock_threshold - 1:
+        emit(pool.program_id, events.EVENT_TYPE_CODE_POOL_LOW, pool)
+    if pool.available_count <= 0:
+        emit(pool.program_id, events.EVENT_TYPE_CODE_POOL_EXHAUSTED, pool)
         queries.set_reward_status(
             (Reward.code_pool_id == pool_id) & (Reward.status == S.REWARD_STATUS_ACTIVE),
             S.REWARD_STATUS_OUT_OF_STOCK,
@@ -394,7 +400,7 @@ def _issue(program_id: str, request: IssueRequest) -> Issuance:
     history = []
     if request.fulfillment_status:
         history.append({"status": request.fulfillment_status, "note": "", "at": now.isoformat()})
-    return queries.insert(
+    row = queries.insert(
         Issuance(
             id=issuance_id,
             program=program_id,
@@ -428,6 +434,8 @@ def _issue(program_id: str, request: IssueRequest) -> Issuance:
             issued_at=now,
         )
     )
+    emit(program_id, events.EVENT_TYPE_ISSUANCE_ISSUED, row)
+    return row
 
 
 # GrantCustomReward
@@ -441,7 +449,7 @@ def grant_custom_reward(program_id: str, request: GrantRequest) -> Outcome:
     def create() -> Issuance:
         assert request.participant is not None
         participant = resolve(program_id, request.participant)
-        return Issuance.create(
+        row = Issuance.create(
             id=new_id("iss"),
             program=program_id,
             participant=participant.id,
@@ -456,6 +464,8 @@ def grant_custom_reward(program_id: str, request: GrantRequest) -> Outcome:
             metadata=request.metadata,
             owner_type=common.OWNER_TYPE_UNSPECIFIED,
         )
+        emit(program_id, events.EVENT_TYPE_CUSTOM_GRANTED, row)
+        return row
 
     assert request.participant is not None
     ref = request.participant
@@ -520,6 +530,7 @@ def claim_issuance(program_id: str, issuance_id: str) -> Issuance:
             row.status = IS.ISSUANCE_STATUS_CLAIMED
             row.claimed_at = utcnow()
             row.save()
+            emit(program_id, events.EVENT_TYPE_ISSUANCE_CLAIMED, row)
         return row
 
     return in_transaction(work)
@@ -558,6 +569,7 @@ def revoke_issuance(program_id: str, issuance_id: str, reason: str) -> Issuance:
         row.revoked_at = utcnow()
         row.revoke_reason = reason
         row.save()
+        emit(program_id, events.EVENT_TYPE_ISSUANCE_REVOKED, row)
         return row
 
     return in_transaction(work)
@@ -596,6 +608,7 @@ def update_fulfillment(program_id: str, issuance_id: str, status: str, note: str
             {"status": status, "note": note, "at": utcnow().isoformat()},
         ]
         row.save()
+        emit(program_id, events.EVENT_TYPE_ISSUANCE_FULFILLMENT_UPDATED, row)
         return row
 
     return in_transaction(work)

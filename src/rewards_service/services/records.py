@@ -12,6 +12,7 @@ from rewards_service.store.models import (
     Participant,
     Reward,
 )
+from rewards_service.store.outbox import emit
 from rewards_service.store.queries import asset_scale
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "Reward",
     "asset_scale",
     "change_token",
+    "emit",
     "memoized",
     "session",
 ]

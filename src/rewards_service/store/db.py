@@ -253,6 +253,18 @@ def _lock_rows(keys: list[RowKey]) -> None:
         )
 
 
+def _publish_events(events: list) -> None:
+    from rewards_service.store import outbox  # it imports the models, which import this
+
+    outbox.write_events(events)
+
+
+def _events_published(events: list) -> None:
+    from rewards_service.store import outbox
+
+    outbox.wake_watchers(events)
+
+
 _group_commit = GroupCommit(
     database,
     is_retryable=is_retryable,
@@ -260,6 +272,8 @@ _group_commit = GroupCommit(
     backoff=_backoff,
     one_writer=one_writer,
     lock_rows=_lock_rows,
+    publish=_publish_events,
+    published=_events_published,
 )
 
 

@@ -224,3 +224,16 @@ def insert(row: M) -> M:
     """INSERT every column of a new row whose primary key is already set."""
     database.execute_sql(_insert_sql(type(row), database.param), column_values(row))
     return row
+
+
+def from_columns(model: type[M], values: dict[str, object]) -> M:
+    """A row from stored column values by name (e.g. an event's snapshot of it), read like
+    a fetched one; columns the model no longer has are left out."""
+    known = model._meta.columns
+    kept = {name: value for name, value in values.items() if name in known}
+    return _built(model, tuple(kept), [tuple(kept.values())])[0]
+
+
+def snapshot(row: peewee.Model) -> dict[str, object]:
+    """A row's stored column values by name (what `from_columns` takes back)."""
+    return dict(zip(_column_names(type(row)), column_values(row), strict=True))

@@ -29,7 +29,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import peewee
@@ -42,6 +42,19 @@ MAX_GROUP = 16
 
 # A row a write will lock: (table, primary key).
 RowKey = tuple[str, str]
+
+# What the current write recorded to be published with its effects (the outbox's events):
+# per write, dropped when its savepoint rolls back.
+_recording = threading.local()
+
+
+def record(item: object) -> None:
+    """Publish `item` with the current write's effects, in the same transaction: before the
+    group commits, only if this write succeeded."""
+    items = getattr(_recording, "items", None)
+    if items is None:
+        raise RuntimeError("record() is for work running on the store's writer")
+    items.append(item)
 
 
 class Conflict(peewee.IntegrityError):
@@ -70,6 +83,8 @@ class _Write:
     future: asyncio.Future | None = None
     result: Any = None
     error: BaseException | None = None
+    # What the write recorded (`record`), once it succeeded.
+    recorded: list = field(default_factory=list)
 
     def settle(self) -> None:
         """On the future's loop: its outcome, unless the caller went away meanwhile."""
@@ -86,18 +101,38 @@ class _Write:
             raise self.error
         return self.result
 
-    def run(self, database: peewee.Database, is_retryable: Callable[[Exception], bool]) -> None:
-        """In its own savepoint (its own transaction when outside one). Contention propagates:
-        the whole group retries."""
+    def run(
+        self,
+        database: peewee.Database,
+        is_retryable: Callable[[Exception], bool],
+        publish: Callable[[list], None] | None = None,
+    ) -> None:
+        """In its own savepoint (its own transaction when outside one; `publish` then gets
+        what it recorded before it commits). Contention propagates: the whole group retries.
+        Inside another write, what it records joins that write's."""
+        outer = getattr(_recording, "items", None)
+        try:
+            self._run(database, is_retryable, publish)
+        finally:
+            _recording.items = outer
+        if outer is not None:
+            outer.extend(self.recorded)
+            self.recorded = []
+
+    def _run(self, database, is_retryable, publish) -> None:
         step, clash = self.work, None
+        self.recorded = []
         while True:
+            _recording.items = recorded = []
             try:
                 with database.atomic():
                     result = self.context.run(step)
+                    if publish is not None and recorded:
+                        publish(recorded)
                 if clash is not None and result is None:  # not the caller's clash to answer
                     self.result, self.error = None, Conflict.of(clash)
                 else:
-                    self.result, self.error = result, None
+                    self.result, self.error, self.recorded = result, None, recorded
                 return
             except peewee.IntegrityError as exc:
                 if self.on_conflict is None or clash is not None:
@@ -139,8 +174,14 @@ class GroupCommit:
         backoff: Callable[[int], None],
         one_writer: Callable[[], AbstractContextManager],
         lock_rows: Callable[[list[RowKey]], None],
+        publish: Callable[[list], None] = lambda items: None,
+        published: Callable[[list], None] = lambda items: None,
     ) -> None:
+        """`publish` writes what a group's successful writes recorded, inside its transaction
+        just before COMMIT; `published` hears of them after the commit."""
         self._database = database
+        self._publish = publish
+        self._published = published
         self._one_writer = one_writer
         self._lock_rows = lock_rows
         self._is_retryable = is_retryable
@@ -240,6 +281,9 @@ class GroupCommit:
                 self._fail(group, exc)
             finally:
                 self._answer(group)
+            committed = [item for write in group if write.error is None for item in write.recorded]
+            if committed:
+                self._published(committed)
 
     @staticmethod
     def _answer(group: list[_Write]) -> None:
@@ -271,7 +315,7 @@ class GroupCommit:
         for attempt in range(self._max_attempts):
             try:
                 if len(group) == 1 and not group[0].locks:  # its savepoint is its transaction
-                    group[0].run(self._database, self._is_retryable)
+                    group[0].run(self._database, self._is_retryable, self._publish)
                     return
                 with self._database.atomic():
                     self._lock_rows(sorted({key for write in group for key in write.locks}))
@@ -279,6 +323,9 @@ class GroupCommit:
                         write.run(self._database, self._is_retryable)
                         if write.error is not None and not self._still_open():
                             raise _TransactionLost(write.error)
+                    recorded = [item for write in group for item in write.recorded]
+                    if recorded:
+                        self._publish(recorded)
                 return
             except (_TransactionLost, peewee.DatabaseError) as exc:
                 # Some errors (disk full, I/O, RAISE(ROLLBACK)) make SQLite roll back the
@@ -314,7 +361,7 @@ class GroupCommit:
     @staticmethod
     def _fail(group: list[_Write], error: BaseException) -> None:
         for write in group:
-            write.result, write.error = None, error
+            write.result, write.error, write.recorded = None, error, []
 
 
 def _settle_all(writes: list[_Write]) -> None:

@@ -6,7 +6,7 @@ from rewards.v1 import common_pb2 as common
 from rewards_service.domain.errors import FailedPrecondition, FieldViolation, InvalidArgument
 from rewards_service.domain.ids import new_id
 from rewards_service.domain.validation import MAX_MINOR_UNITS, format_amount
-from rewards_service.store import fast
+from rewards_service.store import fast, outbox
 from rewards_service.store.models import Asset, Balance, LedgerEntry
 from rewards_service.store.queries import locked_text
 
@@ -92,7 +92,7 @@ def post(
         ):
             raise _too_large(field)
         row = fast.execute(_MOVE, *params).fetchone()  # it moved in between: now it is locked
-    return fast.insert(
+    entry = fast.insert(
         LedgerEntry(
             id=new_id("led"),
             program=program_id,
@@ -108,6 +108,8 @@ def post(
             request_hash=request_hash,
         )
     )
+    outbox.emit(program_id, outbox.E.EVENT_TYPE_BALANCE_CHANGED, entry)
+    return entry
 
 
 def balance_of(participant_id: str, asset_id: str) -> Balance:

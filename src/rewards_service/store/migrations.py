@@ -182,6 +182,16 @@ def _normalised_identifiers(db: peewee.Database) -> None:
             )
 
 
+def _event_feed(db: peewee.Database) -> None:
+    """The outbox, its per-program sequencer and named consumers; code pools get a
+    low-stock threshold."""
+    db.create_tables([models.Event, models.EventSequence, models.EventConsumer], safe=True)
+    if "low_stock_threshold" not in {c.name for c in db.get_columns("code_pool")}:
+        migrator = SchemaMigrator.from_database(db)
+        field = peewee.BigIntegerField(default=0)
+        apply_operations(migrator.add_column("code_pool", "low_stock_threshold", field))
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[peewee.Database], None]]] = [
     (1, "initial schema", _initial_schema),
     (2, "request hashes on creates; index codes by issuance", _request_hashes),
@@ -189,6 +199,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[peewee.Database], None]]] = [
     (4, "a secret to sign page tokens", _page_token_secret),
     (5, "ledger entries numbered per account in commit order", _ledger_sequences),
     (6, "participant identifiers normalised", _normalised_identifiers),
+    (7, "event feed: outbox, sequencer, consumers; code pool low-stock threshold", _event_feed),
 ]
 
 # Several servers may start at once against one PostgreSQL database.

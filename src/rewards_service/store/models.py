@@ -58,6 +58,8 @@ class CodePool(BaseModel):
     # Digest of the create request; a retry with the same request_id must match it.
     request_hash = peewee.CharField(max_length=64, default="")
     created_at = TimestampField(default=utcnow)
+    # A CODE_POOL_LOW event when available_count falls below it; 0: none.
+    low_stock_threshold = peewee.BigIntegerField(default=0)
 
     class Meta:
         indexes = ((("program", "request_id"), True),)
@@ -262,6 +264,40 @@ Issuance.add_index(_unique_request_id(Issuance))
 LedgerEntry.add_index(_unique_request_id(LedgerEntry))
 
 
+class Event(BaseModel):
+    """The outbox: one row per state change, written in the transaction that made it.
+    Positions are per program, assigned in commit order (store/outbox.py)."""
+
+    program = peewee.ForeignKeyField(Program, on_delete="CASCADE", index=False)
+    position = peewee.BigIntegerField()
+    type = peewee.IntegerField()
+    # The changed row's columns as stored (JSON), turned into its message when read.
+    payload = peewee.TextField()
+    created_at = TimestampField(default=utcnow)
+
+    class Meta:
+        primary_key = peewee.CompositeKey("program", "position")
+
+
+class EventSequence(BaseModel):
+    """A program's last event position: the sequencer row its writers take in turn."""
+
+    program = peewee.ForeignKeyField(Program, primary_key=True, on_delete="CASCADE")
+    last = peewee.BigIntegerField(default=0)
+
+
+class EventConsumer(BaseModel):
+    """A named consumer's acknowledged position; retention keeps every event after it."""
+
+    program = peewee.ForeignKeyField(Program, on_delete="CASCADE", index=False)
+    name = peewee.CharField(max_length=128)
+    position = peewee.BigIntegerField(default=0)
+    updated_at = TimestampField(default=utcnow)
+
+    class Meta:
+        primary_key = peewee.CompositeKey("program", "name")
+
+
 ALL_MODELS = [
     Program,
     ApiKey,
@@ -274,4 +310,7 @@ ALL_MODELS = [
     Issuance,
     LedgerEntry,
     ServerSecret,
+    Event,
+    EventSequence,
+    EventConsumer,
 ]

@@ -13,7 +13,7 @@ from rewards.v1 import common_pb2 as common
 from rewards_service.domain import rewards as rules
 from rewards_service.domain.errors import NotFound
 from rewards_service.domain.pagination import PageRequest, next_token
-from rewards_service.store import fast
+from rewards_service.store import fast, outbox
 from rewards_service.store.db import is_sqlite
 from rewards_service.store.fields import utcnow
 from rewards_service.store.models import Asset, Code, CodePool, Issuance, Participant, Reward
@@ -175,12 +175,17 @@ def save_reward(row: Reward) -> Reward:
 
 
 def set_reward_status(condition: peewee.Expression, status: int) -> int:
-    """A status change made by the service; like any change, it moves the etag."""
-    return (
+    """A status change made by the service; like any change, it moves the etag, and it is
+    an event of each reward it changes."""
+    changed = list(
         Reward.update(status=status, version=Reward.version + 1, updated_at=utcnow())
         .where(condition)
+        .returning(Reward)
         .execute()
     )
+    for row in changed:
+        outbox.emit(row.program_id, outbox.E.EVENT_TYPE_REWARD_STATUS_CHANGED, row)
+    return len(changed)
 
 
 def restock_pool_rewards(pool_id: str) -> int:

@@ -6,7 +6,10 @@ they count, in one read snapshot, by aggregate queries (no row is loaded one by 
   and no ledger entries without a balance;
 - no code issued twice (two issuances of one pool showing one code, or one issuance holding
   two codes); each pool's counters == its codes by status;
-- ACTIVE / OUT_OF_STOCK as the stock says (max_total reached, or the code pool empty).
+- ACTIVE / OUT_OF_STOCK as the stock says (max_total reached, or the code pool empty);
+- each issuance and ledger entry has its event, and each such event its row, from the
+  program's oldest kept event on (retention removes older events; rows written before the
+  event feed existed have none).
 """
 
 from collections.abc import Iterator
@@ -14,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import peewee
-from rewards.v1 import common_pb2
+from rewards.v1 import common_pb2, events_pb2
 
 from rewards_service.domain.rewards import stock_status
 from rewards_service.store.db import database, is_sqlite
@@ -66,6 +69,7 @@ def reconcile(program_id: str | None = None) -> Findings:
         _rewards(found, program_id)
         _balances(found, program_id)
         _codes(found, program_id)
+        _events(found, program_id)
     return found
 
 
@@ -212,3 +216,56 @@ def _codes(found: Findings, program_id: str | None) -> None:
                 f"but its codes say {want[0]}/{want[1]}/{want[2]}"
             )
     found.checked["code_pools"] = count
+
+
+E = events_pb2.EventType
+# Event types whose payload is the row of each table, by table.
+_EVENT_ROWS = (
+    ("issuance", "issued_at", (E.EVENT_TYPE_ISSUANCE_ISSUED, E.EVENT_TYPE_CUSTOM_GRANTED)),
+    ("ledger_entry", "created_at", (E.EVENT_TYPE_BALANCE_CHANGED,)),
+)
+# Rows named per kind of problem, at most.
+_SHOWN = 5
+
+
+def _events(found: Findings, program_id: str | None) -> None:
+    payload_id = (
+        "json_extract(\"payload\", '$.id')" if is_sqlite() else "(\"payload\"::json ->> 'id')"
+    )
+    mark = database.param
+    scope = f' AND "program_id" = {mark}' if program_id else ""
+    params = (program_id,) if program_id else ()
+    checked = 0
+    for table, stamp, types in _EVENT_ROWS:
+        kinds = ", ".join(str(t) for t in types)
+        # The ids its events carry, per program, and where each program's kept events start.
+        carried = (
+            f'SELECT "program_id", {payload_id} AS "id" FROM "event" '
+            f'WHERE "type" IN ({kinds}){scope}'
+        )
+        since = 'SELECT "program_id", MIN("created_at") AS "since" FROM "event" GROUP BY 1'
+        missing = database.execute_sql(
+            f'SELECT r."id" FROM "{table}" r JOIN ({since}) k ON k."program_id" = r."program_id" '
+            f'LEFT JOIN ({carried}) e ON e."id" = r."id" '
+            f'WHERE r."{stamp}" >= k."since" AND e."id" IS NULL'
+            + (f' AND r."program_id" = {mark}' if program_id else "")
+            + ' ORDER BY r."id"',
+            params * 2,
+        ).fetchall()
+        for (row_id,) in missing[:_SHOWN]:
+            found.problems.append(f"{table} {row_id} has no event")
+        if len(missing) > _SHOWN:
+            found.problems.append(f"{len(missing) - _SHOWN} more {table} rows have no event")
+        orphans = database.execute_sql(
+            f'SELECT e."id" FROM ({carried}) e LEFT JOIN "{table}" r ON r."id" = e."id" '
+            'WHERE r."id" IS NULL ORDER BY e."id"',
+            params,
+        ).fetchall()
+        for (row_id,) in orphans[:_SHOWN]:
+            found.problems.append(f"an event names {table} {row_id}, which does not exist")
+        if len(orphans) > _SHOWN:
+            found.problems.append(f"{len(orphans) - _SHOWN} more events name no {table} row")
+        checked += database.execute_sql(
+            f'SELECT COUNT(*) FROM "event" WHERE "type" IN ({kinds}){scope}', params
+        ).fetchone()[0]
+    found.checked["events"] = checked

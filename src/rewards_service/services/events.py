@@ -1,0 +1,117 @@
+"""Event feed use cases: a program's events in position order, named consumers, retention.
+
+Reads never pass a position that is not committed yet: they read the program's last
+committed position first, then the events up to it. Every event up to that position was
+committed before it (store/outbox.py), so the second read sees them all.
+"""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from rewards.v1 import events_pb2
+
+from rewards_service.domain.errors import FailedPrecondition, ResourceExhausted
+from rewards_service.domain.pagination import PageRequest, next_token
+from rewards_service.domain.validation import Violations, check_request_id
+from rewards_service.store import outbox
+from rewards_service.store.db import in_transaction
+from rewards_service.store.fields import utcnow
+
+StoredEvent = outbox.StoredEvent
+# A stream's bell, rung by this process's writer when the program commits events.
+waiter = outbox.waiter
+forget = outbox.forget
+
+KNOWN_TYPES = frozenset(events_pb2.EventType.values()) - {events_pb2.EVENT_TYPE_UNSPECIFIED}
+# Events deleted by one retention step at most: a step is one short write.
+RETENTION_BATCH = 1_000
+# Named consumers per program: each holds back retention, so there are few of them.
+MAX_CONSUMERS = 100
+
+
+@dataclass(frozen=True)
+class Page:
+    events: list[outbox.StoredEvent]
+    # Where the next read starts: past every event read, and past the positions skipped by
+    # the types filter up to the committed position the read saw.
+    position: int
+    # Whether events may remain before that committed position (the page was full).
+    full: bool
+
+
+def check_types(v: Violations, field: str, types) -> frozenset[int]:
+    for i, value in enumerate(types):
+        v.check(value in KNOWN_TYPES, f"{field}[{i}]", "is not an event type")
+    return frozenset(types)
+
+
+def check_consumer(v: Violations, field: str, name: str, *, required: bool) -> None:
+    check_request_id(v, field, name, required=required)
+
+
+def check_position(v: Violations, field: str, position: int) -> None:
+    v.check(position >= 0, field, "must not be negative")
+
+
+def read(program_id: str, after: int, types: frozenset[int], limit: int) -> Page:
+    committed = outbox.last_position(program_id)
+    found = outbox.read_events(program_id, after, committed, types, limit)
+    if len(found) == limit:
+        return Page(found, found[-1].position, True)
+    return Page(found, max(after, committed), False)
+
+
+def list_events(
+    program_id: str, after: int, types: frozenset[int], page: PageRequest
+) -> tuple[list[outbox.StoredEvent], str]:
+    start = max(after, int(page.after)) if page.after is not None else after
+    committed = outbox.last_position(program_id)
+    found = outbox.read_events(program_id, start, committed, types, page.size + 1)
+    has_more = len(found) > page.size
+    found = found[: page.size]
+    last = str(found[-1].position) if found else None
+    return found, next_token(page, last, has_more)
+
+
+def start_position(program_id: str, after: int, consumer: str) -> int:
+    """Where a watch starts: after `after`, else after the named consumer's position."""
+    if after or not consumer:
+        return after
+    return outbox.consumer_position(program_id, consumer) or 0
+
+
+def ack_events(program_id: str, consumer: str, position: int) -> int:
+    v = Violations()
+    check_consumer(v, "consumer", consumer, required=True)
+    check_position(v, "position", position)
+    v.raise_if_any()
+
+    def work() -> int:
+        last = outbox.last_position(program_id)
+        if position > last:
+            raise FailedPrecondition(
+                f"Position {position} is past the program's last event ({last}).",
+                reason="POSITION_NOT_REACHED",
+                metadata={"position": position, "last_position": last},
+            )
+        known = outbox.consumer_position(program_id, consumer) is not None
+        if not known and outbox.consumer_count(program_id) >= MAX_CONSUMERS:
+            raise ResourceExhausted(
+                f"This program has {MAX_CONSUMERS} named consumers; reuse one of them.",
+                reason="TOO_MANY_CONSUMERS",
+                metadata={"limit": MAX_CONSUMERS},
+            )
+        return outbox.ack(program_id, consumer, position)
+
+    return in_transaction(work)
+
+
+def record_events(enabled: bool) -> None:
+    """Off only to measure what the outbox costs (REWARDS_EVENTS=off)."""
+    outbox.ENABLED = enabled
+
+
+def delete_expired(retention: timedelta) -> int:
+    """One bounded retention step; how many events it deleted."""
+    cutoff = utcnow() - retention
+    return in_transaction(lambda: outbox.delete_expired(cutoff, RETENTION_BATCH))
