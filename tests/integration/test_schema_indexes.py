@@ -50,6 +50,11 @@ EXPECTED: dict[str, IndexSet] = {
         ),
         "issuance_reward_id_issued_at": (("reward_id", "issued_at"), False, None),
         "issuance_participant_id_id": (("participant_id", "id"), False, None),
+        "issuance_program_id_source_event_id_not_null": (
+            ("program_id", "source_event_id"),
+            False,
+            "source_event_id is not null",
+        ),
     },
     "ledger_entry": {
         "ledger_entry_program_id_request_id_not_null": (
