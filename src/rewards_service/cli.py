@@ -150,7 +150,8 @@ def _print_text(command: str, result: dict) -> None:
     if command == "list-keys":
         for key in result["keys"]:
             state = "revoked" if key["revoked"] else "active"
-            print(f"{key['key_id']}  {key['role']:<6}  {state}  {key['created_at']}")
+            line = f"{key['key_id']}  {key['role']:<6}  {state}  {key['created_at']}"
+            print(f"{line}  {key['name']}" if key["name"] else line)
         return
     if command == "list-programs":
         for program in result["programs"]:
