@@ -307,7 +307,7 @@ def test_migration_3_brings_an_old_database_to_the_new_index_set(new_url):
         # request_ids more than once, and a real one.
         with db.atomic():
             for name in EXPECTED["issuance"].keys() | EXPECTED["ledger_entry"].keys():
-                if name.endswith("_not_null"):
+                if name.endswith("_request_id_not_null"):
                     db.execute_sql(f'DROP INDEX "{name}"')
             for table, name, columns, unique in OLD_INDEXES:
                 listed = ", ".join(f'"{c}"' for c in columns)
