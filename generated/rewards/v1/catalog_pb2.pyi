@@ -129,7 +129,9 @@ class Reward(_message.Message):
     payment_options prices the reward.
     """
     max_total: _builtins.int
-    """Most units that may ever be issued. Unset means unlimited."""
+    """Most units that may ever be issued. Unset means unlimited. UNIT_BASED only: AMOUNT_BASED
+    rewards take no inventory limits (INVALID_ARGUMENT naming the field).
+    """
     max_per_participant: _builtins.int
     """Most units one participant may ever receive (UNIT_BASED only). Unset means unlimited."""
     redeemed_count: _builtins.int
@@ -178,7 +180,7 @@ class Reward(_message.Message):
 
     @_builtins.property
     def limits(self) -> _containers.RepeatedCompositeFieldContainer[Global___RewardLimit]:
-        """Rolling-window caps, e.g. at most 15 per participant per day."""
+        """Rolling-window caps, e.g. at most 15 per participant per day (UNIT_BASED only)."""
 
     @_builtins.property
     def available_from(self) -> _timestamp_pb2.Timestamp:

@@ -40,13 +40,17 @@ def round_at_scale(value: Decimal | Fraction, scale: int, rounding: int) -> int:
     if isinstance(value, Decimal):
         step = Decimal(1).scaleb(-scale)
         return to_minor(value.quantize(step, _DECIMAL_ROUNDING[rounding], context=EXACT), scale)
-    scaled = value * 10**scale
-    whole, rest = divmod(scaled.numerator, scaled.denominator)
+    return _round_quotient(value.numerator * 10**scale, value.denominator, rounding)
+
+
+def _round_quotient(numerator: int, denominator: int, rounding: int) -> int:
+    """numerator / denominator (both > 0) rounded to an integer, in integers alone."""
+    whole, rest = divmod(numerator, denominator)
     if rest == 0 or rounding == CR.COST_ROUNDING_FLOOR:
         return whole
     if rounding == CR.COST_ROUNDING_CEILING:
         return whole + 1
-    return whole + 1 if 2 * rest >= scaled.denominator else whole  # HALF_UP
+    return whole + 1 if 2 * rest >= denominator else whole  # HALF_UP
 
 
 def unit_based_cost(
@@ -77,8 +81,11 @@ def ratio_cost(
 ) -> int:
     """amount / conversion_ratio x quantity, exact (no inverse, no truncated quotient), then
     rounded once: 1000 / 0.44 -> 2273 and 1 / 0.44 -> 2 at scale 0, HALF_UP."""
-    exact = Fraction(amount) * quantity / Fraction(conversion_ratio)
-    return round_at_scale(exact, scale, rounding)
+    # amount = a / b and ratio = c / d, so the cost in minor units is a*d*quantity*10^scale
+    # over b*c: integers (no Fraction normalising, no truncated Decimal quotient).
+    a, b = amount.as_integer_ratio()
+    c, d = conversion_ratio.as_integer_ratio()
+    return _round_quotient(a * d * quantity * 10**scale, b * c, rounding)
 
 
 def points_credit(amount_per_unit: Decimal, quantity: int, scale: int) -> int:

@@ -135,7 +135,8 @@ export type Reward = Message<"rewards.v1.Reward"> & {
   unitCost: string;
 
   /**
-   * Most units that may ever be issued. Unset means unlimited.
+   * Most units that may ever be issued. Unset means unlimited. UNIT_BASED only: AMOUNT_BASED
+   * rewards take no inventory limits (INVALID_ARGUMENT naming the field).
    *
    * @generated from field: optional int64 max_total = 15;
    */
@@ -149,7 +150,7 @@ export type Reward = Message<"rewards.v1.Reward"> & {
   maxPerParticipant?: bigint | undefined;
 
   /**
-   * Rolling-window caps, e.g. at most 15 per participant per day.
+   * Rolling-window caps, e.g. at most 15 per participant per day (UNIT_BASED only).
    *
    * @generated from field: repeated rewards.v1.RewardLimit limits = 17;
    */
