@@ -103,8 +103,10 @@ OPTIONS = [
 
 
 def test_one_option_needs_no_id_and_several_need_one():
-    assert pricing.choose_price(OPTIONS[:1], "", "", "").option_id == "by-ratio"
-    assert pricing.choose_price(OPTIONS, "", "", "mixed").cash_amount == "10.00"
+    only = pricing.choose_price(OPTIONS[:1], "", "", "")
+    assert only is not None and only.option_id == "by-ratio"
+    mixed = pricing.choose_price(OPTIONS, "", "", "mixed")
+    assert mixed is not None and mixed.cash_amount == "10.00"
     with pytest.raises(InvalidArgument) as required:
         pricing.choose_price(OPTIONS, "", "", "")
     assert required.value.reason == "PAYMENT_OPTION_REQUIRED"
@@ -116,9 +118,21 @@ def test_one_option_needs_no_id_and_several_need_one():
 
 def test_a_reward_without_options_is_priced_by_its_own_fields():
     price = pricing.choose_price([], "5", "", "")
-    assert (price.option_id, price.unit_cost) == ("", "5")
+    assert price is not None and (price.option_id, price.unit_cost) == ("", "5")
     with pytest.raises(NotFound):
         pricing.choose_price([], "5", "", "by-ratio")
+    # A free reward has no price, and no option to name.
+    assert pricing.choose_price([], "", "", "") is None
+    with pytest.raises(NotFound):
+        pricing.choose_price([], "", "", "by-ratio")
+
+
+def test_a_payment_method_needs_a_cash_part():
+    assert pricing.choose_price(OPTIONS, "", "", "mixed", "CARD") is not None
+    for options, wanted in ((OPTIONS, "by-ratio"), ([], "")):
+        with pytest.raises(InvalidArgument) as refused:
+            pricing.choose_price(options, "", "", wanted, "CARD")
+        assert [v.field for v in refused.value.violations] == ["payment_method"]
 
 
 # Catalog rules

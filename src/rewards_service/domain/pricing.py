@@ -134,13 +134,34 @@ class Price:
 
 
 def choose_price(
-    options: list[dict[str, str]], unit_cost: str, conversion_ratio: str, wanted: str
-) -> Price:
+    options: list[dict[str, str]],
+    unit_cost: str,
+    conversion_ratio: str,
+    wanted: str,
+    payment_method: str = "",
+) -> Price | None:
     """The price an issue pays by: the option named `wanted`, the only option, or the reward's
-    own unit_cost / conversion_ratio (which has no id)."""
+    own unit_cost / conversion_ratio (which has no id); None for a free reward. A
+    payment_method is for the cash part of an option that has one."""
+    price = _chosen(options, unit_cost, conversion_ratio, wanted)
+    if payment_method and (price is None or not price.cash_amount):
+        raise InvalidArgument(
+            "payment_method applies to payment options with a cash part only.",
+            violations=(
+                FieldViolation("payment_method", "applies to payment options with a cash part"),
+            ),
+        )
+    return price
+
+
+def _chosen(
+    options: list[dict[str, str]], unit_cost: str, conversion_ratio: str, wanted: str
+) -> Price | None:
     if not options:
         if wanted:
             raise _unknown_option(wanted)
+        if not unit_cost and not conversion_ratio:
+            return None
         return Price("", unit_cost=unit_cost, conversion_ratio=conversion_ratio)
     if not wanted:
         if len(options) > 1:

@@ -212,22 +212,13 @@ def _units(reward: Reward, request: IssueRequest) -> tuple[int, Decimal | None]:
 def _price(reward: Reward, request: IssueRequest) -> pricing.Price | None:
     """The payment option the issue pays by; None for a free reward. From the reward's row:
     no query."""
-    if not reward.cost_asset_id:
-        if request.payment_option_id:
-            pricing.choose_price([], "", "", request.payment_option_id)  # NOT_FOUND
-        price = None
-    else:
-        price = pricing.choose_price(
-            reward.payment_options,
-            reward.unit_cost or "",
-            reward.conversion_ratio or "",
-            request.payment_option_id,
-        )
-    if request.payment_method and (price is None or not price.cash_amount):
-        v = Violations()
-        v.add("payment_method", "applies to payment options with a cash part only")
-        v.raise_if_any()
-    return price
+    return pricing.choose_price(
+        reward.payment_options,
+        reward.unit_cost or "",
+        reward.conversion_ratio or "",
+        request.payment_option_id,
+        request.payment_method,
+    )
 
 
 def _redemption(
