@@ -1,10 +1,9 @@
-"""Cost and credit arithmetic, exact in Decimal (or Fraction for a division), rounded once at
+"""Cost and credit arithmetic, exact (Decimal products, integer quotients), rounded once at
 the asset's scale: costs by the reward's cost_rounding, credits up (ceil)."""
 
 import re
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
-from fractions import Fraction
 
 from rewards.v1 import catalog_pb2
 
@@ -35,12 +34,10 @@ def effective_rounding(rounding: int, *, by_ratio: bool) -> int:
     return CR.COST_ROUNDING_HALF_UP if by_ratio else CR.COST_ROUNDING_CEILING
 
 
-def round_at_scale(value: Decimal | Fraction, scale: int, rounding: int) -> int:
+def round_at_scale(value: Decimal, scale: int, rounding: int) -> int:
     """A positive exact value in minor units of an asset of `scale` places."""
-    if isinstance(value, Decimal):
-        step = Decimal(1).scaleb(-scale)
-        return to_minor(value.quantize(step, _DECIMAL_ROUNDING[rounding], context=EXACT), scale)
-    return _round_quotient(value.numerator * 10**scale, value.denominator, rounding)
+    step = Decimal(1).scaleb(-scale)
+    return to_minor(value.quantize(step, _DECIMAL_ROUNDING[rounding], context=EXACT), scale)
 
 
 def _round_quotient(numerator: int, denominator: int, rounding: int) -> int:
