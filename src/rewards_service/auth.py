@@ -30,6 +30,7 @@ class Caller:
     program_id: str
     role: str
     key_id: str
+    key_name: str = ""
 
 
 # Set by the RPC wrapper on the worker thread for the duration of one call.
@@ -61,6 +62,16 @@ def check_role(role: str, method: str) -> None:
             f"it needs {needed}.",
             reason="INSUFFICIENT_SCOPE",
             metadata={"role": role, "required_role": needed},
+        )
+
+
+def check_admin_flag(role: str, field: str) -> None:
+    """A request field only an admin may set (e.g. IssueReward's manual)."""
+    if role != "admin":
+        raise PermissionDenied(
+            f"Only an admin key may set {field}; this key's role is {role}.",
+            reason="INSUFFICIENT_SCOPE",
+            metadata={"role": role, "required_role": "admin", "field": field},
         )
 
 

@@ -77,6 +77,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     c.add_argument("--program", required=True, help="program id (prg_...)")
     c.add_argument("--role", required=True, choices=ROLES, help="what the key may do")
+    c.add_argument(
+        "--name",
+        default="",
+        help="who uses the key, e.g. a till or a service, up to 255 characters; shown on the "
+        "issuances it makes",
+    )
 
     c = sub.add_parser(
         "revoke-key", parents=[common], help="revoke an API key; it stops working at once"
@@ -104,6 +110,7 @@ def _keys(program_id: str) -> dict:
             {
                 "key_id": k.id,
                 "role": k.role,
+                "name": k.name,
                 "revoked": k.revoked_at is not None,
                 "created_at": k.created_at.isoformat(),
             }
@@ -123,7 +130,7 @@ def _run(args: argparse.Namespace) -> dict:
     if args.command == "create-program":
         return dataclasses.asdict(programs.create_program(args.name))
     if args.command == "create-key":
-        return dataclasses.asdict(programs.create_key(args.program, args.role))
+        return dataclasses.asdict(programs.create_key(args.program, args.role, name=args.name))
     if args.command == "revoke-key":
         key = programs.revoke_key(args.key_id)
         return {"program_id": key.program_id, "key_id": key.id, "role": key.role, "revoked": True}
@@ -143,7 +150,8 @@ def _print_text(command: str, result: dict) -> None:
     if command == "list-keys":
         for key in result["keys"]:
             state = "revoked" if key["revoked"] else "active"
-            print(f"{key['key_id']}  {key['role']:<6}  {state}  {key['created_at']}")
+            line = f"{key['key_id']}  {key['role']:<6}  {state}  {key['created_at']}"
+            print(f"{line}  {key['name']}" if key["name"] else line)
         return
     if command == "list-programs":
         for program in result["programs"]:

@@ -372,3 +372,20 @@ def test_a_missing_database_file_is_refused_unless_create(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "rewards.db").exists()
+
+
+def test_a_key_may_be_named_for_the_issuances_it_makes(db_url):
+    program = as_json(db_url, "create-program", "Acme")
+    pid = program["program_id"]
+    till = as_json(db_url, "create-key", "--program", pid, "--role", "issuer", "--name", "till 7")
+    listed = {
+        k["key_id"]: k["name"] for k in as_json(db_url, "list-keys", "--program", pid)["keys"]
+    }
+    assert listed == {program["key_id"]: "", till["key_id"]: "till 7"}
+    text = admin_cli(db_url, "list-keys", "--program", pid).stdout
+    assert next(line for line in text.splitlines() if till["key_id"] in line).endswith("till 7")
+    bad = admin_cli(
+        db_url, "create-key", "--program", pid, "--role", "reader", "--name", "a\nb", check=False
+    )
+    assert bad.returncode == 2 and "key name" in bad.stderr  # a usage error
+    assert len(as_json(db_url, "list-keys", "--program", pid)["keys"]) == 2

@@ -275,3 +275,28 @@ def test_a_weak_bootstrap_key_is_refused_at_start_and_not_echoed(tmp_path, weak)
     if len(weak) > 1:  # "a" is in any text
         assert weak not in done.stdout + done.stderr
     assert not (tmp_path / "weak.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("symbol", "shown"),
+    [
+        (
+            "rewards.v1.Reward",
+            ["string conversion_ratio = 26;", "repeated .rewards.v1.PaymentOption"],
+        ),
+        ("rewards.v1.Reward", ["Unset: HALF_UP for conversion_ratio"]),
+        ("rewards.v1.IssueRewardRequest", ["string payment_option_id = 13;", "bool manual = 15;"]),
+        ("rewards.v1.IssueRewardRequest", ["Capillary's eventLogId"]),
+        ("rewards.v1.Issuance", ["redemption_details = 26;", "string issuer_key_name = 29;"]),
+        ("rewards.v1.RedemptionDetails", ["The cash part, recorded only"]),
+        ("rewards.v1.ListIssuancesRequest", ["string source_event_id = 10;"]),
+        ("rewards.v1.ListRewardsResponse", ["int32 total_size = 3;"]),
+        ("rewards.v1.CostRounding", ["COST_ROUNDING_HALF_UP = 1;"]),
+    ],
+)
+def test_describe_shows_the_pricing_and_issuer_fields(served, symbol, shown):
+    server, _ = served
+    done = grpcurl(server.address, "describe", symbol)
+    assert done.returncode == 0, done.stderr
+    for text in shown:
+        assert text in done.stdout, (text, done.stdout)

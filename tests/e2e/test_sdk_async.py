@@ -320,3 +320,32 @@ async def test_no_retry_storm_when_the_server_is_down(program):
         # was tried once: 33 attempts for 30 calls instead of 120.
         assert len(events) == 3
         assert down.retry_budget.tokens == 0
+
+
+@pytest.mark.asyncio
+async def test_payment_options_and_the_issuer_filters(client):
+    points = await client.create_asset(code="POINTS", name="Points", scale=0)
+    reward = await client.create_reward(
+        name="Lounge",
+        type=S.REWARD_TYPE_PRODUCT,
+        product=catalog_pb2.ProductConfig(product_id="lounge"),
+        cost_asset_id=points.id,
+        payment_options=[
+            catalog_pb2.PaymentOption(id="points", unit_cost="20"),
+            catalog_pb2.PaymentOption(
+                id="mixed", unit_cost="5", cash_amount="2.50", cash_currency="EUR"
+            ),
+        ],
+    )
+    user = await client.upsert_participant(external_id="u1")
+    await client.adjust_balance(user, asset_id=points.id, delta="100")
+    with pytest.raises(rc.PaymentOptionRequired):
+        await client.issue_reward(reward.id, user)
+    out = await client.issue_reward(
+        reward.id, user, quantity=2, payment_option_id="mixed", source_event_id="evt-9"
+    )
+    assert out.issuance.cost.amount == "10"
+    assert out.issuance.redemption_details.tender.amount == "5.00"
+    found = [i.id async for i in client.iter_issuances(source_event_id="evt-9")]
+    assert found == [out.issuance.id]
+    assert (await client.list_rewards(include_total_size=True)).total_size == 1

@@ -449,3 +449,43 @@ def test_issuer_and_reader_scopes(client, program, target, points):
         assert reader.get_balance(user, points.id).available == "0.00"
         raised(rc.InsufficientScope, reader.issue_reward, reward.id, user)
         raised(rc.InsufficientScope, reader.upsert_participant, external_id="u3")
+
+
+def test_payment_options_manual_grants_and_issuer_filters(client, points):
+    lounge = client.create_reward(
+        name="Lounge pass",
+        type=S.REWARD_TYPE_PRODUCT,
+        product=catalog_pb2.ProductConfig(product_id="lounge"),
+        redemption_type=S.REDEMPTION_TYPE_AMOUNT_BASED,
+        cost_asset_id=points.id,
+        redemption_unit="MILES",
+        payment_options=[
+            catalog_pb2.PaymentOption(id="ratio", conversion_ratio="0.44"),
+            catalog_pb2.PaymentOption(
+                id="mixed", unit_cost="1", cash_amount="10.00", cash_currency="USD"
+            ),
+        ],
+    )
+    user = client.upsert_participant(external_id="u1")
+    client.adjust_balance(user, asset_id=points.id, delta="5000")
+    raised(rc.PaymentOptionRequired, client.issue_reward, lounge.id, user, amount="1000")
+    raised(
+        rc.PaymentOptionNotFound,
+        client.issue_reward,
+        lounge.id,
+        user,
+        amount="1000",
+        payment_option_id="nope",
+    )
+    out = client.issue_reward(
+        lounge.id, user, amount="1000", payment_option_id="ratio", source_event_id="evt-1"
+    ).issuance
+    assert (out.cost.amount, out.redemption_details.redemption_unit) == ("2272.73", "MILES")
+    mixed = client.issue_reward(
+        lounge.id, user, amount="5", payment_option_id="mixed", payment_method="CARD", manual=True
+    ).issuance
+    assert mixed.manual and mixed.redemption_details.tender.amount == "10.00"
+    assert [i.id for i in client.iter_issuances(source_event_id="evt-1")] == [out.id]
+    by_key = client.list_issuances(issuer_key_id=out.issuer_key_id).issuances
+    assert [i.id for i in by_key] == [mixed.id, out.id]
+    assert client.list_rewards(include_total_size=True).total_size == 1

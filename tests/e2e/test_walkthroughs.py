@@ -61,6 +61,10 @@ def test_the_grpcurl_walkthrough(env):
         assert re.search(r'"coupon_code": "SPRING-00\d"', out)  # a code was drawn from the pool
         assert '"status": "ISSUANCE_STATUS_CLAIMED"' in out
         assert '"available": "10"' in out  # 50 miles earned, 40 spent on the coupon
+        # The voucher: 4 USD at 0.44 USD a mile is 9.09, rounded half up to 9 miles.
+        assert '"conversion_ratio": "0.44"' in out and '"redemption_unit": "USD"' in out
+        assert '"payment_mode": "PAYMENT_MODE_POINTS"' in out
+        assert re.search(r'"points": \{\s*"asset_id": "ast_\w+",\s*"amount": "9"', out)
 
 
 def test_the_sdk_walkthrough(env):

@@ -114,3 +114,40 @@ def test_balance_never_goes_negative(program):
     assert len(failed) == 20
     assert f.balance(setup, user.id, points.id).available == "0.00"
     f.assert_ledger_consistent(setup, user.id, points.id)
+
+
+def test_payment_options_debit_only_their_points_and_never_overdraw(program):
+    setup, workers = program
+    points = f.asset(setup, scale=0)
+    reward = f.reward(
+        setup,
+        redemption_type=common_pb2.REDEMPTION_TYPE_AMOUNT_BASED,
+        cost_asset_id=points.id,
+        payment_options=[
+            catalog_pb2.PaymentOption(id="ratio", conversion_ratio="0.44"),
+            catalog_pb2.PaymentOption(
+                id="mixed", unit_cost="1", cash_amount="10.00", cash_currency="USD"
+            ),
+        ],
+    )
+    user = f.participant(setup)
+    f.fund(setup, user.id, points.id, "10000")
+    calls = [
+        (lambda api, o=option: f.issue(api, reward.id, user.id, amount="1000", payment_option_id=o))
+        for option in ("ratio", "mixed") * 15
+    ]
+    ok, failed = hammer(workers, calls)
+    assert {e.reason for e in failed} <= {"INSUFFICIENT_BALANCE"}
+    assert len(ok) + len(failed) == 30 and ok and failed
+    spent = 0
+    for out in ok:
+        issued = out.issuance
+        mixed = issued.redemption_details.payment_option_id == "mixed"
+        assert issued.cost.amount == ("1000" if mixed else "2273")
+        assert issued.redemption_details.HasField("tender") == mixed
+        spent += int(issued.cost.amount)
+    left = int(f.balance(setup, user.id, points.id).available)
+    assert left == 10000 - spent >= 0
+    # Balances only fall, so each refusal needed more than is left now.
+    assert all(left < int(e.metadata["required"]) for e in failed)
+    f.assert_ledger_consistent(setup, user.id, points.id)

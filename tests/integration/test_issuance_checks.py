@@ -381,12 +381,6 @@ def test_amount_is_required_for_amount_based_and_refused_for_unit_based(s):
     assert failure.reason == "VALIDATION_FAILED"
     assert set(failure.violations) == {"amount"}
     failure = f.refused(
-        s.api,
-        lambda: f.issue(s.api, by_amount.id, s.user.id, amount="5", quantity=2),
-        **s.watched(by_amount.id),
-    )
-    assert set(failure.violations) == {"quantity"}
-    failure = f.refused(
         s.api, lambda: f.issue(s.api, by_unit.id, s.user.id, amount="5"), **s.watched(by_unit.id)
     )
     assert set(failure.violations) == {"amount"}

@@ -50,6 +50,11 @@ EXPECTED: dict[str, IndexSet] = {
         ),
         "issuance_reward_id_issued_at": (("reward_id", "issued_at"), False, None),
         "issuance_participant_id_id": (("participant_id", "id"), False, None),
+        "issuance_program_id_source_event_id_not_null": (
+            ("program_id", "source_event_id"),
+            False,
+            "source_event_id is not null",
+        ),
     },
     "ledger_entry": {
         "ledger_entry_program_id_request_id_not_null": (
@@ -302,7 +307,7 @@ def test_migration_3_brings_an_old_database_to_the_new_index_set(new_url):
         # request_ids more than once, and a real one.
         with db.atomic():
             for name in EXPECTED["issuance"].keys() | EXPECTED["ledger_entry"].keys():
-                if name.endswith("_not_null"):
+                if name.endswith("_request_id_not_null"):
                     db.execute_sql(f'DROP INDEX "{name}"')
             for table, name, columns, unique in OLD_INDEXES:
                 listed = ", ".join(f'"{c}"' for c in columns)

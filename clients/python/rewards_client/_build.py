@@ -72,6 +72,7 @@ def list_rewards(
     type: common_pb2.RewardType.ValueType,
     category: str,
     show_archived: bool,
+    include_total_size: bool = False,
 ) -> catalog_pb2.ListRewardsRequest:
     return catalog_pb2.ListRewardsRequest(
         page_size=page_size,
@@ -80,6 +81,7 @@ def list_rewards(
         type=type,
         category=category,
         show_archived=show_archived,
+        include_total_size=include_total_size,
     )
 
 
@@ -172,6 +174,9 @@ def list_issuances(
     type: common_pb2.RewardType.ValueType,
     created_after: TimeLike | None,
     created_before: TimeLike | None,
+    issuer_key_id: str = "",
+    source_event_id: str = "",
+    action_code: str = "",
 ) -> issuance_pb2.ListIssuancesRequest:
     return issuance_pb2.ListIssuancesRequest(
         page_size=page_size,
@@ -182,6 +187,9 @@ def list_issuances(
         type=type,
         created_after=timestamp(created_after),
         created_before=timestamp(created_before),
+        issuer_key_id=issuer_key_id,
+        source_event_id=source_event_id,
+        action_code=action_code,
     )
 
 

@@ -47,10 +47,12 @@ class CatalogMethods(Transport):
         type: common_pb2.RewardType.ValueType = UNSET_TYPE,
         category: str = "",
         show_archived: bool = False,
+        include_total_size: bool = False,
         timeout: float | None = None,
     ) -> catalog_pb2.ListRewardsResponse:
         """One page of rewards, oldest first, filtered by status, type and category; archived
-        ones only with show_archived. Pass the response's next_page_token for the next."""
+        ones only with show_archived. Pass the response's next_page_token for the next.
+        include_total_size also counts every match (total_size), at the cost of a query."""
         request = _build.list_rewards(
             page_size=page_size,
             page_token=page_token,
@@ -58,6 +60,7 @@ class CatalogMethods(Transport):
             type=type,
             category=category,
             show_archived=show_archived,
+            include_total_size=include_total_size,
         )
         return self._invoke(self._catalog.ListRewards, request, timeout=timeout)
 

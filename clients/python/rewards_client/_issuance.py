@@ -34,6 +34,10 @@ class IssuanceMethods(Transport):
         fulfillment_status: str = "",
         event_time: TimeLike | None = None,
         owner: common_pb2.Owner | None = None,
+        payment_option_id: str = "",
+        payment_method: str = "",
+        manual: bool = False,
+        source_event_id: str = "",
         timeout: float | None = None,
     ) -> issuance_pb2.IssueRewardResponse:
         """Issue a reward to a participant: every check, the cost, the credit and the code in
@@ -42,8 +46,11 @@ class IssuanceMethods(Transport):
         Give the request_id of your business event (an order number) so that sending it again,
         from any process, returns the original issuance with idempotent_replay=True; the same
         request_id with other attributes raises IdempotencyKeyReused. quantity defaults to 1;
-        AMOUNT_BASED rewards take `amount` instead. Refusals are FailedPrecondition subclasses
-        (OutOfStock, InsufficientBalance, ...) and change nothing."""
+        AMOUNT_BASED rewards take `amount` (and quantity multiplies its cost). A reward with
+        several payment options needs payment_option_id (PaymentOptionRequired); manual=True
+        (admin keys only) skips the window, segments and rolling limits. Refusals are
+        FailedPrecondition subclasses (OutOfStock, InsufficientBalance, ...) and change
+        nothing."""
         request = _build.issue_reward(
             reward_id,
             participant,
@@ -57,6 +64,10 @@ class IssuanceMethods(Transport):
             fulfillment_status=fulfillment_status,
             event_time=event_time,
             owner=owner,
+            payment_option_id=payment_option_id,
+            payment_method=payment_method,
+            manual=manual,
+            source_event_id=source_event_id,
         )
         return self._invoke(self._issuance.IssueReward, request, timeout=timeout)
 
@@ -114,10 +125,13 @@ class IssuanceMethods(Transport):
         type: common_pb2.RewardType.ValueType = UNSET_TYPE,
         created_after: TimeLike | None = None,
         created_before: TimeLike | None = None,
+        issuer_key_id: str = "",
+        source_event_id: str = "",
+        action_code: str = "",
         timeout: float | None = None,
     ) -> issuance_pb2.ListIssuancesResponse:
-        """One page of issuances, newest first, filtered by participant, reward, status, type
-        and creation time."""
+        """One page of issuances, newest first, filtered by participant, reward, status, type,
+        creation time, issuing key, source_event_id and action_code."""
         request = _build.list_issuances(
             page_size=page_size,
             page_token=page_token,
@@ -127,6 +141,9 @@ class IssuanceMethods(Transport):
             type=type,
             created_after=created_after,
             created_before=created_before,
+            issuer_key_id=issuer_key_id,
+            source_event_id=source_event_id,
+            action_code=action_code,
         )
         return self._invoke(self._issuance.ListIssuances, request, timeout=timeout)
 
@@ -140,6 +157,9 @@ class IssuanceMethods(Transport):
         type: common_pb2.RewardType.ValueType = UNSET_TYPE,
         created_after: TimeLike | None = None,
         created_before: TimeLike | None = None,
+        issuer_key_id: str = "",
+        source_event_id: str = "",
+        action_code: str = "",
         timeout: float | None = None,
     ) -> Iterator[issuance_pb2.Issuance]:
         """Every issuance matching the filters, newest first, page by page."""
@@ -153,6 +173,9 @@ class IssuanceMethods(Transport):
                 type=type,
                 created_after=created_after,
                 created_before=created_before,
+                issuer_key_id=issuer_key_id,
+                source_event_id=source_event_id,
+                action_code=action_code,
                 timeout=timeout,
             ),
             lambda page: page.issuances,

@@ -146,6 +146,7 @@ class AsyncRewardsClient(AsyncEventsMethods, AsyncTransport):
         type: common_pb2.RewardType.ValueType = UNSET_TYPE,
         category: str = "",
         show_archived: bool = False,
+        include_total_size: bool = False,
         timeout: float | None = None,
     ) -> catalog_pb2.ListRewardsResponse:
         request = _build.list_rewards(
@@ -155,6 +156,7 @@ class AsyncRewardsClient(AsyncEventsMethods, AsyncTransport):
             type=type,
             category=category,
             show_archived=show_archived,
+            include_total_size=include_total_size,
         )
         return await self._invoke(self._catalog.ListRewards, request, timeout=timeout)
 
@@ -281,6 +283,10 @@ class AsyncRewardsClient(AsyncEventsMethods, AsyncTransport):
         fulfillment_status: str = "",
         event_time: TimeLike | None = None,
         owner: common_pb2.Owner | None = None,
+        payment_option_id: str = "",
+        payment_method: str = "",
+        manual: bool = False,
+        source_event_id: str = "",
         timeout: float | None = None,
     ) -> issuance_pb2.IssueRewardResponse:
         request = _build.issue_reward(
@@ -296,6 +302,10 @@ class AsyncRewardsClient(AsyncEventsMethods, AsyncTransport):
             fulfillment_status=fulfillment_status,
             event_time=event_time,
             owner=owner,
+            payment_option_id=payment_option_id,
+            payment_method=payment_method,
+            manual=manual,
+            source_event_id=source_event_id,
         )
         return await self._invoke(self._issuance.IssueReward, request, timeout=timeout)
 
@@ -344,6 +354,9 @@ class AsyncRewardsClient(AsyncEventsMethods, AsyncTransport):
         type: common_pb2.RewardType.ValueType = UNSET_TYPE,
         created_after: TimeLike | None = None,
         created_before: TimeLike | None = None,
+        issuer_key_id: str = "",
+        source_event_id: str = "",
+        action_code: str = "",
         timeout: float | None = None,
     ) -> issuance_pb2.ListIssuancesResponse:
         request = _build.list_issuances(
@@ -355,6 +368,9 @@ class AsyncRewardsClient(AsyncEventsMethods, AsyncTransport):
             type=type,
             created_after=created_after,
             created_before=created_before,
+            issuer_key_id=issuer_key_id,
+            source_event_id=source_event_id,
+            action_code=action_code,
         )
         return await self._invoke(self._issuance.ListIssuances, request, timeout=timeout)
 
@@ -368,6 +384,9 @@ class AsyncRewardsClient(AsyncEventsMethods, AsyncTransport):
         type: common_pb2.RewardType.ValueType = UNSET_TYPE,
         created_after: TimeLike | None = None,
         created_before: TimeLike | None = None,
+        issuer_key_id: str = "",
+        source_event_id: str = "",
+        action_code: str = "",
         timeout: float | None = None,
     ) -> AsyncIterator[issuance_pb2.Issuance]:
         return awalk(
@@ -380,6 +399,9 @@ class AsyncRewardsClient(AsyncEventsMethods, AsyncTransport):
                 type=type,
                 created_after=created_after,
                 created_before=created_before,
+                issuer_key_id=issuer_key_id,
+                source_event_id=source_event_id,
+                action_code=action_code,
                 timeout=timeout,
             ),
             lambda page: page.issuances,

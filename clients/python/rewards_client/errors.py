@@ -190,6 +190,14 @@ class EtagMismatch(Aborted, reason="ETAG_MISMATCH"):
     """The resource changed since it was read: read it again and reapply the change."""
 
 
+class PaymentOptionRequired(InvalidArgument, reason="PAYMENT_OPTION_REQUIRED"):
+    """The reward has several payment options: name one in payment_option_id."""
+
+
+class PaymentOptionNotFound(NotFound, reason="PAYMENT_OPTION_NOT_FOUND"):
+    """The reward has no payment option with that id."""
+
+
 class RewardNotActive(FailedPrecondition, reason="REWARD_NOT_ACTIVE"):
     """The reward is DRAFT, INACTIVE or ARCHIVED."""
 

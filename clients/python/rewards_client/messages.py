@@ -115,6 +115,10 @@ def issue_request(
     fulfillment_status: str = "",
     event_time: TimeLike | None = None,
     owner: common_pb2.Owner | None = None,
+    payment_option_id: str = "",
+    payment_method: str = "",
+    manual: bool = False,
+    source_event_id: str = "",
 ) -> issuance_pb2.IssueRewardRequest:
     """One IssueRewardRequest, e.g. an item of batch_issue_rewards."""
     return issuance_pb2.IssueRewardRequest(
@@ -130,4 +134,8 @@ def issue_request(
         fulfillment_status=fulfillment_status,
         event_time=timestamp(event_time),
         owner=owner,
+        payment_option_id=payment_option_id,
+        payment_method=payment_method,
+        manual=manual,
+        source_event_id=source_event_id,
     )

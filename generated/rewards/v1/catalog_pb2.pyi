@@ -10,6 +10,7 @@ from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from rewards.v1 import common_pb2 as _common_pb2
 import builtins as _builtins
 import sys
@@ -21,6 +22,34 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _CostRounding:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CostRoundingEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CostRounding.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    COST_ROUNDING_UNSPECIFIED: _CostRounding.ValueType  # 0
+    """Not set: HALF_UP for conversion_ratio pricing, CEILING for unit_cost pricing."""
+    COST_ROUNDING_HALF_UP: _CostRounding.ValueType  # 1
+    """To the nearest; halves away from zero (1 / 0.44 = 2.27 -> 2; 2.5 -> 3)."""
+    COST_ROUNDING_CEILING: _CostRounding.ValueType  # 2
+    """Up (1 / 0.44 -> 3)."""
+    COST_ROUNDING_FLOOR: _CostRounding.ValueType  # 3
+    """Down (1 / 0.44 -> 2)."""
+
+class CostRounding(_CostRounding, metaclass=_CostRoundingEnumTypeWrapper):
+    """Rounding of a computed cost at the cost asset's scale."""
+
+COST_ROUNDING_UNSPECIFIED: CostRounding.ValueType  # 0
+"""Not set: HALF_UP for conversion_ratio pricing, CEILING for unit_cost pricing."""
+COST_ROUNDING_HALF_UP: CostRounding.ValueType  # 1
+"""To the nearest; halves away from zero (1 / 0.44 = 2.27 -> 2; 2.5 -> 3)."""
+COST_ROUNDING_CEILING: CostRounding.ValueType  # 2
+"""Up (1 / 0.44 -> 3)."""
+COST_ROUNDING_FLOOR: CostRounding.ValueType  # 3
+"""Down (1 / 0.44 -> 2)."""
+Global___CostRounding: _TypeAlias = CostRounding  # noqa: Y015
 
 @_typing.final
 class Reward(_message.Message):
@@ -73,6 +102,11 @@ class Reward(_message.Message):
     CREATED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     ETAG_FIELD_NUMBER: _builtins.int
+    CONVERSION_RATIO_FIELD_NUMBER: _builtins.int
+    COST_ROUNDING_FIELD_NUMBER: _builtins.int
+    PAYMENT_OPTIONS_FIELD_NUMBER: _builtins.int
+    REDEMPTION_UNIT_FIELD_NUMBER: _builtins.int
+    PROGRAM_ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Output only. Server id (rew_...)."""
     name: _builtins.str
@@ -91,10 +125,13 @@ class Reward(_message.Message):
     """Asset the cost is paid in (ast_...). Empty means the reward is free. Immutable."""
     unit_cost: _builtins.str
     """Decimal string > 0: cost of one unit (UNIT_BASED) or of one unit of redemption value
-    (AMOUNT_BASED). Required when cost_asset_id is set.
+    (AMOUNT_BASED). With cost_asset_id, exactly one of unit_cost, conversion_ratio and
+    payment_options prices the reward.
     """
     max_total: _builtins.int
-    """Most units that may ever be issued. Unset means unlimited."""
+    """Most units that may ever be issued. Unset means unlimited. UNIT_BASED only: AMOUNT_BASED
+    rewards take no inventory limits (INVALID_ARGUMENT naming the field).
+    """
     max_per_participant: _builtins.int
     """Most units one participant may ever receive (UNIT_BASED only). Unset means unlimited."""
     redeemed_count: _builtins.int
@@ -106,6 +143,21 @@ class Reward(_message.Message):
     Issues and revocations move redeemed_count without changing it, so an update is not
     refused because the reward was issued meanwhile.
     """
+    conversion_ratio: _builtins.str
+    """Decimal string > 0: redemption value per point (Capillary's CONV_RATIO), AMOUNT_BASED
+    only, set instead of unit_cost: cost = amount / conversion_ratio x quantity, exact in
+    decimal, then rounded by cost_rounding. At 0.44, 1000 costs 2273 and 1 costs 2.
+    """
+    cost_rounding: Global___CostRounding.ValueType
+    """How a cost is rounded at the cost asset's scale. Unset: HALF_UP for conversion_ratio
+    pricing, CEILING for unit_cost pricing (as before this field existed).
+    """
+    redemption_unit: _builtins.str
+    """Name of the unit an AMOUNT_BASED amount is in, e.g. "MILES", up to 32 characters; shown in
+    the issuance's redemption details.
+    """
+    program_id: _builtins.str
+    """Output only. The program (tenant) the reward belongs to (prg_...)."""
     @_builtins.property
     def points(self) -> Global___PointsConfig:
         """Config of a POINTS reward."""
@@ -128,7 +180,7 @@ class Reward(_message.Message):
 
     @_builtins.property
     def limits(self) -> _containers.RepeatedCompositeFieldContainer[Global___RewardLimit]:
-        """Rolling-window caps, e.g. at most 15 per participant per day."""
+        """Rolling-window caps, e.g. at most 15 per participant per day (UNIT_BASED only)."""
 
     @_builtins.property
     def available_from(self) -> _timestamp_pb2.Timestamp:
@@ -155,6 +207,13 @@ class Reward(_message.Message):
     @_builtins.property
     def updated_at(self) -> _timestamp_pb2.Timestamp:
         """Output only. Last update time."""
+
+    @_builtins.property
+    def payment_options(self) -> _containers.RepeatedCompositeFieldContainer[Global___PaymentOption]:
+        """Several ways to pay for the reward (Capillary's payment configs), in the cost asset and
+        optionally part in cash. When set, unit_cost and conversion_ratio stay empty and
+        IssueReward names one by payment_option_id (optional when there is only one). At most 10.
+        """
 
     def __init__(
         self,
@@ -184,10 +243,15 @@ class Reward(_message.Message):
         created_at: _timestamp_pb2.Timestamp | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
         etag: _builtins.str = ...,
+        conversion_ratio: _builtins.str = ...,
+        cost_rounding: Global___CostRounding.ValueType = ...,
+        payment_options: _abc.Iterable[Global___PaymentOption] | None = ...,
+        redemption_unit: _builtins.str = ...,
+        program_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_max_per_participant", b"_max_per_participant", "_max_total", b"_max_total", "available_from", b"available_from", "available_until", b"available_until", "competition_entry", b"competition_entry", "config", b"config", "created_at", b"created_at", "max_per_participant", b"max_per_participant", "max_total", b"max_total", "non_unique_coupon", b"non_unique_coupon", "points", b"points", "product", b"product", "unique_coupon", b"unique_coupon", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_per_participant", b"_max_per_participant", "_max_total", b"_max_total", "available_from", b"available_from", "available_until", b"available_until", "category", b"category", "competition_entry", b"competition_entry", "config", b"config", "cost_asset_id", b"cost_asset_id", "created_at", b"created_at", "description", b"description", "etag", b"etag", "id", b"id", "limits", b"limits", "max_per_participant", b"max_per_participant", "max_total", b"max_total", "metadata", b"metadata", "name", b"name", "non_unique_coupon", b"non_unique_coupon", "points", b"points", "product", b"product", "redeemed_count", b"redeemed_count", "redemption_type", b"redemption_type", "segments", b"segments", "status", b"status", "type", b"type", "unique_coupon", b"unique_coupon", "unit_cost", b"unit_cost", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_per_participant", b"_max_per_participant", "_max_total", b"_max_total", "available_from", b"available_from", "available_until", b"available_until", "category", b"category", "competition_entry", b"competition_entry", "config", b"config", "conversion_ratio", b"conversion_ratio", "cost_asset_id", b"cost_asset_id", "cost_rounding", b"cost_rounding", "created_at", b"created_at", "description", b"description", "etag", b"etag", "id", b"id", "limits", b"limits", "max_per_participant", b"max_per_participant", "max_total", b"max_total", "metadata", b"metadata", "name", b"name", "non_unique_coupon", b"non_unique_coupon", "payment_options", b"payment_options", "points", b"points", "product", b"product", "program_id", b"program_id", "redeemed_count", b"redeemed_count", "redemption_type", b"redemption_type", "redemption_unit", b"redemption_unit", "segments", b"segments", "status", b"status", "type", b"type", "unique_coupon", b"unique_coupon", "unit_cost", b"unit_cost", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__max_per_participant: _TypeAlias = _typing.Literal["max_per_participant"]  # noqa: Y015
     _WhichOneofArgType__max_per_participant: _TypeAlias = _typing.Literal["_max_per_participant", b"_max_per_participant"]  # noqa: Y015
@@ -203,6 +267,53 @@ class Reward(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType_config) -> _WhichOneofReturnType_config | None: ...
 
 Global___Reward: _TypeAlias = Reward  # noqa: Y015
+
+@_typing.final
+class PaymentOption(_message.Message):
+    """One way to pay for a reward: points of the reward's cost asset, priced by unit_cost or by
+    conversion_ratio (exactly one), plus an optional cash part the service records on the
+    issuance (its tender) but never collects.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    UNIT_COST_FIELD_NUMBER: _builtins.int
+    CONVERSION_RATIO_FIELD_NUMBER: _builtins.int
+    CASH_AMOUNT_FIELD_NUMBER: _builtins.int
+    CASH_CURRENCY_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """1-64 of [a-zA-Z0-9._-], unique in the reward; made by the server (pay_...) when empty."""
+    unit_cost: _builtins.str
+    """Decimal string > 0: points per unit (UNIT_BASED) or per unit of redemption value
+    (AMOUNT_BASED), as Reward.unit_cost.
+    """
+    conversion_ratio: _builtins.str
+    """Decimal string > 0: redemption value per point (AMOUNT_BASED only), as
+    Reward.conversion_ratio.
+    """
+    cash_amount: _builtins.str
+    """Decimal string > 0, at most 4 decimal places: cash paid per unit issued besides the
+    points, e.g. "10.00". Empty: points only.
+    """
+    cash_currency: _builtins.str
+    """ISO 4217 code of the cash part, e.g. "USD"; required with cash_amount."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        unit_cost: _builtins.str = ...,
+        conversion_ratio: _builtins.str = ...,
+        cash_amount: _builtins.str = ...,
+        cash_currency: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cash_amount", b"cash_amount", "cash_currency", b"cash_currency", "conversion_ratio", b"conversion_ratio", "id", b"id", "unit_cost", b"unit_cost"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PaymentOption: _TypeAlias = PaymentOption  # noqa: Y015
 
 @_typing.final
 class PointsConfig(_message.Message):
@@ -522,6 +633,7 @@ class ListRewardsRequest(_message.Message):
     TYPE_FIELD_NUMBER: _builtins.int
     CATEGORY_FIELD_NUMBER: _builtins.int
     SHOW_ARCHIVED_FIELD_NUMBER: _builtins.int
+    INCLUDE_TOTAL_SIZE_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """Page size: 0 means 50, values above 1000 are clamped to 1000."""
     page_token: _builtins.str
@@ -534,6 +646,10 @@ class ListRewardsRequest(_message.Message):
     """Only rewards in this category."""
     show_archived: _builtins.bool
     """Include archived rewards."""
+    include_total_size: _builtins.bool
+    """Also count every reward matching the filters (total_size). Costs one COUNT query, so
+    it is done only when asked.
+    """
     def __init__(
         self,
         *,
@@ -543,10 +659,11 @@ class ListRewardsRequest(_message.Message):
         type: _common_pb2.RewardType.ValueType = ...,
         category: _builtins.str = ...,
         show_archived: _builtins.bool = ...,
+        include_total_size: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "page_size", b"page_size", "page_token", b"page_token", "show_archived", b"show_archived", "status", b"status", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "include_total_size", b"include_total_size", "page_size", b"page_size", "page_token", b"page_token", "show_archived", b"show_archived", "status", b"status", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -560,8 +677,11 @@ class ListRewardsResponse(_message.Message):
 
     REWARDS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    TOTAL_SIZE_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
     """Token of the next page; empty on the last page."""
+    total_size: _builtins.int
+    """Rewards matching the filters across all pages, when include_total_size was set; else 0."""
     @_builtins.property
     def rewards(self) -> _containers.RepeatedCompositeFieldContainer[Global___Reward]:
         """The page of rewards."""
@@ -571,10 +691,11 @@ class ListRewardsResponse(_message.Message):
         *,
         rewards: _abc.Iterable[Global___Reward] | None = ...,
         next_page_token: _builtins.str = ...,
+        total_size: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "rewards", b"rewards"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "rewards", b"rewards", "total_size", b"total_size"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

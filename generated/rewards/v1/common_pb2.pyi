@@ -104,7 +104,9 @@ class _RedemptionTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Redemp
     REDEMPTION_TYPE_UNIT_BASED: _RedemptionType.ValueType  # 1
     """cost = unit_cost x quantity."""
     REDEMPTION_TYPE_AMOUNT_BASED: _RedemptionType.ValueType  # 2
-    """The issue names an amount of redemption value; cost = ceil(amount x unit_cost)."""
+    """The issue names an amount of redemption value; cost = amount x unit_cost (or
+    amount / conversion_ratio) x quantity, rounded by the reward's cost_rounding.
+    """
 
 class RedemptionType(_RedemptionType, metaclass=_RedemptionTypeEnumTypeWrapper):
     """How the cost of an issue is computed."""
@@ -114,7 +116,9 @@ REDEMPTION_TYPE_UNSPECIFIED: RedemptionType.ValueType  # 0
 REDEMPTION_TYPE_UNIT_BASED: RedemptionType.ValueType  # 1
 """cost = unit_cost x quantity."""
 REDEMPTION_TYPE_AMOUNT_BASED: RedemptionType.ValueType  # 2
-"""The issue names an amount of redemption value; cost = ceil(amount x unit_cost)."""
+"""The issue names an amount of redemption value; cost = amount x unit_cost (or
+amount / conversion_ratio) x quantity, rounded by the reward's cost_rounding.
+"""
 Global___RedemptionType: _TypeAlias = RedemptionType  # noqa: Y015
 
 class _DiscountType:

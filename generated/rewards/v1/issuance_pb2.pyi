@@ -8,6 +8,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.rpc import status_pb2 as _status_pb2
 from rewards.v1 import catalog_pb2 as _catalog_pb2
 from rewards.v1 import common_pb2 as _common_pb2
@@ -21,6 +22,30 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _PaymentMode:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PaymentModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PaymentMode.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PAYMENT_MODE_UNSPECIFIED: _PaymentMode.ValueType  # 0
+    """Not set."""
+    PAYMENT_MODE_POINTS: _PaymentMode.ValueType  # 1
+    """Points only."""
+    PAYMENT_MODE_CASH_AND_POINTS: _PaymentMode.ValueType  # 2
+    """Points and cash."""
+
+class PaymentMode(_PaymentMode, metaclass=_PaymentModeEnumTypeWrapper):
+    """How a payment was made."""
+
+PAYMENT_MODE_UNSPECIFIED: PaymentMode.ValueType  # 0
+"""Not set."""
+PAYMENT_MODE_POINTS: PaymentMode.ValueType  # 1
+"""Points only."""
+PAYMENT_MODE_CASH_AND_POINTS: PaymentMode.ValueType  # 2
+"""Points and cash."""
+Global___PaymentMode: _TypeAlias = PaymentMode  # noqa: Y015
 
 @_typing.final
 class Issuance(_message.Message):
@@ -93,6 +118,12 @@ class Issuance(_message.Message):
     CLAIMED_AT_FIELD_NUMBER: _builtins.int
     REVOKED_AT_FIELD_NUMBER: _builtins.int
     REVOKE_REASON_FIELD_NUMBER: _builtins.int
+    REDEMPTION_DETAILS_FIELD_NUMBER: _builtins.int
+    MANUAL_FIELD_NUMBER: _builtins.int
+    ISSUER_KEY_ID_FIELD_NUMBER: _builtins.int
+    ISSUER_KEY_NAME_FIELD_NUMBER: _builtins.int
+    SOURCE_EVENT_ID_FIELD_NUMBER: _builtins.int
+    PROGRAM_ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Output only. Server id (iss_...)."""
     reward_id: _builtins.str
@@ -104,7 +135,9 @@ class Issuance(_message.Message):
     status: _common_pb2.IssuanceStatus.ValueType
     """State of the issuance."""
     quantity: _builtins.int
-    """Units issued (1 for AMOUNT_BASED and CUSTOM)."""
+    """Units issued; for AMOUNT_BASED, the quantity its cost was multiplied by (1 unless the
+    request gave one); 1 for CUSTOM.
+    """
     amount: _builtins.str
     """Decimal string: redemption value (AMOUNT_BASED) or dollars (CUSTOM); else empty."""
     coupon_code: _builtins.str
@@ -121,6 +154,18 @@ class Issuance(_message.Message):
     """The latest fulfillment status, e.g. SHIPPED."""
     revoke_reason: _builtins.str
     """Why it was revoked."""
+    manual: _builtins.bool
+    """True when an admin issued it with IssueRewardRequest.manual: the availability window,
+    segment eligibility and rolling limits were not checked.
+    """
+    issuer_key_id: _builtins.str
+    """Id of the API key that issued it (key_...)."""
+    issuer_key_name: _builtins.str
+    """Name of that key when it was used (rewards-admin create-key --name); may be empty."""
+    source_event_id: _builtins.str
+    """The caller's event that caused it (IssueRewardRequest.source_event_id)."""
+    program_id: _builtins.str
+    """Output only. The program (tenant) the issuance belongs to (prg_...)."""
     @_builtins.property
     def cost(self) -> _common_pb2.AssetAmount:
         """What the participant paid; unset for free rewards."""
@@ -165,6 +210,12 @@ class Issuance(_message.Message):
     def revoked_at(self) -> _timestamp_pb2.Timestamp:
         """Output only. Revocation time."""
 
+    @_builtins.property
+    def redemption_details(self) -> Global___RedemptionDetails:
+        """How it was paid, as at issue time (replays return the same); unset for free rewards and
+        CUSTOM grants.
+        """
+
     def __init__(
         self,
         *,
@@ -193,14 +244,104 @@ class Issuance(_message.Message):
         claimed_at: _timestamp_pb2.Timestamp | None = ...,
         revoked_at: _timestamp_pb2.Timestamp | None = ...,
         revoke_reason: _builtins.str = ...,
+        redemption_details: Global___RedemptionDetails | None = ...,
+        manual: _builtins.bool = ...,
+        issuer_key_id: _builtins.str = ...,
+        issuer_key_name: _builtins.str = ...,
+        source_event_id: _builtins.str = ...,
+        program_id: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["claimed_at", b"claimed_at", "cost", b"cost", "credit", b"credit", "event_time", b"event_time", "issued_at", b"issued_at", "owner", b"owner", "revoked_at", b"revoked_at", "reward_snapshot", b"reward_snapshot"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["claimed_at", b"claimed_at", "cost", b"cost", "credit", b"credit", "event_time", b"event_time", "issued_at", b"issued_at", "owner", b"owner", "redemption_details", b"redemption_details", "revoked_at", b"revoked_at", "reward_snapshot", b"reward_snapshot"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action_code", b"action_code", "amount", b"amount", "claimed_at", b"claimed_at", "cost", b"cost", "coupon_code", b"coupon_code", "credit", b"credit", "custom_fields", b"custom_fields", "event_time", b"event_time", "fulfillment_history", b"fulfillment_history", "fulfillment_status", b"fulfillment_status", "id", b"id", "issued_at", b"issued_at", "metadata", b"metadata", "notes", b"notes", "owner", b"owner", "participant_id", b"participant_id", "quantity", b"quantity", "request_id", b"request_id", "revoke_reason", b"revoke_reason", "revoked_at", b"revoked_at", "reward_id", b"reward_id", "reward_snapshot", b"reward_snapshot", "status", b"status", "transaction_number", b"transaction_number", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action_code", b"action_code", "amount", b"amount", "claimed_at", b"claimed_at", "cost", b"cost", "coupon_code", b"coupon_code", "credit", b"credit", "custom_fields", b"custom_fields", "event_time", b"event_time", "fulfillment_history", b"fulfillment_history", "fulfillment_status", b"fulfillment_status", "id", b"id", "issued_at", b"issued_at", "issuer_key_id", b"issuer_key_id", "issuer_key_name", b"issuer_key_name", "manual", b"manual", "metadata", b"metadata", "notes", b"notes", "owner", b"owner", "participant_id", b"participant_id", "program_id", b"program_id", "quantity", b"quantity", "redemption_details", b"redemption_details", "request_id", b"request_id", "revoke_reason", b"revoke_reason", "revoked_at", b"revoked_at", "reward_id", b"reward_id", "reward_snapshot", b"reward_snapshot", "source_event_id", b"source_event_id", "status", b"status", "transaction_number", b"transaction_number", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Issuance: _TypeAlias = Issuance  # noqa: Y015
+
+@_typing.final
+class RedemptionDetails(_message.Message):
+    """How a payment option was applied to one issuance (Capillary's redemption details)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAYMENT_MODE_FIELD_NUMBER: _builtins.int
+    PAYMENT_OPTION_ID_FIELD_NUMBER: _builtins.int
+    CONVERSION_RATIO_FIELD_NUMBER: _builtins.int
+    REDEMPTION_VALUE_FIELD_NUMBER: _builtins.int
+    REDEMPTION_UNIT_FIELD_NUMBER: _builtins.int
+    POINTS_FIELD_NUMBER: _builtins.int
+    TENDER_FIELD_NUMBER: _builtins.int
+    payment_mode: Global___PaymentMode.ValueType
+    """POINTS, or CASH_AND_POINTS when the option has a cash part."""
+    payment_option_id: _builtins.str
+    """The payment option used; empty for a reward priced by its own unit_cost or
+    conversion_ratio.
+    """
+    conversion_ratio: _builtins.str
+    """The conversion ratio used (value per point); empty when priced by unit_cost."""
+    redemption_value: _builtins.str
+    """Decimal string: the redemption value per unit (the request's amount, AMOUNT_BASED);
+    empty for UNIT_BASED.
+    """
+    redemption_unit: _builtins.str
+    """The unit of redemption_value (Reward.redemption_unit), e.g. "MILES"."""
+    @_builtins.property
+    def points(self) -> _common_pb2.AssetAmount:
+        """Points charged (the same as Issuance.cost)."""
+
+    @_builtins.property
+    def tender(self) -> Global___Tender:
+        """The cash part, recorded only: the service moves no cash. Unset for POINTS."""
+
+    def __init__(
+        self,
+        *,
+        payment_mode: Global___PaymentMode.ValueType = ...,
+        payment_option_id: _builtins.str = ...,
+        conversion_ratio: _builtins.str = ...,
+        redemption_value: _builtins.str = ...,
+        redemption_unit: _builtins.str = ...,
+        points: _common_pb2.AssetAmount | None = ...,
+        tender: Global___Tender | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["points", b"points", "tender", b"tender"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversion_ratio", b"conversion_ratio", "payment_mode", b"payment_mode", "payment_option_id", b"payment_option_id", "points", b"points", "redemption_unit", b"redemption_unit", "redemption_value", b"redemption_value", "tender", b"tender"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RedemptionDetails: _TypeAlias = RedemptionDetails  # noqa: Y015
+
+@_typing.final
+class Tender(_message.Message):
+    """The cash part of a payment."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAYMENT_METHOD_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
+    payment_method: _builtins.str
+    """How the cash was paid (IssueRewardRequest.payment_method), e.g. "CASH" or "CARD"."""
+    amount: _builtins.str
+    """Decimal string: the cash total, cash_amount x quantity, e.g. "10.00"."""
+    currency: _builtins.str
+    """ISO 4217 currency code, e.g. "USD"."""
+    def __init__(
+        self,
+        *,
+        payment_method: _builtins.str = ...,
+        amount: _builtins.str = ...,
+        currency: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "currency", b"currency", "payment_method", b"payment_method"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Tender: _TypeAlias = Tender  # noqa: Y015
 
 @_typing.final
 class RewardSnapshot(_message.Message):
@@ -346,10 +487,16 @@ class IssueRewardRequest(_message.Message):
     FULFILLMENT_STATUS_FIELD_NUMBER: _builtins.int
     EVENT_TIME_FIELD_NUMBER: _builtins.int
     OWNER_FIELD_NUMBER: _builtins.int
+    PAYMENT_OPTION_ID_FIELD_NUMBER: _builtins.int
+    PAYMENT_METHOD_FIELD_NUMBER: _builtins.int
+    MANUAL_FIELD_NUMBER: _builtins.int
+    SOURCE_EVENT_ID_FIELD_NUMBER: _builtins.int
     reward_id: _builtins.str
     """The reward (rew_...)."""
     quantity: _builtins.int
-    """Units (UNIT_BASED); 0 means 1. Must be 0 or 1 for AMOUNT_BASED."""
+    """Units; 0 means 1. For AMOUNT_BASED, the cost is amount's cost x quantity (Capillary's
+    points = redemption_value / conversion_ratio x quantity).
+    """
     amount: _builtins.str
     """Decimal string > 0: redemption value (AMOUNT_BASED only)."""
     request_id: _builtins.str
@@ -364,6 +511,24 @@ class IssueRewardRequest(_message.Message):
     """Free text, up to 1000 characters."""
     fulfillment_status: _builtins.str
     """Initial fulfillment status, up to 64 characters."""
+    payment_option_id: _builtins.str
+    """The reward's payment option to pay by (PaymentOption.id). Required when the reward has
+    several (else INVALID_ARGUMENT `PAYMENT_OPTION_REQUIRED`); an id the reward does not have
+    is NOT_FOUND `PAYMENT_OPTION_NOT_FOUND`.
+    """
+    payment_method: _builtins.str
+    """How the cash part of the option is paid, e.g. "CARD", up to 32 characters; recorded in
+    the issuance's tender. Only for options with a cash part; empty means "CASH".
+    """
+    manual: _builtins.bool
+    """Admin only (else PERMISSION_DENIED `INSUFFICIENT_SCOPE`): a manual grant that skips the
+    availability window, segment eligibility and rolling limits; status, stock, codes,
+    max_per_participant and the balance are still checked. Recorded on the issuance.
+    """
+    source_event_id: _builtins.str
+    """The caller's event that caused this issue (Capillary's eventLogId), up to 128 characters;
+    recorded on the issuance and filterable in ListIssuances.
+    """
     @_builtins.property
     def participant(self) -> _common_pb2.ParticipantRef:
         """The participant."""
@@ -399,10 +564,14 @@ class IssueRewardRequest(_message.Message):
         fulfillment_status: _builtins.str = ...,
         event_time: _timestamp_pb2.Timestamp | None = ...,
         owner: _common_pb2.Owner | None = ...,
+        payment_option_id: _builtins.str = ...,
+        payment_method: _builtins.str = ...,
+        manual: _builtins.bool = ...,
+        source_event_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["event_time", b"event_time", "owner", b"owner", "participant", b"participant"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "custom_fields", b"custom_fields", "event_time", b"event_time", "fulfillment_status", b"fulfillment_status", "metadata", b"metadata", "notes", b"notes", "owner", b"owner", "participant", b"participant", "quantity", b"quantity", "request_id", b"request_id", "reward_id", b"reward_id", "transaction_number", b"transaction_number"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "custom_fields", b"custom_fields", "event_time", b"event_time", "fulfillment_status", b"fulfillment_status", "manual", b"manual", "metadata", b"metadata", "notes", b"notes", "owner", b"owner", "participant", b"participant", "payment_method", b"payment_method", "payment_option_id", b"payment_option_id", "quantity", b"quantity", "request_id", b"request_id", "reward_id", b"reward_id", "source_event_id", b"source_event_id", "transaction_number", b"transaction_number"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -555,7 +724,9 @@ class GrantCustomRewardRequest(_message.Message):
     action_code: _builtins.str
     """The external action rewarded: up to 64 of [a-zA-Z0-9._-]."""
     client_reference: _builtins.str
-    """Required idempotency key (1-128 printable ASCII); it is the issuance's request_id."""
+    """Required idempotency key, 1-128 characters of any text without control characters
+    (e.g. "order 1"); it is the issuance's request_id, unique per program like any other.
+    """
     notes: _builtins.str
     """Free text, up to 1000 characters."""
     @_builtins.property
@@ -648,6 +819,9 @@ class ListIssuancesRequest(_message.Message):
     TYPE_FIELD_NUMBER: _builtins.int
     CREATED_AFTER_FIELD_NUMBER: _builtins.int
     CREATED_BEFORE_FIELD_NUMBER: _builtins.int
+    ISSUER_KEY_ID_FIELD_NUMBER: _builtins.int
+    SOURCE_EVENT_ID_FIELD_NUMBER: _builtins.int
+    ACTION_CODE_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """Page size: 0 means 50, values above 1000 are clamped to 1000."""
     page_token: _builtins.str
@@ -658,6 +832,12 @@ class ListIssuancesRequest(_message.Message):
     """Only issuances in this status."""
     type: _common_pb2.RewardType.ValueType
     """Only issuances of this type."""
+    issuer_key_id: _builtins.str
+    """Only issuances made with this API key (key_...)."""
+    source_event_id: _builtins.str
+    """Only issuances with this source_event_id."""
+    action_code: _builtins.str
+    """Only issuances with this action_code (CUSTOM grants)."""
     @_builtins.property
     def participant(self) -> _common_pb2.ParticipantRef:
         """Only issuances of this participant."""
@@ -681,10 +861,13 @@ class ListIssuancesRequest(_message.Message):
         type: _common_pb2.RewardType.ValueType = ...,
         created_after: _timestamp_pb2.Timestamp | None = ...,
         created_before: _timestamp_pb2.Timestamp | None = ...,
+        issuer_key_id: _builtins.str = ...,
+        source_event_id: _builtins.str = ...,
+        action_code: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_after", b"created_after", "created_before", b"created_before", "participant", b"participant"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_after", b"created_after", "created_before", b"created_before", "page_size", b"page_size", "page_token", b"page_token", "participant", b"participant", "reward_id", b"reward_id", "status", b"status", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action_code", b"action_code", "created_after", b"created_after", "created_before", b"created_before", "issuer_key_id", b"issuer_key_id", "page_size", b"page_size", "page_token", b"page_token", "participant", b"participant", "reward_id", b"reward_id", "source_event_id", b"source_event_id", "status", b"status", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

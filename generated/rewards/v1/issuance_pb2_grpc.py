@@ -139,7 +139,8 @@ class RewardIssuanceServicer:
     def UpdateFulfillment(self, request, context):
         """Appends a fulfillment status to an issuance's history. Issuer or admin. The history
         holds at most 100 entries: an append past them is refused with FAILED_PRECONDITION
-        `FULFILLMENT_HISTORY_FULL` and changes nothing.
+        `FULFILLMENT_HISTORY_FULL` and changes nothing. A REVOKED issuance takes none:
+        FAILED_PRECONDITION `INVALID_STATE_TRANSITION`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

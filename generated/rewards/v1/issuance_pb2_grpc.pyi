@@ -60,7 +60,8 @@ class RewardIssuanceStub:
     UpdateFulfillment: _grpc.UnaryUnaryMultiCallable[_issuance_pb2.UpdateFulfillmentRequest, _issuance_pb2.Issuance]
     """Appends a fulfillment status to an issuance's history. Issuer or admin. The history
     holds at most 100 entries: an append past them is refused with FAILED_PRECONDITION
-    `FULFILLMENT_HISTORY_FULL` and changes nothing.
+    `FULFILLMENT_HISTORY_FULL` and changes nothing. A REVOKED issuance takes none:
+    FAILED_PRECONDITION `INVALID_STATE_TRANSITION`.
     """
 
 @_typing.type_check_only
@@ -95,7 +96,8 @@ class RewardIssuanceAsyncStub(RewardIssuanceStub):
     UpdateFulfillment: _aio.UnaryUnaryMultiCallable[_issuance_pb2.UpdateFulfillmentRequest, _issuance_pb2.Issuance]  # type: ignore[assignment]
     """Appends a fulfillment status to an issuance's history. Issuer or admin. The history
     holds at most 100 entries: an append past them is refused with FAILED_PRECONDITION
-    `FULFILLMENT_HISTORY_FULL` and changes nothing.
+    `FULFILLMENT_HISTORY_FULL` and changes nothing. A REVOKED issuance takes none:
+    FAILED_PRECONDITION `INVALID_STATE_TRANSITION`.
     """
 
 class RewardIssuanceServicer(metaclass=_abc_1.ABCMeta):
@@ -175,7 +177,8 @@ class RewardIssuanceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_issuance_pb2.Issuance, _abc.Awaitable[_issuance_pb2.Issuance]]:
         """Appends a fulfillment status to an issuance's history. Issuer or admin. The history
         holds at most 100 entries: an append past them is refused with FAILED_PRECONDITION
-        `FULFILLMENT_HISTORY_FULL` and changes nothing.
+        `FULFILLMENT_HISTORY_FULL` and changes nothing. A REVOKED issuance takes none:
+        FAILED_PRECONDITION `INVALID_STATE_TRANSITION`.
         """
 
 def add_RewardIssuanceServicer_to_server(servicer: RewardIssuanceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

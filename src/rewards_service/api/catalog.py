@@ -54,16 +54,21 @@ class RewardCatalogServicer(catalog_pb2_grpc.RewardCatalogServicer):
         }
         page = convert.page_in(v, request, filters)
         v.raise_if_any()
-        rows, token = catalog.list_rewards(
-            caller().program_id,
-            page,
-            status=request.status,
-            reward_type=request.type,
-            category=request.category,
-            show_archived=request.show_archived,
-        )
+        filtered = {
+            "status": request.status,
+            "reward_type": request.type,
+            "category": request.category,
+            "show_archived": request.show_archived,
+        }
+        rows, token = catalog.list_rewards(caller().program_id, page, **filtered)
         return catalog_pb2.ListRewardsResponse(
-            rewards=[convert.reward_out(r) for r in rows], next_page_token=token
+            rewards=[convert.reward_out(r) for r in rows],
+            next_page_token=token,
+            total_size=(
+                min(catalog.count_rewards(caller().program_id, **filtered), 2**31 - 1)
+                if request.include_total_size
+                else 0
+            ),
         )
 
     def UpdateReward(self, request, context):

@@ -6,6 +6,7 @@ from google.protobuf import duration_pb2, timestamp_pb2
 from google.protobuf.message import Message
 from rewards.v1 import catalog_pb2, common_pb2, issuance_pb2, participants_pb2
 
+from rewards_service.auth import caller, check_admin_flag
 from rewards_service.domain import rewards as rules
 from rewards_service.domain.errors import FieldViolation, InvalidArgument
 from rewards_service.domain.issuance import IssueRequest
@@ -93,7 +94,16 @@ def reward_spec_in(v: Violations, msg: catalog_pb2.Reward) -> rules.RewardSpec:
         available_until=timestamp_in(v, "reward.available_until", msg, "available_until"),
         segments=segments_in(msg.segments),
         metadata=dict(msg.metadata),
+        conversion_ratio=msg.conversion_ratio,
+        cost_rounding=msg.cost_rounding,
+        payment_options=[_option_in(option) for option in msg.payment_options],
+        redemption_unit=msg.redemption_unit,
     )
+
+
+def _option_in(option: catalog_pb2.PaymentOption) -> dict[str, str]:
+    """Only the fields set, so a stored option reads back as it was written."""
+    return {f.name: value for f, value in option.ListFields()}
 
 
 def config_out(kind: str, config: dict[str, object]) -> Message:
@@ -131,6 +141,11 @@ def reward_out(row: Reward) -> catalog_pb2.Reward:
         created_at=timestamp_out(row.created_at),
         updated_at=timestamp_out(row.updated_at),
         etag=rules.etag(row.version),
+        conversion_ratio=row.conversion_ratio or "",
+        cost_rounding=row.cost_rounding,
+        payment_options=[catalog_pb2.PaymentOption(**option) for option in row.payment_options],
+        redemption_unit=row.redemption_unit,
+        program_id=row.program_id,
     )
     kind = rules.CONFIG_FOR_TYPE.get(row.type)
     if kind:
@@ -207,6 +222,10 @@ def ledger_entry_out(row: LedgerEntry) -> participants_pb2.LedgerEntry:
 
 
 def issue_request_in(v: Violations, msg: issuance_pb2.IssueRewardRequest) -> IssueRequest:
+    """The request as the caller's: a manual grant needs an admin key (PERMISSION_DENIED)."""
+    who = caller()
+    if msg.manual:
+        check_admin_flag(who.role, "manual")
     return IssueRequest(
         reward_id=msg.reward_id,
         participant=ref_in(msg),
@@ -221,6 +240,28 @@ def issue_request_in(v: Violations, msg: issuance_pb2.IssueRewardRequest) -> Iss
         event_time=timestamp_in(v, "event_time", msg, "event_time"),
         owner_type=msg.owner.owner_type,
         owner_id=msg.owner.owner_id,
+        payment_option_id=msg.payment_option_id,
+        payment_method=msg.payment_method,
+        manual=msg.manual,
+        source_event_id=msg.source_event_id,
+        issuer_key_id=who.key_id,
+        issuer_key_name=who.key_name,
+    )
+
+
+def _redemption_out(row: Issuance) -> issuance_pb2.RedemptionDetails | None:
+    details = row.redemption
+    if not details:
+        return None
+    tender = details.get("tender")
+    return issuance_pb2.RedemptionDetails(
+        payment_mode=details["payment_mode"],
+        payment_option_id=details["payment_option_id"],
+        conversion_ratio=details["conversion_ratio"],
+        redemption_value=details["redemption_value"],
+        redemption_unit=details["redemption_unit"],
+        points=_asset_amount(row.cost_asset_id, row.cost_amount),
+        tender=issuance_pb2.Tender(**tender) if tender else None,
     )
 
 
@@ -272,6 +313,12 @@ def issuance_out(row: Issuance) -> issuance_pb2.Issuance:
         claimed_at=timestamp_out(row.claimed_at),
         revoked_at=timestamp_out(row.revoked_at),
         revoke_reason=row.revoke_reason,
+        redemption_details=_redemption_out(row),
+        manual=bool(row.manual),
+        issuer_key_id=row.issuer_key_id or "",
+        issuer_key_name=row.issuer_key_name,
+        source_event_id=row.source_event_id or "",
+        program_id=row.program_id,
     )
 
 

@@ -5,7 +5,7 @@ from rewards.v1 import issuance_pb2, issuance_pb2_grpc
 from rewards_service.api import convert
 from rewards_service.api.errors import to_status_proto
 from rewards_service.auth import caller
-from rewards_service.domain.errors import InvalidArgument, RewardsError
+from rewards_service.domain.errors import InvalidArgument, PermissionDenied, RewardsError
 from rewards_service.domain.issuance import GrantRequest
 from rewards_service.domain.validation import Violations
 from rewards_service.services import issuance
@@ -52,13 +52,13 @@ class RewardIssuanceServicer(issuance_pb2_grpc.RewardIssuanceServicer):
         items = []
         for item in request.requests:
             # Each item stands alone: a malformed one fails by itself, like any other item.
+            v = Violations()
             try:
                 convert.refuse_nul(item)
-            except InvalidArgument as error:
+                parsed = convert.issue_request_in(v, item)
+            except (InvalidArgument, PermissionDenied) as error:
                 items.append(error)
                 continue
-            v = Violations()
-            parsed = convert.issue_request_in(v, item)
             items.append(v.error() if v else parsed)
         program_id = caller().program_id
         results = issuance.batch_issue_rewards(
@@ -72,6 +72,7 @@ class RewardIssuanceServicer(issuance_pb2_grpc.RewardIssuanceServicer):
         return issuance_pb2.BatchIssueRewardsResponse(results=results)
 
     def GrantCustomReward(self, request, context):
+        who = caller()
         grant = GrantRequest(
             participant=convert.ref_in(request),
             amount=request.amount,
@@ -79,8 +80,10 @@ class RewardIssuanceServicer(issuance_pb2_grpc.RewardIssuanceServicer):
             client_reference=request.client_reference,
             notes=request.notes,
             metadata=dict(request.metadata),
+            issuer_key_id=who.key_id,
+            issuer_key_name=who.key_name,
         )
-        program_id = caller().program_id
+        program_id = who.program_id
         row, replay = issuance.grant_custom_reward(program_id, grant)
         return issuance_pb2.GrantCustomRewardResponse(
             issuance=convert.issuance_out(row),
@@ -104,6 +107,9 @@ class RewardIssuanceServicer(issuance_pb2_grpc.RewardIssuanceServicer):
             "type": request.type,
             "created_after": str(created_after),
             "created_before": str(created_before),
+            "issuer_key_id": request.issuer_key_id,
+            "source_event_id": request.source_event_id,
+            "action_code": request.action_code,
         }
         page = convert.page_in(v, request, filters)
         v.raise_if_any()
@@ -117,6 +123,9 @@ class RewardIssuanceServicer(issuance_pb2_grpc.RewardIssuanceServicer):
             reward_type=request.type,
             created_after=created_after,
             created_before=created_before,
+            issuer_key_id=request.issuer_key_id,
+            source_event_id=request.source_event_id,
+            action_code=request.action_code,
         )
         return issuance_pb2.ListIssuancesResponse(
             issuances=[convert.issuance_out(r) for r in rows], next_page_token=token

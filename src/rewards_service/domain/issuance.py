@@ -14,6 +14,7 @@ from rewards_service.domain.participants import ParticipantRef, check_ref
 from rewards_service.domain.validation import (
     Violations,
     check_action_code,
+    check_client_reference,
     check_request_id,
     check_string_map,
     check_text,
@@ -46,6 +47,20 @@ class IssueRequest:
     event_time: datetime | None = None
     owner_type: int = 0
     owner_id: str = ""
+    payment_option_id: str = ""
+    payment_method: str = ""
+    manual: bool = False
+    source_event_id: str = ""
+    # Who calls: recorded on the issuance, not part of the call's attributes (a replay by
+    # another key of the program gets the original back).
+    issuer_key_id: str = ""
+    issuer_key_name: str = ""
+
+    def _later_attributes(self) -> tuple[object, ...]:
+        """Attributes added after issue/2 digests were recorded: only when one is set, so an
+        older call's digest is unchanged and it still replays."""
+        later = (self.payment_option_id, self.payment_method, self.manual, self.source_event_id)
+        return ("pricing", *later) if any(later) else ()
 
     def fingerprint(self) -> str:
         """Every attribute of the call: a replay must repeat them all, and any difference is
@@ -64,6 +79,7 @@ class IssueRequest:
             self.event_time.isoformat() if self.event_time else "",
             self.owner_type,
             self.owner_id,
+            *self._later_attributes(),
         )
 
     def fingerprints(self) -> tuple[str, str]:
@@ -87,6 +103,8 @@ class GrantRequest:
     client_reference: str
     notes: str = ""
     metadata: dict[str, str] = field(default_factory=dict)
+    issuer_key_id: str = ""
+    issuer_key_name: str = ""
 
     def fingerprint(self) -> str:
         return digest(
@@ -145,6 +163,9 @@ def check_issue_request(v: Violations, r: IssueRequest, prefix: str = "") -> Non
     check_text(v, prefix + "fulfillment_status", r.fulfillment_status, max_len=64)
     v.check(r.owner_type in OWNER_TYPES, prefix + "owner.owner_type", "is not a known owner type")
     check_text(v, prefix + "owner.owner_id", r.owner_id, max_len=128)
+    check_text(v, prefix + "payment_option_id", r.payment_option_id, max_len=64)
+    check_text(v, prefix + "payment_method", r.payment_method, max_len=32)
+    check_text(v, prefix + "source_event_id", r.source_event_id, max_len=128)
 
 
 def check_grant_request(v: Violations, r: GrantRequest) -> None:
@@ -154,7 +175,7 @@ def check_grant_request(v: Violations, r: GrantRequest) -> None:
     ):
         v.add("amount", 'must be dollars from "1.00" to "100.00" with at most 2 decimal places')
     check_action_code(v, "action_code", r.action_code)
-    check_request_id(v, "client_reference", r.client_reference, required=True)
+    check_client_reference(v, "client_reference", r.client_reference)
     check_text(v, "notes", r.notes, max_len=1000)
     check_string_map(v, "metadata", r.metadata)
 
@@ -168,6 +189,16 @@ def check_claim(status: int) -> bool:
             metadata={"from": IS.Name(status), "to": "ISSUANCE_STATUS_CLAIMED"},
         )
     return status == IS.ISSUANCE_STATUS_CONFIRMED
+
+
+def check_fulfillment_status(status: int) -> None:
+    """A REVOKED issuance is not fulfilled any more: no status may be appended to it."""
+    if status == IS.ISSUANCE_STATUS_REVOKED:
+        raise FailedPrecondition(
+            "A revoked issuance takes no fulfillment status.",
+            reason="INVALID_STATE_TRANSITION",
+            metadata={"from": IS.Name(status), "to": "fulfillment status"},
+        )
 
 
 def check_fulfillment_append(entries: int) -> None:

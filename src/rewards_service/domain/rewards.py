@@ -5,6 +5,7 @@ from datetime import datetime
 
 from rewards.v1 import common_pb2 as common
 
+from rewards_service.domain import pricing
 from rewards_service.domain.errors import (
     Aborted,
     FailedPrecondition,
@@ -34,7 +35,9 @@ CONFIG_FOR_TYPE = {
 CONFIG_MEMBERS = frozenset(CONFIG_FOR_TYPE.values())
 
 IMMUTABLE_FIELDS = ("type", "redemption_type", "cost_asset_id")
-OUTPUT_ONLY_FIELDS = frozenset({"id", "redeemed_count", "created_at", "updated_at", "etag"})
+OUTPUT_ONLY_FIELDS = frozenset(
+    {"id", "redeemed_count", "created_at", "updated_at", "etag", "program_id"}
+)
 CREATABLE_STATUSES = (S.REWARD_STATUS_DRAFT, S.REWARD_STATUS_ACTIVE, S.REWARD_STATUS_INACTIVE)
 
 # Transitions an operator may ask for. OUT_OF_STOCK comes and goes only by the service.
@@ -87,6 +90,11 @@ class RewardSpec:
     available_until: datetime | None = None
     segments: list[dict[str, str]] = field(default_factory=list)
     metadata: dict[str, str] = field(default_factory=dict)
+    conversion_ratio: str = ""
+    cost_rounding: int = 0
+    # PaymentOption fields by proto name (id, unit_cost, conversion_ratio, cash_...).
+    payment_options: list[dict[str, str]] = field(default_factory=list)
+    redemption_unit: str = ""
 
 
 # Mask paths map to spec fields; a config member path replaces the whole config.
@@ -172,24 +180,52 @@ def _check_pricing(v: Violations, prefix: str, spec: RewardSpec) -> None:
         R.REDEMPTION_TYPE_AMOUNT_BASED,
     ):
         v.add(prefix + "redemption_type", "is not a known redemption type")
-    if spec.cost_asset_id:
-        unit_cost = parse_decimal(v, prefix + "unit_cost", spec.unit_cost)
-        if unit_cost is not None:
-            v.check(unit_cost > 0, prefix + "unit_cost", "must be greater than zero")
+    amount_based = spec.redemption_type == R.REDEMPTION_TYPE_AMOUNT_BASED
+    if spec.cost_asset_id and spec.payment_options:
+        for name in ("unit_cost", "conversion_ratio"):
+            v.check(
+                not getattr(spec, name), prefix + name, "must be empty when payment_options are set"
+            )
+        pricing.check_payment_options(
+            v, prefix + "payment_options", spec.payment_options, amount_based=amount_based
+        )
+    elif spec.cost_asset_id:
+        pricing.check_price_form(
+            v, prefix, spec.unit_cost, spec.conversion_ratio, amount_based=amount_based
+        )
     elif spec.unit_cost:
         v.add(prefix + "cost_asset_id", "is required when unit_cost is set")
-    elif spec.redemption_type == R.REDEMPTION_TYPE_AMOUNT_BASED:
+    elif spec.conversion_ratio or spec.payment_options:
+        v.add(prefix + "cost_asset_id", "is required when the reward has a price")
+    elif amount_based:
         v.add(prefix + "cost_asset_id", "is required for AMOUNT_BASED rewards")
+    v.check(
+        spec.cost_rounding in pricing.CR.values(),
+        prefix + "cost_rounding",
+        "is not a known CostRounding",
+    )
+    check_text(v, prefix + "redemption_unit", spec.redemption_unit, max_len=32)
 
 
 def _check_inventory(v: Violations, prefix: str, spec: RewardSpec) -> None:
+    if spec.redemption_type == R.REDEMPTION_TYPE_AMOUNT_BASED:
+        # Scrip: "AMOUNT_BASED rewards allow variable amounts with no inventory limits".
+        for name, value in (
+            ("max_total", spec.max_total),
+            ("max_per_participant", spec.max_per_participant),
+            ("limits", spec.limits),
+        ):
+            if value is not None and value != []:
+                v.add(
+                    prefix + name,
+                    "applies to REDEMPTION_TYPE_UNIT_BASED rewards only: AMOUNT_BASED rewards "
+                    "take no inventory limits",
+                )
+        return
     if spec.max_total is not None:
         v.check(spec.max_total > 0, prefix + "max_total", "must be greater than zero")
-    if spec.max_per_participant is not None:
-        if spec.max_per_participant <= 0:
-            v.add(prefix + "max_per_participant", "must be greater than zero")
-        elif spec.redemption_type == R.REDEMPTION_TYPE_AMOUNT_BASED:
-            v.add(prefix + "max_per_participant", "applies to UNIT_BASED rewards only")
+    if spec.max_per_participant is not None and spec.max_per_participant <= 0:
+        v.add(prefix + "max_per_participant", "must be greater than zero")
     if len(spec.limits) > MAX_LIMITS:
         v.add(prefix + "limits", f"must have at most {MAX_LIMITS} entries")
     for i, limit in enumerate(spec.limits):

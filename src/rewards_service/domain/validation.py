@@ -1,12 +1,15 @@
 """Field checks shared by every request. Collect all violations, then raise once."""
 
 import re
+import unicodedata
 from decimal import Context, Decimal, InvalidOperation
 
 from rewards_service.domain.errors import FieldViolation, InvalidArgument
 
 REQUEST_ID_RE = re.compile(r"[\x21-\x7e]{1,128}")
 ACTION_CODE_RE = re.compile(r"[a-zA-Z0-9._-]{1,64}")
+# Control characters and lone surrogates (which no store can hold as text).
+_CONTROL = frozenset({"Cc", "Cs"})
 # Plain ASCII decimal notation only: no exponents, NaN, infinities or other scripts' digits.
 # Patterns are used with fullmatch, so a trailing newline does not slip through.
 DECIMAL_RE = re.compile(r"-?\d{1,20}(\.\d{1,18})?", re.ASCII)
@@ -68,6 +71,17 @@ def check_request_id(v: Violations, field: str, value: str, *, required: bool = 
             v.add(field, "is required")
         return
     v.check(bool(REQUEST_ID_RE.fullmatch(value)), field, "must be 1-128 printable ASCII characters")
+
+
+def check_client_reference(v: Violations, field: str, value: str) -> None:
+    """GrantCustomReward's client_reference (Ownli): any text of 1-128 characters without
+    control characters, e.g. "order 1". IssueReward's request_id stays printable ASCII."""
+    if not value.strip():
+        v.add(field, "is required")
+    elif len(value) > 128:
+        v.add(field, "must be at most 128 characters")
+    elif any(unicodedata.category(c) in _CONTROL for c in value):
+        v.add(field, "must not contain control characters")
 
 
 def check_action_code(v: Violations, field: str, value: str) -> None:

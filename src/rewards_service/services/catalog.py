@@ -98,6 +98,10 @@ def _validated(program_id: str, spec: rules.RewardSpec, v: Violations) -> rules.
         spec,
         redemption_type=redemption,
         config=rules.normalize_config(spec.config_kind or "", spec.config),
+        # Options the caller left without an id get one, so IssueReward can name them.
+        payment_options=[
+            {**option, "id": option.get("id") or new_id("pay")} for option in spec.payment_options
+        ],
     )
 
 
@@ -131,14 +135,45 @@ def create_reward(program_id: str, spec: rules.RewardSpec, request_id: str) -> R
         )
         return row
 
-    fingerprint = digest("reward", dataclasses.asdict(spec))
+    fingerprint = digest("reward", _fingerprinted(spec))
     return _create_once(
         Reward, program_id, request_id, fingerprint, create, event=events.EVENT_TYPE_REWARD_CREATED
     )
 
 
+# Fields added to RewardSpec after creates started recording their digest: left out while
+# unset, so a create retried across an upgrade still matches the digest it recorded.
+_LATER_FIELDS = {
+    "conversion_ratio": "",
+    "cost_rounding": 0,
+    "payment_options": [],
+    "redemption_unit": "",
+}
+
+
+def _fingerprinted(spec: rules.RewardSpec) -> dict[str, object]:
+    fields = dataclasses.asdict(spec)
+    for name, unset in _LATER_FIELDS.items():
+        if fields[name] == unset:
+            del fields[name]
+    return fields
+
+
 def get_reward(program_id: str, reward_id: str) -> Reward:
     return queries.get_reward(program_id, reward_id)
+
+
+def _rewards(program_id: str, *, status: int, reward_type: int, category: str, show_archived: bool):
+    query = Reward.select().where(Reward.program == program_id)
+    if status:
+        query = query.where(Reward.status == status)
+    elif not show_archived:
+        query = query.where(Reward.status != S.REWARD_STATUS_ARCHIVED)
+    if reward_type:
+        query = query.where(Reward.type == reward_type)
+    if category:
+        query = query.where(Reward.category == category)
+    return query
 
 
 def list_rewards(
@@ -150,16 +185,29 @@ def list_rewards(
     category: str,
     show_archived: bool,
 ) -> tuple[list[Reward], str]:
-    query = Reward.select().where(Reward.program == program_id)
-    if status:
-        query = query.where(Reward.status == status)
-    elif not show_archived:
-        query = query.where(Reward.status != S.REWARD_STATUS_ARCHIVED)
-    if reward_type:
-        query = query.where(Reward.type == reward_type)
-    if category:
-        query = query.where(Reward.category == category)
+    query = _rewards(
+        program_id,
+        status=status,
+        reward_type=reward_type,
+        category=category,
+        show_archived=show_archived,
+    )
     return queries.keyset_page(query, Reward.id, page)
+
+
+def count_rewards(
+    program_id: str, *, status: int, reward_type: int, category: str, show_archived: bool
+) -> int:
+    """ListRewards' total_size: one COUNT over the program's rewards (its (program_id, id)
+    index), run only when the caller asks for it."""
+    query = _rewards(
+        program_id,
+        status=status,
+        reward_type=reward_type,
+        category=category,
+        show_archived=show_archived,
+    )
+    return query.count()
 
 
 def update_reward(

@@ -9,6 +9,7 @@ from typing import TypeVar
 
 from rewards.v1 import common_pb2 as common
 from rewards.v1 import events_pb2 as events
+from rewards.v1 import issuance_pb2
 
 from rewards_service.domain import pricing
 from rewards_service.domain import rewards as reward_rules
@@ -27,6 +28,7 @@ from rewards_service.domain.issuance import (
     IssueRequest,
     check_claim,
     check_fulfillment_append,
+    check_fulfillment_status,
     check_grant_request,
     check_issue_request,
     normalize_dollars,
@@ -194,19 +196,57 @@ def _status_error(reward: Reward) -> FailedPrecondition:
 
 
 def _units(reward: Reward, request: IssueRequest) -> tuple[int, Decimal | None]:
-    """(units taken from caps, redemption amount for AMOUNT_BASED)."""
+    """(units: the quantity, also the factor of an AMOUNT_BASED cost; redemption amount for
+    AMOUNT_BASED)."""
     v = Violations()
     amount = None
     if reward.redemption_type == common.REDEMPTION_TYPE_AMOUNT_BASED:
         v.check(bool(request.amount), "amount", "is required for AMOUNT_BASED rewards")
-        v.check(request.quantity <= 1, "quantity", "must be 0 or 1 for AMOUNT_BASED rewards")
         amount = Decimal(request.amount) if request.amount else None
     else:
         v.check(not request.amount, "amount", "applies to AMOUNT_BASED rewards only")
     if reward.type == T.REWARD_TYPE_UNIQUE_COUPON:
         v.check(request.quantity <= 1, "quantity", "must be 0 or 1: one code per issuance")
     v.raise_if_any()
-    return (1 if amount is not None else request.quantity or 1), amount
+    return request.quantity or 1, amount
+
+
+def _price(reward: Reward, request: IssueRequest) -> pricing.Price | None:
+    """The payment option the issue pays by; None for a free reward. From the reward's row:
+    no query."""
+    return pricing.choose_price(
+        reward.payment_options,
+        reward.unit_cost or "",
+        reward.conversion_ratio or "",
+        request.payment_option_id,
+        request.payment_method,
+    )
+
+
+def _redemption(
+    reward: Reward, request: IssueRequest, price: pricing.Price | None, units: int
+) -> dict[str, object]:
+    """The issuance's redemption details, kept as they are now so replays show the same."""
+    if price is None:
+        return {}
+    details: dict[str, object] = {
+        "payment_mode": (
+            issuance_pb2.PAYMENT_MODE_CASH_AND_POINTS
+            if price.cash_amount
+            else issuance_pb2.PAYMENT_MODE_POINTS
+        ),
+        "payment_option_id": price.option_id,
+        "conversion_ratio": price.conversion_ratio,
+        "redemption_value": request.amount,
+        "redemption_unit": reward.redemption_unit,
+    }
+    if price.cash_amount:
+        details["tender"] = {
+            "payment_method": request.payment_method or "CASH",
+            "amount": pricing.cash_total(price.cash_amount, units),
+            "currency": price.cash_currency,
+        }
+    return details
 
 
 def _check_window(reward: Reward, now: datetime) -> None:
@@ -241,7 +281,10 @@ def _take_stock(reward: Reward, units: int) -> None:
     )
 
 
-def _check_caps(reward: Reward, participant_id: str, units: int, now: datetime) -> None:
+def _check_caps(
+    reward: Reward, participant_id: str, units: int, now: datetime, *, rolling: bool = True
+) -> None:
+    """max_per_participant, then (unless a manual grant skips them) the rolling limits."""
     if reward.max_per_participant is not None:
         used = queries.issued_units(reward.id, participant_id, None)
         if used + units > reward.max_per_participant:
@@ -251,7 +294,7 @@ def _check_caps(reward: Reward, participant_id: str, units: int, now: datetime) 
                 reason="PARTICIPANT_LIMIT_REACHED",
                 metadata={"limit": reward.max_per_participant, "used": used, "window": "lifetime"},
             )
-    for limit in reward.limits:
+    for limit in reward.limits if rolling else ():
         per_participant = limit["scope"] == common.LIMIT_SCOPE_PARTICIPANT
         since = now - timedelta(seconds=limit["window_seconds"])
         used = queries.issued_units(reward.id, participant_id if per_participant else None, since)
@@ -277,15 +320,15 @@ def _charge(
     units: int,
     amount: Decimal | None,
     issuance_id: str,
+    price: pricing.Price | None,
 ) -> tuple[str | None, int]:
-    if not reward.cost_asset_id:
+    """Debits the points part of the price; a cash part is only recorded (its tender)."""
+    if price is None:
         return None, 0
     asset = queries.asset(reward.cost_asset_id)
-    unit_cost = Decimal(reward.unit_cost)
-    if amount is not None:
-        cost = pricing.amount_based_cost(unit_cost, amount, asset.scale)
-    else:
-        cost = pricing.unit_based_cost(unit_cost, units, asset.scale)
+    cost = price.cost(
+        units=units, amount=amount, scale=asset.scale, cost_rounding=reward.cost_rounding
+    )
     if cost >= MAX_MINOR_UNITS:
         raise FailedPrecondition(
             "The cost exceeds any possible balance.",
@@ -370,20 +413,26 @@ def _issue(program_id: str, request: IssueRequest) -> Issuance:
     assert request.participant is not None
     participant = resolve(program_id, request.participant)
     units, amount = _units(reward, request)
+    price = _price(reward, request)
     now = utcnow()
     if reward.status != S.REWARD_STATUS_ACTIVE:
         raise _status_error(reward)
-    _check_window(reward, now)
-    if not is_eligible(reward.segments, participant.segments):
+    # A manual grant (admin only, checked by the caller) skips the campaign rules: the
+    # window, the segments and the rolling limits.
+    if not request.manual:
+        _check_window(reward, now)
+    if not request.manual and not is_eligible(reward.segments, participant.segments):
         raise FailedPrecondition(
             "The participant is not in any segment this reward is for.",
             reason="NOT_ELIGIBLE",
             metadata={"reward_id": reward.id},
         )
     _take_stock(reward, units)
-    _check_caps(reward, participant.id, units, now)
+    _check_caps(reward, participant.id, units, now, rolling=not request.manual)
     issuance_id = new_id("iss")
-    cost_asset, cost = _charge(program_id, reward, participant.id, units, amount, issuance_id)
+    cost_asset, cost = _charge(
+        program_id, reward, participant.id, units, amount, issuance_id, price
+    )
     if reward.type == T.REWARD_TYPE_UNIQUE_COUPON:
         coupon_code = _draw_code(reward.code_pool_id, issuance_id)
     else:
@@ -432,6 +481,11 @@ def _issue(program_id: str, request: IssueRequest) -> Issuance:
             fulfillment_history=history,
             event_time=request.event_time,
             issued_at=now,
+            redemption=_redemption(reward, request, price, units),
+            manual=request.manual,
+            issuer_key_id=request.issuer_key_id or None,
+            issuer_key_name=request.issuer_key_name,
+            source_event_id=request.source_event_id or None,
         )
     )
     emit(program_id, events.EVENT_TYPE_ISSUANCE_ISSUED, row)
@@ -463,6 +517,8 @@ def grant_custom_reward(program_id: str, request: GrantRequest) -> Outcome:
             notes=request.notes,
             metadata=request.metadata,
             owner_type=common.OWNER_TYPE_UNSPECIFIED,
+            issuer_key_id=request.issuer_key_id or None,
+            issuer_key_name=request.issuer_key_name,
         )
         emit(program_id, events.EVENT_TYPE_CUSTOM_GRANTED, row)
         return row
@@ -506,6 +562,9 @@ def list_issuances(
     reward_type: int,
     created_after: datetime | None,
     created_before: datetime | None,
+    issuer_key_id: str = "",
+    source_event_id: str = "",
+    action_code: str = "",
 ) -> tuple[list[Issuance], str]:
     query = Issuance.select().where(Issuance.program == program_id)
     if participant is not None:
@@ -520,6 +579,12 @@ def list_issuances(
         query = query.where(Issuance.issued_at >= created_after)
     if created_before:
         query = query.where(Issuance.issued_at < created_before)
+    if issuer_key_id:
+        query = query.where(Issuance.issuer_key_id == issuer_key_id)
+    if source_event_id:
+        query = query.where(Issuance.source_event_id == source_event_id)
+    if action_code:
+        query = query.where(Issuance.action_code == action_code)
     return queries.keyset_page(query, Issuance.id, page, descending=True)
 
 
@@ -601,6 +666,7 @@ def update_fulfillment(program_id: str, issuance_id: str, status: str, note: str
 
     def work() -> Issuance:
         row = _get(program_id, issuance_id, for_update=True)
+        check_fulfillment_status(row.status)
         check_fulfillment_append(len(row.fulfillment_history))
         row.fulfillment_status = status
         row.fulfillment_history = [

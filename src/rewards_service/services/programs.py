@@ -22,11 +22,17 @@ class IssuedKey:
     role: str
 
 
-def _add_key(program_id: str, role: str, api_key: str | None = None) -> IssuedKey:
+def _add_key(
+    program_id: str, role: str, api_key: str | None = None, *, name: str = ""
+) -> IssuedKey:
     if role not in ROLES:
         raise InvalidArgument(f"role must be one of {', '.join(ROLES)}.")
+    if len(name) > 255 or not name.isprintable():
+        raise InvalidArgument("A key name must be at most 255 printable characters.")
     secret = api_key or generate_key()
-    key = ApiKey.create(id=new_id("key"), program=program_id, role=role, key_hash=hash_key(secret))
+    key = ApiKey.create(
+        id=new_id("key"), program=program_id, role=role, key_hash=hash_key(secret), name=name
+    )
     return IssuedKey(program_id, key.id, secret, role)
 
 
@@ -62,11 +68,11 @@ def bootstrap_notice(created: IssuedKey, chosen_key: str | None) -> str:
     return f"{made}\nAdmin API key (shown once, store it now): {created.api_key}"
 
 
-def create_key(program_id: str, role: str) -> IssuedKey:
+def create_key(program_id: str, role: str, *, name: str = "") -> IssuedKey:
     def work() -> IssuedKey:
         if not Program.select().where(Program.id == program_id).exists():
             raise NotFound(f"No program {program_id}.", reason="PROGRAM_NOT_FOUND")
-        return _add_key(program_id, role)
+        return _add_key(program_id, role, name=name)
 
     return in_transaction(work)
 
@@ -120,6 +126,6 @@ def authenticate(api_key: str) -> Caller:
     if key is None or key.revoked_at is not None or not same_hash(key.key_hash, digest):
         _valid_keys.pop(digest, None)
         raise Unauthenticated(UNKNOWN_KEY_MESSAGE, reason="INVALID_CREDENTIALS")
-    found = Caller(program_id=key.program_id, role=key.role, key_id=key.id)
+    found = Caller(program_id=key.program_id, role=key.role, key_id=key.id, key_name=key.name)
     _valid_keys[digest] = (found, time.monotonic() + AUTH_CACHE_SECONDS)
     return found

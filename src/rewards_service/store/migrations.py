@@ -182,14 +182,54 @@ def _normalised_identifiers(db: peewee.Database) -> None:
             )
 
 
+def _add_columns(db: peewee.Database, table: str, columns: dict[str, peewee.Field]) -> None:
+    migrator = SchemaMigrator.from_database(db)
+    present = {c.name for c in db.get_columns(table)}
+    for name, field in columns.items():
+        if name not in present:
+            apply_operations(migrator.add_column(table, name, field))
+
+
 def _event_feed(db: peewee.Database) -> None:
     """The outbox, its per-program sequencer and named consumers; code pools get a
     low-stock threshold."""
     db.create_tables([models.Event, models.EventSequence, models.EventConsumer], safe=True)
-    if "low_stock_threshold" not in {c.name for c in db.get_columns("code_pool")}:
-        migrator = SchemaMigrator.from_database(db)
-        field = peewee.BigIntegerField(default=0)
-        apply_operations(migrator.add_column("code_pool", "low_stock_threshold", field))
+    _add_columns(db, "code_pool", {"low_stock_threshold": peewee.BigIntegerField(default=0)})
+
+
+def _pricing_and_issuers(db: peewee.Database) -> None:
+    """Conversion ratios, cost rounding and payment options on rewards; redemption details,
+    manual grants and the issuing key on issuances; key names. Existing rows keep their
+    meaning: no ratio or options (priced by unit_cost, rounded up as before), not manual, no
+    issuer recorded. AMOUNT_BASED rewards that already carry max_total, max_per_participant
+    or limits keep them and are still held to them; an update of such a reward must clear
+    them (CreateReward and UpdateReward now refuse them on AMOUNT_BASED)."""
+    _add_columns(
+        db,
+        "reward",
+        {
+            "conversion_ratio": peewee.CharField(max_length=64, null=True),
+            "cost_rounding": peewee.IntegerField(default=0),
+            "payment_options": peewee.TextField(default="[]"),
+            "redemption_unit": peewee.CharField(max_length=32, default=""),
+        },
+    )
+    _add_columns(
+        db,
+        "issuance",
+        {
+            "redemption": peewee.TextField(default="{}"),
+            "manual": peewee.BooleanField(default=False),
+            "issuer_key_id": peewee.CharField(max_length=40, null=True),
+            "issuer_key_name": peewee.CharField(max_length=255, default=""),
+            "source_event_id": peewee.CharField(max_length=128, null=True),
+        },
+    )
+    _add_columns(db, "api_key", {"name": peewee.CharField(max_length=255, default="")})
+    db.execute_sql(
+        'CREATE INDEX IF NOT EXISTS "issuance_program_id_source_event_id_not_null" '
+        'ON "issuance" ("program_id", "source_event_id") WHERE ("source_event_id" IS NOT NULL)'
+    )
 
 
 MIGRATIONS: list[tuple[int, str, Callable[[peewee.Database], None]]] = [
@@ -200,6 +240,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[peewee.Database], None]]] = [
     (5, "ledger entries numbered per account in commit order", _ledger_sequences),
     (6, "participant identifiers normalised", _normalised_identifiers),
     (7, "event feed: outbox, sequencer, consumers; code pool low-stock threshold", _event_feed),
+    (8, "pricing by conversion ratio, payment options, issuers on issuances", _pricing_and_issuers),
 ]
 
 # Several servers may start at once against one PostgreSQL database.

@@ -22,6 +22,8 @@ class ApiKey(BaseModel):
     id = peewee.CharField(primary_key=True, max_length=40)
     program = peewee.ForeignKeyField(Program, backref="api_keys", on_delete="CASCADE")
     role = peewee.CharField(max_length=16)
+    # Shown on the issuances the key makes (Capillary's till username); may be empty.
+    name = peewee.CharField(max_length=255, default="")
     # SHA-256 of the secret; the secret itself is shown once and never stored.
     key_hash = peewee.CharField(max_length=64, unique=True)
     created_at = TimestampField(default=utcnow)
@@ -116,6 +118,12 @@ class Reward(BaseModel):
     request_hash = peewee.CharField(max_length=64, default="")
     created_at = TimestampField(default=utcnow)
     updated_at = TimestampField(default=utcnow)
+    # Pricing beside unit_cost (domain.pricing): a conversion ratio, the rounding of costs,
+    # several payment options (a list of PaymentOption dicts) and the amount's unit name.
+    conversion_ratio = peewee.CharField(max_length=64, null=True)
+    cost_rounding = peewee.IntegerField(default=0)
+    payment_options = JSONField(default=list)
+    redemption_unit = peewee.CharField(max_length=32, default="")
 
     class Meta:
         indexes = (
@@ -194,6 +202,14 @@ class Issuance(BaseModel):
     claimed_at = TimestampField(null=True)
     revoked_at = TimestampField(null=True)
     revoke_reason = peewee.TextField(default="")
+    # How it was paid (RedemptionDetails by proto field name, tender included); {} when free.
+    redemption = JSONField(default=dict)
+    # Issued by an admin past the window, segments and rolling limits.
+    manual = peewee.BooleanField(default=False)
+    issuer_key_id = peewee.CharField(max_length=40, null=True)
+    issuer_key_name = peewee.CharField(max_length=255, default="")
+    # NULL when not given, so the partial index below costs nothing for those.
+    source_event_id = peewee.CharField(max_length=128, null=True)
 
     class Meta:
         indexes = (
@@ -262,6 +278,15 @@ def _unique_request_id(model: type[BaseModel]) -> peewee.ModelIndex:
 Issuance.add_index(_unique_request_id(Issuance))
 # AdjustBalance entries.
 LedgerEntry.add_index(_unique_request_id(LedgerEntry))
+# ListIssuances by source_event_id; issues without one write no index entry.
+Issuance.add_index(
+    Issuance.index(
+        Issuance.program,
+        Issuance.source_event_id,
+        where=Issuance.source_event_id.is_null(False),
+        name="issuance_program_id_source_event_id_not_null",
+    )
+)
 
 
 class Event(BaseModel):

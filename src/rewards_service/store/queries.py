@@ -142,6 +142,10 @@ def reward_spec(row: Reward) -> rules.RewardSpec:
         available_until=row.available_until,
         segments=list(row.segments),
         metadata=dict(row.metadata),
+        conversion_ratio=row.conversion_ratio or "",
+        cost_rounding=row.cost_rounding,
+        payment_options=[dict(option) for option in row.payment_options],
+        redemption_unit=row.redemption_unit,
     )
 
 
@@ -165,6 +169,10 @@ def apply_reward_spec(row: Reward, spec: rules.RewardSpec) -> None:
     row.available_until = spec.available_until
     row.segments = spec.segments
     row.metadata = spec.metadata
+    row.conversion_ratio = spec.conversion_ratio or None
+    row.cost_rounding = spec.cost_rounding
+    row.payment_options = spec.payment_options
+    row.redemption_unit = spec.redemption_unit
 
 
 def save_reward(row: Reward) -> Reward:

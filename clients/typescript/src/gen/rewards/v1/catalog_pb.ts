@@ -2,8 +2,8 @@
 // @generated from file rewards/v1/catalog.proto (package rewards.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Duration, FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { DiscountType, LimitScope, RedemptionType, RewardStatus, RewardType, Segment } from "./common_pb.js";
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file rewards/v1/catalog.proto.
  */
 export const file_rewards_v1_catalog: GenFile = /*@__PURE__*/
-  fileDesc("ChhyZXdhcmRzL3YxL2NhdGFsb2cucHJvdG8SCnJld2FyZHMudjEimggKBlJld2FyZBIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJEhAKCGNhdGVnb3J5GAQgASgJEiQKBHR5cGUYBSABKA4yFi5yZXdhcmRzLnYxLlJld2FyZFR5cGUSKAoGc3RhdHVzGAYgASgOMhgucmV3YXJkcy52MS5SZXdhcmRTdGF0dXMSKgoGcG9pbnRzGAcgASgLMhgucmV3YXJkcy52MS5Qb2ludHNDb25maWdIABIsCgdwcm9kdWN0GAggASgLMhkucmV3YXJkcy52MS5Qcm9kdWN0Q29uZmlnSAASPwoRY29tcGV0aXRpb25fZW50cnkYCSABKAsyIi5yZXdhcmRzLnYxLkNvbXBldGl0aW9uRW50cnlDb25maWdIABI3Cg11bmlxdWVfY291cG9uGAogASgLMh4ucmV3YXJkcy52MS5VbmlxdWVDb3Vwb25Db25maWdIABI+ChFub25fdW5pcXVlX2NvdXBvbhgLIAEoCzIhLnJld2FyZHMudjEuTm9uVW5pcXVlQ291cG9uQ29uZmlnSAASMwoPcmVkZW1wdGlvbl90eXBlGAwgASgOMhoucmV3YXJkcy52MS5SZWRlbXB0aW9uVHlwZRIVCg1jb3N0X2Fzc2V0X2lkGA0gASgJEhEKCXVuaXRfY29zdBgOIAEoCRIWCgltYXhfdG90YWwYDyABKANIAYgBARIgChNtYXhfcGVyX3BhcnRpY2lwYW50GBAgASgDSAKIAQESJwoGbGltaXRzGBEgAygLMhcucmV3YXJkcy52MS5SZXdhcmRMaW1pdBIyCg5hdmFpbGFibGVfZnJvbRgSIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMwoPYXZhaWxhYmxlX3VudGlsGBMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIlCghzZWdtZW50cxgUIAMoCzITLnJld2FyZHMudjEuU2VnbWVudBIyCghtZXRhZGF0YRgVIAMoCzIgLnJld2FyZHMudjEuUmV3YXJkLk1ldGFkYXRhRW50cnkSFgoOcmVkZWVtZWRfY291bnQYFiABKAMSLgoKY3JlYXRlZF9hdBgXIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgYIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEZXRhZxgZIAEoCRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCCAoGY29uZmlnQgwKCl9tYXhfdG90YWxCFgoUX21heF9wZXJfcGFydGljaXBhbnQiMAoMUG9pbnRzQ29uZmlnEhAKCGFzc2V0X2lkGAEgASgJEg4KBmFtb3VudBgCIAEoCSI1Cg1Qcm9kdWN0Q29uZmlnEhIKCnByb2R1Y3RfaWQYASABKAkSEAoIcXVhbnRpdHkYAiABKAMiQQoWQ29tcGV0aXRpb25FbnRyeUNvbmZpZxIWCg5jb21wZXRpdGlvbl9pZBgBIAEoCRIPCgdlbnRyaWVzGAIgASgDIioKElVuaXF1ZUNvdXBvbkNvbmZpZxIUCgxjb2RlX3Bvb2xfaWQYASABKAkibgoVTm9uVW5pcXVlQ291cG9uQ29uZmlnEgwKBGNvZGUYASABKAkSLwoNZGlzY291bnRfdHlwZRgCIAEoDjIYLnJld2FyZHMudjEuRGlzY291bnRUeXBlEhYKDmRpc2NvdW50X3ZhbHVlGAMgASgJInUKC1Jld2FyZExpbWl0EiUKBXNjb3BlGAEgASgOMhYucmV3YXJkcy52MS5MaW1pdFNjb3BlEhQKDG1heF9xdWFudGl0eRgCIAEoAxIpCgZ3aW5kb3cYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24ibgoFQXNzZXQSCgoCaWQYASABKAkSDAoEY29kZRgCIAEoCRIMCgRuYW1lGAMgASgJEg0KBXNjYWxlGAQgASgFEi4KCmNyZWF0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIsoBCghDb2RlUG9vbBIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJEhMKC3RvdGFsX2NvdW50GAQgASgDEhcKD2F2YWlsYWJsZV9jb3VudBgFIAEoAxIUCgxpc3N1ZWRfY291bnQYBiABKAMSLgoKY3JlYXRlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGwoTbG93X3N0b2NrX3RocmVzaG9sZBgIIAEoAyJNChNDcmVhdGVSZXdhcmRSZXF1ZXN0EiIKBnJld2FyZBgBIAEoCzISLnJld2FyZHMudjEuUmV3YXJkEhIKCnJlcXVlc3RfaWQYAiABKAkiHgoQR2V0UmV3YXJkUmVxdWVzdBIKCgJpZBgBIAEoCSK0AQoSTGlzdFJld2FyZHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEigKBnN0YXR1cxgDIAEoDjIYLnJld2FyZHMudjEuUmV3YXJkU3RhdHVzEiQKBHR5cGUYBCABKA4yFi5yZXdhcmRzLnYxLlJld2FyZFR5cGUSEAoIY2F0ZWdvcnkYBSABKAkSFQoNc2hvd19hcmNoaXZlZBgGIAEoCCJTChNMaXN0UmV3YXJkc1Jlc3BvbnNlEiMKB3Jld2FyZHMYASADKAsyEi5yZXdhcmRzLnYxLlJld2FyZBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiagoTVXBkYXRlUmV3YXJkUmVxdWVzdBIiCgZyZXdhcmQYASABKAsyEi5yZXdhcmRzLnYxLlJld2FyZBIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siLwoTRGVsZXRlUmV3YXJkUmVxdWVzdBIKCgJpZBgBIAEoCRIMCgRldGFnGAIgASgJIkoKEkNyZWF0ZUFzc2V0UmVxdWVzdBIgCgVhc3NldBgBIAEoCzIRLnJld2FyZHMudjEuQXNzZXQSEgoKcmVxdWVzdF9pZBgCIAEoCSIdCg9HZXRBc3NldFJlcXVlc3QSCgoCaWQYASABKAkiOgoRTGlzdEFzc2V0c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiUAoSTGlzdEFzc2V0c1Jlc3BvbnNlEiEKBmFzc2V0cxgBIAMoCzIRLnJld2FyZHMudjEuQXNzZXQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIlQKFUNyZWF0ZUNvZGVQb29sUmVxdWVzdBInCgljb2RlX3Bvb2wYASABKAsyFC5yZXdhcmRzLnYxLkNvZGVQb29sEhIKCnJlcXVlc3RfaWQYAiABKAkiIAoSR2V0Q29kZVBvb2xSZXF1ZXN0EgoKAmlkGAEgASgJIj0KFExpc3RDb2RlUG9vbHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJIloKFUxpc3RDb2RlUG9vbHNSZXNwb25zZRIoCgpjb2RlX3Bvb2xzGAEgAygLMhQucmV3YXJkcy52MS5Db2RlUG9vbBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiNgoPQWRkQ29kZXNSZXF1ZXN0EhQKDGNvZGVfcG9vbF9pZBgBIAEoCRINCgVjb2RlcxgCIAMoCSJpChBBZGRDb2Rlc1Jlc3BvbnNlEhMKC2FkZGVkX2NvdW50GAEgASgDEhcKD2R1cGxpY2F0ZV9jb3VudBgCIAEoAxInCgljb2RlX3Bvb2wYAyABKAsyFC5yZXdhcmRzLnYxLkNvZGVQb29sMuUGCg1SZXdhcmRDYXRhbG9nEkMKDENyZWF0ZVJld2FyZBIfLnJld2FyZHMudjEuQ3JlYXRlUmV3YXJkUmVxdWVzdBoSLnJld2FyZHMudjEuUmV3YXJkEj0KCUdldFJld2FyZBIcLnJld2FyZHMudjEuR2V0UmV3YXJkUmVxdWVzdBoSLnJld2FyZHMudjEuUmV3YXJkEk4KC0xpc3RSZXdhcmRzEh4ucmV3YXJkcy52MS5MaXN0UmV3YXJkc1JlcXVlc3QaHy5yZXdhcmRzLnYxLkxpc3RSZXdhcmRzUmVzcG9uc2USQwoMVXBkYXRlUmV3YXJkEh8ucmV3YXJkcy52MS5VcGRhdGVSZXdhcmRSZXF1ZXN0GhIucmV3YXJkcy52MS5SZXdhcmQSQwoMRGVsZXRlUmV3YXJkEh8ucmV3YXJkcy52MS5EZWxldGVSZXdhcmRSZXF1ZXN0GhIucmV3YXJkcy52MS5SZXdhcmQSQAoLQ3JlYXRlQXNzZXQSHi5yZXdhcmRzLnYxLkNyZWF0ZUFzc2V0UmVxdWVzdBoRLnJld2FyZHMudjEuQXNzZXQSOgoIR2V0QXNzZXQSGy5yZXdhcmRzLnYxLkdldEFzc2V0UmVxdWVzdBoRLnJld2FyZHMudjEuQXNzZXQSSwoKTGlzdEFzc2V0cxIdLnJld2FyZHMudjEuTGlzdEFzc2V0c1JlcXVlc3QaHi5yZXdhcmRzLnYxLkxpc3RBc3NldHNSZXNwb25zZRJJCg5DcmVhdGVDb2RlUG9vbBIhLnJld2FyZHMudjEuQ3JlYXRlQ29kZVBvb2xSZXF1ZXN0GhQucmV3YXJkcy52MS5Db2RlUG9vbBJDCgtHZXRDb2RlUG9vbBIeLnJld2FyZHMudjEuR2V0Q29kZVBvb2xSZXF1ZXN0GhQucmV3YXJkcy52MS5Db2RlUG9vbBJUCg1MaXN0Q29kZVBvb2xzEiAucmV3YXJkcy52MS5MaXN0Q29kZVBvb2xzUmVxdWVzdBohLnJld2FyZHMudjEuTGlzdENvZGVQb29sc1Jlc3BvbnNlEkUKCEFkZENvZGVzEhsucmV3YXJkcy52MS5BZGRDb2Rlc1JlcXVlc3QaHC5yZXdhcmRzLnYxLkFkZENvZGVzUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_rewards_v1_common]);
+  fileDesc("ChhyZXdhcmRzL3YxL2NhdGFsb2cucHJvdG8SCnJld2FyZHMudjEixgkKBlJld2FyZBIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJEhAKCGNhdGVnb3J5GAQgASgJEiQKBHR5cGUYBSABKA4yFi5yZXdhcmRzLnYxLlJld2FyZFR5cGUSKAoGc3RhdHVzGAYgASgOMhgucmV3YXJkcy52MS5SZXdhcmRTdGF0dXMSKgoGcG9pbnRzGAcgASgLMhgucmV3YXJkcy52MS5Qb2ludHNDb25maWdIABIsCgdwcm9kdWN0GAggASgLMhkucmV3YXJkcy52MS5Qcm9kdWN0Q29uZmlnSAASPwoRY29tcGV0aXRpb25fZW50cnkYCSABKAsyIi5yZXdhcmRzLnYxLkNvbXBldGl0aW9uRW50cnlDb25maWdIABI3Cg11bmlxdWVfY291cG9uGAogASgLMh4ucmV3YXJkcy52MS5VbmlxdWVDb3Vwb25Db25maWdIABI+ChFub25fdW5pcXVlX2NvdXBvbhgLIAEoCzIhLnJld2FyZHMudjEuTm9uVW5pcXVlQ291cG9uQ29uZmlnSAASMwoPcmVkZW1wdGlvbl90eXBlGAwgASgOMhoucmV3YXJkcy52MS5SZWRlbXB0aW9uVHlwZRIVCg1jb3N0X2Fzc2V0X2lkGA0gASgJEhEKCXVuaXRfY29zdBgOIAEoCRIWCgltYXhfdG90YWwYDyABKANIAYgBARIgChNtYXhfcGVyX3BhcnRpY2lwYW50GBAgASgDSAKIAQESJwoGbGltaXRzGBEgAygLMhcucmV3YXJkcy52MS5SZXdhcmRMaW1pdBIyCg5hdmFpbGFibGVfZnJvbRgSIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMwoPYXZhaWxhYmxlX3VudGlsGBMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIlCghzZWdtZW50cxgUIAMoCzITLnJld2FyZHMudjEuU2VnbWVudBIyCghtZXRhZGF0YRgVIAMoCzIgLnJld2FyZHMudjEuUmV3YXJkLk1ldGFkYXRhRW50cnkSFgoOcmVkZWVtZWRfY291bnQYFiABKAMSLgoKY3JlYXRlZF9hdBgXIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgYIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEZXRhZxgZIAEoCRIYChBjb252ZXJzaW9uX3JhdGlvGBogASgJEi8KDWNvc3Rfcm91bmRpbmcYGyABKA4yGC5yZXdhcmRzLnYxLkNvc3RSb3VuZGluZxIyCg9wYXltZW50X29wdGlvbnMYHCADKAsyGS5yZXdhcmRzLnYxLlBheW1lbnRPcHRpb24SFwoPcmVkZW1wdGlvbl91bml0GB0gASgJEhIKCnByb2dyYW1faWQYHiABKAkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQggKBmNvbmZpZ0IMCgpfbWF4X3RvdGFsQhYKFF9tYXhfcGVyX3BhcnRpY2lwYW50InQKDVBheW1lbnRPcHRpb24SCgoCaWQYASABKAkSEQoJdW5pdF9jb3N0GAIgASgJEhgKEGNvbnZlcnNpb25fcmF0aW8YAyABKAkSEwoLY2FzaF9hbW91bnQYBCABKAkSFQoNY2FzaF9jdXJyZW5jeRgFIAEoCSIwCgxQb2ludHNDb25maWcSEAoIYXNzZXRfaWQYASABKAkSDgoGYW1vdW50GAIgASgJIjUKDVByb2R1Y3RDb25maWcSEgoKcHJvZHVjdF9pZBgBIAEoCRIQCghxdWFudGl0eRgCIAEoAyJBChZDb21wZXRpdGlvbkVudHJ5Q29uZmlnEhYKDmNvbXBldGl0aW9uX2lkGAEgASgJEg8KB2VudHJpZXMYAiABKAMiKgoSVW5pcXVlQ291cG9uQ29uZmlnEhQKDGNvZGVfcG9vbF9pZBgBIAEoCSJuChVOb25VbmlxdWVDb3Vwb25Db25maWcSDAoEY29kZRgBIAEoCRIvCg1kaXNjb3VudF90eXBlGAIgASgOMhgucmV3YXJkcy52MS5EaXNjb3VudFR5cGUSFgoOZGlzY291bnRfdmFsdWUYAyABKAkidQoLUmV3YXJkTGltaXQSJQoFc2NvcGUYASABKA4yFi5yZXdhcmRzLnYxLkxpbWl0U2NvcGUSFAoMbWF4X3F1YW50aXR5GAIgASgDEikKBndpbmRvdxgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJuCgVBc3NldBIKCgJpZBgBIAEoCRIMCgRjb2RlGAIgASgJEgwKBG5hbWUYAyABKAkSDQoFc2NhbGUYBCABKAUSLgoKY3JlYXRlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiygEKCENvZGVQb29sEgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSEwoLZGVzY3JpcHRpb24YAyABKAkSEwoLdG90YWxfY291bnQYBCABKAMSFwoPYXZhaWxhYmxlX2NvdW50GAUgASgDEhQKDGlzc3VlZF9jb3VudBgGIAEoAxIuCgpjcmVhdGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIbChNsb3dfc3RvY2tfdGhyZXNob2xkGAggASgDIk0KE0NyZWF0ZVJld2FyZFJlcXVlc3QSIgoGcmV3YXJkGAEgASgLMhIucmV3YXJkcy52MS5SZXdhcmQSEgoKcmVxdWVzdF9pZBgCIAEoCSIeChBHZXRSZXdhcmRSZXF1ZXN0EgoKAmlkGAEgASgJItABChJMaXN0UmV3YXJkc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSKAoGc3RhdHVzGAMgASgOMhgucmV3YXJkcy52MS5SZXdhcmRTdGF0dXMSJAoEdHlwZRgEIAEoDjIWLnJld2FyZHMudjEuUmV3YXJkVHlwZRIQCghjYXRlZ29yeRgFIAEoCRIVCg1zaG93X2FyY2hpdmVkGAYgASgIEhoKEmluY2x1ZGVfdG90YWxfc2l6ZRgHIAEoCCJnChNMaXN0UmV3YXJkc1Jlc3BvbnNlEiMKB3Jld2FyZHMYASADKAsyEi5yZXdhcmRzLnYxLlJld2FyZBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSEgoKdG90YWxfc2l6ZRgDIAEoBSJqChNVcGRhdGVSZXdhcmRSZXF1ZXN0EiIKBnJld2FyZBgBIAEoCzISLnJld2FyZHMudjEuUmV3YXJkEi8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayIvChNEZWxldGVSZXdhcmRSZXF1ZXN0EgoKAmlkGAEgASgJEgwKBGV0YWcYAiABKAkiSgoSQ3JlYXRlQXNzZXRSZXF1ZXN0EiAKBWFzc2V0GAEgASgLMhEucmV3YXJkcy52MS5Bc3NldBISCgpyZXF1ZXN0X2lkGAIgASgJIh0KD0dldEFzc2V0UmVxdWVzdBIKCgJpZBgBIAEoCSI6ChFMaXN0QXNzZXRzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCSJQChJMaXN0QXNzZXRzUmVzcG9uc2USIQoGYXNzZXRzGAEgAygLMhEucmV3YXJkcy52MS5Bc3NldBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiVAoVQ3JlYXRlQ29kZVBvb2xSZXF1ZXN0EicKCWNvZGVfcG9vbBgBIAEoCzIULnJld2FyZHMudjEuQ29kZVBvb2wSEgoKcmVxdWVzdF9pZBgCIAEoCSIgChJHZXRDb2RlUG9vbFJlcXVlc3QSCgoCaWQYASABKAkiPQoUTGlzdENvZGVQb29sc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiWgoVTGlzdENvZGVQb29sc1Jlc3BvbnNlEigKCmNvZGVfcG9vbHMYASADKAsyFC5yZXdhcmRzLnYxLkNvZGVQb29sEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSI2Cg9BZGRDb2Rlc1JlcXVlc3QSFAoMY29kZV9wb29sX2lkGAEgASgJEg0KBWNvZGVzGAIgAygJImkKEEFkZENvZGVzUmVzcG9uc2USEwoLYWRkZWRfY291bnQYASABKAMSFwoPZHVwbGljYXRlX2NvdW50GAIgASgDEicKCWNvZGVfcG9vbBgDIAEoCzIULnJld2FyZHMudjEuQ29kZVBvb2wqfAoMQ29zdFJvdW5kaW5nEh0KGUNPU1RfUk9VTkRJTkdfVU5TUEVDSUZJRUQQABIZChVDT1NUX1JPVU5ESU5HX0hBTEZfVVAQARIZChVDT1NUX1JPVU5ESU5HX0NFSUxJTkcQAhIXChNDT1NUX1JPVU5ESU5HX0ZMT09SEAMy5QYKDVJld2FyZENhdGFsb2cSQwoMQ3JlYXRlUmV3YXJkEh8ucmV3YXJkcy52MS5DcmVhdGVSZXdhcmRSZXF1ZXN0GhIucmV3YXJkcy52MS5SZXdhcmQSPQoJR2V0UmV3YXJkEhwucmV3YXJkcy52MS5HZXRSZXdhcmRSZXF1ZXN0GhIucmV3YXJkcy52MS5SZXdhcmQSTgoLTGlzdFJld2FyZHMSHi5yZXdhcmRzLnYxLkxpc3RSZXdhcmRzUmVxdWVzdBofLnJld2FyZHMudjEuTGlzdFJld2FyZHNSZXNwb25zZRJDCgxVcGRhdGVSZXdhcmQSHy5yZXdhcmRzLnYxLlVwZGF0ZVJld2FyZFJlcXVlc3QaEi5yZXdhcmRzLnYxLlJld2FyZBJDCgxEZWxldGVSZXdhcmQSHy5yZXdhcmRzLnYxLkRlbGV0ZVJld2FyZFJlcXVlc3QaEi5yZXdhcmRzLnYxLlJld2FyZBJACgtDcmVhdGVBc3NldBIeLnJld2FyZHMudjEuQ3JlYXRlQXNzZXRSZXF1ZXN0GhEucmV3YXJkcy52MS5Bc3NldBI6CghHZXRBc3NldBIbLnJld2FyZHMudjEuR2V0QXNzZXRSZXF1ZXN0GhEucmV3YXJkcy52MS5Bc3NldBJLCgpMaXN0QXNzZXRzEh0ucmV3YXJkcy52MS5MaXN0QXNzZXRzUmVxdWVzdBoeLnJld2FyZHMudjEuTGlzdEFzc2V0c1Jlc3BvbnNlEkkKDkNyZWF0ZUNvZGVQb29sEiEucmV3YXJkcy52MS5DcmVhdGVDb2RlUG9vbFJlcXVlc3QaFC5yZXdhcmRzLnYxLkNvZGVQb29sEkMKC0dldENvZGVQb29sEh4ucmV3YXJkcy52MS5HZXRDb2RlUG9vbFJlcXVlc3QaFC5yZXdhcmRzLnYxLkNvZGVQb29sElQKDUxpc3RDb2RlUG9vbHMSIC5yZXdhcmRzLnYxLkxpc3RDb2RlUG9vbHNSZXF1ZXN0GiEucmV3YXJkcy52MS5MaXN0Q29kZVBvb2xzUmVzcG9uc2USRQoIQWRkQ29kZXMSGy5yZXdhcmRzLnYxLkFkZENvZGVzUmVxdWVzdBocLnJld2FyZHMudjEuQWRkQ29kZXNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_rewards_v1_common]);
 
 /**
  * A reward that can be issued to participants.
@@ -127,14 +127,16 @@ export type Reward = Message<"rewards.v1.Reward"> & {
 
   /**
    * Decimal string > 0: cost of one unit (UNIT_BASED) or of one unit of redemption value
-   * (AMOUNT_BASED). Required when cost_asset_id is set.
+   * (AMOUNT_BASED). With cost_asset_id, exactly one of unit_cost, conversion_ratio and
+   * payment_options prices the reward.
    *
    * @generated from field: string unit_cost = 14;
    */
   unitCost: string;
 
   /**
-   * Most units that may ever be issued. Unset means unlimited.
+   * Most units that may ever be issued. Unset means unlimited. UNIT_BASED only: AMOUNT_BASED
+   * rewards take no inventory limits (INVALID_ARGUMENT naming the field).
    *
    * @generated from field: optional int64 max_total = 15;
    */
@@ -148,7 +150,7 @@ export type Reward = Message<"rewards.v1.Reward"> & {
   maxPerParticipant?: bigint | undefined;
 
   /**
-   * Rolling-window caps, e.g. at most 15 per participant per day.
+   * Rolling-window caps, e.g. at most 15 per participant per day (UNIT_BASED only).
    *
    * @generated from field: repeated rewards.v1.RewardLimit limits = 17;
    */
@@ -214,6 +216,47 @@ export type Reward = Message<"rewards.v1.Reward"> & {
    * @generated from field: string etag = 25;
    */
   etag: string;
+
+  /**
+   * Decimal string > 0: redemption value per point (Capillary's CONV_RATIO), AMOUNT_BASED
+   * only, set instead of unit_cost: cost = amount / conversion_ratio x quantity, exact in
+   * decimal, then rounded by cost_rounding. At 0.44, 1000 costs 2273 and 1 costs 2.
+   *
+   * @generated from field: string conversion_ratio = 26;
+   */
+  conversionRatio: string;
+
+  /**
+   * How a cost is rounded at the cost asset's scale. Unset: HALF_UP for conversion_ratio
+   * pricing, CEILING for unit_cost pricing (as before this field existed).
+   *
+   * @generated from field: rewards.v1.CostRounding cost_rounding = 27;
+   */
+  costRounding: CostRounding;
+
+  /**
+   * Several ways to pay for the reward (Capillary's payment configs), in the cost asset and
+   * optionally part in cash. When set, unit_cost and conversion_ratio stay empty and
+   * IssueReward names one by payment_option_id (optional when there is only one). At most 10.
+   *
+   * @generated from field: repeated rewards.v1.PaymentOption payment_options = 28;
+   */
+  paymentOptions: PaymentOption[];
+
+  /**
+   * Name of the unit an AMOUNT_BASED amount is in, e.g. "MILES", up to 32 characters; shown in
+   * the issuance's redemption details.
+   *
+   * @generated from field: string redemption_unit = 29;
+   */
+  redemptionUnit: string;
+
+  /**
+   * Output only. The program (tenant) the reward belongs to (prg_...).
+   *
+   * @generated from field: string program_id = 30;
+   */
+  programId: string;
 };
 
 /**
@@ -222,6 +265,60 @@ export type Reward = Message<"rewards.v1.Reward"> & {
  */
 export const RewardSchema: GenMessage<Reward> = /*@__PURE__*/
   messageDesc(file_rewards_v1_catalog, 0);
+
+/**
+ * One way to pay for a reward: points of the reward's cost asset, priced by unit_cost or by
+ * conversion_ratio (exactly one), plus an optional cash part the service records on the
+ * issuance (its tender) but never collects.
+ *
+ * @generated from message rewards.v1.PaymentOption
+ */
+export type PaymentOption = Message<"rewards.v1.PaymentOption"> & {
+  /**
+   * 1-64 of [a-zA-Z0-9._-], unique in the reward; made by the server (pay_...) when empty.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * Decimal string > 0: points per unit (UNIT_BASED) or per unit of redemption value
+   * (AMOUNT_BASED), as Reward.unit_cost.
+   *
+   * @generated from field: string unit_cost = 2;
+   */
+  unitCost: string;
+
+  /**
+   * Decimal string > 0: redemption value per point (AMOUNT_BASED only), as
+   * Reward.conversion_ratio.
+   *
+   * @generated from field: string conversion_ratio = 3;
+   */
+  conversionRatio: string;
+
+  /**
+   * Decimal string > 0, at most 4 decimal places: cash paid per unit issued besides the
+   * points, e.g. "10.00". Empty: points only.
+   *
+   * @generated from field: string cash_amount = 4;
+   */
+  cashAmount: string;
+
+  /**
+   * ISO 4217 code of the cash part, e.g. "USD"; required with cash_amount.
+   *
+   * @generated from field: string cash_currency = 5;
+   */
+  cashCurrency: string;
+};
+
+/**
+ * Describes the message rewards.v1.PaymentOption.
+ * Use `create(PaymentOptionSchema)` to create a new message.
+ */
+export const PaymentOptionSchema: GenMessage<PaymentOption> = /*@__PURE__*/
+  messageDesc(file_rewards_v1_catalog, 1);
 
 /**
  * Config of a POINTS reward.
@@ -249,7 +346,7 @@ export type PointsConfig = Message<"rewards.v1.PointsConfig"> & {
  * Use `create(PointsConfigSchema)` to create a new message.
  */
 export const PointsConfigSchema: GenMessage<PointsConfig> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_catalog, 1);
+  messageDesc(file_rewards_v1_catalog, 2);
 
 /**
  * Config of a PRODUCT reward.
@@ -277,7 +374,7 @@ export type ProductConfig = Message<"rewards.v1.ProductConfig"> & {
  * Use `create(ProductConfigSchema)` to create a new message.
  */
 export const ProductConfigSchema: GenMessage<ProductConfig> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_catalog, 2);
+  messageDesc(file_rewards_v1_catalog, 3);
 
 /**
  * Config of a COMPETITION_ENTRY reward.
@@ -305,7 +402,7 @@ export type CompetitionEntryConfig = Message<"rewards.v1.CompetitionEntryConfig"
  * Use `create(CompetitionEntryConfigSchema)` to create a new message.
  */
 export const CompetitionEntryConfigSchema: GenMessage<CompetitionEntryConfig> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_catalog, 3);
+  messageDesc(file_rewards_v1_catalog, 4);
 
 /**
  * Config of a UNIQUE_COUPON reward.
@@ -326,7 +423,7 @@ export type UniqueCouponConfig = Message<"rewards.v1.UniqueCouponConfig"> & {
  * Use `create(UniqueCouponConfigSchema)` to create a new message.
  */
 export const UniqueCouponConfigSchema: GenMessage<UniqueCouponConfig> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_catalog, 4);
+  messageDesc(file_rewards_v1_catalog, 5);
 
 /**
  * Config of a NON_UNIQUE_COUPON reward.
@@ -361,7 +458,7 @@ export type NonUniqueCouponConfig = Message<"rewards.v1.NonUniqueCouponConfig"> 
  * Use `create(NonUniqueCouponConfigSchema)` to create a new message.
  */
 export const NonUniqueCouponConfigSchema: GenMessage<NonUniqueCouponConfig> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_catalog, 5);
+  messageDesc(file_rewards_v1_catalog, 6);
 
 /**
  * A rolling-window cap on units issued.
@@ -396,7 +493,7 @@ export type RewardLimit = Message<"rewards.v1.RewardLimit"> & {
  * Use `create(RewardLimitSchema)` to create a new message.
  */
 export const RewardLimitSchema: GenMessage<RewardLimit> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_catalog, 6);
+  messageDesc(file_rewards_v1_catalog, 7);
 
 /**
  * A program currency rewards are priced in and points are credited in.
@@ -445,7 +542,7 @@ export type Asset = Message<"rewards.v1.Asset"> & {
  * Use `create(AssetSchema)` to create a new message.
  */
 export const AssetSchema: GenMessage<Asset> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_catalog, 7);
+  messageDesc(file_rewards_v1_catalog, 8);
 
 /**
  * A pool of unique coupon codes.
@@ -516,7 +613,7 @@ export type CodePool = Message<"rewards.v1.CodePool"> & {
  * Use `create(CodePoolSchema)` to create a new message.
  */
 export const CodePoolSchema: GenMessage<CodePool> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_catalog, 8);
+  messageDesc(file_rewards_v1_catalog, 9);
 
 /**
  * Request of CreateReward.
@@ -544,7 +641,7 @@ export type CreateRewardRequest = Message<"rewards.v1.CreateRewardRequest"> & {
  * Use `create(CreateRewardRequestSchema)` to create a new message.
  */
 export const CreateRewardRequestSchema: GenMessage<CreateRewardRequest> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_catalog, 9);
+  messageDesc(file_rewards_v1_catalog, 10);
 
 /**
  * Request of GetReward.
@@ -565,7 +662,7 @@ export type GetRewardRequest = Message<"rewards.v1.GetRewardRequest"> & {
  * Use `create(GetRewardRequestSchema)` to create a new message.
  */
 export const GetRewardRequestSchema: GenMessage<GetRewardRequest> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_catalog, 10);
+  messageDesc(file_rewards_v1_catalog, 11);
 
 /**
  * Request of ListRewards.
@@ -614,6 +711,14 @@ export type ListRewardsRequest = Message<"rewards.v1.ListRewardsRequest"> & {
    * @generated from field: bool show_archived = 6;
    */
   showArchived: boolean;
+
+  /**
+   * Also count every reward matching the filters (total_size). Costs one COUNT query, so
+   * it is done only when asked.
+   *
+   * @generated from field: bool include_total_size = 7;
+   */
+  includeTotalSize: boolean;
 };
 
 /**
@@ -621,7 +726,7 @@ export type ListRewardsRequest = Message<"rewards.v1.ListRewardsRequest"> & {
  * Use `create(ListRewardsRequestSchema)` to create a new message.
  */
 export const ListRewardsRequestSchema: GenMessage<ListRewardsRequest> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_catalog, 11);
+  messageDesc(file_rewards_v1_catalog, 12);
 
 /**
  * Response of ListRewards.
@@ -642,6 +747,13 @@ export type ListRewardsResponse = Message<"rewards.v1.ListRewardsResponse"> & {
    * @generated from field: string next_page_token = 2;
    */
   nextPageToken: string;
+
+  /**
+   * Rewards matching the filters across all pages, when include_total_size was set; else 0.
+   *
+   * @generated from field: int32 total_size = 3;
+   */
+  totalSize: number;
 };
 
 /**
@@ -649,7 +761,7 @@ export type ListRewardsResponse = Message<"rewards.v1.ListRewardsResponse"> & {
  * Use `create(ListRewardsResponseSchema)` to create a new message.
  */
 export const ListRewardsResponseSchema: GenMessage<ListRewardsResponse> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_catalog, 12);
+  messageDesc(file_rewards_v1_catalog, 13);
 
 /**
  * Request of UpdateReward.
@@ -677,7 +789,7 @@ export type UpdateRewardRequest = Message<"rewards.v1.UpdateRewardRequest"> & {
  * Use `create(UpdateRewardRequestSchema)` to create a new message.
  */
 export const UpdateRewardRequestSchema: GenMessage<UpdateRewardRequest> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_catalog, 13);
+  messageDesc(file_rewards_v1_catalog, 14);
 
 /**
  * Request of DeleteReward.
@@ -705,7 +817,7 @@ export type DeleteRewardRequest = Message<"rewards.v1.DeleteRewardRequest"> & {
  * Use `create(DeleteRewardRequestSchema)` to create a new message.
  */
 export const DeleteRewardRequestSchema: GenMessage<DeleteRewardRequest> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_catalog, 14);
+  messageDesc(file_rewards_v1_catalog, 15);
 
 /**
  * Request of CreateAsset.
@@ -733,7 +845,7 @@ export type CreateAssetRequest = Message<"rewards.v1.CreateAssetRequest"> & {
  * Use `create(CreateAssetRequestSchema)` to create a new message.
  */
 export const CreateAssetRequestSchema: GenMessage<CreateAssetRequest> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_catalog, 15);
+  messageDesc(file_rewards_v1_catalog, 16);
 
 /**
  * Request of GetAsset.
@@ -754,7 +866,7 @@ export type GetAssetRequest = Message<"rewards.v1.GetAssetRequest"> & {
  * Use `create(GetAssetRequestSchema)` to create a new message.
  */
 export const GetAssetRequestSchema: GenMessage<GetAssetRequest> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_catalog, 16);
+  messageDesc(file_rewards_v1_catalog, 17);
 
 /**
  * Request of ListAssets.
@@ -782,7 +894,7 @@ export type ListAssetsRequest = Message<"rewards.v1.ListAssetsRequest"> & {
  * Use `create(ListAssetsRequestSchema)` to create a new message.
  */
 export const ListAssetsRequestSchema: GenMessage<ListAssetsRequest> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_catalog, 17);
+  messageDesc(file_rewards_v1_catalog, 18);
 
 /**
  * Response of ListAssets.
@@ -810,7 +922,7 @@ export type ListAssetsResponse = Message<"rewards.v1.ListAssetsResponse"> & {
  * Use `create(ListAssetsResponseSchema)` to create a new message.
  */
 export const ListAssetsResponseSchema: GenMessage<ListAssetsResponse> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_catalog, 18);
+  messageDesc(file_rewards_v1_catalog, 19);
 
 /**
  * Request of CreateCodePool.
@@ -838,7 +950,7 @@ export type CreateCodePoolRequest = Message<"rewards.v1.CreateCodePoolRequest"> 
  * Use `create(CreateCodePoolRequestSchema)` to create a new message.
  */
 export const CreateCodePoolRequestSchema: GenMessage<CreateCodePoolRequest> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_catalog, 19);
+  messageDesc(file_rewards_v1_catalog, 20);
 
 /**
  * Request of GetCodePool.
@@ -859,7 +971,7 @@ export type GetCodePoolRequest = Message<"rewards.v1.GetCodePoolRequest"> & {
  * Use `create(GetCodePoolRequestSchema)` to create a new message.
  */
 export const GetCodePoolRequestSchema: GenMessage<GetCodePoolRequest> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_catalog, 20);
+  messageDesc(file_rewards_v1_catalog, 21);
 
 /**
  * Request of ListCodePools.
@@ -887,7 +999,7 @@ export type ListCodePoolsRequest = Message<"rewards.v1.ListCodePoolsRequest"> & 
  * Use `create(ListCodePoolsRequestSchema)` to create a new message.
  */
 export const ListCodePoolsRequestSchema: GenMessage<ListCodePoolsRequest> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_catalog, 21);
+  messageDesc(file_rewards_v1_catalog, 22);
 
 /**
  * Response of ListCodePools.
@@ -915,7 +1027,7 @@ export type ListCodePoolsResponse = Message<"rewards.v1.ListCodePoolsResponse"> 
  * Use `create(ListCodePoolsResponseSchema)` to create a new message.
  */
 export const ListCodePoolsResponseSchema: GenMessage<ListCodePoolsResponse> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_catalog, 22);
+  messageDesc(file_rewards_v1_catalog, 23);
 
 /**
  * Request of AddCodes.
@@ -943,7 +1055,7 @@ export type AddCodesRequest = Message<"rewards.v1.AddCodesRequest"> & {
  * Use `create(AddCodesRequestSchema)` to create a new message.
  */
 export const AddCodesRequestSchema: GenMessage<AddCodesRequest> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_catalog, 23);
+  messageDesc(file_rewards_v1_catalog, 24);
 
 /**
  * Response of AddCodes.
@@ -978,7 +1090,48 @@ export type AddCodesResponse = Message<"rewards.v1.AddCodesResponse"> & {
  * Use `create(AddCodesResponseSchema)` to create a new message.
  */
 export const AddCodesResponseSchema: GenMessage<AddCodesResponse> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_catalog, 24);
+  messageDesc(file_rewards_v1_catalog, 25);
+
+/**
+ * Rounding of a computed cost at the cost asset's scale.
+ *
+ * @generated from enum rewards.v1.CostRounding
+ */
+export enum CostRounding {
+  /**
+   * Not set: HALF_UP for conversion_ratio pricing, CEILING for unit_cost pricing.
+   *
+   * @generated from enum value: COST_ROUNDING_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * To the nearest; halves away from zero (1 / 0.44 = 2.27 -> 2; 2.5 -> 3).
+   *
+   * @generated from enum value: COST_ROUNDING_HALF_UP = 1;
+   */
+  HALF_UP = 1,
+
+  /**
+   * Up (1 / 0.44 -> 3).
+   *
+   * @generated from enum value: COST_ROUNDING_CEILING = 2;
+   */
+  CEILING = 2,
+
+  /**
+   * Down (1 / 0.44 -> 2).
+   *
+   * @generated from enum value: COST_ROUNDING_FLOOR = 3;
+   */
+  FLOOR = 3,
+}
+
+/**
+ * Describes the enum rewards.v1.CostRounding.
+ */
+export const CostRoundingSchema: GenEnum<CostRounding> = /*@__PURE__*/
+  enumDesc(file_rewards_v1_catalog, 0);
 
 /**
  * The catalog of a program: rewards, the assets they are priced in, and the code pools

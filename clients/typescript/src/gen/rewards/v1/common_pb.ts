@@ -290,7 +290,8 @@ export enum RedemptionType {
   UNIT_BASED = 1,
 
   /**
-   * The issue names an amount of redemption value; cost = ceil(amount x unit_cost).
+   * The issue names an amount of redemption value; cost = amount x unit_cost (or
+   * amount / conversion_ratio) x quantity, rounded by the reward's cost_rounding.
    *
    * @generated from enum value: REDEMPTION_TYPE_AMOUNT_BASED = 2;
    */

@@ -2,8 +2,8 @@
 // @generated from file rewards/v1/issuance.proto (package rewards.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Status } from "../../google/rpc/status_pb.js";
@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file rewards/v1/issuance.proto.
  */
 export const file_rewards_v1_issuance: GenFile = /*@__PURE__*/
-  fileDesc("ChlyZXdhcmRzL3YxL2lzc3VhbmNlLnByb3RvEgpyZXdhcmRzLnYxIs0HCghJc3N1YW5jZRIKCgJpZBgBIAEoCRIRCglyZXdhcmRfaWQYAiABKAkSFgoOcGFydGljaXBhbnRfaWQYAyABKAkSJAoEdHlwZRgEIAEoDjIWLnJld2FyZHMudjEuUmV3YXJkVHlwZRIqCgZzdGF0dXMYBSABKA4yGi5yZXdhcmRzLnYxLklzc3VhbmNlU3RhdHVzEhAKCHF1YW50aXR5GAYgASgDEg4KBmFtb3VudBgHIAEoCRIlCgRjb3N0GAggASgLMhcucmV3YXJkcy52MS5Bc3NldEFtb3VudBInCgZjcmVkaXQYCSABKAsyFy5yZXdhcmRzLnYxLkFzc2V0QW1vdW50EhMKC2NvdXBvbl9jb2RlGAogASgJEjMKD3Jld2FyZF9zbmFwc2hvdBgLIAEoCzIaLnJld2FyZHMudjEuUmV3YXJkU25hcHNob3QSEwoLYWN0aW9uX2NvZGUYDCABKAkSEgoKcmVxdWVzdF9pZBgNIAEoCRIaChJ0cmFuc2FjdGlvbl9udW1iZXIYDiABKAkSDQoFbm90ZXMYDyABKAkSNAoIbWV0YWRhdGEYECADKAsyIi5yZXdhcmRzLnYxLklzc3VhbmNlLk1ldGFkYXRhRW50cnkSPQoNY3VzdG9tX2ZpZWxkcxgRIAMoCzImLnJld2FyZHMudjEuSXNzdWFuY2UuQ3VzdG9tRmllbGRzRW50cnkSIAoFb3duZXIYEiABKAsyES5yZXdhcmRzLnYxLk93bmVyEhoKEmZ1bGZpbGxtZW50X3N0YXR1cxgTIAEoCRI5ChNmdWxmaWxsbWVudF9oaXN0b3J5GBQgAygLMhwucmV3YXJkcy52MS5GdWxmaWxsbWVudEV2ZW50Ei4KCmV2ZW50X3RpbWUYFSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCWlzc3VlZF9hdBgWIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKY2xhaW1lZF9hdBgXIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKcmV2b2tlZF9hdBgYIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNcmV2b2tlX3JlYXNvbhgZIAEoCRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaMwoRQ3VzdG9tRmllbGRzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASK8AgoOUmV3YXJkU25hcHNob3QSDAoEbmFtZRgBIAEoCRIqCgZwb2ludHMYAiABKAsyGC5yZXdhcmRzLnYxLlBvaW50c0NvbmZpZ0gAEiwKB3Byb2R1Y3QYAyABKAsyGS5yZXdhcmRzLnYxLlByb2R1Y3RDb25maWdIABI/ChFjb21wZXRpdGlvbl9lbnRyeRgEIAEoCzIiLnJld2FyZHMudjEuQ29tcGV0aXRpb25FbnRyeUNvbmZpZ0gAEjcKDXVuaXF1ZV9jb3Vwb24YBSABKAsyHi5yZXdhcmRzLnYxLlVuaXF1ZUNvdXBvbkNvbmZpZ0gAEj4KEW5vbl91bmlxdWVfY291cG9uGAYgASgLMiEucmV3YXJkcy52MS5Ob25VbmlxdWVDb3Vwb25Db25maWdIAEIICgZjb25maWciYAoQRnVsZmlsbG1lbnRFdmVudBIOCgZzdGF0dXMYASABKAkSDAoEbm90ZRgCIAEoCRIuCgpjcmVhdGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKWBAoSSXNzdWVSZXdhcmRSZXF1ZXN0EhEKCXJld2FyZF9pZBgBIAEoCRIvCgtwYXJ0aWNpcGFudBgCIAEoCzIaLnJld2FyZHMudjEuUGFydGljaXBhbnRSZWYSEAoIcXVhbnRpdHkYAyABKAMSDgoGYW1vdW50GAQgASgJEhIKCnJlcXVlc3RfaWQYBSABKAkSGgoSdHJhbnNhY3Rpb25fbnVtYmVyGAYgASgJEg0KBW5vdGVzGAcgASgJEj4KCG1ldGFkYXRhGAggAygLMiwucmV3YXJkcy52MS5Jc3N1ZVJld2FyZFJlcXVlc3QuTWV0YWRhdGFFbnRyeRJHCg1jdXN0b21fZmllbGRzGAkgAygLMjAucmV3YXJkcy52MS5Jc3N1ZVJld2FyZFJlcXVlc3QuQ3VzdG9tRmllbGRzRW50cnkSGgoSZnVsZmlsbG1lbnRfc3RhdHVzGAogASgJEi4KCmV2ZW50X3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiAKBW93bmVyGAwgASgLMhEucmV3YXJkcy52MS5Pd25lchovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaMwoRQ3VzdG9tRmllbGRzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJYChNJc3N1ZVJld2FyZFJlc3BvbnNlEiYKCGlzc3VhbmNlGAEgASgLMhQucmV3YXJkcy52MS5Jc3N1YW5jZRIZChFpZGVtcG90ZW50X3JlcGxheRgCIAEoCCJMChhCYXRjaElzc3VlUmV3YXJkc1JlcXVlc3QSMAoIcmVxdWVzdHMYASADKAsyHi5yZXdhcmRzLnYxLklzc3VlUmV3YXJkUmVxdWVzdCJRChlCYXRjaElzc3VlUmV3YXJkc1Jlc3BvbnNlEjQKB3Jlc3VsdHMYASADKAsyIy5yZXdhcmRzLnYxLkJhdGNoSXNzdWVSZXdhcmRzUmVzdWx0In8KF0JhdGNoSXNzdWVSZXdhcmRzUmVzdWx0EiYKCGlzc3VhbmNlGAEgASgLMhQucmV3YXJkcy52MS5Jc3N1YW5jZRIZChFpZGVtcG90ZW50X3JlcGxheRgCIAEoCBIhCgVlcnJvchgDIAEoCzISLmdvb2dsZS5ycGMuU3RhdHVzIpACChhHcmFudEN1c3RvbVJld2FyZFJlcXVlc3QSLwoLcGFydGljaXBhbnQYASABKAsyGi5yZXdhcmRzLnYxLlBhcnRpY2lwYW50UmVmEg4KBmFtb3VudBgCIAEoCRITCgthY3Rpb25fY29kZRgDIAEoCRIYChBjbGllbnRfcmVmZXJlbmNlGAQgASgJEg0KBW5vdGVzGAUgASgJEkQKCG1ldGFkYXRhGAYgAygLMjIucmV3YXJkcy52MS5HcmFudEN1c3RvbVJld2FyZFJlcXVlc3QuTWV0YWRhdGFFbnRyeRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiXgoZR3JhbnRDdXN0b21SZXdhcmRSZXNwb25zZRImCghpc3N1YW5jZRgBIAEoCzIULnJld2FyZHMudjEuSXNzdWFuY2USGQoRaWRlbXBvdGVudF9yZXBsYXkYAiABKAgiIAoSR2V0SXNzdWFuY2VSZXF1ZXN0EgoKAmlkGAEgASgJIroCChRMaXN0SXNzdWFuY2VzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIvCgtwYXJ0aWNpcGFudBgDIAEoCzIaLnJld2FyZHMudjEuUGFydGljaXBhbnRSZWYSEQoJcmV3YXJkX2lkGAQgASgJEioKBnN0YXR1cxgFIAEoDjIaLnJld2FyZHMudjEuSXNzdWFuY2VTdGF0dXMSJAoEdHlwZRgGIAEoDjIWLnJld2FyZHMudjEuUmV3YXJkVHlwZRIxCg1jcmVhdGVkX2FmdGVyGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg5jcmVhdGVkX2JlZm9yZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiWQoVTGlzdElzc3VhbmNlc1Jlc3BvbnNlEicKCWlzc3VhbmNlcxgBIAMoCzIULnJld2FyZHMudjEuSXNzdWFuY2USFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIiIKFENsYWltSXNzdWFuY2VSZXF1ZXN0EgoKAmlkGAEgASgJIjMKFVJldm9rZUlzc3VhbmNlUmVxdWVzdBIKCgJpZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiRAoYVXBkYXRlRnVsZmlsbG1lbnRSZXF1ZXN0EgoKAmlkGAEgASgJEg4KBnN0YXR1cxgCIAEoCRIMCgRub3RlGAMgASgJMqQFCg5SZXdhcmRJc3N1YW5jZRJOCgtJc3N1ZVJld2FyZBIeLnJld2FyZHMudjEuSXNzdWVSZXdhcmRSZXF1ZXN0Gh8ucmV3YXJkcy52MS5Jc3N1ZVJld2FyZFJlc3BvbnNlEmAKEUJhdGNoSXNzdWVSZXdhcmRzEiQucmV3YXJkcy52MS5CYXRjaElzc3VlUmV3YXJkc1JlcXVlc3QaJS5yZXdhcmRzLnYxLkJhdGNoSXNzdWVSZXdhcmRzUmVzcG9uc2USYAoRR3JhbnRDdXN0b21SZXdhcmQSJC5yZXdhcmRzLnYxLkdyYW50Q3VzdG9tUmV3YXJkUmVxdWVzdBolLnJld2FyZHMudjEuR3JhbnRDdXN0b21SZXdhcmRSZXNwb25zZRJDCgtHZXRJc3N1YW5jZRIeLnJld2FyZHMudjEuR2V0SXNzdWFuY2VSZXF1ZXN0GhQucmV3YXJkcy52MS5Jc3N1YW5jZRJUCg1MaXN0SXNzdWFuY2VzEiAucmV3YXJkcy52MS5MaXN0SXNzdWFuY2VzUmVxdWVzdBohLnJld2FyZHMudjEuTGlzdElzc3VhbmNlc1Jlc3BvbnNlEkcKDUNsYWltSXNzdWFuY2USIC5yZXdhcmRzLnYxLkNsYWltSXNzdWFuY2VSZXF1ZXN0GhQucmV3YXJkcy52MS5Jc3N1YW5jZRJJCg5SZXZva2VJc3N1YW5jZRIhLnJld2FyZHMudjEuUmV2b2tlSXNzdWFuY2VSZXF1ZXN0GhQucmV3YXJkcy52MS5Jc3N1YW5jZRJPChFVcGRhdGVGdWxmaWxsbWVudBIkLnJld2FyZHMudjEuVXBkYXRlRnVsZmlsbG1lbnRSZXF1ZXN0GhQucmV3YXJkcy52MS5Jc3N1YW5jZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_google_rpc_status, file_rewards_v1_catalog, file_rewards_v1_common]);
+  fileDesc("ChlyZXdhcmRzL3YxL2lzc3VhbmNlLnByb3RvEgpyZXdhcmRzLnYxIvUICghJc3N1YW5jZRIKCgJpZBgBIAEoCRIRCglyZXdhcmRfaWQYAiABKAkSFgoOcGFydGljaXBhbnRfaWQYAyABKAkSJAoEdHlwZRgEIAEoDjIWLnJld2FyZHMudjEuUmV3YXJkVHlwZRIqCgZzdGF0dXMYBSABKA4yGi5yZXdhcmRzLnYxLklzc3VhbmNlU3RhdHVzEhAKCHF1YW50aXR5GAYgASgDEg4KBmFtb3VudBgHIAEoCRIlCgRjb3N0GAggASgLMhcucmV3YXJkcy52MS5Bc3NldEFtb3VudBInCgZjcmVkaXQYCSABKAsyFy5yZXdhcmRzLnYxLkFzc2V0QW1vdW50EhMKC2NvdXBvbl9jb2RlGAogASgJEjMKD3Jld2FyZF9zbmFwc2hvdBgLIAEoCzIaLnJld2FyZHMudjEuUmV3YXJkU25hcHNob3QSEwoLYWN0aW9uX2NvZGUYDCABKAkSEgoKcmVxdWVzdF9pZBgNIAEoCRIaChJ0cmFuc2FjdGlvbl9udW1iZXIYDiABKAkSDQoFbm90ZXMYDyABKAkSNAoIbWV0YWRhdGEYECADKAsyIi5yZXdhcmRzLnYxLklzc3VhbmNlLk1ldGFkYXRhRW50cnkSPQoNY3VzdG9tX2ZpZWxkcxgRIAMoCzImLnJld2FyZHMudjEuSXNzdWFuY2UuQ3VzdG9tRmllbGRzRW50cnkSIAoFb3duZXIYEiABKAsyES5yZXdhcmRzLnYxLk93bmVyEhoKEmZ1bGZpbGxtZW50X3N0YXR1cxgTIAEoCRI5ChNmdWxmaWxsbWVudF9oaXN0b3J5GBQgAygLMhwucmV3YXJkcy52MS5GdWxmaWxsbWVudEV2ZW50Ei4KCmV2ZW50X3RpbWUYFSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCWlzc3VlZF9hdBgWIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKY2xhaW1lZF9hdBgXIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKcmV2b2tlZF9hdBgYIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNcmV2b2tlX3JlYXNvbhgZIAEoCRI5ChJyZWRlbXB0aW9uX2RldGFpbHMYGiABKAsyHS5yZXdhcmRzLnYxLlJlZGVtcHRpb25EZXRhaWxzEg4KBm1hbnVhbBgbIAEoCBIVCg1pc3N1ZXJfa2V5X2lkGBwgASgJEhcKD2lzc3Vlcl9rZXlfbmFtZRgdIAEoCRIXCg9zb3VyY2VfZXZlbnRfaWQYHiABKAkSEgoKcHJvZ3JhbV9pZBgfIAEoCRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaMwoRQ3VzdG9tRmllbGRzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASL3AQoRUmVkZW1wdGlvbkRldGFpbHMSLQoMcGF5bWVudF9tb2RlGAEgASgOMhcucmV3YXJkcy52MS5QYXltZW50TW9kZRIZChFwYXltZW50X29wdGlvbl9pZBgCIAEoCRIYChBjb252ZXJzaW9uX3JhdGlvGAMgASgJEhgKEHJlZGVtcHRpb25fdmFsdWUYBCABKAkSFwoPcmVkZW1wdGlvbl91bml0GAUgASgJEicKBnBvaW50cxgGIAEoCzIXLnJld2FyZHMudjEuQXNzZXRBbW91bnQSIgoGdGVuZGVyGAcgASgLMhIucmV3YXJkcy52MS5UZW5kZXIiQgoGVGVuZGVyEhYKDnBheW1lbnRfbWV0aG9kGAEgASgJEg4KBmFtb3VudBgCIAEoCRIQCghjdXJyZW5jeRgDIAEoCSK8AgoOUmV3YXJkU25hcHNob3QSDAoEbmFtZRgBIAEoCRIqCgZwb2ludHMYAiABKAsyGC5yZXdhcmRzLnYxLlBvaW50c0NvbmZpZ0gAEiwKB3Byb2R1Y3QYAyABKAsyGS5yZXdhcmRzLnYxLlByb2R1Y3RDb25maWdIABI/ChFjb21wZXRpdGlvbl9lbnRyeRgEIAEoCzIiLnJld2FyZHMudjEuQ29tcGV0aXRpb25FbnRyeUNvbmZpZ0gAEjcKDXVuaXF1ZV9jb3Vwb24YBSABKAsyHi5yZXdhcmRzLnYxLlVuaXF1ZUNvdXBvbkNvbmZpZ0gAEj4KEW5vbl91bmlxdWVfY291cG9uGAYgASgLMiEucmV3YXJkcy52MS5Ob25VbmlxdWVDb3Vwb25Db25maWdIAEIICgZjb25maWciYAoQRnVsZmlsbG1lbnRFdmVudBIOCgZzdGF0dXMYASABKAkSDAoEbm90ZRgCIAEoCRIuCgpjcmVhdGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLyBAoSSXNzdWVSZXdhcmRSZXF1ZXN0EhEKCXJld2FyZF9pZBgBIAEoCRIvCgtwYXJ0aWNpcGFudBgCIAEoCzIaLnJld2FyZHMudjEuUGFydGljaXBhbnRSZWYSEAoIcXVhbnRpdHkYAyABKAMSDgoGYW1vdW50GAQgASgJEhIKCnJlcXVlc3RfaWQYBSABKAkSGgoSdHJhbnNhY3Rpb25fbnVtYmVyGAYgASgJEg0KBW5vdGVzGAcgASgJEj4KCG1ldGFkYXRhGAggAygLMiwucmV3YXJkcy52MS5Jc3N1ZVJld2FyZFJlcXVlc3QuTWV0YWRhdGFFbnRyeRJHCg1jdXN0b21fZmllbGRzGAkgAygLMjAucmV3YXJkcy52MS5Jc3N1ZVJld2FyZFJlcXVlc3QuQ3VzdG9tRmllbGRzRW50cnkSGgoSZnVsZmlsbG1lbnRfc3RhdHVzGAogASgJEi4KCmV2ZW50X3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiAKBW93bmVyGAwgASgLMhEucmV3YXJkcy52MS5Pd25lchIZChFwYXltZW50X29wdGlvbl9pZBgNIAEoCRIWCg5wYXltZW50X21ldGhvZBgOIAEoCRIOCgZtYW51YWwYDyABKAgSFwoPc291cmNlX2V2ZW50X2lkGBAgASgJGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARozChFDdXN0b21GaWVsZHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIlgKE0lzc3VlUmV3YXJkUmVzcG9uc2USJgoIaXNzdWFuY2UYASABKAsyFC5yZXdhcmRzLnYxLklzc3VhbmNlEhkKEWlkZW1wb3RlbnRfcmVwbGF5GAIgASgIIkwKGEJhdGNoSXNzdWVSZXdhcmRzUmVxdWVzdBIwCghyZXF1ZXN0cxgBIAMoCzIeLnJld2FyZHMudjEuSXNzdWVSZXdhcmRSZXF1ZXN0IlEKGUJhdGNoSXNzdWVSZXdhcmRzUmVzcG9uc2USNAoHcmVzdWx0cxgBIAMoCzIjLnJld2FyZHMudjEuQmF0Y2hJc3N1ZVJld2FyZHNSZXN1bHQifwoXQmF0Y2hJc3N1ZVJld2FyZHNSZXN1bHQSJgoIaXNzdWFuY2UYASABKAsyFC5yZXdhcmRzLnYxLklzc3VhbmNlEhkKEWlkZW1wb3RlbnRfcmVwbGF5GAIgASgIEiEKBWVycm9yGAMgASgLMhIuZ29vZ2xlLnJwYy5TdGF0dXMikAIKGEdyYW50Q3VzdG9tUmV3YXJkUmVxdWVzdBIvCgtwYXJ0aWNpcGFudBgBIAEoCzIaLnJld2FyZHMudjEuUGFydGljaXBhbnRSZWYSDgoGYW1vdW50GAIgASgJEhMKC2FjdGlvbl9jb2RlGAMgASgJEhgKEGNsaWVudF9yZWZlcmVuY2UYBCABKAkSDQoFbm90ZXMYBSABKAkSRAoIbWV0YWRhdGEYBiADKAsyMi5yZXdhcmRzLnYxLkdyYW50Q3VzdG9tUmV3YXJkUmVxdWVzdC5NZXRhZGF0YUVudHJ5Gi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJeChlHcmFudEN1c3RvbVJld2FyZFJlc3BvbnNlEiYKCGlzc3VhbmNlGAEgASgLMhQucmV3YXJkcy52MS5Jc3N1YW5jZRIZChFpZGVtcG90ZW50X3JlcGxheRgCIAEoCCIgChJHZXRJc3N1YW5jZVJlcXVlc3QSCgoCaWQYASABKAki/wIKFExpc3RJc3N1YW5jZXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEi8KC3BhcnRpY2lwYW50GAMgASgLMhoucmV3YXJkcy52MS5QYXJ0aWNpcGFudFJlZhIRCglyZXdhcmRfaWQYBCABKAkSKgoGc3RhdHVzGAUgASgOMhoucmV3YXJkcy52MS5Jc3N1YW5jZVN0YXR1cxIkCgR0eXBlGAYgASgOMhYucmV3YXJkcy52MS5SZXdhcmRUeXBlEjEKDWNyZWF0ZWRfYWZ0ZXIYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmNyZWF0ZWRfYmVmb3JlGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1pc3N1ZXJfa2V5X2lkGAkgASgJEhcKD3NvdXJjZV9ldmVudF9pZBgKIAEoCRITCgthY3Rpb25fY29kZRgLIAEoCSJZChVMaXN0SXNzdWFuY2VzUmVzcG9uc2USJwoJaXNzdWFuY2VzGAEgAygLMhQucmV3YXJkcy52MS5Jc3N1YW5jZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiIgoUQ2xhaW1Jc3N1YW5jZVJlcXVlc3QSCgoCaWQYASABKAkiMwoVUmV2b2tlSXNzdWFuY2VSZXF1ZXN0EgoKAmlkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSJEChhVcGRhdGVGdWxmaWxsbWVudFJlcXVlc3QSCgoCaWQYASABKAkSDgoGc3RhdHVzGAIgASgJEgwKBG5vdGUYAyABKAkqZgoLUGF5bWVudE1vZGUSHAoYUEFZTUVOVF9NT0RFX1VOU1BFQ0lGSUVEEAASFwoTUEFZTUVOVF9NT0RFX1BPSU5UUxABEiAKHFBBWU1FTlRfTU9ERV9DQVNIX0FORF9QT0lOVFMQAjKkBQoOUmV3YXJkSXNzdWFuY2USTgoLSXNzdWVSZXdhcmQSHi5yZXdhcmRzLnYxLklzc3VlUmV3YXJkUmVxdWVzdBofLnJld2FyZHMudjEuSXNzdWVSZXdhcmRSZXNwb25zZRJgChFCYXRjaElzc3VlUmV3YXJkcxIkLnJld2FyZHMudjEuQmF0Y2hJc3N1ZVJld2FyZHNSZXF1ZXN0GiUucmV3YXJkcy52MS5CYXRjaElzc3VlUmV3YXJkc1Jlc3BvbnNlEmAKEUdyYW50Q3VzdG9tUmV3YXJkEiQucmV3YXJkcy52MS5HcmFudEN1c3RvbVJld2FyZFJlcXVlc3QaJS5yZXdhcmRzLnYxLkdyYW50Q3VzdG9tUmV3YXJkUmVzcG9uc2USQwoLR2V0SXNzdWFuY2USHi5yZXdhcmRzLnYxLkdldElzc3VhbmNlUmVxdWVzdBoULnJld2FyZHMudjEuSXNzdWFuY2USVAoNTGlzdElzc3VhbmNlcxIgLnJld2FyZHMudjEuTGlzdElzc3VhbmNlc1JlcXVlc3QaIS5yZXdhcmRzLnYxLkxpc3RJc3N1YW5jZXNSZXNwb25zZRJHCg1DbGFpbUlzc3VhbmNlEiAucmV3YXJkcy52MS5DbGFpbUlzc3VhbmNlUmVxdWVzdBoULnJld2FyZHMudjEuSXNzdWFuY2USSQoOUmV2b2tlSXNzdWFuY2USIS5yZXdhcmRzLnYxLlJldm9rZUlzc3VhbmNlUmVxdWVzdBoULnJld2FyZHMudjEuSXNzdWFuY2USTwoRVXBkYXRlRnVsZmlsbG1lbnQSJC5yZXdhcmRzLnYxLlVwZGF0ZUZ1bGZpbGxtZW50UmVxdWVzdBoULnJld2FyZHMudjEuSXNzdWFuY2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_google_rpc_status, file_rewards_v1_catalog, file_rewards_v1_common]);
 
 /**
  * One reward issued to one participant.
@@ -62,7 +62,8 @@ export type Issuance = Message<"rewards.v1.Issuance"> & {
   status: IssuanceStatus;
 
   /**
-   * Units issued (1 for AMOUNT_BASED and CUSTOM).
+   * Units issued; for AMOUNT_BASED, the quantity its cost was multiplied by (1 unless the
+   * request gave one); 1 for CUSTOM.
    *
    * @generated from field: int64 quantity = 6;
    */
@@ -200,6 +201,50 @@ export type Issuance = Message<"rewards.v1.Issuance"> & {
    * @generated from field: string revoke_reason = 25;
    */
   revokeReason: string;
+
+  /**
+   * How it was paid, as at issue time (replays return the same); unset for free rewards and
+   * CUSTOM grants.
+   *
+   * @generated from field: rewards.v1.RedemptionDetails redemption_details = 26;
+   */
+  redemptionDetails?: RedemptionDetails | undefined;
+
+  /**
+   * True when an admin issued it with IssueRewardRequest.manual: the availability window,
+   * segment eligibility and rolling limits were not checked.
+   *
+   * @generated from field: bool manual = 27;
+   */
+  manual: boolean;
+
+  /**
+   * Id of the API key that issued it (key_...).
+   *
+   * @generated from field: string issuer_key_id = 28;
+   */
+  issuerKeyId: string;
+
+  /**
+   * Name of that key when it was used (rewards-admin create-key --name); may be empty.
+   *
+   * @generated from field: string issuer_key_name = 29;
+   */
+  issuerKeyName: string;
+
+  /**
+   * The caller's event that caused it (IssueRewardRequest.source_event_id).
+   *
+   * @generated from field: string source_event_id = 30;
+   */
+  sourceEventId: string;
+
+  /**
+   * Output only. The program (tenant) the issuance belongs to (prg_...).
+   *
+   * @generated from field: string program_id = 31;
+   */
+  programId: string;
 };
 
 /**
@@ -208,6 +253,106 @@ export type Issuance = Message<"rewards.v1.Issuance"> & {
  */
 export const IssuanceSchema: GenMessage<Issuance> = /*@__PURE__*/
   messageDesc(file_rewards_v1_issuance, 0);
+
+/**
+ * How a payment option was applied to one issuance (Capillary's redemption details).
+ *
+ * @generated from message rewards.v1.RedemptionDetails
+ */
+export type RedemptionDetails = Message<"rewards.v1.RedemptionDetails"> & {
+  /**
+   * POINTS, or CASH_AND_POINTS when the option has a cash part.
+   *
+   * @generated from field: rewards.v1.PaymentMode payment_mode = 1;
+   */
+  paymentMode: PaymentMode;
+
+  /**
+   * The payment option used; empty for a reward priced by its own unit_cost or
+   * conversion_ratio.
+   *
+   * @generated from field: string payment_option_id = 2;
+   */
+  paymentOptionId: string;
+
+  /**
+   * The conversion ratio used (value per point); empty when priced by unit_cost.
+   *
+   * @generated from field: string conversion_ratio = 3;
+   */
+  conversionRatio: string;
+
+  /**
+   * Decimal string: the redemption value per unit (the request's amount, AMOUNT_BASED);
+   * empty for UNIT_BASED.
+   *
+   * @generated from field: string redemption_value = 4;
+   */
+  redemptionValue: string;
+
+  /**
+   * The unit of redemption_value (Reward.redemption_unit), e.g. "MILES".
+   *
+   * @generated from field: string redemption_unit = 5;
+   */
+  redemptionUnit: string;
+
+  /**
+   * Points charged (the same as Issuance.cost).
+   *
+   * @generated from field: rewards.v1.AssetAmount points = 6;
+   */
+  points?: AssetAmount | undefined;
+
+  /**
+   * The cash part, recorded only: the service moves no cash. Unset for POINTS.
+   *
+   * @generated from field: rewards.v1.Tender tender = 7;
+   */
+  tender?: Tender | undefined;
+};
+
+/**
+ * Describes the message rewards.v1.RedemptionDetails.
+ * Use `create(RedemptionDetailsSchema)` to create a new message.
+ */
+export const RedemptionDetailsSchema: GenMessage<RedemptionDetails> = /*@__PURE__*/
+  messageDesc(file_rewards_v1_issuance, 1);
+
+/**
+ * The cash part of a payment.
+ *
+ * @generated from message rewards.v1.Tender
+ */
+export type Tender = Message<"rewards.v1.Tender"> & {
+  /**
+   * How the cash was paid (IssueRewardRequest.payment_method), e.g. "CASH" or "CARD".
+   *
+   * @generated from field: string payment_method = 1;
+   */
+  paymentMethod: string;
+
+  /**
+   * Decimal string: the cash total, cash_amount x quantity, e.g. "10.00".
+   *
+   * @generated from field: string amount = 2;
+   */
+  amount: string;
+
+  /**
+   * ISO 4217 currency code, e.g. "USD".
+   *
+   * @generated from field: string currency = 3;
+   */
+  currency: string;
+};
+
+/**
+ * Describes the message rewards.v1.Tender.
+ * Use `create(TenderSchema)` to create a new message.
+ */
+export const TenderSchema: GenMessage<Tender> = /*@__PURE__*/
+  messageDesc(file_rewards_v1_issuance, 2);
 
 /**
  * The reward's name and config as they were at issue time.
@@ -275,7 +420,7 @@ export type RewardSnapshot = Message<"rewards.v1.RewardSnapshot"> & {
  * Use `create(RewardSnapshotSchema)` to create a new message.
  */
 export const RewardSnapshotSchema: GenMessage<RewardSnapshot> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_issuance, 1);
+  messageDesc(file_rewards_v1_issuance, 3);
 
 /**
  * One step of an issuance's fulfillment.
@@ -310,7 +455,7 @@ export type FulfillmentEvent = Message<"rewards.v1.FulfillmentEvent"> & {
  * Use `create(FulfillmentEventSchema)` to create a new message.
  */
 export const FulfillmentEventSchema: GenMessage<FulfillmentEvent> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_issuance, 2);
+  messageDesc(file_rewards_v1_issuance, 4);
 
 /**
  * Request of IssueReward.
@@ -333,7 +478,8 @@ export type IssueRewardRequest = Message<"rewards.v1.IssueRewardRequest"> & {
   participant?: ParticipantRef | undefined;
 
   /**
-   * Units (UNIT_BASED); 0 means 1. Must be 0 or 1 for AMOUNT_BASED.
+   * Units; 0 means 1. For AMOUNT_BASED, the cost is amount's cost x quantity (Capillary's
+   * points = redemption_value / conversion_ratio x quantity).
    *
    * @generated from field: int64 quantity = 3;
    */
@@ -404,6 +550,40 @@ export type IssueRewardRequest = Message<"rewards.v1.IssueRewardRequest"> & {
    * @generated from field: rewards.v1.Owner owner = 12;
    */
   owner?: Owner | undefined;
+
+  /**
+   * The reward's payment option to pay by (PaymentOption.id). Required when the reward has
+   * several (else INVALID_ARGUMENT `PAYMENT_OPTION_REQUIRED`); an id the reward does not have
+   * is NOT_FOUND `PAYMENT_OPTION_NOT_FOUND`.
+   *
+   * @generated from field: string payment_option_id = 13;
+   */
+  paymentOptionId: string;
+
+  /**
+   * How the cash part of the option is paid, e.g. "CARD", up to 32 characters; recorded in
+   * the issuance's tender. Only for options with a cash part; empty means "CASH".
+   *
+   * @generated from field: string payment_method = 14;
+   */
+  paymentMethod: string;
+
+  /**
+   * Admin only (else PERMISSION_DENIED `INSUFFICIENT_SCOPE`): a manual grant that skips the
+   * availability window, segment eligibility and rolling limits; status, stock, codes,
+   * max_per_participant and the balance are still checked. Recorded on the issuance.
+   *
+   * @generated from field: bool manual = 15;
+   */
+  manual: boolean;
+
+  /**
+   * The caller's event that caused this issue (Capillary's eventLogId), up to 128 characters;
+   * recorded on the issuance and filterable in ListIssuances.
+   *
+   * @generated from field: string source_event_id = 16;
+   */
+  sourceEventId: string;
 };
 
 /**
@@ -411,7 +591,7 @@ export type IssueRewardRequest = Message<"rewards.v1.IssueRewardRequest"> & {
  * Use `create(IssueRewardRequestSchema)` to create a new message.
  */
 export const IssueRewardRequestSchema: GenMessage<IssueRewardRequest> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_issuance, 3);
+  messageDesc(file_rewards_v1_issuance, 5);
 
 /**
  * Response of IssueReward.
@@ -439,7 +619,7 @@ export type IssueRewardResponse = Message<"rewards.v1.IssueRewardResponse"> & {
  * Use `create(IssueRewardResponseSchema)` to create a new message.
  */
 export const IssueRewardResponseSchema: GenMessage<IssueRewardResponse> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_issuance, 4);
+  messageDesc(file_rewards_v1_issuance, 6);
 
 /**
  * Request of BatchIssueRewards.
@@ -460,7 +640,7 @@ export type BatchIssueRewardsRequest = Message<"rewards.v1.BatchIssueRewardsRequ
  * Use `create(BatchIssueRewardsRequestSchema)` to create a new message.
  */
 export const BatchIssueRewardsRequestSchema: GenMessage<BatchIssueRewardsRequest> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_issuance, 5);
+  messageDesc(file_rewards_v1_issuance, 7);
 
 /**
  * Response of BatchIssueRewards.
@@ -481,7 +661,7 @@ export type BatchIssueRewardsResponse = Message<"rewards.v1.BatchIssueRewardsRes
  * Use `create(BatchIssueRewardsResponseSchema)` to create a new message.
  */
 export const BatchIssueRewardsResponseSchema: GenMessage<BatchIssueRewardsResponse> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_issuance, 6);
+  messageDesc(file_rewards_v1_issuance, 8);
 
 /**
  * Outcome of one item of a batch: an issuance or an error.
@@ -516,7 +696,7 @@ export type BatchIssueRewardsResult = Message<"rewards.v1.BatchIssueRewardsResul
  * Use `create(BatchIssueRewardsResultSchema)` to create a new message.
  */
 export const BatchIssueRewardsResultSchema: GenMessage<BatchIssueRewardsResult> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_issuance, 7);
+  messageDesc(file_rewards_v1_issuance, 9);
 
 /**
  * Request of GrantCustomReward.
@@ -546,7 +726,8 @@ export type GrantCustomRewardRequest = Message<"rewards.v1.GrantCustomRewardRequ
   actionCode: string;
 
   /**
-   * Required idempotency key (1-128 printable ASCII); it is the issuance's request_id.
+   * Required idempotency key, 1-128 characters of any text without control characters
+   * (e.g. "order 1"); it is the issuance's request_id, unique per program like any other.
    *
    * @generated from field: string client_reference = 4;
    */
@@ -572,7 +753,7 @@ export type GrantCustomRewardRequest = Message<"rewards.v1.GrantCustomRewardRequ
  * Use `create(GrantCustomRewardRequestSchema)` to create a new message.
  */
 export const GrantCustomRewardRequestSchema: GenMessage<GrantCustomRewardRequest> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_issuance, 8);
+  messageDesc(file_rewards_v1_issuance, 10);
 
 /**
  * Response of GrantCustomReward.
@@ -600,7 +781,7 @@ export type GrantCustomRewardResponse = Message<"rewards.v1.GrantCustomRewardRes
  * Use `create(GrantCustomRewardResponseSchema)` to create a new message.
  */
 export const GrantCustomRewardResponseSchema: GenMessage<GrantCustomRewardResponse> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_issuance, 9);
+  messageDesc(file_rewards_v1_issuance, 11);
 
 /**
  * Request of GetIssuance.
@@ -621,7 +802,7 @@ export type GetIssuanceRequest = Message<"rewards.v1.GetIssuanceRequest"> & {
  * Use `create(GetIssuanceRequestSchema)` to create a new message.
  */
 export const GetIssuanceRequestSchema: GenMessage<GetIssuanceRequest> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_issuance, 10);
+  messageDesc(file_rewards_v1_issuance, 12);
 
 /**
  * Request of ListIssuances.
@@ -684,6 +865,27 @@ export type ListIssuancesRequest = Message<"rewards.v1.ListIssuancesRequest"> & 
    * @generated from field: google.protobuf.Timestamp created_before = 8;
    */
   createdBefore?: Timestamp | undefined;
+
+  /**
+   * Only issuances made with this API key (key_...).
+   *
+   * @generated from field: string issuer_key_id = 9;
+   */
+  issuerKeyId: string;
+
+  /**
+   * Only issuances with this source_event_id.
+   *
+   * @generated from field: string source_event_id = 10;
+   */
+  sourceEventId: string;
+
+  /**
+   * Only issuances with this action_code (CUSTOM grants).
+   *
+   * @generated from field: string action_code = 11;
+   */
+  actionCode: string;
 };
 
 /**
@@ -691,7 +893,7 @@ export type ListIssuancesRequest = Message<"rewards.v1.ListIssuancesRequest"> & 
  * Use `create(ListIssuancesRequestSchema)` to create a new message.
  */
 export const ListIssuancesRequestSchema: GenMessage<ListIssuancesRequest> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_issuance, 11);
+  messageDesc(file_rewards_v1_issuance, 13);
 
 /**
  * Response of ListIssuances.
@@ -719,7 +921,7 @@ export type ListIssuancesResponse = Message<"rewards.v1.ListIssuancesResponse"> 
  * Use `create(ListIssuancesResponseSchema)` to create a new message.
  */
 export const ListIssuancesResponseSchema: GenMessage<ListIssuancesResponse> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_issuance, 12);
+  messageDesc(file_rewards_v1_issuance, 14);
 
 /**
  * Request of ClaimIssuance.
@@ -740,7 +942,7 @@ export type ClaimIssuanceRequest = Message<"rewards.v1.ClaimIssuanceRequest"> & 
  * Use `create(ClaimIssuanceRequestSchema)` to create a new message.
  */
 export const ClaimIssuanceRequestSchema: GenMessage<ClaimIssuanceRequest> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_issuance, 13);
+  messageDesc(file_rewards_v1_issuance, 15);
 
 /**
  * Request of RevokeIssuance.
@@ -768,7 +970,7 @@ export type RevokeIssuanceRequest = Message<"rewards.v1.RevokeIssuanceRequest"> 
  * Use `create(RevokeIssuanceRequestSchema)` to create a new message.
  */
 export const RevokeIssuanceRequestSchema: GenMessage<RevokeIssuanceRequest> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_issuance, 14);
+  messageDesc(file_rewards_v1_issuance, 16);
 
 /**
  * Request of UpdateFulfillment.
@@ -803,7 +1005,41 @@ export type UpdateFulfillmentRequest = Message<"rewards.v1.UpdateFulfillmentRequ
  * Use `create(UpdateFulfillmentRequestSchema)` to create a new message.
  */
 export const UpdateFulfillmentRequestSchema: GenMessage<UpdateFulfillmentRequest> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_issuance, 15);
+  messageDesc(file_rewards_v1_issuance, 17);
+
+/**
+ * How a payment was made.
+ *
+ * @generated from enum rewards.v1.PaymentMode
+ */
+export enum PaymentMode {
+  /**
+   * Not set.
+   *
+   * @generated from enum value: PAYMENT_MODE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Points only.
+   *
+   * @generated from enum value: PAYMENT_MODE_POINTS = 1;
+   */
+  POINTS = 1,
+
+  /**
+   * Points and cash.
+   *
+   * @generated from enum value: PAYMENT_MODE_CASH_AND_POINTS = 2;
+   */
+  CASH_AND_POINTS = 2,
+}
+
+/**
+ * Describes the enum rewards.v1.PaymentMode.
+ */
+export const PaymentModeSchema: GenEnum<PaymentMode> = /*@__PURE__*/
+  enumDesc(file_rewards_v1_issuance, 0);
 
 /**
  * Issues rewards to participants exactly once, and follows them through claim, revocation
@@ -889,7 +1125,8 @@ export const RewardIssuance: GenService<{
   /**
    * Appends a fulfillment status to an issuance's history. Issuer or admin. The history
    * holds at most 100 entries: an append past them is refused with FAILED_PRECONDITION
-   * `FULFILLMENT_HISTORY_FULL` and changes nothing.
+   * `FULFILLMENT_HISTORY_FULL` and changes nothing. A REVOKED issuance takes none:
+   * FAILED_PRECONDITION `INVALID_STATE_TRANSITION`.
    *
    * @generated from rpc rewards.v1.RewardIssuance.UpdateFulfillment
    */
