@@ -289,12 +289,8 @@ def resolve(
 
 
 def _check_together(config: Config, names: Sequence[str]) -> None:
-    if "metrics_listen" in names and config.metrics_listen:
-        if config.metrics_listen == config.listen:
-            raise ConfigError("--metrics-listen must differ from --listen")
-        if config.workers > 1:
-            # Each worker counts its own calls; one scrape would see one worker's.
-            raise ConfigError("--metrics-listen works with one worker (--workers 1) only")
+    if "metrics_listen" in names and config.metrics_listen == config.listen:
+        raise ConfigError("--metrics-listen must differ from --listen")
     if "tls_cert" not in names:
         return
     if bool(config.tls_cert) != bool(config.tls_key):

@@ -77,10 +77,10 @@ def test_tls_cert_and_key_go_together(tmp_path):
     assert_usage_error(done, "rewards-server", "--tls-key", "not a PEM file")
 
 
-def test_metrics_need_one_worker(tmp_path):
-    args = ["--metrics-listen", "127.0.0.1:9", "--workers", "2", "--listen", "127.0.0.1:0"]
+def test_metrics_and_grpc_need_two_addresses(tmp_path):
+    args = ["--metrics-listen", "127.0.0.1:9", "--workers", "2", "--listen", "127.0.0.1:9"]
     done = run_command(SERVER, *args, cwd=tmp_path)
-    assert_usage_error(done, "rewards-server", "--metrics-listen", "one worker")
+    assert_usage_error(done, "rewards-server", "--metrics-listen", "must differ")
 
 
 def test_an_unknown_flag_is_one_line_and_exit_2(tmp_path):

@@ -27,6 +27,7 @@ import contextvars
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -42,6 +43,24 @@ MAX_GROUP = 16
 
 # A row a write will lock: (table, primary key).
 RowKey = tuple[str, str]
+
+
+def _nothing(*_args: Any) -> None:
+    pass
+
+
+@dataclass
+class WriterHooks:
+    """What the writer reports as it goes, for metrics (server.py sets them); each does
+    nothing until set."""
+
+    group_committed: Callable[[int, float], None] = _nothing  # (writes, seconds)
+    retried: Callable[[Exception], None] = _nothing  # contention: the group runs again
+    gave_up: Callable[[Exception], None] = _nothing  # contention past the retry budget
+    conflict: Callable[[], None] = _nothing  # a unique-key clash between writes
+
+
+hooks = WriterHooks()
 
 
 class Conflict(peewee.IntegrityError):
@@ -100,6 +119,7 @@ class _Write:
                     self.result, self.error = result, None
                 return
             except peewee.IntegrityError as exc:
+                hooks.conflict()
                 if self.on_conflict is None or clash is not None:
                     self.error = Conflict.of(exc)
                     return
@@ -235,7 +255,9 @@ class GroupCommit:
             self._follow_binding()
             try:
                 with self._one_writer():
+                    started = time.perf_counter()
                     self._run_with_retries(group)
+                    hooks.group_committed(len(group), time.perf_counter() - started)
             except BaseException as exc:
                 self._fail(group, exc)
             finally:
@@ -292,6 +314,8 @@ class GroupCommit:
                     self._fail(group, exc)
                     self._drop_broken_connection()
                     return
+                last = attempt + 1 == self._max_attempts
+                (hooks.gave_up if last else hooks.retried)(exc)
             self._backoff(attempt)
         self._fail(group, Unavailable("The store is too busy to finish this call; retry it."))
 
