@@ -289,7 +289,8 @@ def resolve(
 
 
 def _check_together(config: Config, names: Sequence[str]) -> None:
-    if "metrics_listen" in names and config.metrics_listen == config.listen:
+    same = "metrics_listen" in names and config.metrics_listen == config.listen
+    if same and split_address(config.listen)[1] != 0:  # port 0: each gets a port of its own
         raise ConfigError("--metrics-listen must differ from --listen")
     if "tls_cert" not in names:
         return
