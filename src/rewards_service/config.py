@@ -6,6 +6,7 @@ before anything is opened, bound or created.
 """
 
 import argparse
+import importlib.util
 import math
 import os
 import sys
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any, NoReturn
+from urllib.parse import urlparse
 
 from rewards_service.domain.validation import weak_key_reason
 
@@ -39,6 +41,8 @@ class Config:
     auth_cache_seconds: float = 1.0
     health_check_seconds: float = 5.0
     metrics_listen: str | None = None
+    otlp_endpoint: str | None = None
+    trace_sample_ratio: float = 1.0
 
 
 class ConfigError(ValueError):
@@ -121,6 +125,29 @@ def _database_url(text: str) -> str:
 
     database_settings(text)
     return text
+
+
+def _otlp_endpoint(text: str) -> str:
+    url = urlparse(text)
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise ValueError("must be a URL such as http://127.0.0.1:4317 (https:// for TLS)")
+    try:
+        url.port  # noqa: B018 - parsing it is the check
+    except ValueError:
+        raise ValueError("has a port that is not a number from 0 to 65535") from None
+    if importlib.util.find_spec("opentelemetry.sdk") is None:
+        raise ValueError("tracing needs the tracing extra: pip install 'rewards-service[tracing]'")
+    return text
+
+
+def _ratio(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError("must be a number from 0 to 1, such as 0.1") from None
+    if not 0 <= value <= 1:
+        raise ValueError("must be a number from 0 to 1, such as 0.1")
+    return value
 
 
 def _admin_key(text: str) -> str:
@@ -206,6 +233,20 @@ SETTINGS = {
             _address,
             "host:port of a Prometheus /metrics endpoint (off unless set)",
             "ADDRESS",
+        ),
+        Setting(
+            "otlp_endpoint",
+            _otlp_endpoint,
+            "OpenTelemetry collector to send traces to over OTLP/gRPC, such as "
+            "http://127.0.0.1:4317 (off unless set)",
+            "URL",
+        ),
+        Setting(
+            "trace_sample_ratio",
+            _ratio,
+            "share of the traces started here that are kept (a caller's traceparent decides "
+            "for its own)",
+            "RATIO",
         ),
     )
 }

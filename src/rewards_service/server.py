@@ -29,7 +29,7 @@ from rewards.v1 import (
 )
 
 from rewards_service import logging as rewards_logging
-from rewards_service import metrics
+from rewards_service import metrics, tracing
 from rewards_service.api.catalog import RewardCatalogServicer
 from rewards_service.api.interceptor import RpcInterceptor
 from rewards_service.api.issuance import MAX_MESSAGE_BYTES, RewardIssuanceServicer
@@ -47,6 +47,7 @@ from rewards_service.store.db import (
     bind,
     contention_reason,
     database,
+    database_settings,
     open_database,
     pool_connections,
     release_connections,
@@ -267,9 +268,19 @@ def build_server(config: Config, *, reuse_port: bool = False) -> RunningServer:
     return started.result()
 
 
+def _enable_tracing(config: Config) -> None:
+    """In the serving process itself: the exporter's channel must not cross a fork."""
+    assert config.otlp_endpoint is not None
+    system = database_settings(config.database_url)[0]
+    tracing.enable(config.otlp_endpoint, config.trace_sample_ratio, system)
+    group_commit.hooks.around_write = tracing.traced_write
+
+
 async def _serve_one(
     config: Config, *, reuse_port: bool, before_start: Callable[[], None] | None = None
 ) -> None:
+    if config.otlp_endpoint:
+        _enable_tracing(config)
     running = await start_server(config, reuse_port=reuse_port, before_start=before_start)
     stopping: list[asyncio.Task] = []
 
@@ -297,6 +308,7 @@ async def _serve_one(
     sampler.cancel()
     if stopping:
         await stopping[0]
+    tracing.shutdown()
     log.info("stopped")
 
 

@@ -58,6 +58,8 @@ class WriterHooks:
     retried: Callable[[Exception], None] = _nothing  # contention: the group runs again
     gave_up: Callable[[Exception], None] = _nothing  # contention past the retry budget
     conflict: Callable[[], None] = _nothing  # a unique-key clash between writes
+    # Runs each write in its caller's context, instead of calling it (tracing: a span).
+    around_write: Callable[[Callable[[], Any]], Any] | None = None
 
 
 hooks = WriterHooks()
@@ -112,7 +114,11 @@ class _Write:
         while True:
             try:
                 with database.atomic():
-                    result = self.context.run(step)
+                    around = hooks.around_write
+                    if around is None:
+                        result = self.context.run(step)
+                    else:
+                        result = self.context.run(around, step)
                 if clash is not None and result is None:  # not the caller's clash to answer
                     self.result, self.error = None, Conflict.of(clash)
                 else:
