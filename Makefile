@@ -15,7 +15,7 @@ PROTOS := $(wildcard protos/rewards/v1/*.proto)
 $(BIN)/.installed: pyproject.toml generated/pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e generated -e '.[dev]' -e clients/python
+	$(BIN)/pip install --quiet -e generated -e '.[dev,tracing]' -e clients/python
 	touch $@
 
 venv: $(BIN)/.installed  ## create .venv and install the three distributions (dev extras)

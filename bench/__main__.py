@@ -27,7 +27,7 @@ from google.protobuf import json_format
 from grpc_health.v1 import health_pb2
 from rewards.v1 import catalog_pb2, catalog_pb2_grpc, common_pb2, issuance_pb2
 
-from bench import events, h2load, loadjs, proc, seed
+from bench import bad_rounds, events, h2load, loadjs, proc, seed
 
 ROOT = Path(__file__).resolve().parent.parent
 STREAMS = 16
@@ -220,10 +220,19 @@ def _median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
 
 
-def _ratios(runs: list[dict], references: list[float]) -> dict:
-    """The rounds' ratios of `runs` to the reference rates of the same rounds, and their median."""
-    ratios = sorted(run["rps"] / ref for run, ref in zip(runs, references, strict=True))
-    return {"ratio": statistics.median(ratios), "round_ratios": ratios}
+def _ratios(runs: list[dict], references: list[dict]) -> dict:
+    """The rounds' ratios of `runs` to the reference runs of the same rounds, and the median
+    of those that count (bench/bad_rounds.py: no errors, no stalled reference)."""
+    judged = bad_rounds.judge(
+        [run["rps"] for run in runs],
+        [ref["rps"] for ref in references],
+        [bool(run["errors"] or ref["errors"]) for run, ref in zip(runs, references, strict=True)],
+    )
+    return {
+        "ratio": bad_rounds.median_ratio(judged),
+        "round_ratios": [r.ratio for r in judged],
+        "left_out": [r.left_out for r in judged],
+    }
 
 
 def _rounds_text(ratios: list[float]) -> str:
@@ -254,13 +263,13 @@ class Lineup:
     writes_only: frozenset[str] = frozenset()
 
 
-def rounds(lineups: list[Lineup], *, seconds: float, count: int) -> dict:
+def rounds(lineups: list[Lineup], *, seconds: float, count: int, cases=CASES) -> dict:
     """runs[(server label, case name)]: one run per round, every server measured back to back
     with the references of its lineup, RPC by RPC."""
     runs: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for number in range(count):
         print(f"-- round {number + 1} of {count}", flush=True)
-        for case in CASES:
+        for case in cases:
             for lineup in lineups:
                 servers = [*lineup.references, *lineup.servers]
                 if case in WRITES and lineup.durable:
@@ -284,7 +293,10 @@ def table_rows(lineups: list[Lineup], runs) -> list[dict]:
                 if not own:
                     continue
                 fastest = [
-                    max(runs[(ref.label, case.name)][i]["rps"] for ref in lineup.references)
+                    max(
+                        (runs[(ref.label, case.name)][i] for ref in lineup.references),
+                        key=lambda run: run["rps"],
+                    )
                     for i in range(len(own))
                 ]
                 median = _median_run(own)
@@ -302,17 +314,49 @@ def table_rows(lineups: list[Lineup], runs) -> list[dict]:
                     "to_do_nothing": _ratios(own, fastest),
                 }
                 if case in WRITES and lineup.durable and server is not lineup.durable:
-                    durable = [run["rps"] for run in runs[(lineup.durable.label, case.name)]]
+                    durable = runs[(lineup.durable.label, case.name)]
                     row["to_durable"] = _ratios(own, durable)
                 rows.append(row)
     return rows
 
 
+def metrics_cost(runs, without: str, with_metrics: str) -> dict:
+    """What --metrics-listen costs per write: the median over rounds of the server CPU per
+    call with it less without it (µs), and the throughput ratio with ÷ without."""
+    cost = {}
+    for case in WRITES:
+        off, on = runs[(without, case.name)], runs[(with_metrics, case.name)]
+        extra = [
+            b["server_cpu_us"] - a["server_cpu_us"]
+            for a, b in zip(off, on, strict=True)
+            if a.get("server_cpu_us") is not None and b.get("server_cpu_us") is not None
+        ]
+        cost[case.name] = {
+            "cpu_us_without": _median([run.get("server_cpu_us") for run in off]),
+            "cpu_us_with": _median([run.get("server_cpu_us") for run in on]),
+            "extra_cpu_us": _median(extra),
+            "round_extra_cpu_us": extra,
+            "throughput": _ratios(on, off),
+        }
+    return cost
+
+
+def metrics_cost_lines(cost: dict) -> list[str]:
+    lines = []
+    for name, c in cost.items():
+        extra = "" if c["extra_cpu_us"] is None else f"{c['extra_cpu_us']:+.0f}"
+        rounds_extra = " ".join(f"{v:+.0f}" for v in c["round_extra_cpu_us"])
+        lines.append(
+            f"--metrics-listen on, {name}: server CPU {extra} µs/call (rounds {rounds_extra}; "
+            f"{_cell(c['cpu_us_without'], '{:.0f}')} without, "
+            f"{_cell(c['cpu_us_with'], '{:.0f}')} with), throughput with ÷ without "
+            + _ratio_cell(c["throughput"])
+        )
+    return lines
+
+
 def new_over_old(runs, new: str, old: str) -> dict:
-    return {
-        case.name: _ratios(runs[(new, case.name)], [run["rps"] for run in runs[(old, case.name)]])
-        for case in WRITES
-    }
+    return {case.name: _ratios(runs[(new, case.name)], runs[(old, case.name)]) for case in WRITES}
 
 
 IDLE_CASES = (HEALTH, GET, ISSUE)
@@ -365,7 +409,7 @@ def idle_streams(server: Server, *, count: int, seconds: float, rounds_count: in
                 "with": _median_run(after),
                 "p99_ratio": statistics.median(p99),
                 "round_p99_ratios": p99,
-                **_ratios(after, [run["rps"] for run in before]),
+                **_ratios(after, before),
             }
         )
     return {"streams": count, "open_counts": opened, "fewest_open": min(opened), "rows": rows}
@@ -464,7 +508,12 @@ def _cell(value, fmt="{:.2f}"):
 def _ratio_cell(ratio: dict | None) -> str:
     if not ratio:
         return ""
-    return f"{ratio['ratio']:.2f}" + _rounds_text(ratio["round_ratios"])
+    judged = [
+        bad_rounds.Round(value, why)
+        for value, why in zip(ratio["round_ratios"], ratio["left_out"], strict=True)
+    ]
+    median = "none counts" if ratio["ratio"] is None else f"{ratio['ratio']:.2f}"
+    return median + bad_rounds.text(judged)
 
 
 def markdown(results) -> str:
@@ -502,6 +551,8 @@ def markdown(results) -> str:
             f"PostgreSQL, one hot reward, {name}: this design ÷ the design at "
             f"{results['old_design']}: {_ratio_cell(ratio)}",
         ]
+    if results.get("metrics_cost"):
+        lines += ["", *metrics_cost_lines(results["metrics_cost"])]
     if results.get("log_errors"):
         lines += ["", "Calls our servers answered with an error, from their access logs:"]
         lines += [f"- {label}: {codes}" for label, codes in results["log_errors"].items()]
@@ -625,6 +676,21 @@ def main() -> None:
             servers.append(ours)
             ours.key, ours.ids = key, seed.catalog(ours.target, key)
 
+            # The same server with --metrics-listen, on a file of its own: what metrics cost.
+            metrics_url = f"sqlite:///{tmp}/metrics.db"
+            metrics_key = seed.program(metrics_url)
+            ours_metrics = start_ours(
+                "ours, SQLite, --metrics-listen",
+                metrics_url,
+                tmp / "metrics.log",
+                *threads,
+                "--metrics-listen",
+                "127.0.0.1:0",
+            )
+            servers.append(ours_metrics)
+            ours_metrics.key = metrics_key
+            ours_metrics.ids = seed.catalog(ours_metrics.target, metrics_key)
+
             workers_url = f"sqlite:///{tmp}/workers.db"
             workers_key = seed.program(workers_url)
             ours_workers = start_ours(
@@ -669,7 +735,13 @@ def main() -> None:
             for reference in [*references, *worker_references]:
                 reference.ids = ours.ids
 
-            for server in [ours, ours_workers, ours_pg, *([old_pg] if old_pg else [])]:
+            for server in [
+                ours,
+                ours_metrics,
+                ours_workers,
+                ours_pg,
+                *([old_pg] if old_pg else []),
+            ]:
                 preflight(server, CASES)
             preflight(durable, WRITES)
 
@@ -677,9 +749,11 @@ def main() -> None:
                 Lineup(
                     references,
                     durable,
-                    [ours, ours_pg, *([old_pg] if old_pg else [])],
+                    [ours, ours_metrics, ours_pg, *([old_pg] if old_pg else [])],
                     connections=1,
-                    writes_only=frozenset([old_pg.label] if old_pg else []),
+                    writes_only=frozenset(
+                        [ours_metrics.label, *([old_pg.label] if old_pg else [])]
+                    ),
                 ),
                 Lineup(worker_references, None, [ours_workers], connections=WORKER_CONNECTIONS),
             ]
@@ -693,8 +767,11 @@ def main() -> None:
             # The --workers 2 IssueReward against the one-process minimal durable issue too.
             for row in results["table"]:
                 if row["server"] == ours_workers.label and row["rpc"] in [w.name for w in WRITES]:
-                    durable_rps = [run["rps"] for run in runs[(durable.label, row["rpc"])]]
-                    row["to_durable"] = _ratios(row["rounds"], durable_rps)
+                    durable_runs = runs[(durable.label, row["rpc"])]
+                    row["to_durable"] = _ratios(row["rounds"], durable_runs)
+            results["metrics_cost"] = metrics_cost(runs, ours.label, ours_metrics.label)
+            for line in metrics_cost_lines(results["metrics_cost"]):
+                print(line, flush=True)
             if old_pg:
                 results["old_design"] = args.old_design
                 results["new_over_old"] = new_over_old(runs, ours_pg.label, old_pg.label)
@@ -733,6 +810,7 @@ def main() -> None:
             label: codes
             for label, log in (
                 ("ours, SQLite", tmp / "sqlite.log"),
+                ("ours, SQLite, --metrics-listen", tmp / "metrics.log"),
                 ("ours, SQLite, --workers 2", tmp / "workers.log"),
                 ("ours, PostgreSQL", tmp / "pg.log"),
                 (f"ours at {args.old_design}, PostgreSQL", tmp / "old-pg.log"),

@@ -6,6 +6,7 @@ before anything is opened, bound or created.
 """
 
 import argparse
+import importlib.util
 import math
 import os
 import sys
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any, NoReturn
+from urllib.parse import urlparse
 
 from rewards_service.domain.validation import weak_key_reason
 
@@ -44,6 +46,8 @@ class Config:
     event_heartbeat: float = 10.0
     # "off" records no events: only to measure what the outbox costs.
     events: str = "on"
+    otlp_endpoint: str | None = None
+    trace_sample_ratio: float = 1.0
 
 
 class ConfigError(ValueError):
@@ -138,6 +142,29 @@ def _database_url(text: str) -> str:
 
     database_settings(text)
     return text
+
+
+def _otlp_endpoint(text: str) -> str:
+    url = urlparse(text)
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise ValueError("must be a URL such as http://127.0.0.1:4317 (https:// for TLS)")
+    try:
+        url.port  # noqa: B018 - parsing it is the check
+    except ValueError:
+        raise ValueError("has a port that is not a number from 0 to 65535") from None
+    if importlib.util.find_spec("opentelemetry.sdk") is None:
+        raise ValueError("tracing needs the tracing extra: pip install 'rewards-service[tracing]'")
+    return text
+
+
+def _ratio(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError("must be a number from 0 to 1, such as 0.1") from None
+    if not 0 <= value <= 1:
+        raise ValueError("must be a number from 0 to 1, such as 0.1")
+    return value
 
 
 def _admin_key(text: str) -> str:
@@ -243,6 +270,20 @@ SETTINGS = {
             "off records no events: only to measure what the outbox costs (bench)",
             flag=False,
         ),
+        Setting(
+            "otlp_endpoint",
+            _otlp_endpoint,
+            "OpenTelemetry collector to send traces to over OTLP/gRPC, such as "
+            "http://127.0.0.1:4317 (off unless set)",
+            "URL",
+        ),
+        Setting(
+            "trace_sample_ratio",
+            _ratio,
+            "share of the traces started here that are kept (a caller's traceparent decides "
+            "for its own)",
+            "RATIO",
+        ),
     )
 }
 SERVER_SETTINGS = tuple(SETTINGS)
@@ -325,12 +366,9 @@ def resolve(
 
 
 def _check_together(config: Config, names: Sequence[str]) -> None:
-    if "metrics_listen" in names and config.metrics_listen:
-        if config.metrics_listen == config.listen:
-            raise ConfigError("--metrics-listen must differ from --listen")
-        if config.workers > 1:
-            # Each worker counts its own calls; one scrape would see one worker's.
-            raise ConfigError("--metrics-listen works with one worker (--workers 1) only")
+    same = "metrics_listen" in names and config.metrics_listen == config.listen
+    if same and split_address(config.listen)[1] != 0:  # port 0: each gets a port of its own
+        raise ConfigError("--metrics-listen must differ from --listen")
     if "tls_cert" not in names:
         return
     if bool(config.tls_cert) != bool(config.tls_key):

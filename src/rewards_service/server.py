@@ -31,7 +31,7 @@ from rewards.v1 import (
 )
 
 from rewards_service import logging as rewards_logging
-from rewards_service import metrics
+from rewards_service import metrics, tracing
 from rewards_service.api.catalog import RewardCatalogServicer
 from rewards_service.api.events import EventsServicer, keep_retention
 from rewards_service.api.interceptor import RpcInterceptor
@@ -45,10 +45,14 @@ from rewards_service.api.streams import (
 )
 from rewards_service.config import Config, parse_args, split_address
 from rewards_service.services import events, programs
+from rewards_service.store import group_commit, observed
 from rewards_service.store.db import (
     bind,
+    contention_reason,
     database,
+    database_settings,
     open_database,
+    pool_connections,
     release_connections,
     session,
 )
@@ -275,9 +279,19 @@ def build_server(config: Config, *, reuse_port: bool = False) -> RunningServer:
     return started.result()
 
 
+def _enable_tracing(config: Config) -> None:
+    """In the serving process itself: the exporter's channel must not cross a fork."""
+    assert config.otlp_endpoint is not None
+    system = database_settings(config.database_url)[0]
+    tracing.enable(config.otlp_endpoint, config.trace_sample_ratio, system)
+    group_commit.hooks.around_write = tracing.traced_write
+
+
 async def _serve_one(
     config: Config, *, reuse_port: bool, before_start: Callable[[], None] | None = None
 ) -> None:
+    if config.otlp_endpoint:
+        _enable_tracing(config)
     running = await start_server(config, reuse_port=reuse_port, before_start=before_start)
     stopping: list[asyncio.Task] = []
 
@@ -300,11 +314,14 @@ async def _serve_one(
     )
     watcher = asyncio.ensure_future(watch_database(running, config.health_check_seconds))
     retention = asyncio.ensure_future(keep_retention(running.executor, config.event_retention))
+    sampler = asyncio.ensure_future(metrics.sample_forever(pool_connections))
     await running.server.wait_for_termination()
     watcher.cancel()
     retention.cancel()
+    sampler.cancel()
     if stopping:
         await stopping[0]
+    tracing.shutdown()
     log.info("stopped")
 
 
@@ -385,6 +402,7 @@ def _run_workers(config: Config) -> int:
                 continue
             how = {"signal": signal.Signals(-code).name} if code < 0 else {"exit_code": code}
             log.error("worker_died", worker_pid=pid, **how)
+            metrics.worker_gone(pid)
             if time.monotonic() - started < RESTART_DELAY_SECONDS:
                 time.sleep(RESTART_DELAY_SECONDS)
             if not stopping:
@@ -392,12 +410,33 @@ def _run_workers(config: Config) -> int:
     return status
 
 
-def _serve_metrics(listen: str) -> None:
+def _pool_stock(database_url: str) -> Callable[[int], metrics.PoolStock]:
+    def read(limit: int) -> metrics.PoolStock:
+        return metrics.PoolStock(*observed.code_pool_stock(database_url, limit))
+
+    return read
+
+
+def _serve_metrics(config: Config) -> None:
+    """Metrics on, the writer's hooks connected, /metrics served: before any worker forks."""
+    metrics.enable(workers=config.workers)
+    reported = metrics.store_hooks()
+    group_commit.hooks.group_committed = reported.group_committed
+    group_commit.hooks.retried = lambda exc: reported.retried(contention_reason(exc) or "other")
+    group_commit.hooks.gave_up = lambda exc: reported.gave_up(contention_reason(exc) or "other")
+    group_commit.hooks.conflict = reported.conflict
+    listen = config.metrics_listen
+    assert listen is not None
     try:
-        port = metrics.serve(listen)
+        port = metrics.serve(listen, _pool_stock(config.database_url))
     except OSError as exc:
         raise CannotListen(listen, exc.strerror or str(exc)) from None
-    log.info("metrics", address=f"{split_address(listen)[0]}:{port}", path="/metrics")
+    log.info(
+        "metrics",
+        address=f"{split_address(listen)[0]}:{port}",
+        path="/metrics",
+        directory=metrics.multiprocess_directory(),
+    )
 
 
 class DatabaseUnavailable(Exception):
@@ -425,7 +464,7 @@ def serve(config: Config) -> int:
     try:
         check_address_free(config.listen)
         if config.metrics_listen:
-            _serve_metrics(config.metrics_listen)
+            _serve_metrics(config)
         if config.workers > 1:
             return _run_workers(config)
         asyncio.run(
@@ -437,6 +476,8 @@ def serve(config: Config) -> int:
     except DatabaseUnavailable as exc:
         log.error("database_unavailable", error=str(exc))
         return 1
+    finally:
+        metrics.cleanup()
     return 0
 
 

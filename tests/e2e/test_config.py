@@ -79,10 +79,10 @@ def test_tls_cert_and_key_go_together(tmp_path):
     assert_usage_error(done, "rewards-server", "--tls-key", "not a PEM file")
 
 
-def test_metrics_need_one_worker(tmp_path):
-    args = ["--metrics-listen", "127.0.0.1:9", "--workers", "2", "--listen", "127.0.0.1:0"]
+def test_metrics_and_grpc_need_two_addresses(tmp_path):
+    args = ["--metrics-listen", "127.0.0.1:9", "--workers", "2", "--listen", "127.0.0.1:9"]
     done = run_command(SERVER, *args, cwd=tmp_path)
-    assert_usage_error(done, "rewards-server", "--metrics-listen", "one worker")
+    assert_usage_error(done, "rewards-server", "--metrics-listen", "must differ")
 
 
 def test_an_unknown_flag_is_one_line_and_exit_2(tmp_path):
@@ -155,3 +155,19 @@ def _first_lines_until(env: dict[str, str], text: str, timeout: float = 30) -> l
     finally:
         process.terminate()
         assert process.wait(20) == 0
+
+
+def test_tracing_settings_are_checked_from_flags_and_environment_alike(tmp_path):
+    done = run_command(SERVER, "--otlp-endpoint", "127.0.0.1:4317", cwd=tmp_path)
+    assert_usage_error(done, "rewards-server", "--otlp-endpoint 127.0.0.1:4317", "http://")
+    env = {"REWARDS_OTLP_ENDPOINT": "http://collector:43x7"}
+    done = run_command(SERVER, "--listen", "127.0.0.1:0", env=env, cwd=tmp_path)
+    assert_usage_error(
+        done, "rewards-server", "REWARDS_OTLP_ENDPOINT=http://collector:43x7", "port"
+    )
+    done = run_command(SERVER, "--trace-sample-ratio", "1.5", cwd=tmp_path)
+    assert_usage_error(done, "rewards-server", "--trace-sample-ratio 1.5", "from 0 to 1")
+    env = {"REWARDS_TRACE_SAMPLE_RATIO": "half"}
+    done = run_command(SERVER, "--listen", "127.0.0.1:0", env=env, cwd=tmp_path)
+    assert_usage_error(done, "rewards-server", "REWARDS_TRACE_SAMPLE_RATIO=half", "from 0 to 1")
+    assert list(tmp_path.iterdir()) == []

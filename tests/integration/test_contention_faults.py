@@ -26,6 +26,7 @@ from rewards_service.store.models import Issuance, LedgerEntry, Reward
 from tests import factories as f
 from tests.conftest import new_program
 from tests.helpers import ServerProcess, failure_of, make_api, spawn_server
+from tests.integration.test_group_commit import writer_reports
 from tests.invariants import assert_invariants, program_state
 
 RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ABORTED}
@@ -407,3 +408,20 @@ def test_concurrent_calls_under_injected_failures_make_one_issuance(scene, fault
     assert _available(scene) == Decimal("90.00")
     assert _redeemed(scene.priced) == 1
     assert_invariants(scene.program_id)
+
+
+@SQLSTATES
+def test_the_writer_reports_injected_failures_as_retries_by_reason(scene, faults, sqlstate):
+    faults.fail_inserts(scene.program_id, 2, sqlstate)
+    with writer_reports() as seen:
+        _, error, _ = _attempt(lambda: _issue(scene.api, scene, "pg-reported"))
+    assert error is None, (error.code(), error.details())
+    reason = {"40001": "serialization_failure", "40P01": "deadlock_detected"}[sqlstate]
+    assert seen["retries"] == [reason, reason]
+    assert seen["gave_up"] == []
+    faults.fail_inserts(scene.program_id, 1000, sqlstate)
+    with writer_reports() as seen:
+        _, error, _ = _attempt(lambda: _issue(scene.api, scene, "pg-reported-budget"))
+    assert error is not None
+    assert seen["retries"] == [reason] * (MAX_ATTEMPTS - 1)
+    assert seen["gave_up"] == [reason]

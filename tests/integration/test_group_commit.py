@@ -8,6 +8,7 @@ make up the next group, run by the store's writer thread.
 
 import asyncio
 import contextvars
+import dataclasses
 import shutil
 import subprocess
 import sys
@@ -23,6 +24,7 @@ import pytest
 
 from rewards_service.domain.errors import FailedPrecondition, Unavailable
 from rewards_service.store import db as store_db
+from rewards_service.store import group_commit
 from rewards_service.store.db import bind, database, in_transaction, open_database, session
 
 # Every wait is bounded: a deadlock or a lost wake-up fails the test instead of hanging it.
@@ -563,3 +565,45 @@ def test_a_write_whose_event_loop_closed_meanwhile_leaves_the_writer_alive(sqlit
     # The writer answered into the closed loop and went on: the next write commits.
     assert start(lambda: in_transaction(lambda: insert("after"))).outcome().error is None
     assert committed_names() == {"orphan", "after"}
+
+
+@contextmanager
+def writer_reports() -> Iterator[dict[str, list]]:
+    """What the writer reports through its hooks (metrics uses them) while the block runs."""
+    seen: dict[str, list] = {"groups": [], "retries": [], "gave_up": [], "conflicts": []}
+    before = dataclasses.replace(group_commit.hooks)
+    group_commit.hooks.group_committed = lambda calls, seconds: seen["groups"].append(
+        (calls, seconds)
+    )
+    group_commit.hooks.retried = lambda exc: seen["retries"].append(store_db.contention_reason(exc))
+    group_commit.hooks.gave_up = lambda exc: seen["gave_up"].append(store_db.contention_reason(exc))
+    group_commit.hooks.conflict = lambda: seen["conflicts"].append(True)
+    try:
+        yield seen
+    finally:
+        group_commit.hooks.__dict__.update(before.__dict__)
+
+
+def test_the_writer_reports_each_groups_size_and_time_and_each_clash(sqlite_file):
+    sqlite_file()
+    with writer_reports() as seen:
+
+        def racer():
+            return in_transaction(lambda: insert("same"), on_conflict=lambda: "answered")
+
+        callers = one_group([_put("a"), _put("b"), racer, racer])
+    assert [caller.error for caller in callers] == [None] * 4
+    assert callers[3].result == "answered"
+    # The gate's own group, then the four queued behind it as one.
+    assert [calls for calls, _ in seen["groups"]] == [1, 4]
+    assert all(0 < seconds < TIMEOUT for _, seconds in seen["groups"])
+    assert seen["conflicts"] == [True]
+    assert seen["retries"] == seen["gave_up"] == []
+
+
+def test_the_writer_reports_each_retry_on_a_busy_file(sqlite_file):
+    path = sqlite_file(busy_timeout_ms=50)
+    with writer_reports() as seen, held_elsewhere(HOLD_WRITE_LOCK, path):
+        assert type(start(_put("busy")).outcome().error) is Unavailable
+    assert seen["retries"] == ["busy"] * (store_db.MAX_ATTEMPTS - 1)
+    assert seen["gave_up"] == ["busy"]

@@ -16,7 +16,7 @@ import grpc
 import structlog
 from google.protobuf.message import DecodeError, Message
 
-from rewards_service import metrics
+from rewards_service import metrics, tracing
 from rewards_service.api import answers, convert
 from rewards_service.api.admission import Admission
 from rewards_service.api.errors import internal_error, status_code, to_grpc_status
@@ -30,6 +30,7 @@ OWN_SERVICES = "/rewards.v1."
 # Calls one program (or all unknown keys together) may queue beyond those running.
 WAITING_CALLS = 256
 BATCH_ISSUE = "/rewards.v1.RewardIssuance/BatchIssueRewards"
+_UNTRACED: dict[str, str] = {}
 
 
 @cache
@@ -131,6 +132,9 @@ def _wrap(method: str, behavior, deserialize, calls: _Calls):
         started = time.perf_counter()
         request_id = program = None
         error: RewardsError | None = None
+        span = None
+        if tracing.tracer is not None:
+            span = tracing.RpcSpan(method, context.invocation_metadata())
         try:
             # Parsed here rather than by gRPC, so a malformed message gets a typed error too.
             request = _parse(deserialize, raw)
@@ -145,8 +149,9 @@ def _wrap(method: str, behavior, deserialize, calls: _Calls):
             async with calls.per_program.slot(program):
                 if on_loop:
                     return await _run_on_loop(method, behavior, request, found, context)
+                run = _run if span is None else tracing.in_call_context(_run)
                 return await calls.on_pool(
-                    _run, method, behavior, request, found, _CallState(context)
+                    run, method, behavior, request, found, _CallState(context)
                 )
         except RewardsError as exc:
             error = exc
@@ -155,6 +160,7 @@ def _wrap(method: str, behavior, deserialize, calls: _Calls):
             error = internal_error()
         finally:
             metrics.observe(method, error, started)
+            traced = _UNTRACED if span is None else span.end(error)
             log.info(
                 "rpc",
                 method=method,
@@ -163,6 +169,7 @@ def _wrap(method: str, behavior, deserialize, calls: _Calls):
                 code=(status_code(error) if error else grpc.StatusCode.OK).name,
                 reason=error.reason if error else None,
                 duration_ms=round((time.perf_counter() - started) * 1000, 3),
+                **traced,
             )
         await context.abort_with_status(to_grpc_status(error))
 

@@ -1,7 +1,9 @@
 """RewardIssuance servicer: parse the request, call the use case, build the response."""
 
+from google.rpc import error_details_pb2
 from rewards.v1 import issuance_pb2, issuance_pb2_grpc
 
+from rewards_service import metrics
 from rewards_service.api import convert
 from rewards_service.api.errors import to_status_proto
 from rewards_service.auth import caller
@@ -38,15 +40,34 @@ def _issue_answer(outcome) -> issuance_pb2.IssueRewardResponse:
     )
 
 
+def _observe_batch(results: list[issuance_pb2.BatchIssueRewardsResult]) -> None:
+    """Each item's outcome, read back from its result (the reason from its ErrorInfo)."""
+    if not metrics.enabled():
+        return
+    for result in results:
+        if result.HasField("issuance"):
+            metrics.issued(result.issuance.type, result.idempotent_replay)
+            continue
+        info = error_details_pb2.ErrorInfo()
+        if any(detail.Unpack(info) for detail in result.error.details):
+            metrics.issue_failed(info.reason)
+
+
 class RewardIssuanceServicer(issuance_pb2_grpc.RewardIssuanceServicer):
     async def IssueReward(self, request, context):
         # On the event loop: the whole issue is one unit on the store's writer, which also
         # builds the answer, so no thread waits for the commit.
-        v = Violations()
-        issue = convert.issue_request_in(v, request)
-        v.raise_if_any()
-        program_id = caller().program_id
-        return await issuance.issue_reward_async(program_id, issue, _issue_answer)
+        try:
+            v = Violations()
+            issue = convert.issue_request_in(v, request)
+            v.raise_if_any()
+            program_id = caller().program_id
+            answer = await issuance.issue_reward_async(program_id, issue, _issue_answer)
+        except RewardsError as error:
+            metrics.issue_failed(error.reason)
+            raise
+        metrics.issued(answer.issuance.type, answer.idempotent_replay)
+        return answer
 
     def BatchIssueRewards(self, request, context):
         items = []
@@ -69,6 +90,7 @@ class RewardIssuanceServicer(issuance_pb2_grpc.RewardIssuanceServicer):
             size=_size_in_batch,
             max_bytes=MAX_ANSWER_BYTES,
         )
+        _observe_batch(results)
         return issuance_pb2.BatchIssueRewardsResponse(results=results)
 
     def GrantCustomReward(self, request, context):
@@ -84,7 +106,12 @@ class RewardIssuanceServicer(issuance_pb2_grpc.RewardIssuanceServicer):
             issuer_key_name=who.key_name,
         )
         program_id = who.program_id
-        row, replay = issuance.grant_custom_reward(program_id, grant)
+        try:
+            row, replay = issuance.grant_custom_reward(program_id, grant)
+        except RewardsError as error:
+            metrics.issue_failed(error.reason)
+            raise
+        metrics.issued(row.type, replay)
         return issuance_pb2.GrantCustomRewardResponse(
             issuance=convert.issuance_out(row),
             idempotent_replay=replay,

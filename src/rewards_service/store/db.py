@@ -197,14 +197,21 @@ def session():
             yield
 
 
-def is_retryable(exc: Exception) -> bool:
+CONTENTION_CODES = {"40001": "serialization_failure", "40P01": "deadlock_detected"}
+
+
+def contention_reason(exc: Exception) -> str | None:
+    """Why `exc` is worth running the transaction again: serialization_failure,
+    deadlock_detected, busy (SQLite); None when it is not."""
     # peewee re-raises the driver's error inside its except block: the original is the context.
     cause = exc.__cause__ or exc.__context__ or exc
     if isinstance(cause, sqlite3.OperationalError):
-        return "locked" in str(cause) or "busy" in str(cause)
-    pgcode = getattr(cause, "pgcode", None)
-    # serialization_failure, deadlock_detected
-    return pgcode in ("40001", "40P01")
+        return "busy" if "locked" in str(cause) or "busy" in str(cause) else None
+    return CONTENTION_CODES.get(getattr(cause, "pgcode", None) or "")
+
+
+def is_retryable(exc: Exception) -> bool:
+    return contention_reason(exc) is not None
 
 
 def _backoff(attempt: int) -> None:
@@ -275,6 +282,14 @@ _group_commit = GroupCommit(
     publish=_publish_events,
     published=_events_published,
 )
+
+
+def pool_connections() -> tuple[int, int] | None:
+    """(in use, idle) connections of the PostgreSQL pool; None on SQLite."""
+    pool = database.obj
+    if not isinstance(pool, PooledPostgresqlDatabase):
+        return None
+    return len(pool._in_use), len(pool._connections)
 
 
 def release_connections() -> None:

@@ -27,6 +27,7 @@ import contextvars
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -55,6 +56,26 @@ def record(item: object) -> None:
     if items is None:
         raise RuntimeError("record() is for work running on the store's writer")
     items.append(item)
+
+
+def _nothing(*_args: Any) -> None:
+    pass
+
+
+@dataclass
+class WriterHooks:
+    """What the writer reports as it goes, for metrics (server.py sets them); each does
+    nothing until set."""
+
+    group_committed: Callable[[int, float], None] = _nothing  # (writes, seconds)
+    retried: Callable[[Exception], None] = _nothing  # contention: the group runs again
+    gave_up: Callable[[Exception], None] = _nothing  # contention past the retry budget
+    conflict: Callable[[], None] = _nothing  # a unique-key clash between writes
+    # Runs each write in its caller's context, instead of calling it (tracing: a span).
+    around_write: Callable[[Callable[[], Any]], Any] | None = None
+
+
+hooks = WriterHooks()
 
 
 class Conflict(peewee.IntegrityError):
@@ -126,7 +147,11 @@ class _Write:
             _recording.items = recorded = []
             try:
                 with database.atomic():
-                    result = self.context.run(step)
+                    around = hooks.around_write
+                    if around is None:
+                        result = self.context.run(step)
+                    else:
+                        result = self.context.run(around, step)
                     if publish is not None and recorded:
                         publish(recorded)
                 if clash is not None and result is None:  # not the caller's clash to answer
@@ -135,6 +160,7 @@ class _Write:
                     self.result, self.error, self.recorded = result, None, recorded
                 return
             except peewee.IntegrityError as exc:
+                hooks.conflict()
                 if self.on_conflict is None or clash is not None:
                     self.error = Conflict.of(exc)
                     return
@@ -276,7 +302,9 @@ class GroupCommit:
             self._follow_binding()
             try:
                 with self._one_writer():
+                    started = time.perf_counter()
                     self._run_with_retries(group)
+                    hooks.group_committed(len(group), time.perf_counter() - started)
             except BaseException as exc:
                 self._fail(group, exc)
             finally:
@@ -339,6 +367,8 @@ class GroupCommit:
                     self._fail(group, exc)
                     self._drop_broken_connection()
                     return
+                last = attempt + 1 == self._max_attempts
+                (hooks.gave_up if last else hooks.retried)(exc)
             self._backoff(attempt)
         self._fail(group, Unavailable("The store is too busy to finish this call; retry it."))
 
