@@ -15,6 +15,7 @@ from playhouse import db_url
 from playhouse.pool import PooledPostgresqlDatabase
 
 from rewards_service.store.group_commit import Conflict, GroupCommit, RowKey
+from rewards_service.store.postgres import PostgresDatabase
 from rewards_service.store.wal_header import WalHeader
 
 __all__ = ["Conflict", "RowKey"]  # for services, with in_transaction and write
@@ -83,7 +84,7 @@ def open_database(url: str, *, pool_size: int = 32) -> peewee.Database:
             lock_type="IMMEDIATE",
             check_same_thread=False,
         )
-    return PooledPostgresqlDatabase(
+    return PostgresDatabase(
         options.pop("database"),
         max_connections=pool_size,
         stale_timeout=300,
