@@ -21,6 +21,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from rewards.v1 import (
     catalog_pb2_grpc,
+    groups_pb2_grpc,
     issuance_pb2_grpc,
     participants_pb2_grpc,
 )
@@ -45,6 +46,7 @@ class Api:
     catalog: catalog_pb2_grpc.RewardCatalogStub
     issuance: issuance_pb2_grpc.RewardIssuanceStub
     participants: participants_pb2_grpc.ParticipantsStub
+    groups: groups_pb2_grpc.ParticipantGroupsStub
 
 
 def make_api(
@@ -57,6 +59,7 @@ def make_api(
         catalog=catalog_pb2_grpc.RewardCatalogStub(authed),
         issuance=issuance_pb2_grpc.RewardIssuanceStub(authed),
         participants=participants_pb2_grpc.ParticipantsStub(authed),
+        groups=groups_pb2_grpc.ParticipantGroupsStub(authed),
     )
 
 

@@ -22,6 +22,8 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 from rewards.v1 import (
     catalog_pb2,
     catalog_pb2_grpc,
+    groups_pb2,
+    groups_pb2_grpc,
     issuance_pb2,
     issuance_pb2_grpc,
     participants_pb2,
@@ -31,6 +33,7 @@ from rewards.v1 import (
 from rewards_service import logging as rewards_logging
 from rewards_service import metrics
 from rewards_service.api.catalog import RewardCatalogServicer
+from rewards_service.api.groups import ParticipantGroupsServicer
 from rewards_service.api.interceptor import RpcInterceptor
 from rewards_service.api.issuance import MAX_MESSAGE_BYTES, RewardIssuanceServicer
 from rewards_service.api.participants import ParticipantsServicer
@@ -141,6 +144,7 @@ def _service_names() -> list[str]:
         catalog_pb2.DESCRIPTOR.services_by_name["RewardCatalog"].full_name,
         issuance_pb2.DESCRIPTOR.services_by_name["RewardIssuance"].full_name,
         participants_pb2.DESCRIPTOR.services_by_name["Participants"].full_name,
+        groups_pb2.DESCRIPTOR.services_by_name["ParticipantGroups"].full_name,
     ]
 
 
@@ -210,6 +214,7 @@ async def start_server(
     catalog_pb2_grpc.add_RewardCatalogServicer_to_server(RewardCatalogServicer(), server)
     issuance_pb2_grpc.add_RewardIssuanceServicer_to_server(RewardIssuanceServicer(), server)
     participants_pb2_grpc.add_ParticipantsServicer_to_server(ParticipantsServicer(), server)
+    groups_pb2_grpc.add_ParticipantGroupsServicer_to_server(ParticipantGroupsServicer(), server)
     keyless_streams = OpenStreams()
     health_servicer = BoundedHealthServicer(keyless_streams)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

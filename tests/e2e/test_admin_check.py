@@ -13,7 +13,7 @@ from pathlib import Path
 import grpc
 import psycopg2
 import pytest
-from rewards.v1 import catalog_pb2, common_pb2
+from rewards.v1 import catalog_pb2, common_pb2, groups_pb2
 
 from tests import factories as f
 from tests.helpers import make_api, spawn_server
@@ -79,12 +79,25 @@ def test_check_finds_each_kind_of_drift(url):
             first = f.issue(api, coupon.id, alice.id).issuance
             second = f.issue(api, coupon.id, bob.id).issuance
             assert f.get_reward(api, mug.id).status == common_pb2.REWARD_STATUS_OUT_OF_STOCK
+            home = api.groups.CreateGroup(
+                groups_pb2.CreateGroupRequest(group=groups_pb2.Group(name="Home"))
+            )
+            api.groups.AdjustGroupBalance(
+                groups_pb2.AdjustGroupBalanceRequest(
+                    group_id=home.id, asset_id=points.id, delta="20"
+                )
+            )
     finally:
         assert server.stop() == 0
 
     status, report = check(url, pid)
     assert (status, report["problems"]) == (0, []), report
-    assert report["checked"] == {"rewards": 3, "balances": 1, "code_pools": 1}
+    assert report["checked"] == {
+        "rewards": 3,
+        "balances": 1,
+        "group_balances": 1,
+        "code_pools": 1,
+    }
     text = admin(url, "check", "--program", pid)
     assert text.returncode == 0 and text.stdout.strip().endswith(": ok")
 
@@ -121,6 +134,17 @@ def test_check_finds_each_kind_of_drift(url):
             alice.id,
         ),
         expect="available 12 but its entries sum to 5",
+    )
+    drift(
+        'UPDATE "group_balance" SET "available" = "available" + 3, '
+        '"lifetime_earned" = "lifetime_earned" + 3 WHERE "group_id" = %s',
+        home.id,
+        undo=(
+            'UPDATE "group_balance" SET "available" = "available" - 3, '
+            '"lifetime_earned" = "lifetime_earned" - 3 WHERE "group_id" = %s',
+            home.id,
+        ),
+        expect=f"group balance {home.id}/{points.id}: available 23 but its entries sum to 20",
     )
     drift(
         'UPDATE "issuance" SET "coupon_code" = %s WHERE "id" = %s',

@@ -34,6 +34,7 @@ class IssuanceMethods(Transport):
         fulfillment_status: str = "",
         event_time: TimeLike | None = None,
         owner: common_pb2.Owner | None = None,
+        pay_from: int = 0,
         timeout: float | None = None,
     ) -> issuance_pb2.IssueRewardResponse:
         """Issue a reward to a participant: every check, the cost, the credit and the code in
@@ -57,6 +58,7 @@ class IssuanceMethods(Transport):
             fulfillment_status=fulfillment_status,
             event_time=event_time,
             owner=owner,
+            pay_from=pay_from,
         )
         return self._invoke(self._issuance.IssueReward, request, timeout=timeout)
 

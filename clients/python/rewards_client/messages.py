@@ -115,6 +115,7 @@ def issue_request(
     fulfillment_status: str = "",
     event_time: TimeLike | None = None,
     owner: common_pb2.Owner | None = None,
+    pay_from: int = 0,
 ) -> issuance_pb2.IssueRewardRequest:
     """One IssueRewardRequest, e.g. an item of batch_issue_rewards."""
     return issuance_pb2.IssueRewardRequest(
@@ -130,4 +131,5 @@ def issue_request(
         fulfillment_status=fulfillment_status,
         event_time=timestamp(event_time),
         owner=owner,
+        pay_from=pay_from,  # type: ignore[arg-type]
     )

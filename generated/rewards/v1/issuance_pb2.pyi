@@ -11,6 +11,7 @@ from google.protobuf.internal import containers as _containers
 from google.rpc import status_pb2 as _status_pb2
 from rewards.v1 import catalog_pb2 as _catalog_pb2
 from rewards.v1 import common_pb2 as _common_pb2
+from rewards.v1 import groups_pb2 as _groups_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -93,6 +94,8 @@ class Issuance(_message.Message):
     CLAIMED_AT_FIELD_NUMBER: _builtins.int
     REVOKED_AT_FIELD_NUMBER: _builtins.int
     REVOKE_REASON_FIELD_NUMBER: _builtins.int
+    CODE_EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    COST_GROUP_ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Output only. Server id (iss_...)."""
     reward_id: _builtins.str
@@ -121,6 +124,10 @@ class Issuance(_message.Message):
     """The latest fulfillment status, e.g. SHIPPED."""
     revoke_reason: _builtins.str
     """Why it was revoked."""
+    cost_group_id: _builtins.str
+    """The group whose balance paid the cost (IssueRewardRequest.pay_from = PAY_FROM_GROUP);
+    else empty. A revoke refunds that group.
+    """
     @_builtins.property
     def cost(self) -> _common_pb2.AssetAmount:
         """What the participant paid; unset for free rewards."""
@@ -165,6 +172,12 @@ class Issuance(_message.Message):
     def revoked_at(self) -> _timestamp_pb2.Timestamp:
         """Output only. Revocation time."""
 
+    @_builtins.property
+    def code_expires_at(self) -> _timestamp_pb2.Timestamp:
+        """When the drawn coupon code expires (UNIQUE_COUPON codes added with an expiry); else
+        unset.
+        """
+
     def __init__(
         self,
         *,
@@ -193,10 +206,12 @@ class Issuance(_message.Message):
         claimed_at: _timestamp_pb2.Timestamp | None = ...,
         revoked_at: _timestamp_pb2.Timestamp | None = ...,
         revoke_reason: _builtins.str = ...,
+        code_expires_at: _timestamp_pb2.Timestamp | None = ...,
+        cost_group_id: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["claimed_at", b"claimed_at", "cost", b"cost", "credit", b"credit", "event_time", b"event_time", "issued_at", b"issued_at", "owner", b"owner", "revoked_at", b"revoked_at", "reward_snapshot", b"reward_snapshot"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["claimed_at", b"claimed_at", "code_expires_at", b"code_expires_at", "cost", b"cost", "credit", b"credit", "event_time", b"event_time", "issued_at", b"issued_at", "owner", b"owner", "revoked_at", b"revoked_at", "reward_snapshot", b"reward_snapshot"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action_code", b"action_code", "amount", b"amount", "claimed_at", b"claimed_at", "cost", b"cost", "coupon_code", b"coupon_code", "credit", b"credit", "custom_fields", b"custom_fields", "event_time", b"event_time", "fulfillment_history", b"fulfillment_history", "fulfillment_status", b"fulfillment_status", "id", b"id", "issued_at", b"issued_at", "metadata", b"metadata", "notes", b"notes", "owner", b"owner", "participant_id", b"participant_id", "quantity", b"quantity", "request_id", b"request_id", "revoke_reason", b"revoke_reason", "revoked_at", b"revoked_at", "reward_id", b"reward_id", "reward_snapshot", b"reward_snapshot", "status", b"status", "transaction_number", b"transaction_number", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action_code", b"action_code", "amount", b"amount", "claimed_at", b"claimed_at", "code_expires_at", b"code_expires_at", "cost", b"cost", "cost_group_id", b"cost_group_id", "coupon_code", b"coupon_code", "credit", b"credit", "custom_fields", b"custom_fields", "event_time", b"event_time", "fulfillment_history", b"fulfillment_history", "fulfillment_status", b"fulfillment_status", "id", b"id", "issued_at", b"issued_at", "metadata", b"metadata", "notes", b"notes", "owner", b"owner", "participant_id", b"participant_id", "quantity", b"quantity", "request_id", b"request_id", "revoke_reason", b"revoke_reason", "revoked_at", b"revoked_at", "reward_id", b"reward_id", "reward_snapshot", b"reward_snapshot", "status", b"status", "transaction_number", b"transaction_number", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -346,6 +361,7 @@ class IssueRewardRequest(_message.Message):
     FULFILLMENT_STATUS_FIELD_NUMBER: _builtins.int
     EVENT_TIME_FIELD_NUMBER: _builtins.int
     OWNER_FIELD_NUMBER: _builtins.int
+    PAY_FROM_FIELD_NUMBER: _builtins.int
     reward_id: _builtins.str
     """The reward (rew_...)."""
     quantity: _builtins.int
@@ -364,6 +380,11 @@ class IssueRewardRequest(_message.Message):
     """Free text, up to 1000 characters."""
     fulfillment_status: _builtins.str
     """Initial fulfillment status, up to 64 characters."""
+    pay_from: _groups_pb2.PayFrom.ValueType
+    """Whose balance pays the cost: the participant's (default) or its group's
+    (PAY_FROM_GROUP; the participant must be in a group, else FAILED_PRECONDITION
+    `NOT_GROUP_MEMBER`).
+    """
     @_builtins.property
     def participant(self) -> _common_pb2.ParticipantRef:
         """The participant."""
@@ -399,10 +420,11 @@ class IssueRewardRequest(_message.Message):
         fulfillment_status: _builtins.str = ...,
         event_time: _timestamp_pb2.Timestamp | None = ...,
         owner: _common_pb2.Owner | None = ...,
+        pay_from: _groups_pb2.PayFrom.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["event_time", b"event_time", "owner", b"owner", "participant", b"participant"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "custom_fields", b"custom_fields", "event_time", b"event_time", "fulfillment_status", b"fulfillment_status", "metadata", b"metadata", "notes", b"notes", "owner", b"owner", "participant", b"participant", "quantity", b"quantity", "request_id", b"request_id", "reward_id", b"reward_id", "transaction_number", b"transaction_number"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "custom_fields", b"custom_fields", "event_time", b"event_time", "fulfillment_status", b"fulfillment_status", "metadata", b"metadata", "notes", b"notes", "owner", b"owner", "participant", b"participant", "pay_from", b"pay_from", "quantity", b"quantity", "request_id", b"request_id", "reward_id", b"reward_id", "transaction_number", b"transaction_number"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

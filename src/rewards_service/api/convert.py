@@ -157,6 +157,7 @@ def code_pool_out(row: CodePool) -> catalog_pb2.CodePool:
         available_count=row.available_count,
         issued_count=row.issued_count,
         created_at=timestamp_out(row.created_at),
+        expired_count=row.expired_count,
     )
 
 
@@ -220,6 +221,7 @@ def issue_request_in(v: Violations, msg: issuance_pb2.IssueRewardRequest) -> Iss
         event_time=timestamp_in(v, "event_time", msg, "event_time"),
         owner_type=msg.owner.owner_type,
         owner_id=msg.owner.owner_id,
+        pay_from=msg.pay_from,
     )
 
 
@@ -271,6 +273,8 @@ def issuance_out(row: Issuance) -> issuance_pb2.Issuance:
         claimed_at=timestamp_out(row.claimed_at),
         revoked_at=timestamp_out(row.revoked_at),
         revoke_reason=row.revoke_reason,
+        code_expires_at=timestamp_out(row.code_expires_at),
+        cost_group_id=row.cost_group_id or "",
     )
 
 

@@ -8,6 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from rewards.v1 import common_pb2 as common
+from rewards.v1 import groups_pb2
 
 from rewards_service.domain.errors import FailedPrecondition
 from rewards_service.domain.participants import ParticipantRef, check_ref
@@ -26,6 +27,8 @@ MAX_BATCH = 500
 CUSTOM_AMOUNT_RE = re.compile(r"\d{1,3}(\.\d{1,2})?", re.ASCII)
 CUSTOM_MIN, CUSTOM_MAX = Decimal("1.00"), Decimal("100.00")
 OWNER_TYPES = frozenset(common.OwnerType.values())
+PAY_FROM_VALUES = frozenset(groups_pb2.PayFrom.values())
+PAY_FROM_GROUP = groups_pb2.PAY_FROM_GROUP
 # An issuance is read whole: an unbounded history would make it too large to send (and slow
 # every read of it). 100 entries of up to 64 + 1000 characters stay far below the 8 MiB limit.
 MAX_FULFILLMENT_HISTORY = 100
@@ -46,13 +49,16 @@ class IssueRequest:
     event_time: datetime | None = None
     owner_type: int = 0
     owner_id: str = ""
+    pay_from: int = 0  # groups_pb2.PayFrom
 
     def fingerprint(self) -> str:
         """Every attribute of the call: a replay must repeat them all, and any difference is
         IDEMPOTENCY_KEY_REUSED. The participant is compared by identity instead (any of its
-        identifiers may name it)."""
+        identifiers may name it). pay_from counts only when it is GROUP, so the calls made
+        before it existed keep their fingerprints."""
         return digest(
             "issue/2",
+            *(["pay_from:group"] if self.pay_from == PAY_FROM_GROUP else []),
             self.reward_id,
             self.quantity or 1,
             canonical_decimal(self.amount),
@@ -145,6 +151,7 @@ def check_issue_request(v: Violations, r: IssueRequest, prefix: str = "") -> Non
     check_text(v, prefix + "fulfillment_status", r.fulfillment_status, max_len=64)
     v.check(r.owner_type in OWNER_TYPES, prefix + "owner.owner_type", "is not a known owner type")
     check_text(v, prefix + "owner.owner_id", r.owner_id, max_len=128)
+    v.check(r.pay_from in PAY_FROM_VALUES, prefix + "pay_from", "is not a known PayFrom value")
 
 
 def check_grant_request(v: Violations, r: GrantRequest) -> None:

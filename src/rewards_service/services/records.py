@@ -7,9 +7,12 @@ from rewards_service.store.fast import memoized
 from rewards_service.store.models import (
     Asset,
     CodePool,
+    GroupLedgerEntry,
+    GroupMember,
     Issuance,
     LedgerEntry,
     Participant,
+    ParticipantGroup,
     Reward,
 )
 from rewards_service.store.queries import asset_scale
@@ -17,9 +20,12 @@ from rewards_service.store.queries import asset_scale
 __all__ = [
     "Asset",
     "CodePool",
+    "GroupLedgerEntry",
+    "GroupMember",
     "Issuance",
     "LedgerEntry",
     "Participant",
+    "ParticipantGroup",
     "Reward",
     "asset_scale",
     "change_token",

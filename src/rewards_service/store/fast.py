@@ -11,7 +11,7 @@ import peewee
 
 from rewards_service.bounded import BoundedCache
 from rewards_service.store.db import change_token, database, is_sqlite
-from rewards_service.store.fields import JSONField, TimestampField
+from rewards_service.store.fields import ExpiryField, JSONField, TimestampField
 
 M = TypeVar("M", bound=peewee.Model)
 R = TypeVar("R")
@@ -193,9 +193,11 @@ def _insert_sql(model: type[peewee.Model], param: str) -> str:
 
 
 @cache
-def _writers(model: type[peewee.Model]) -> list[tuple[str, Callable, type | None]]:
-    """(attribute name, converter, the type the driver takes as is) per column. Text, integer
-    and foreign-key columns already holding that type skip peewee's per-field db_value."""
+def _writers(model: type[peewee.Model]) -> list[tuple[str, Callable, type | None, object]]:
+    """(attribute name, converter, the type the driver takes as is, what None is written as)
+    per column. Text, integer and foreign-key columns already holding that type skip peewee's
+    per-field db_value; None is written as NULL except where the field stores it otherwise
+    (ExpiryField)."""
     writers = []
     for f in model._meta.sorted_fields:
         if isinstance(f, JSONField | TimestampField):
@@ -206,7 +208,8 @@ def _writers(model: type[peewee.Model]) -> list[tuple[str, Callable, type | None
             ready = int
         else:
             ready = None
-        writers.append((f.name, f.db_value, ready))
+        none = f.db_value(None) if isinstance(f, ExpiryField) else None
+        writers.append((f.name, f.db_value, ready, none))
     return writers
 
 
@@ -214,9 +217,12 @@ def column_values(row: peewee.Model) -> list[object]:
     """What peewee's db_value gives for each column, in sorted_fields order."""
     data = row.__data__
     values = []
-    for name, convert, ready in _writers(type(row)):
+    for name, convert, ready, none in _writers(type(row)):
         value = data.get(name)
-        values.append(value if value is None or type(value) is ready else convert(value))
+        if value is None:
+            values.append(none)
+        else:
+            values.append(value if type(value) is ready else convert(value))
     return values
 
 

@@ -15,7 +15,7 @@ from playhouse.migrate import migrate as apply_operations
 from rewards_service.domain.participants import NORMALISERS
 from rewards_service.store import models, secrets
 from rewards_service.store.db import database, in_transaction, is_sqlite
-from rewards_service.store.fields import TimestampField, utcnow
+from rewards_service.store.fields import ExpiryField, TimestampField, utcnow
 
 log = structlog.get_logger("rewards.migrations")
 
@@ -182,6 +182,29 @@ def _normalised_identifiers(db: peewee.Database) -> None:
             )
 
 
+def _code_expiry_groups_registries(db: peewee.Database) -> None:
+    """Codes expire (the draw index leads past expired ones to the first live code) and
+    issuances show their code's expiry; participant groups with their balances and ledger."""
+    migrator = SchemaMigrator.from_database(db)
+    if "expires_at" not in {c.name for c in db.get_columns("code")}:
+        never = peewee.BigIntegerField(default=ExpiryField.NEVER)
+        apply_operations(migrator.add_column("code", "expires_at", never))
+    issuance_columns = {c.name for c in db.get_columns("issuance")}
+    if "code_expires_at" not in issuance_columns:
+        apply_operations(
+            migrator.add_column("issuance", "code_expires_at", peewee.BigIntegerField(null=True))
+        )
+    if "cost_group_id" not in issuance_columns:
+        group_id = peewee.CharField(max_length=40, null=True)
+        apply_operations(migrator.add_column("issuance", "cost_group_id", group_id))
+    db.execute_sql(
+        'CREATE INDEX IF NOT EXISTS "code_pool_id_status_expires_at_id" '
+        'ON "code" ("pool_id", "status", "expires_at", "id")'
+    )
+    db.execute_sql('DROP INDEX IF EXISTS "code_pool_id_status_id"')
+    db.create_tables(models.MIGRATION_9_MODELS)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[peewee.Database], None]]] = [
     (1, "initial schema", _initial_schema),
     (2, "request hashes on creates; index codes by issuance", _request_hashes),
@@ -189,6 +212,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[peewee.Database], None]]] = [
     (4, "a secret to sign page tokens", _page_token_secret),
     (5, "ledger entries numbered per account in commit order", _ledger_sequences),
     (6, "participant identifiers normalised", _normalised_identifiers),
+    (9, "code expiry; participant groups", _code_expiry_groups_registries),
 ]
 
 # Several servers may start at once against one PostgreSQL database.

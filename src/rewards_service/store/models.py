@@ -3,7 +3,7 @@
 import peewee
 
 from rewards_service.store.db import database
-from rewards_service.store.fields import JSONField, TimestampField, utcnow
+from rewards_service.store.fields import ExpiryField, JSONField, TimestampField, utcnow
 
 
 class BaseModel(peewee.Model):
@@ -58,6 +58,8 @@ class CodePool(BaseModel):
     # Digest of the create request; a retry with the same request_id must match it.
     request_hash = peewee.CharField(max_length=64, default="")
     created_at = TimestampField(default=utcnow)
+    # Not a column: codes of available_count past their expiry, set by the reads that show it.
+    expired_count = 0
 
     class Meta:
         indexes = ((("program", "request_id"), True),)
@@ -74,12 +76,14 @@ class Code(BaseModel):
     code = peewee.CharField(max_length=128)
     status = peewee.CharField(max_length=16, default=STATUS_AVAILABLE)
     issuance_id = peewee.CharField(max_length=40, null=True, index=True)
+    # Never drawn from this moment on; None (stored as the largest value) is never.
+    expires_at = ExpiryField(constraints=[peewee.SQL(f"DEFAULT {ExpiryField.NEVER}")])
 
     class Meta:
         indexes = (
             (("pool", "code"), True),
-            # The draw: first available code of a pool.
-            (("pool", "status", "id"), False),
+            # The draw: the available code of a pool expiring first, past the expired ones.
+            (("pool", "status", "expires_at", "id"), False),
         )
 
 
@@ -192,6 +196,10 @@ class Issuance(BaseModel):
     claimed_at = TimestampField(null=True)
     revoked_at = TimestampField(null=True)
     revoke_reason = peewee.TextField(default="")
+    # The drawn code's expiry (UNIQUE_COUPON); None when it has none.
+    code_expires_at = TimestampField(null=True)
+    # The group whose balance paid the cost (pay_from GROUP); a revoke refunds it there.
+    cost_group_id = peewee.CharField(max_length=40, null=True)
 
     class Meta:
         indexes = (
@@ -234,6 +242,78 @@ class LedgerEntry(BaseModel):
         )
 
 
+class ParticipantGroup(BaseModel):
+    """A household or company: members pool a balance per asset, with its own ledger."""
+
+    id = peewee.CharField(primary_key=True, max_length=40)
+    # Not indexed alone: both indexes below lead with program_id.
+    program = peewee.ForeignKeyField(Program, on_delete="CASCADE", index=False)
+    name = peewee.CharField(max_length=255)
+    metadata = JSONField(default=dict)
+    request_id = peewee.CharField(max_length=128, null=True)
+    request_hash = peewee.CharField(max_length=64, default="")
+    created_at = TimestampField(default=utcnow)
+
+    class Meta:
+        indexes = (
+            (("program", "request_id"), True),
+            (("program", "id"), False),
+        )
+
+
+class GroupMember(BaseModel):
+    # The primary key: a participant (of one program) is in at most one group.
+    participant = peewee.ForeignKeyField(Participant, primary_key=True, on_delete="CASCADE")
+    # Not indexed alone: the index below leads with it.
+    group = peewee.ForeignKeyField(ParticipantGroup, on_delete="CASCADE", index=False)
+    joined_at = TimestampField(default=utcnow)
+
+    class Meta:
+        indexes = ((("group", "participant"), False),)
+
+
+class GroupBalance(BaseModel):
+    """A group's holding of one asset: a Balance whose owner is the group (store/ledger.py
+    moves both)."""
+
+    id = peewee.BigAutoField()
+    group = peewee.ForeignKeyField(ParticipantGroup, on_delete="CASCADE", index=False)
+    asset = peewee.ForeignKeyField(Asset, on_delete="CASCADE")
+    available = peewee.BigIntegerField(default=0)
+    lifetime_earned = peewee.BigIntegerField(default=0)
+    lifetime_spent = peewee.BigIntegerField(default=0)
+    seq = peewee.BigIntegerField(default=0)
+
+    class Meta:
+        indexes = ((("group", "asset"), True),)
+        constraints = [peewee.Check("available >= 0")]
+
+
+class GroupLedgerEntry(BaseModel):
+    """A LedgerEntry of a group's balance; participant_id is the member who spent, if any."""
+
+    id = peewee.CharField(primary_key=True, max_length=40)
+    program = peewee.ForeignKeyField(Program, on_delete="CASCADE", index=False)
+    group = peewee.ForeignKeyField(ParticipantGroup, on_delete="CASCADE", index=False)
+    asset = peewee.ForeignKeyField(Asset, on_delete="CASCADE", index=False)
+    participant_id = peewee.CharField(max_length=40, null=True)
+    delta = peewee.BigIntegerField()
+    balance_after = peewee.BigIntegerField()
+    seq = peewee.BigIntegerField(default=0)
+    kind = peewee.IntegerField()
+    issuance_id = peewee.CharField(max_length=40, null=True, index=True)
+    reason = peewee.TextField(default="")
+    request_id = peewee.CharField(max_length=128, null=True)
+    request_hash = peewee.CharField(max_length=64, default="")
+    created_at = TimestampField(default=utcnow)
+
+    class Meta:
+        indexes = (
+            (("group", "asset", "seq"), True),
+            (("group", "id"), False),
+        )
+
+
 class ServerSecret(BaseModel):
     """Secrets every server process sharing the database uses alike (e.g. to sign page
     tokens), made once by a migration."""
@@ -260,6 +340,11 @@ def _unique_request_id(model: type[BaseModel]) -> peewee.ModelIndex:
 Issuance.add_index(_unique_request_id(Issuance))
 # AdjustBalance entries.
 LedgerEntry.add_index(_unique_request_id(LedgerEntry))
+# AdjustGroupBalance entries.
+GroupLedgerEntry.add_index(_unique_request_id(GroupLedgerEntry))
+
+# Tables migration 9 adds (step 1 makes them on a new database).
+MIGRATION_9_MODELS = [ParticipantGroup, GroupMember, GroupBalance, GroupLedgerEntry]
 
 
 ALL_MODELS = [
@@ -274,4 +359,5 @@ ALL_MODELS = [
     Issuance,
     LedgerEntry,
     ServerSecret,
+    *MIGRATION_9_MODELS,
 ]

@@ -195,19 +195,61 @@ def restock_pool_rewards(pool_id: str) -> int:
 
 @cache
 def _insert_codes_sql(rows: int) -> str:
-    values = ", ".join(["(?, ?, ?)"] * rows)
+    values = ", ".join(["(?, ?, ?, ?)"] * rows)
     return (
-        f'INSERT INTO "code" ("pool_id", "code", "status") VALUES {values} '
+        f'INSERT INTO "code" ("pool_id", "code", "status", "expires_at") VALUES {values} '
         'ON CONFLICT ("pool_id", "code") DO NOTHING'
     )
 
 
-def insert_codes(pool_id: str, codes: list[str]) -> int:
-    """Add codes to a pool, skipping those it holds; returns how many were added. One
-    statement with written-out placeholders: peewee's insert_many spent ~20x SQLite's own
-    time building the SQL of a 10k-code call."""
-    params = [value for code in codes for value in (pool_id, code, Code.STATUS_AVAILABLE)]
+def insert_codes(pool_id: str, codes: list[tuple[str, datetime | None]]) -> int:
+    """Add (code, expires_at) pairs to a pool, skipping codes it holds; returns how many were
+    added. One statement with written-out placeholders: peewee's insert_many spent ~20x
+    SQLite's own time building the SQL of a 10k-code call."""
+    expiry = Code.expires_at.db_value
+    params = [
+        value
+        for code, expires in codes
+        for value in (pool_id, code, Code.STATUS_AVAILABLE, expiry(expires))
+    ]
     return fast.execute(_insert_codes_sql(len(codes)), *params).rowcount
+
+
+_LIVE = 'FROM "code" WHERE "pool_id" = ? AND "status" = ? AND "expires_at" > ?'
+
+
+def draw_code(pool_id: str, now: datetime) -> tuple[int, str, datetime | None] | None:
+    """(id, code, expires_at) of the live code of a pool expiring first, locked; None when
+    the pool has none. One index range (pool, status, expires_at, id) whatever number of
+    expired codes it skips. On PostgreSQL rows other draws hold are passed over, so rewards
+    sharing a pool draw different codes instead of queueing on one row."""
+    text = f'SELECT "id", "code", "expires_at" {_LIVE} ORDER BY "expires_at", "id" LIMIT 1'
+    if not is_sqlite():
+        text += " FOR UPDATE SKIP LOCKED"
+    found = fast.execute(
+        text, pool_id, Code.STATUS_AVAILABLE, Code.expires_at.db_value(now)
+    ).fetchone()
+    if found is None:
+        return None
+    return found[0], found[1], Code.expires_at.python_value(found[2])
+
+
+def has_live_code(pool_id: str, now: datetime) -> bool:
+    text = f"SELECT 1 {_LIVE} LIMIT 1"
+    params = (pool_id, Code.STATUS_AVAILABLE, Code.expires_at.db_value(now))
+    return fast.execute(text, *params).fetchone() is not None
+
+
+def expired_codes(pool_id: str, now: datetime) -> int:
+    """Codes of a pool never issued whose expiry has passed (an index range)."""
+    text = 'SELECT COUNT(*) FROM "code" WHERE "pool_id" = ? AND "status" = ? AND "expires_at" <= ?'
+    params = (pool_id, Code.STATUS_AVAILABLE, Code.expires_at.db_value(now))
+    return int(fast.execute(text, *params).fetchone()[0])
+
+
+def with_expired_count(pool: CodePool, now: datetime | None = None) -> CodePool:
+    pool.expired_count = expired_codes(pool.id, now or utcnow())
+    return pool
 
 
 def mentions_segment(segment: str) -> peewee.Node:
@@ -262,3 +304,11 @@ def issued_units(reward_id: str, participant_id: str | None, since: datetime | N
 def insert(row: M) -> M:
     """A new row with its id set, in one INSERT of every column (fast.insert)."""
     return fast.insert(row)
+
+
+def group_of(participant_id: str) -> str | None:
+    """The group a participant is in, if any."""
+    found = fast.execute(
+        'SELECT "group_id" FROM "group_member" WHERE "participant_id" = ?', participant_id
+    ).fetchone()
+    return found[0] if found else None

@@ -6,7 +6,8 @@ they count, in one read snapshot, by aggregate queries (no row is loaded one by 
   and no ledger entries without a balance;
 - no code issued twice (two issuances of one pool showing one code, or one issuance holding
   two codes); each pool's counters == its codes by status;
-- ACTIVE / OUT_OF_STOCK as the stock says (max_total reached, or the code pool empty).
+- ACTIVE / OUT_OF_STOCK as the stock says (max_total reached, or the code pool empty);
+- each group balance == the sum of its entries == lifetime_earned - lifetime_spent, >= 0.
 """
 
 from collections.abc import Iterator
@@ -18,13 +19,17 @@ from rewards.v1 import common_pb2
 
 from rewards_service.domain.rewards import stock_status
 from rewards_service.store.db import database, is_sqlite
+from rewards_service.store.fields import utcnow
 from rewards_service.store.models import (
     Balance,
     Code,
     CodePool,
+    GroupBalance,
+    GroupLedgerEntry,
     Issuance,
     LedgerEntry,
     Participant,
+    ParticipantGroup,
     Reward,
 )
 
@@ -65,6 +70,7 @@ def reconcile(program_id: str | None = None) -> Findings:
     with _snapshot():
         _rewards(found, program_id)
         _balances(found, program_id)
+        _group_balances(found, program_id)
         _codes(found, program_id)
     return found
 
@@ -90,8 +96,19 @@ def _rewards(found: Findings, program_id: str | None) -> None:
         .order_by(Reward.id)
     )
     rows = _scoped(rows, Reward.program, program_id)
+    # Codes past their expiry are never drawn: an OUT_OF_STOCK reward whose pool holds only
+    # those is right. An ACTIVE one is too, until an issue finds them all expired.
+    live = (
+        Code.select(Code.pool, peewee.fn.COUNT(Code.id))
+        .join(CodePool)
+        .where((Code.status == Code.STATUS_AVAILABLE) & (Code.expires_at > utcnow()))
+        .group_by(Code.pool)
+    )
+    live_codes = dict(_scoped(live, CodePool.program, program_id).tuples())
     count = 0
     for rid, status, redeemed, max_total, pool_id, pool_available in rows.tuples():
+        if status == S.REWARD_STATUS_OUT_OF_STOCK and pool_id:
+            pool_available = live_codes.get(pool_id, 0)
         count += 1
         want = issued.get(rid, 0)
         if redeemed != want:
@@ -151,6 +168,45 @@ def _balances(found: Findings, program_id: str | None) -> None:
     for (par, asset), (_, entries) in sorted(ledger.items()):
         found.problems.append(f"{entries} ledger entries of {par}/{asset} have no balance")
     found.checked["balances"] = count
+
+
+def _group_balances(found: Findings, program_id: str | None) -> None:
+    sums = GroupLedgerEntry.select(
+        GroupLedgerEntry.group,
+        GroupLedgerEntry.asset,
+        peewee.fn.SUM(GroupLedgerEntry.delta).alias("total"),
+        peewee.fn.COUNT(GroupLedgerEntry.id).alias("entries"),
+    ).group_by(GroupLedgerEntry.group, GroupLedgerEntry.asset)
+    sums = _scoped(sums, GroupLedgerEntry.program, program_id)
+    ledger = {(grp, asset): (int(total), n) for grp, asset, total, n in sums.tuples()}
+    rows = (
+        GroupBalance.select(
+            GroupBalance.group,
+            GroupBalance.asset,
+            GroupBalance.available,
+            GroupBalance.lifetime_earned,
+            GroupBalance.lifetime_spent,
+        )
+        .join(ParticipantGroup)
+        .order_by(GroupBalance.group, GroupBalance.asset)
+    )
+    rows = _scoped(rows, ParticipantGroup.program, program_id)
+    count = 0
+    for grp, asset, available, earned, spent in rows.tuples():
+        count += 1
+        total, _ = ledger.pop((grp, asset), (0, 0))
+        name = f"group balance {grp}/{asset}"
+        if available != total:
+            found.problems.append(f"{name}: available {available} but its entries sum to {total}")
+        if available != earned - spent:
+            found.problems.append(
+                f"{name}: available {available} but earned {earned} - spent {spent}"
+            )
+        if available < 0:
+            found.problems.append(f"{name}: negative ({available})")
+    for (grp, asset), (_, entries) in sorted(ledger.items()):
+        found.problems.append(f"{entries} ledger entries of group {grp}/{asset} have no balance")
+    found.checked["group_balances"] = count
 
 
 def _codes(found: Findings, program_id: str | None) -> None:
