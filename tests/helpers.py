@@ -24,6 +24,7 @@ from rewards.v1 import (
     groups_pb2_grpc,
     issuance_pb2_grpc,
     participants_pb2_grpc,
+    programs_pb2_grpc,
 )
 
 
@@ -47,6 +48,7 @@ class Api:
     issuance: issuance_pb2_grpc.RewardIssuanceStub
     participants: participants_pb2_grpc.ParticipantsStub
     groups: groups_pb2_grpc.ParticipantGroupsStub
+    registry: programs_pb2_grpc.ProgramRegistryStub
 
 
 def make_api(
@@ -60,6 +62,7 @@ def make_api(
         issuance=issuance_pb2_grpc.RewardIssuanceStub(authed),
         participants=participants_pb2_grpc.ParticipantsStub(authed),
         groups=groups_pb2_grpc.ParticipantGroupsStub(authed),
+        registry=programs_pb2_grpc.ProgramRegistryStub(authed),
     )
 
 

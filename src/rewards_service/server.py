@@ -28,6 +28,8 @@ from rewards.v1 import (
     issuance_pb2_grpc,
     participants_pb2,
     participants_pb2_grpc,
+    programs_pb2,
+    programs_pb2_grpc,
 )
 
 from rewards_service import logging as rewards_logging
@@ -38,6 +40,7 @@ from rewards_service.api.interceptor import RpcInterceptor
 from rewards_service.api.issuance import MAX_MESSAGE_BYTES, RewardIssuanceServicer
 from rewards_service.api.participants import ParticipantsServicer
 from rewards_service.api.reflection import V1_SERVICE_NAME, add_v1_reflection
+from rewards_service.api.registries import ProgramRegistryServicer
 from rewards_service.api.streams import (
     BoundedHealthServicer,
     BoundedReflectionServicer,
@@ -145,6 +148,7 @@ def _service_names() -> list[str]:
         issuance_pb2.DESCRIPTOR.services_by_name["RewardIssuance"].full_name,
         participants_pb2.DESCRIPTOR.services_by_name["Participants"].full_name,
         groups_pb2.DESCRIPTOR.services_by_name["ParticipantGroups"].full_name,
+        programs_pb2.DESCRIPTOR.services_by_name["ProgramRegistry"].full_name,
     ]
 
 
@@ -215,6 +219,7 @@ async def start_server(
     issuance_pb2_grpc.add_RewardIssuanceServicer_to_server(RewardIssuanceServicer(), server)
     participants_pb2_grpc.add_ParticipantsServicer_to_server(ParticipantsServicer(), server)
     groups_pb2_grpc.add_ParticipantGroupsServicer_to_server(ParticipantGroupsServicer(), server)
+    programs_pb2_grpc.add_ProgramRegistryServicer_to_server(ProgramRegistryServicer(), server)
     keyless_streams = OpenStreams()
     health_servicer = BoundedHealthServicer(keyless_streams)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -505,7 +505,13 @@ def test_migration_9_gives_old_codes_no_expiry_and_the_draw_its_index(new_url):
             db.execute_sql('ALTER TABLE "code" DROP COLUMN "expires_at"')
             db.execute_sql('ALTER TABLE "issuance" DROP COLUMN "code_expires_at"')
             db.execute_sql('ALTER TABLE "issuance" DROP COLUMN "cost_group_id"')
-            for table in ("group_ledger_entry", "group_balance", "group_member"):
+            for table in (
+                "group_ledger_entry",
+                "group_balance",
+                "group_member",
+                "custom_field",
+                "fulfillment_status",
+            ):
                 db.execute_sql(f'DROP TABLE "{table}"')
             db.execute_sql('DROP TABLE "participant_group"')
             db.execute_sql(
@@ -513,6 +519,7 @@ def test_migration_9_gives_old_codes_no_expiry_and_the_draw_its_index(new_url):
             )
             db.execute_sql('DELETE FROM "schema_migrations" WHERE "version" = 9')
             seed_program(db, "prg_old")
+            db.execute_sql('ALTER TABLE "program" DROP COLUMN "registry_version"')
             db.execute_sql(
                 'INSERT INTO "code_pool" ("id", "program_id", "name", "description", '
                 '"total_count", "available_count", "issued_count", "request_hash", "created_at") '
@@ -526,5 +533,10 @@ def test_migration_9_gives_old_codes_no_expiry_and_the_draw_its_index(new_url):
     with connected(new_url) as db:
         [(stored,)] = db.execute_sql('SELECT "expires_at" FROM "code"').fetchall()
         assert stored == ExpiryField.NEVER
+        [(version,)] = db.execute_sql(
+            'SELECT "registry_version" FROM "program" WHERE "id" = %s'.replace("%s", db.param),
+            ("prg_old",),
+        ).fetchall()
+        assert version == 0
         assert schema_indexes(db) == fresh
     assert migrate_in_child(new_url) == []

@@ -18,6 +18,7 @@ from rewards.v1 import (
     groups_pb2_grpc,
     issuance_pb2_grpc,
     participants_pb2_grpc,
+    programs_pb2_grpc,
 )
 
 from rewards_client._build import idempotent, method_name
@@ -118,6 +119,7 @@ class Transport(_Settings):
         self._issuance = issuance_pb2_grpc.RewardIssuanceStub(channel)
         self._participants = participants_pb2_grpc.ParticipantsStub(channel)
         self._groups = groups_pb2_grpc.ParticipantGroupsStub(channel)
+        self._registry = programs_pb2_grpc.ProgramRegistryStub(channel)
 
     def _invoke(
         self,
@@ -162,6 +164,7 @@ class AsyncTransport(_Settings):
         self._issuance = issuance_pb2_grpc.RewardIssuanceStub(channel)
         self._participants = participants_pb2_grpc.ParticipantsStub(channel)
         self._groups = groups_pb2_grpc.ParticipantGroupsStub(channel)
+        self._registry = programs_pb2_grpc.ProgramRegistryStub(channel)
 
     async def _invoke(
         self,

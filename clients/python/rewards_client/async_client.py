@@ -15,7 +15,14 @@ from typing import Any, TypeVar
 
 import grpc
 import grpc.aio
-from rewards.v1 import catalog_pb2, common_pb2, groups_pb2, issuance_pb2, participants_pb2
+from rewards.v1 import (
+    catalog_pb2,
+    common_pb2,
+    groups_pb2,
+    issuance_pb2,
+    participants_pb2,
+    programs_pb2,
+)
 
 from rewards_client import _build
 from rewards_client._catalog import UNSET_STATUS as UNSET_REWARD_STATUS
@@ -661,3 +668,75 @@ class AsyncRewardsClient(AsyncTransport):
             request_id=request_id or new_request_id(),
         )
         return await self._invoke(self._groups.AdjustGroupBalance, request, timeout=timeout)
+
+    # ProgramRegistry
+
+    async def create_custom_field(
+        self,
+        key: str,
+        type: int,
+        *,
+        required: bool = False,
+        request_id: str | None = None,
+        timeout: float | None = None,
+    ) -> programs_pb2.CustomField:
+        request = programs_pb2.CreateCustomFieldRequest(
+            custom_field=programs_pb2.CustomField(key=key, type=type, required=required),  # type: ignore[arg-type]
+            request_id=request_id or new_request_id(),
+        )
+        return await self._invoke(self._registry.CreateCustomField, request, timeout=timeout)
+
+    async def list_custom_fields(
+        self, *, page_size: int = 0, page_token: str = "", timeout: float | None = None
+    ) -> programs_pb2.ListCustomFieldsResponse:
+        request = programs_pb2.ListCustomFieldsRequest(page_size=page_size, page_token=page_token)
+        return await self._invoke(self._registry.ListCustomFields, request, timeout=timeout)
+
+    def iter_custom_fields(
+        self, *, page_size: int = 0, timeout: float | None = None
+    ) -> AsyncIterator[programs_pb2.CustomField]:
+        return awalk(
+            lambda token: self.list_custom_fields(
+                page_size=page_size, page_token=token, timeout=timeout
+            ),
+            lambda page: page.custom_fields,
+        )
+
+    async def delete_custom_field(
+        self, id: str, *, timeout: float | None = None
+    ) -> programs_pb2.CustomField:
+        request = programs_pb2.DeleteCustomFieldRequest(id=id)
+        return await self._invoke(self._registry.DeleteCustomField, request, timeout=timeout)
+
+    async def create_fulfillment_status(
+        self, status: str, *, request_id: str | None = None, timeout: float | None = None
+    ) -> programs_pb2.FulfillmentStatus:
+        request = programs_pb2.CreateFulfillmentStatusRequest(
+            fulfillment_status=programs_pb2.FulfillmentStatus(status=status),
+            request_id=request_id or new_request_id(),
+        )
+        return await self._invoke(self._registry.CreateFulfillmentStatus, request, timeout=timeout)
+
+    async def list_fulfillment_statuses(
+        self, *, page_size: int = 0, page_token: str = "", timeout: float | None = None
+    ) -> programs_pb2.ListFulfillmentStatusesResponse:
+        request = programs_pb2.ListFulfillmentStatusesRequest(
+            page_size=page_size, page_token=page_token
+        )
+        return await self._invoke(self._registry.ListFulfillmentStatuses, request, timeout=timeout)
+
+    def iter_fulfillment_statuses(
+        self, *, page_size: int = 0, timeout: float | None = None
+    ) -> AsyncIterator[programs_pb2.FulfillmentStatus]:
+        return awalk(
+            lambda token: self.list_fulfillment_statuses(
+                page_size=page_size, page_token=token, timeout=timeout
+            ),
+            lambda page: page.fulfillment_statuses,
+        )
+
+    async def delete_fulfillment_status(
+        self, id: str, *, timeout: float | None = None
+    ) -> programs_pb2.FulfillmentStatus:
+        request = programs_pb2.DeleteFulfillmentStatusRequest(id=id)
+        return await self._invoke(self._registry.DeleteFulfillmentStatus, request, timeout=timeout)

@@ -35,8 +35,9 @@ from rewards_service.domain.issuance import (
 )
 from rewards_service.domain.pagination import PageRequest
 from rewards_service.domain.participants import ParticipantRef, is_eligible
+from rewards_service.domain.registries import EMPTY, check_custom_fields, check_fulfillment_status
 from rewards_service.domain.validation import MAX_MINOR_UNITS, Violations, check_text
-from rewards_service.services import groups
+from rewards_service.services import groups, registries
 from rewards_service.services.participants import resolve, same_participant
 from rewards_service.services.replay import Once
 from rewards_service.store import ledger, queries
@@ -243,6 +244,17 @@ def _units(reward: Reward, request: IssueRequest) -> tuple[int, Decimal | None]:
     return (1 if amount is not None else request.quantity or 1), amount
 
 
+def _check_registry(program_id: str, request: IssueRequest) -> None:
+    """custom_fields and the initial fulfillment status, where the program defines them."""
+    registry = registries.registry_of(program_id)
+    if registry is EMPTY:
+        return
+    v = Violations()
+    check_custom_fields(v, registry, request.custom_fields)
+    v.raise_if_any()
+    check_fulfillment_status(registry, request.fulfillment_status, "fulfillment_status")
+
+
 def _check_window(reward: Reward, now: datetime) -> None:
     starts, ends = reward.available_from, reward.available_until
     if (starts and now < starts) or (ends and now >= ends):
@@ -418,6 +430,7 @@ def _issue(program_id: str, request: IssueRequest) -> Issuance:
     assert request.participant is not None
     participant = resolve(program_id, request.participant)
     units, amount = _units(reward, request)
+    _check_registry(program_id, request)
     now = utcnow()
     if reward.status != S.REWARD_STATUS_ACTIVE:
         raise _status_error(reward)
@@ -654,6 +667,7 @@ def update_fulfillment(program_id: str, issuance_id: str, status: str, note: str
     v.raise_if_any()
 
     def work() -> Issuance:
+        check_fulfillment_status(registries.registry_of(program_id), status)
         row = _get(program_id, issuance_id, for_update=True)
         check_fulfillment_append(len(row.fulfillment_history))
         row.fulfillment_status = status

@@ -7,6 +7,8 @@ from rewards_service.store.fast import memoized
 from rewards_service.store.models import (
     Asset,
     CodePool,
+    CustomFieldDef,
+    FulfillmentStatusDef,
     GroupLedgerEntry,
     GroupMember,
     Issuance,
@@ -20,6 +22,8 @@ from rewards_service.store.queries import asset_scale
 __all__ = [
     "Asset",
     "CodePool",
+    "CustomFieldDef",
+    "FulfillmentStatusDef",
     "GroupLedgerEntry",
     "GroupMember",
     "Issuance",

@@ -184,11 +184,20 @@ def _normalised_identifiers(db: peewee.Database) -> None:
 
 def _code_expiry_groups_registries(db: peewee.Database) -> None:
     """Codes expire (the draw index leads past expired ones to the first live code) and
-    issuances show their code's expiry; participant groups with their balances and ledger."""
+    issuances show their code's expiry; participant groups with their balances and ledger;
+    programs' registries of custom fields and fulfillment statuses, with their version."""
     migrator = SchemaMigrator.from_database(db)
+    # With a default in the schema, as step 1 makes them: rows written without the column
+    # (by older code, or by hand) get "never" and "version 0".
     if "expires_at" not in {c.name for c in db.get_columns("code")}:
-        never = peewee.BigIntegerField(default=ExpiryField.NEVER)
-        apply_operations(migrator.add_column("code", "expires_at", never))
+        db.execute_sql(
+            f'ALTER TABLE "code" ADD COLUMN "expires_at" BIGINT NOT NULL '
+            f"DEFAULT {ExpiryField.NEVER}"
+        )
+    if "registry_version" not in {c.name for c in db.get_columns("program")}:
+        db.execute_sql(
+            'ALTER TABLE "program" ADD COLUMN "registry_version" BIGINT NOT NULL DEFAULT 0'
+        )
     issuance_columns = {c.name for c in db.get_columns("issuance")}
     if "code_expires_at" not in issuance_columns:
         apply_operations(
@@ -212,7 +221,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[peewee.Database], None]]] = [
     (4, "a secret to sign page tokens", _page_token_secret),
     (5, "ledger entries numbered per account in commit order", _ledger_sequences),
     (6, "participant identifiers normalised", _normalised_identifiers),
-    (9, "code expiry; participant groups", _code_expiry_groups_registries),
+    (9, "code expiry; participant groups; program registries", _code_expiry_groups_registries),
 ]
 
 # Several servers may start at once against one PostgreSQL database.

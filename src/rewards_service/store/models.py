@@ -16,6 +16,10 @@ class Program(BaseModel):
     id = peewee.CharField(primary_key=True, max_length=40)
     name = peewee.CharField(max_length=255)
     created_at = TimestampField(default=utcnow)
+    # Bumped by every change of the program's registries (custom fields, fulfillment
+    # statuses): 0 while it defines none. Issues read it to know whether their cached
+    # registry is current, whichever replica changed it.
+    registry_version = peewee.BigIntegerField(default=0, constraints=[peewee.SQL("DEFAULT 0")])
 
 
 class ApiKey(BaseModel):
@@ -343,8 +347,54 @@ LedgerEntry.add_index(_unique_request_id(LedgerEntry))
 # AdjustGroupBalance entries.
 GroupLedgerEntry.add_index(_unique_request_id(GroupLedgerEntry))
 
+
+class CustomFieldDef(BaseModel):
+    """A custom field a program's issuances may carry (rewards.v1.CustomField)."""
+
+    id = peewee.CharField(primary_key=True, max_length=40)
+    program = peewee.ForeignKeyField(Program, on_delete="CASCADE", index=False)
+    key = peewee.CharField(max_length=64)
+    type = peewee.IntegerField()
+    required = peewee.BooleanField(default=False)
+    request_id = peewee.CharField(max_length=128, null=True)
+    request_hash = peewee.CharField(max_length=64, default="")
+    created_at = TimestampField(default=utcnow)
+
+    class Meta:
+        table_name = "custom_field"
+        indexes = (
+            (("program", "key"), True),
+            (("program", "request_id"), True),
+        )
+
+
+class FulfillmentStatusDef(BaseModel):
+    """A fulfillment status a program's issuances may go through."""
+
+    id = peewee.CharField(primary_key=True, max_length=40)
+    program = peewee.ForeignKeyField(Program, on_delete="CASCADE", index=False)
+    status = peewee.CharField(max_length=64)
+    request_id = peewee.CharField(max_length=128, null=True)
+    request_hash = peewee.CharField(max_length=64, default="")
+    created_at = TimestampField(default=utcnow)
+
+    class Meta:
+        table_name = "fulfillment_status"
+        indexes = (
+            (("program", "status"), True),
+            (("program", "request_id"), True),
+        )
+
+
 # Tables migration 9 adds (step 1 makes them on a new database).
-MIGRATION_9_MODELS = [ParticipantGroup, GroupMember, GroupBalance, GroupLedgerEntry]
+MIGRATION_9_MODELS = [
+    ParticipantGroup,
+    GroupMember,
+    GroupBalance,
+    GroupLedgerEntry,
+    CustomFieldDef,
+    FulfillmentStatusDef,
+]
 
 
 ALL_MODELS = [

@@ -312,3 +312,18 @@ def group_of(participant_id: str) -> str | None:
         'SELECT "group_id" FROM "group_member" WHERE "participant_id" = ?', participant_id
     ).fetchone()
     return found[0] if found else None
+
+
+def registry_version(program_id: str) -> int:
+    """The program's registry version (models.Program): one primary-key read."""
+    found = fast.execute(
+        'SELECT "registry_version" FROM "program" WHERE "id" = ?', program_id
+    ).fetchone()
+    return int(found[0]) if found else 0
+
+
+def bump_registry_version(program_id: str) -> None:
+    fast.execute(
+        'UPDATE "program" SET "registry_version" = "registry_version" + 1 WHERE "id" = ?',
+        program_id,
+    )
