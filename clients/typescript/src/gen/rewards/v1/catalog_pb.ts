@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file rewards/v1/catalog.proto.
  */
 export const file_rewards_v1_catalog: GenFile = /*@__PURE__*/
-  fileDesc("ChhyZXdhcmRzL3YxL2NhdGFsb2cucHJvdG8SCnJld2FyZHMudjEimggKBlJld2FyZBIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJEhAKCGNhdGVnb3J5GAQgASgJEiQKBHR5cGUYBSABKA4yFi5yZXdhcmRzLnYxLlJld2FyZFR5cGUSKAoGc3RhdHVzGAYgASgOMhgucmV3YXJkcy52MS5SZXdhcmRTdGF0dXMSKgoGcG9pbnRzGAcgASgLMhgucmV3YXJkcy52MS5Qb2ludHNDb25maWdIABIsCgdwcm9kdWN0GAggASgLMhkucmV3YXJkcy52MS5Qcm9kdWN0Q29uZmlnSAASPwoRY29tcGV0aXRpb25fZW50cnkYCSABKAsyIi5yZXdhcmRzLnYxLkNvbXBldGl0aW9uRW50cnlDb25maWdIABI3Cg11bmlxdWVfY291cG9uGAogASgLMh4ucmV3YXJkcy52MS5VbmlxdWVDb3Vwb25Db25maWdIABI+ChFub25fdW5pcXVlX2NvdXBvbhgLIAEoCzIhLnJld2FyZHMudjEuTm9uVW5pcXVlQ291cG9uQ29uZmlnSAASMwoPcmVkZW1wdGlvbl90eXBlGAwgASgOMhoucmV3YXJkcy52MS5SZWRlbXB0aW9uVHlwZRIVCg1jb3N0X2Fzc2V0X2lkGA0gASgJEhEKCXVuaXRfY29zdBgOIAEoCRIWCgltYXhfdG90YWwYDyABKANIAYgBARIgChNtYXhfcGVyX3BhcnRpY2lwYW50GBAgASgDSAKIAQESJwoGbGltaXRzGBEgAygLMhcucmV3YXJkcy52MS5SZXdhcmRMaW1pdBIyCg5hdmFpbGFibGVfZnJvbRgSIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMwoPYXZhaWxhYmxlX3VudGlsGBMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIlCghzZWdtZW50cxgUIAMoCzITLnJld2FyZHMudjEuU2VnbWVudBIyCghtZXRhZGF0YRgVIAMoCzIgLnJld2FyZHMudjEuUmV3YXJkLk1ldGFkYXRhRW50cnkSFgoOcmVkZWVtZWRfY291bnQYFiABKAMSLgoKY3JlYXRlZF9hdBgXIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgYIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEZXRhZxgZIAEoCRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCCAoGY29uZmlnQgwKCl9tYXhfdG90YWxCFgoUX21heF9wZXJfcGFydGljaXBhbnQiMAoMUG9pbnRzQ29uZmlnEhAKCGFzc2V0X2lkGAEgASgJEg4KBmFtb3VudBgCIAEoCSI1Cg1Qcm9kdWN0Q29uZmlnEhIKCnByb2R1Y3RfaWQYASABKAkSEAoIcXVhbnRpdHkYAiABKAMiQQoWQ29tcGV0aXRpb25FbnRyeUNvbmZpZxIWCg5jb21wZXRpdGlvbl9pZBgBIAEoCRIPCgdlbnRyaWVzGAIgASgDIioKElVuaXF1ZUNvdXBvbkNvbmZpZxIUCgxjb2RlX3Bvb2xfaWQYASABKAkibgoVTm9uVW5pcXVlQ291cG9uQ29uZmlnEgwKBGNvZGUYASABKAkSLwoNZGlzY291bnRfdHlwZRgCIAEoDjIYLnJld2FyZHMudjEuRGlzY291bnRUeXBlEhYKDmRpc2NvdW50X3ZhbHVlGAMgASgJInUKC1Jld2FyZExpbWl0EiUKBXNjb3BlGAEgASgOMhYucmV3YXJkcy52MS5MaW1pdFNjb3BlEhQKDG1heF9xdWFudGl0eRgCIAEoAxIpCgZ3aW5kb3cYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24ibgoFQXNzZXQSCgoCaWQYASABKAkSDAoEY29kZRgCIAEoCRIMCgRuYW1lGAMgASgJEg0KBXNjYWxlGAQgASgFEi4KCmNyZWF0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIq0BCghDb2RlUG9vbBIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJEhMKC3RvdGFsX2NvdW50GAQgASgDEhcKD2F2YWlsYWJsZV9jb3VudBgFIAEoAxIUCgxpc3N1ZWRfY291bnQYBiABKAMSLgoKY3JlYXRlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiTQoTQ3JlYXRlUmV3YXJkUmVxdWVzdBIiCgZyZXdhcmQYASABKAsyEi5yZXdhcmRzLnYxLlJld2FyZBISCgpyZXF1ZXN0X2lkGAIgASgJIh4KEEdldFJld2FyZFJlcXVlc3QSCgoCaWQYASABKAkitAEKEkxpc3RSZXdhcmRzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIoCgZzdGF0dXMYAyABKA4yGC5yZXdhcmRzLnYxLlJld2FyZFN0YXR1cxIkCgR0eXBlGAQgASgOMhYucmV3YXJkcy52MS5SZXdhcmRUeXBlEhAKCGNhdGVnb3J5GAUgASgJEhUKDXNob3dfYXJjaGl2ZWQYBiABKAgiUwoTTGlzdFJld2FyZHNSZXNwb25zZRIjCgdyZXdhcmRzGAEgAygLMhIucmV3YXJkcy52MS5SZXdhcmQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJImoKE1VwZGF0ZVJld2FyZFJlcXVlc3QSIgoGcmV3YXJkGAEgASgLMhIucmV3YXJkcy52MS5SZXdhcmQSLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIi8KE0RlbGV0ZVJld2FyZFJlcXVlc3QSCgoCaWQYASABKAkSDAoEZXRhZxgCIAEoCSJKChJDcmVhdGVBc3NldFJlcXVlc3QSIAoFYXNzZXQYASABKAsyES5yZXdhcmRzLnYxLkFzc2V0EhIKCnJlcXVlc3RfaWQYAiABKAkiHQoPR2V0QXNzZXRSZXF1ZXN0EgoKAmlkGAEgASgJIjoKEUxpc3RBc3NldHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJIlAKEkxpc3RBc3NldHNSZXNwb25zZRIhCgZhc3NldHMYASADKAsyES5yZXdhcmRzLnYxLkFzc2V0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJUChVDcmVhdGVDb2RlUG9vbFJlcXVlc3QSJwoJY29kZV9wb29sGAEgASgLMhQucmV3YXJkcy52MS5Db2RlUG9vbBISCgpyZXF1ZXN0X2lkGAIgASgJIiAKEkdldENvZGVQb29sUmVxdWVzdBIKCgJpZBgBIAEoCSI9ChRMaXN0Q29kZVBvb2xzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCSJaChVMaXN0Q29kZVBvb2xzUmVzcG9uc2USKAoKY29kZV9wb29scxgBIAMoCzIULnJld2FyZHMudjEuQ29kZVBvb2wSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIjYKD0FkZENvZGVzUmVxdWVzdBIUCgxjb2RlX3Bvb2xfaWQYASABKAkSDQoFY29kZXMYAiADKAkiaQoQQWRkQ29kZXNSZXNwb25zZRITCgthZGRlZF9jb3VudBgBIAEoAxIXCg9kdXBsaWNhdGVfY291bnQYAiABKAMSJwoJY29kZV9wb29sGAMgASgLMhQucmV3YXJkcy52MS5Db2RlUG9vbDLlBgoNUmV3YXJkQ2F0YWxvZxJDCgxDcmVhdGVSZXdhcmQSHy5yZXdhcmRzLnYxLkNyZWF0ZVJld2FyZFJlcXVlc3QaEi5yZXdhcmRzLnYxLlJld2FyZBI9CglHZXRSZXdhcmQSHC5yZXdhcmRzLnYxLkdldFJld2FyZFJlcXVlc3QaEi5yZXdhcmRzLnYxLlJld2FyZBJOCgtMaXN0UmV3YXJkcxIeLnJld2FyZHMudjEuTGlzdFJld2FyZHNSZXF1ZXN0Gh8ucmV3YXJkcy52MS5MaXN0UmV3YXJkc1Jlc3BvbnNlEkMKDFVwZGF0ZVJld2FyZBIfLnJld2FyZHMudjEuVXBkYXRlUmV3YXJkUmVxdWVzdBoSLnJld2FyZHMudjEuUmV3YXJkEkMKDERlbGV0ZVJld2FyZBIfLnJld2FyZHMudjEuRGVsZXRlUmV3YXJkUmVxdWVzdBoSLnJld2FyZHMudjEuUmV3YXJkEkAKC0NyZWF0ZUFzc2V0Eh4ucmV3YXJkcy52MS5DcmVhdGVBc3NldFJlcXVlc3QaES5yZXdhcmRzLnYxLkFzc2V0EjoKCEdldEFzc2V0EhsucmV3YXJkcy52MS5HZXRBc3NldFJlcXVlc3QaES5yZXdhcmRzLnYxLkFzc2V0EksKCkxpc3RBc3NldHMSHS5yZXdhcmRzLnYxLkxpc3RBc3NldHNSZXF1ZXN0Gh4ucmV3YXJkcy52MS5MaXN0QXNzZXRzUmVzcG9uc2USSQoOQ3JlYXRlQ29kZVBvb2wSIS5yZXdhcmRzLnYxLkNyZWF0ZUNvZGVQb29sUmVxdWVzdBoULnJld2FyZHMudjEuQ29kZVBvb2wSQwoLR2V0Q29kZVBvb2wSHi5yZXdhcmRzLnYxLkdldENvZGVQb29sUmVxdWVzdBoULnJld2FyZHMudjEuQ29kZVBvb2wSVAoNTGlzdENvZGVQb29scxIgLnJld2FyZHMudjEuTGlzdENvZGVQb29sc1JlcXVlc3QaIS5yZXdhcmRzLnYxLkxpc3RDb2RlUG9vbHNSZXNwb25zZRJFCghBZGRDb2RlcxIbLnJld2FyZHMudjEuQWRkQ29kZXNSZXF1ZXN0GhwucmV3YXJkcy52MS5BZGRDb2Rlc1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_rewards_v1_common]);
+  fileDesc("ChhyZXdhcmRzL3YxL2NhdGFsb2cucHJvdG8SCnJld2FyZHMudjEimggKBlJld2FyZBIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJEhAKCGNhdGVnb3J5GAQgASgJEiQKBHR5cGUYBSABKA4yFi5yZXdhcmRzLnYxLlJld2FyZFR5cGUSKAoGc3RhdHVzGAYgASgOMhgucmV3YXJkcy52MS5SZXdhcmRTdGF0dXMSKgoGcG9pbnRzGAcgASgLMhgucmV3YXJkcy52MS5Qb2ludHNDb25maWdIABIsCgdwcm9kdWN0GAggASgLMhkucmV3YXJkcy52MS5Qcm9kdWN0Q29uZmlnSAASPwoRY29tcGV0aXRpb25fZW50cnkYCSABKAsyIi5yZXdhcmRzLnYxLkNvbXBldGl0aW9uRW50cnlDb25maWdIABI3Cg11bmlxdWVfY291cG9uGAogASgLMh4ucmV3YXJkcy52MS5VbmlxdWVDb3Vwb25Db25maWdIABI+ChFub25fdW5pcXVlX2NvdXBvbhgLIAEoCzIhLnJld2FyZHMudjEuTm9uVW5pcXVlQ291cG9uQ29uZmlnSAASMwoPcmVkZW1wdGlvbl90eXBlGAwgASgOMhoucmV3YXJkcy52MS5SZWRlbXB0aW9uVHlwZRIVCg1jb3N0X2Fzc2V0X2lkGA0gASgJEhEKCXVuaXRfY29zdBgOIAEoCRIWCgltYXhfdG90YWwYDyABKANIAYgBARIgChNtYXhfcGVyX3BhcnRpY2lwYW50GBAgASgDSAKIAQESJwoGbGltaXRzGBEgAygLMhcucmV3YXJkcy52MS5SZXdhcmRMaW1pdBIyCg5hdmFpbGFibGVfZnJvbRgSIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMwoPYXZhaWxhYmxlX3VudGlsGBMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIlCghzZWdtZW50cxgUIAMoCzITLnJld2FyZHMudjEuU2VnbWVudBIyCghtZXRhZGF0YRgVIAMoCzIgLnJld2FyZHMudjEuUmV3YXJkLk1ldGFkYXRhRW50cnkSFgoOcmVkZWVtZWRfY291bnQYFiABKAMSLgoKY3JlYXRlZF9hdBgXIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgYIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEZXRhZxgZIAEoCRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCCAoGY29uZmlnQgwKCl9tYXhfdG90YWxCFgoUX21heF9wZXJfcGFydGljaXBhbnQiMAoMUG9pbnRzQ29uZmlnEhAKCGFzc2V0X2lkGAEgASgJEg4KBmFtb3VudBgCIAEoCSI1Cg1Qcm9kdWN0Q29uZmlnEhIKCnByb2R1Y3RfaWQYASABKAkSEAoIcXVhbnRpdHkYAiABKAMiQQoWQ29tcGV0aXRpb25FbnRyeUNvbmZpZxIWCg5jb21wZXRpdGlvbl9pZBgBIAEoCRIPCgdlbnRyaWVzGAIgASgDIioKElVuaXF1ZUNvdXBvbkNvbmZpZxIUCgxjb2RlX3Bvb2xfaWQYASABKAkibgoVTm9uVW5pcXVlQ291cG9uQ29uZmlnEgwKBGNvZGUYASABKAkSLwoNZGlzY291bnRfdHlwZRgCIAEoDjIYLnJld2FyZHMudjEuRGlzY291bnRUeXBlEhYKDmRpc2NvdW50X3ZhbHVlGAMgASgJInUKC1Jld2FyZExpbWl0EiUKBXNjb3BlGAEgASgOMhYucmV3YXJkcy52MS5MaW1pdFNjb3BlEhQKDG1heF9xdWFudGl0eRgCIAEoAxIpCgZ3aW5kb3cYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24ibgoFQXNzZXQSCgoCaWQYASABKAkSDAoEY29kZRgCIAEoCRIMCgRuYW1lGAMgASgJEg0KBXNjYWxlGAQgASgFEi4KCmNyZWF0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIsQBCghDb2RlUG9vbBIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJEhMKC3RvdGFsX2NvdW50GAQgASgDEhcKD2F2YWlsYWJsZV9jb3VudBgFIAEoAxIUCgxpc3N1ZWRfY291bnQYBiABKAMSLgoKY3JlYXRlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNZXhwaXJlZF9jb3VudBgIIAEoAyJJCglDb2RlRW50cnkSDAoEY29kZRgBIAEoCRIuCgpleHBpcmVzX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJNChNDcmVhdGVSZXdhcmRSZXF1ZXN0EiIKBnJld2FyZBgBIAEoCzISLnJld2FyZHMudjEuUmV3YXJkEhIKCnJlcXVlc3RfaWQYAiABKAkiHgoQR2V0UmV3YXJkUmVxdWVzdBIKCgJpZBgBIAEoCSK0AQoSTGlzdFJld2FyZHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEigKBnN0YXR1cxgDIAEoDjIYLnJld2FyZHMudjEuUmV3YXJkU3RhdHVzEiQKBHR5cGUYBCABKA4yFi5yZXdhcmRzLnYxLlJld2FyZFR5cGUSEAoIY2F0ZWdvcnkYBSABKAkSFQoNc2hvd19hcmNoaXZlZBgGIAEoCCJTChNMaXN0UmV3YXJkc1Jlc3BvbnNlEiMKB3Jld2FyZHMYASADKAsyEi5yZXdhcmRzLnYxLlJld2FyZBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiagoTVXBkYXRlUmV3YXJkUmVxdWVzdBIiCgZyZXdhcmQYASABKAsyEi5yZXdhcmRzLnYxLlJld2FyZBIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siLwoTRGVsZXRlUmV3YXJkUmVxdWVzdBIKCgJpZBgBIAEoCRIMCgRldGFnGAIgASgJIkoKEkNyZWF0ZUFzc2V0UmVxdWVzdBIgCgVhc3NldBgBIAEoCzIRLnJld2FyZHMudjEuQXNzZXQSEgoKcmVxdWVzdF9pZBgCIAEoCSIdCg9HZXRBc3NldFJlcXVlc3QSCgoCaWQYASABKAkiOgoRTGlzdEFzc2V0c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiUAoSTGlzdEFzc2V0c1Jlc3BvbnNlEiEKBmFzc2V0cxgBIAMoCzIRLnJld2FyZHMudjEuQXNzZXQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIlQKFUNyZWF0ZUNvZGVQb29sUmVxdWVzdBInCgljb2RlX3Bvb2wYASABKAsyFC5yZXdhcmRzLnYxLkNvZGVQb29sEhIKCnJlcXVlc3RfaWQYAiABKAkiIAoSR2V0Q29kZVBvb2xSZXF1ZXN0EgoKAmlkGAEgASgJIj0KFExpc3RDb2RlUG9vbHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJIloKFUxpc3RDb2RlUG9vbHNSZXNwb25zZRIoCgpjb2RlX3Bvb2xzGAEgAygLMhQucmV3YXJkcy52MS5Db2RlUG9vbBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkikwEKD0FkZENvZGVzUmVxdWVzdBIUCgxjb2RlX3Bvb2xfaWQYASABKAkSDQoFY29kZXMYAiADKAkSLgoKZXhwaXJlc19hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKwoMY29kZV9lbnRyaWVzGAQgAygLMhUucmV3YXJkcy52MS5Db2RlRW50cnkiaQoQQWRkQ29kZXNSZXNwb25zZRITCgthZGRlZF9jb3VudBgBIAEoAxIXCg9kdXBsaWNhdGVfY291bnQYAiABKAMSJwoJY29kZV9wb29sGAMgASgLMhQucmV3YXJkcy52MS5Db2RlUG9vbDLlBgoNUmV3YXJkQ2F0YWxvZxJDCgxDcmVhdGVSZXdhcmQSHy5yZXdhcmRzLnYxLkNyZWF0ZVJld2FyZFJlcXVlc3QaEi5yZXdhcmRzLnYxLlJld2FyZBI9CglHZXRSZXdhcmQSHC5yZXdhcmRzLnYxLkdldFJld2FyZFJlcXVlc3QaEi5yZXdhcmRzLnYxLlJld2FyZBJOCgtMaXN0UmV3YXJkcxIeLnJld2FyZHMudjEuTGlzdFJld2FyZHNSZXF1ZXN0Gh8ucmV3YXJkcy52MS5MaXN0UmV3YXJkc1Jlc3BvbnNlEkMKDFVwZGF0ZVJld2FyZBIfLnJld2FyZHMudjEuVXBkYXRlUmV3YXJkUmVxdWVzdBoSLnJld2FyZHMudjEuUmV3YXJkEkMKDERlbGV0ZVJld2FyZBIfLnJld2FyZHMudjEuRGVsZXRlUmV3YXJkUmVxdWVzdBoSLnJld2FyZHMudjEuUmV3YXJkEkAKC0NyZWF0ZUFzc2V0Eh4ucmV3YXJkcy52MS5DcmVhdGVBc3NldFJlcXVlc3QaES5yZXdhcmRzLnYxLkFzc2V0EjoKCEdldEFzc2V0EhsucmV3YXJkcy52MS5HZXRBc3NldFJlcXVlc3QaES5yZXdhcmRzLnYxLkFzc2V0EksKCkxpc3RBc3NldHMSHS5yZXdhcmRzLnYxLkxpc3RBc3NldHNSZXF1ZXN0Gh4ucmV3YXJkcy52MS5MaXN0QXNzZXRzUmVzcG9uc2USSQoOQ3JlYXRlQ29kZVBvb2wSIS5yZXdhcmRzLnYxLkNyZWF0ZUNvZGVQb29sUmVxdWVzdBoULnJld2FyZHMudjEuQ29kZVBvb2wSQwoLR2V0Q29kZVBvb2wSHi5yZXdhcmRzLnYxLkdldENvZGVQb29sUmVxdWVzdBoULnJld2FyZHMudjEuQ29kZVBvb2wSVAoNTGlzdENvZGVQb29scxIgLnJld2FyZHMudjEuTGlzdENvZGVQb29sc1JlcXVlc3QaIS5yZXdhcmRzLnYxLkxpc3RDb2RlUG9vbHNSZXNwb25zZRJFCghBZGRDb2RlcxIbLnJld2FyZHMudjEuQWRkQ29kZXNSZXF1ZXN0GhwucmV3YXJkcy52MS5BZGRDb2Rlc1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_rewards_v1_common]);
 
 /**
  * A reward that can be issued to participants.
@@ -141,7 +141,8 @@ export type Reward = Message<"rewards.v1.Reward"> & {
   maxTotal?: bigint | undefined;
 
   /**
-   * Most units one participant may ever receive (UNIT_BASED only). Unset means unlimited.
+   * Most units one participant may ever receive (UNIT_BASED only). Unset means unlimited,
+   * except for UNIQUE_COUPON rewards: unset there means one code per participant.
    *
    * @generated from field: optional int64 max_per_participant = 16;
    */
@@ -482,7 +483,7 @@ export type CodePool = Message<"rewards.v1.CodePool"> & {
   totalCount: bigint;
 
   /**
-   * Output only. Codes not yet issued.
+   * Output only. Codes not yet issued, expired ones included (see expired_count).
    *
    * @generated from field: int64 available_count = 5;
    */
@@ -501,6 +502,15 @@ export type CodePool = Message<"rewards.v1.CodePool"> & {
    * @generated from field: google.protobuf.Timestamp created_at = 7;
    */
   createdAt?: Timestamp | undefined;
+
+  /**
+   * Output only. Of available_count, codes past their expiry: they are never drawn. When
+   * every code left has expired the pool is exhausted: its rewards turn OUT_OF_STOCK (at the
+   * next issue, which fails with CODE_POOL_EXHAUSTED) until codes that can be drawn are added.
+   *
+   * @generated from field: int64 expired_count = 8;
+   */
+  expiredCount: bigint;
 };
 
 /**
@@ -509,6 +519,35 @@ export type CodePool = Message<"rewards.v1.CodePool"> & {
  */
 export const CodePoolSchema: GenMessage<CodePool> = /*@__PURE__*/
   messageDesc(file_rewards_v1_catalog, 8);
+
+/**
+ * A code to add with its own expiry.
+ *
+ * @generated from message rewards.v1.CodeEntry
+ */
+export type CodeEntry = Message<"rewards.v1.CodeEntry"> & {
+  /**
+   * 1-128 printable ASCII characters.
+   *
+   * @generated from field: string code = 1;
+   */
+  code: string;
+
+  /**
+   * When the code stops being drawn; unset means AddCodesRequest.expires_at (if set, else
+   * never). A time already past is accepted: the code is added expired.
+   *
+   * @generated from field: google.protobuf.Timestamp expires_at = 2;
+   */
+  expiresAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message rewards.v1.CodeEntry.
+ * Use `create(CodeEntrySchema)` to create a new message.
+ */
+export const CodeEntrySchema: GenMessage<CodeEntry> = /*@__PURE__*/
+  messageDesc(file_rewards_v1_catalog, 9);
 
 /**
  * Request of CreateReward.
@@ -536,7 +575,7 @@ export type CreateRewardRequest = Message<"rewards.v1.CreateRewardRequest"> & {
  * Use `create(CreateRewardRequestSchema)` to create a new message.
  */
 export const CreateRewardRequestSchema: GenMessage<CreateRewardRequest> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_catalog, 9);
+  messageDesc(file_rewards_v1_catalog, 10);
 
 /**
  * Request of GetReward.
@@ -557,7 +596,7 @@ export type GetRewardRequest = Message<"rewards.v1.GetRewardRequest"> & {
  * Use `create(GetRewardRequestSchema)` to create a new message.
  */
 export const GetRewardRequestSchema: GenMessage<GetRewardRequest> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_catalog, 10);
+  messageDesc(file_rewards_v1_catalog, 11);
 
 /**
  * Request of ListRewards.
@@ -613,7 +652,7 @@ export type ListRewardsRequest = Message<"rewards.v1.ListRewardsRequest"> & {
  * Use `create(ListRewardsRequestSchema)` to create a new message.
  */
 export const ListRewardsRequestSchema: GenMessage<ListRewardsRequest> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_catalog, 11);
+  messageDesc(file_rewards_v1_catalog, 12);
 
 /**
  * Response of ListRewards.
@@ -641,7 +680,7 @@ export type ListRewardsResponse = Message<"rewards.v1.ListRewardsResponse"> & {
  * Use `create(ListRewardsResponseSchema)` to create a new message.
  */
 export const ListRewardsResponseSchema: GenMessage<ListRewardsResponse> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_catalog, 12);
+  messageDesc(file_rewards_v1_catalog, 13);
 
 /**
  * Request of UpdateReward.
@@ -669,7 +708,7 @@ export type UpdateRewardRequest = Message<"rewards.v1.UpdateRewardRequest"> & {
  * Use `create(UpdateRewardRequestSchema)` to create a new message.
  */
 export const UpdateRewardRequestSchema: GenMessage<UpdateRewardRequest> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_catalog, 13);
+  messageDesc(file_rewards_v1_catalog, 14);
 
 /**
  * Request of DeleteReward.
@@ -697,7 +736,7 @@ export type DeleteRewardRequest = Message<"rewards.v1.DeleteRewardRequest"> & {
  * Use `create(DeleteRewardRequestSchema)` to create a new message.
  */
 export const DeleteRewardRequestSchema: GenMessage<DeleteRewardRequest> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_catalog, 14);
+  messageDesc(file_rewards_v1_catalog, 15);
 
 /**
  * Request of CreateAsset.
@@ -725,7 +764,7 @@ export type CreateAssetRequest = Message<"rewards.v1.CreateAssetRequest"> & {
  * Use `create(CreateAssetRequestSchema)` to create a new message.
  */
 export const CreateAssetRequestSchema: GenMessage<CreateAssetRequest> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_catalog, 15);
+  messageDesc(file_rewards_v1_catalog, 16);
 
 /**
  * Request of GetAsset.
@@ -746,7 +785,7 @@ export type GetAssetRequest = Message<"rewards.v1.GetAssetRequest"> & {
  * Use `create(GetAssetRequestSchema)` to create a new message.
  */
 export const GetAssetRequestSchema: GenMessage<GetAssetRequest> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_catalog, 16);
+  messageDesc(file_rewards_v1_catalog, 17);
 
 /**
  * Request of ListAssets.
@@ -774,7 +813,7 @@ export type ListAssetsRequest = Message<"rewards.v1.ListAssetsRequest"> & {
  * Use `create(ListAssetsRequestSchema)` to create a new message.
  */
 export const ListAssetsRequestSchema: GenMessage<ListAssetsRequest> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_catalog, 17);
+  messageDesc(file_rewards_v1_catalog, 18);
 
 /**
  * Response of ListAssets.
@@ -802,7 +841,7 @@ export type ListAssetsResponse = Message<"rewards.v1.ListAssetsResponse"> & {
  * Use `create(ListAssetsResponseSchema)` to create a new message.
  */
 export const ListAssetsResponseSchema: GenMessage<ListAssetsResponse> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_catalog, 18);
+  messageDesc(file_rewards_v1_catalog, 19);
 
 /**
  * Request of CreateCodePool.
@@ -830,7 +869,7 @@ export type CreateCodePoolRequest = Message<"rewards.v1.CreateCodePoolRequest"> 
  * Use `create(CreateCodePoolRequestSchema)` to create a new message.
  */
 export const CreateCodePoolRequestSchema: GenMessage<CreateCodePoolRequest> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_catalog, 19);
+  messageDesc(file_rewards_v1_catalog, 20);
 
 /**
  * Request of GetCodePool.
@@ -851,7 +890,7 @@ export type GetCodePoolRequest = Message<"rewards.v1.GetCodePoolRequest"> & {
  * Use `create(GetCodePoolRequestSchema)` to create a new message.
  */
 export const GetCodePoolRequestSchema: GenMessage<GetCodePoolRequest> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_catalog, 20);
+  messageDesc(file_rewards_v1_catalog, 21);
 
 /**
  * Request of ListCodePools.
@@ -879,7 +918,7 @@ export type ListCodePoolsRequest = Message<"rewards.v1.ListCodePoolsRequest"> & 
  * Use `create(ListCodePoolsRequestSchema)` to create a new message.
  */
 export const ListCodePoolsRequestSchema: GenMessage<ListCodePoolsRequest> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_catalog, 21);
+  messageDesc(file_rewards_v1_catalog, 22);
 
 /**
  * Response of ListCodePools.
@@ -907,7 +946,7 @@ export type ListCodePoolsResponse = Message<"rewards.v1.ListCodePoolsResponse"> 
  * Use `create(ListCodePoolsResponseSchema)` to create a new message.
  */
 export const ListCodePoolsResponseSchema: GenMessage<ListCodePoolsResponse> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_catalog, 22);
+  messageDesc(file_rewards_v1_catalog, 23);
 
 /**
  * Request of AddCodes.
@@ -923,11 +962,27 @@ export type AddCodesRequest = Message<"rewards.v1.AddCodesRequest"> & {
   codePoolId: string;
 
   /**
-   * 1 to 10,000 codes, each 1-128 printable ASCII characters.
+   * 1 to 10,000 codes (with code_entries), each 1-128 printable ASCII characters.
    *
    * @generated from field: repeated string codes = 2;
    */
   codes: string[];
+
+  /**
+   * When the codes of this call stop being drawn (codes, and code_entries without their own
+   * expiry). Unset means never. An issued code shows it as Issuance.code_expires_at; among
+   * live codes, those expiring first are drawn first.
+   *
+   * @generated from field: google.protobuf.Timestamp expires_at = 3;
+   */
+  expiresAt?: Timestamp | undefined;
+
+  /**
+   * Codes with an expiry each, added like codes.
+   *
+   * @generated from field: repeated rewards.v1.CodeEntry code_entries = 4;
+   */
+  codeEntries: CodeEntry[];
 };
 
 /**
@@ -935,7 +990,7 @@ export type AddCodesRequest = Message<"rewards.v1.AddCodesRequest"> & {
  * Use `create(AddCodesRequestSchema)` to create a new message.
  */
 export const AddCodesRequestSchema: GenMessage<AddCodesRequest> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_catalog, 23);
+  messageDesc(file_rewards_v1_catalog, 24);
 
 /**
  * Response of AddCodes.
@@ -970,7 +1025,7 @@ export type AddCodesResponse = Message<"rewards.v1.AddCodesResponse"> & {
  * Use `create(AddCodesResponseSchema)` to create a new message.
  */
 export const AddCodesResponseSchema: GenMessage<AddCodesResponse> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_catalog, 24);
+  messageDesc(file_rewards_v1_catalog, 25);
 
 /**
  * The catalog of a program: rewards, the assets they are priced in, and the code pools
@@ -1091,8 +1146,9 @@ export const RewardCatalog: GenService<{
     output: typeof ListCodePoolsResponseSchema;
   },
   /**
-   * Adds up to 10,000 codes to a pool. Codes already in the pool, or repeated in the call,
-   * are skipped and counted. Lifts OUT_OF_STOCK on rewards drawing from the pool. Admin only.
+   * Adds up to 10,000 codes to a pool, optionally with an expiry for the batch or per code.
+   * Codes already in the pool, or repeated in the call, are skipped and counted. Codes that
+   * can be drawn (not expired) lift OUT_OF_STOCK on rewards drawing from the pool. Admin only.
    *
    * @generated from rpc rewards.v1.RewardCatalog.AddCodes
    */
