@@ -13,6 +13,7 @@ from pathlib import Path
 import grpc
 import psycopg2
 import pytest
+from google.protobuf import timestamp_pb2
 from rewards.v1 import catalog_pb2, common_pb2, groups_pb2
 
 from tests import factories as f
@@ -76,7 +77,17 @@ def test_check_finds_each_kind_of_drift(url):
             alice, bob = f.participant(api), f.participant(api)
             f.issue(api, earn.id, alice.id)
             f.issue(api, mug.id, alice.id)  # the last one: OUT_OF_STOCK
-            first = f.issue(api, coupon.id, alice.id).issuance
+            api.catalog.AddCodes(
+                catalog_pb2.AddCodesRequest(
+                    code_pool_id=pool.id,
+                    code_entries=[
+                        catalog_pb2.CodeEntry(
+                            code="C-0", expires_at=timestamp_pb2.Timestamp(seconds=4_102_444_800)
+                        )
+                    ],
+                )
+            )
+            first = f.issue(api, coupon.id, alice.id).issuance  # C-0, expiring first
             second = f.issue(api, coupon.id, bob.id).issuance
             assert f.get_reward(api, mug.id).status == common_pb2.REWARD_STATUS_OUT_OF_STOCK
             home = api.groups.CreateGroup(
@@ -158,6 +169,16 @@ def test_check_finds_each_kind_of_drift(url):
         expect=f"code {first.coupon_code!r} of pool {pool.id} was issued 2 times",
     )
     drift(
+        'UPDATE "issuance" SET "code_expires_at" = "issued_at" - 1 WHERE "id" = %s',
+        first.id,
+        undo=(
+            'UPDATE "issuance" SET "code_expires_at" = %s WHERE "id" = %s',
+            4_102_444_800 * 1_000_000,
+            first.id,
+        ),
+        expect=f"issuance {first.id} drew code 'C-0' after it expired",
+    )
+    drift(
         'UPDATE "reward" SET "status" = %s WHERE "id" = %s',
         common_pb2.REWARD_STATUS_ACTIVE,
         mug.id,
@@ -175,5 +196,5 @@ def test_check_finds_each_kind_of_drift(url):
             'UPDATE "code_pool" SET "available_count" = "available_count" - 1 WHERE "id" = %s',
             pool.id,
         ),
-        expect=f"code pool {pool.id}: total/available/issued 3/2/2 but its codes say 3/1/2",
+        expect=f"code pool {pool.id}: total/available/issued 4/3/2 but its codes say 4/2/2",
     )

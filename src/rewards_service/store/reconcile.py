@@ -4,8 +4,9 @@ they count, in one read snapshot, by aggregate queries (no row is loaded one by 
 - each reward's redeemed_count == the units of its issuances not revoked;
 - each balance == the sum of its ledger entries == lifetime_earned - lifetime_spent, >= 0,
   and no ledger entries without a balance;
-- no code issued twice (two issuances of one pool showing one code, or one issuance holding
-  two codes); each pool's counters == its codes by status;
+- no code issued twice (two issuances of one pool showing one code, expired or not, or one
+  issuance holding two codes), none drawn after its expiry; each pool's counters == its
+  codes by status;
 - ACTIVE / OUT_OF_STOCK as the stock says (max_total reached, or the code pool empty);
 - each group balance == the sum of its entries == lifetime_earned - lifetime_spent, >= 0.
 """
@@ -225,6 +226,12 @@ def _codes(found: Findings, program_id: str | None) -> None:
     drawn = _scoped(drawn, Issuance.program, program_id)
     for pool_id, code, times in drawn.tuples():
         found.problems.append(f"code {code!r} of pool {pool_id} was issued {times} times")
+    # A code drawn when it had already expired.
+    late = Issuance.select(Issuance.id, Issuance.coupon_code).where(
+        Issuance.code_expires_at.is_null(False) & (Issuance.code_expires_at < Issuance.issued_at)
+    )
+    for issuance_id, code in _scoped(late, Issuance.program, program_id).tuples():
+        found.problems.append(f"issuance {issuance_id} drew code {code!r} after it expired")
     # One issuance holding several codes.
     held = (
         Code.select(Code.issuance_id, peewee.fn.COUNT(Code.id).alias("codes"))
