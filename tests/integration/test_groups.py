@@ -97,6 +97,30 @@ def test_members_join_one_group_and_leave_it(admin):
     assert add(admin, office.id, user.id).group_id == office.id
 
 
+def test_members_are_listed_page_by_page(admin):
+    home = make_group(admin)
+    members = sorted(f.participant(admin).id for _ in range(5))
+    for participant_id in reversed(members):
+        add(admin, home.id, participant_id)
+    seen, tokens = [], [""]
+    while True:
+        page = admin.groups.ListGroupMembers(
+            groups_pb2.ListGroupMembersRequest(group_id=home.id, page_size=2, page_token=tokens[-1])
+        )
+        assert len(page.members) <= 2
+        seen += [m.participant_id for m in page.members]
+        if not page.next_page_token:
+            break
+        tokens.append(page.next_page_token)
+    assert seen == members
+    # A token is bound to its group.
+    failure = expect_failure(
+        admin.groups.ListGroupMembers,
+        groups_pb2.ListGroupMembersRequest(group_id=make_group(admin).id, page_token=tokens[1]),
+    )
+    assert failure.code == grpc.StatusCode.INVALID_ARGUMENT
+
+
 def test_unknown_groups_and_other_programs_groups_are_not_found(admin, channel):
     other_key = new_program("other")
     other = make_api(channel, other_key.program_id, other_key.api_key)

@@ -266,8 +266,11 @@ class ParticipantGroup(BaseModel):
 
 
 class GroupMember(BaseModel):
-    # The primary key: a participant (of one program) is in at most one group.
-    participant = peewee.ForeignKeyField(Participant, primary_key=True, on_delete="CASCADE")
+    # The primary key: a participant (of one program) is in at most one group. Read as its id
+    # (lazy_load off), which is what member lists page by.
+    participant = peewee.ForeignKeyField(
+        Participant, primary_key=True, on_delete="CASCADE", lazy_load=False
+    )
     # Not indexed alone: the index below leads with it.
     group = peewee.ForeignKeyField(ParticipantGroup, on_delete="CASCADE", index=False)
     joined_at = TimestampField(default=utcnow)
