@@ -61,6 +61,14 @@ def test_codes_with_an_expiry_and_a_group_paying(client):
     ]
     with pytest.raises(rc.ParticipantLimitReached):
         client.issue_reward(coupon.id, ada, pay_from=groups_pb2.PAY_FROM_GROUP)
+    loner = client.upsert_participant(external_id="loner")
+    with pytest.raises(rc.NotGroupMember):
+        client.issue_reward(coupon.id, loner, pay_from=groups_pb2.PAY_FROM_GROUP)
+    client.add_group_member(client.create_group("Other").id, ref(id=loner.id))
+    with pytest.raises(rc.AlreadyInGroup):
+        client.add_group_member(group.id, ref(id=loner.id))
+    with pytest.raises(rc.GroupNotFound):
+        client.get_group("grp_missing")
 
 
 @pytest.mark.asyncio
