@@ -244,9 +244,11 @@ def _units(reward: Reward, request: IssueRequest) -> tuple[int, Decimal | None]:
     return (1 if amount is not None else request.quantity or 1), amount
 
 
-def _check_registry(program_id: str, request: IssueRequest) -> None:
+def _check_registry(program_id: str, version: int, request: IssueRequest) -> None:
     """custom_fields and the initial fulfillment status, where the program defines them."""
-    registry = registries.registry_of(program_id)
+    if not version:  # it never defined any
+        return
+    registry = registries.registry_of(program_id, version)
     if registry is EMPTY:
         return
     v = Violations()
@@ -426,11 +428,11 @@ def _credit(
 def _issue(program_id: str, request: IssueRequest) -> Issuance:
     # Locked first: an issue queued behind a change of the reward (its price, segments,
     # window, limits) checks and pays what it is at commit.
-    reward = queries.get_reward(program_id, request.reward_id, for_update=True)
+    reward, registry_version = queries.reward_to_issue(program_id, request.reward_id)
     assert request.participant is not None
     participant = resolve(program_id, request.participant)
     units, amount = _units(reward, request)
-    _check_registry(program_id, request)
+    _check_registry(program_id, registry_version, request)
     now = utcnow()
     if reward.status != S.REWARD_STATUS_ACTIVE:
         raise _status_error(reward)

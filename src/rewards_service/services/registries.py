@@ -1,10 +1,11 @@
 """Program registries: custom fields and fulfillment statuses, one function per RPC, and the
 registry the issue path checks against.
 
-The issue path reads the program's registry_version (one primary-key read, in the call's own
-transaction) and keeps each program's registry in memory under it: a program that defines
-nothing costs that read and no other, and a change made through any replica bumps the version
-in the same transaction, so the next call anywhere loads the new registry."""
+The issue path reads the program's registry_version in the statement that reads (and locks)
+the reward, in the call's own transaction, and keeps each program's registry in memory under
+it: a program that defines nothing costs no query at all, and a change made through any
+replica bumps the version in the same transaction, so the next call anywhere loads the new
+registry."""
 
 from rewards_service.bounded import BoundedCache
 from rewards_service.domain.errors import AlreadyExists, NotFound
@@ -29,9 +30,12 @@ CACHE_BYTES = 4 * 1024 * 1024
 _registries: BoundedCache[str, tuple[int, Registry]] = BoundedCache(CACHE_BYTES)
 
 
-def registry_of(program_id: str) -> Registry:
-    """The program's registry as of the running transaction."""
-    version = queries.registry_version(program_id)
+def registry_of(program_id: str, version: int | None = None) -> Registry:
+    """The program's registry as of the running transaction; `version` is its
+    registry_version when the caller read it already (the issue path reads it with the
+    reward)."""
+    if version is None:
+        version = queries.registry_version(program_id)
     if not version:
         return EMPTY
     cached = _registries.get(program_id)

@@ -175,6 +175,20 @@ def run_select(query: peewee.ModelSelect) -> list:
     return _built(query.model, columns, [tuple(values) for values in orjson.loads(records)])
 
 
+def select_one_and(
+    model: type[M], extras: int, text: str, *params: object
+) -> tuple[M, tuple] | None:
+    """A row whose SELECT ends with `extras` more columns (e.g. a scalar subquery), so that
+    a value read beside it costs no round trip of its own: (row, those values), or None."""
+    cursor = execute(text, *params)
+    record = cursor.fetchone()
+    if record is None:
+        return None
+    columns = tuple(d[0] for d in cursor.description)[:-extras]
+    [row] = _built(model, columns, [tuple(record[:-extras])])
+    return row, tuple(record[-extras:])
+
+
 def select_one(model: type[M], text: str, *params: object) -> M | None:
     rows = select_all(model, text, *params)
     return rows[0] if rows else None

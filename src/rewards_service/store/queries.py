@@ -101,6 +101,23 @@ def get_reward(program_id: str, reward_id: str, *, for_update: bool = False) -> 
     return reward
 
 
+def reward_to_issue(program_id: str, reward_id: str) -> tuple[Reward, int]:
+    """The reward, locked, and its program's registry_version, in one statement: the issue
+    path learns whether the program's registry changed at no extra round trip."""
+    text = locked_text(
+        'SELECT *, (SELECT "registry_version" FROM "program" AS "p" '
+        'WHERE "p"."id" = "reward"."program_id") AS "registry_version" '
+        'FROM "reward" WHERE "id" = ? AND "program_id" = ?'
+    )
+    found = fast.select_one_and(Reward, 1, text, reward_id, program_id)
+    if found is None:
+        raise NotFound(
+            f"No reward {reward_id}.", reason="REWARD_NOT_FOUND", metadata={"id": reward_id}
+        )
+    reward, (version,) = found
+    return reward, int(version or 0)
+
+
 def find_by_request_id(model: type[M], program_id: str, request_id: str) -> M | None:
     table = model._meta.table_name
     text = f'SELECT * FROM "{table}" WHERE "program_id" = ? AND "request_id" = ? LIMIT 1'
