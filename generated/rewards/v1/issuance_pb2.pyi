@@ -379,7 +379,9 @@ class IssueRewardRequest(_message.Message):
     notes: _builtins.str
     """Free text, up to 1000 characters."""
     fulfillment_status: _builtins.str
-    """Initial fulfillment status, up to 64 characters."""
+    """Initial fulfillment status, up to 64 characters; one the program defines, where it
+    defines them (ProgramRegistry).
+    """
     pay_from: _groups_pb2.PayFrom.ValueType
     """Whose balance pays the cost: the participant's (default) or its group's
     (PAY_FROM_GROUP; the participant must be in a group, else FAILED_PRECONDITION
@@ -395,7 +397,10 @@ class IssueRewardRequest(_message.Message):
 
     @_builtins.property
     def custom_fields(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
-        """Caller-defined fields (same limits as Reward.metadata)."""
+        """Caller-defined fields (same limits as Reward.metadata). Where the program defines its
+        custom fields (ProgramRegistry), only those, each of its type, and every required one;
+        else INVALID_ARGUMENT naming the field, e.g. custom_fields[store].
+        """
 
     @_builtins.property
     def event_time(self) -> _timestamp_pb2.Timestamp:
@@ -800,7 +805,9 @@ class UpdateFulfillmentRequest(_message.Message):
     id: _builtins.str
     """Issuance id (iss_...)."""
     status: _builtins.str
-    """New status, 1-64 characters, e.g. SHIPPED."""
+    """New status, 1-64 characters, e.g. SHIPPED; one the program defines, where it defines
+    them (ProgramRegistry), else INVALID_ARGUMENT.
+    """
     note: _builtins.str
     """Optional note, up to 1000 characters."""
     def __init__(

@@ -396,14 +396,17 @@ export type IssueRewardRequest = Message<"rewards.v1.IssueRewardRequest"> & {
   metadata: { [key: string]: string };
 
   /**
-   * Caller-defined fields (same limits as Reward.metadata).
+   * Caller-defined fields (same limits as Reward.metadata). Where the program defines its
+   * custom fields (ProgramRegistry), only those, each of its type, and every required one;
+   * else INVALID_ARGUMENT naming the field, e.g. custom_fields[store].
    *
    * @generated from field: map<string, string> custom_fields = 9;
    */
   customFields: { [key: string]: string };
 
   /**
-   * Initial fulfillment status, up to 64 characters.
+   * Initial fulfillment status, up to 64 characters; one the program defines, where it
+   * defines them (ProgramRegistry).
    *
    * @generated from field: string fulfillment_status = 10;
    */
@@ -811,7 +814,8 @@ export type UpdateFulfillmentRequest = Message<"rewards.v1.UpdateFulfillmentRequ
   id: string;
 
   /**
-   * New status, 1-64 characters, e.g. SHIPPED.
+   * New status, 1-64 characters, e.g. SHIPPED; one the program defines, where it defines
+   * them (ProgramRegistry), else INVALID_ARGUMENT.
    *
    * @generated from field: string status = 2;
    */
