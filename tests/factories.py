@@ -250,7 +250,8 @@ def claim(api: Api, issuance_id: str) -> issuance_pb2.Issuance:
 @dataclass
 class Scene:
     """A program with money in it: a POINTS asset (scale 2), a participant holding 100.00, a
-    unique-coupon reward costing 10.00 a code drawn from a pool of 3, one of them issued."""
+    unique-coupon reward costing 10.00 a code drawn from a pool of 3 (up to 10 codes a
+    participant), one of them issued."""
 
     api: Api
     points: catalog_pb2.Asset
@@ -286,6 +287,7 @@ def scene(api: Api) -> Scene:
         unique_coupon=catalog_pb2.UniqueCouponConfig(code_pool_id=pool.id),
         cost_asset_id=points.id,
         unit_cost="10",
+        max_per_participant=10,
     )
     first = issue(api, coupon.id, user.id, request_id="scene-first").issuance
     return Scene(api, points, user, pool, coupon, first)

@@ -22,8 +22,10 @@ from grpc_status import rpc_status
 from rewards.v1 import (
     catalog_pb2_grpc,
     events_pb2_grpc,
+    groups_pb2_grpc,
     issuance_pb2_grpc,
     participants_pb2_grpc,
+    programs_pb2_grpc,
 )
 
 
@@ -51,6 +53,8 @@ class Api:
     issuance: issuance_pb2_grpc.RewardIssuanceStub
     participants: participants_pb2_grpc.ParticipantsStub
     events: events_pb2_grpc.EventsStub
+    groups: groups_pb2_grpc.ParticipantGroupsStub
+    registry: programs_pb2_grpc.ProgramRegistryStub
 
 
 def make_api(
@@ -64,6 +68,8 @@ def make_api(
         issuance=issuance_pb2_grpc.RewardIssuanceStub(authed),
         participants=participants_pb2_grpc.ParticipantsStub(authed),
         events=events_pb2_grpc.EventsStub(authed),
+        groups=groups_pb2_grpc.ParticipantGroupsStub(authed),
+        registry=programs_pb2_grpc.ProgramRegistryStub(authed),
     )
 
 

@@ -8,6 +8,7 @@ import sys
 from typing import NoReturn
 
 import peewee
+from rewards.v1 import programs_pb2
 
 from rewards_service import logging as rewards_logging
 from rewards_service.auth import ROLES
@@ -22,12 +23,26 @@ from rewards_service.config import (
     version,
 )
 from rewards_service.domain.errors import NotFound, RewardsError
-from rewards_service.services import programs
+from rewards_service.domain.pagination import MAX_PAGE_SIZE, parse_page
+from rewards_service.domain.validation import Violations
+from rewards_service.services import paging, programs, registries
 from rewards_service.store.db import bind, open_database, session, sqlite_path
 from rewards_service.store.migrations import migrate
 from rewards_service.store.reconcile import reconcile
 
 PROG = "rewards-admin"
+FT = programs_pb2.CustomFieldType
+FIELD_TYPES = ("string", "integer", "boolean", "date")
+REGISTRY_COMMANDS = frozenset(
+    {
+        "add-custom-field",
+        "list-custom-fields",
+        "remove-custom-field",
+        "add-fulfillment-status",
+        "list-fulfillment-statuses",
+        "remove-fulfillment-status",
+    }
+)
 
 
 # Exit statuses, the same for every command.
@@ -57,7 +72,8 @@ def _parser() -> argparse.ArgumentParser:
     p = Parser(
         prog=PROG,
         description="Manage programs and API keys of a rewards database, and check its "
-        "counters. Options may come before or after the command.",
+        "counters, and define programs' custom fields and fulfillment statuses. Options may "
+        "come before or after the command.",
         epilog="Exit status: 0 done, 1 failed (unknown program or key, database missing or "
         "out of reach), 2 usage error, 3 check found drift.",
         parents=[common],
@@ -95,6 +111,46 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--program", required=True, help="program id (prg_...)")
 
     c = sub.add_parser(
+        "add-custom-field",
+        parents=[common],
+        help="define a custom field of a program's issuances (IssueReward then checks them)",
+    )
+    c.add_argument("--program", required=True, help="program id (prg_...)")
+    c.add_argument("--key", required=True, help="the custom_fields key, 1-64 of A-Z a-z 0-9 . _ -")
+    c.add_argument("--type", required=True, choices=FIELD_TYPES, help="type of its values")
+    c.add_argument("--required", action="store_true", help="every issue must give it")
+    c.add_argument("--request-id", default="", help="idempotency key: a retry changes nothing")
+
+    c = sub.add_parser(
+        "list-custom-fields", parents=[common], help="list a program's custom fields"
+    )
+    c.add_argument("--program", required=True, help="program id (prg_...)")
+
+    c = sub.add_parser("remove-custom-field", parents=[common], help="delete a custom field")
+    c.add_argument("--program", required=True, help="program id (prg_...)")
+    c.add_argument("--key", required=True, help="the field's key")
+
+    c = sub.add_parser(
+        "add-fulfillment-status",
+        parents=[common],
+        help="define a fulfillment status (UpdateFulfillment then refuses others)",
+    )
+    c.add_argument("--program", required=True, help="program id (prg_...)")
+    c.add_argument("status", help="e.g. SHIPPED, 1-64 characters")
+    c.add_argument("--request-id", default="", help="idempotency key: a retry changes nothing")
+
+    c = sub.add_parser(
+        "list-fulfillment-statuses", parents=[common], help="list a program's fulfillment statuses"
+    )
+    c.add_argument("--program", required=True, help="program id (prg_...)")
+
+    c = sub.add_parser(
+        "remove-fulfillment-status", parents=[common], help="delete a fulfillment status"
+    )
+    c.add_argument("--program", required=True, help="program id (prg_...)")
+    c.add_argument("status", help="the status")
+
+    c = sub.add_parser(
         "check",
         parents=[common],
         help="reconcile counters with the rows they count; exit 3 on drift",
@@ -126,7 +182,58 @@ def _check(program_id: str | None) -> dict:
     return {"ok": found.ok, "checked": found.checked, "problems": found.problems}
 
 
+def _field(row) -> dict:
+    kind = FT.Name(row.type).removeprefix("CUSTOM_FIELD_TYPE_").lower()
+    return {"id": row.id, "key": row.key, "type": kind, "required": row.required}
+
+
+def _status(row) -> dict:
+    return {"id": row.id, "status": row.status}
+
+
+def _every(list_page, program_id: str) -> list:
+    """Every row of a list call, page after page."""
+    rows, token = [], ""
+    secret = paging.page_token_secret()
+    while True:
+        page = parse_page(Violations(), MAX_PAGE_SIZE, token, {}, secret=secret)
+        more, token = list_page(program_id, page)
+        rows += more
+        if not token:
+            return rows
+
+
+def _registry(args: argparse.Namespace) -> dict:
+    program_id = args.program
+    programs.list_keys(program_id)  # NotFound for an unknown program
+    if args.command == "add-custom-field":
+        field_type = FT.Value(f"CUSTOM_FIELD_TYPE_{args.type.upper()}")
+        return _field(
+            registries.create_custom_field(
+                program_id, args.key, field_type, args.required, args.request_id
+            )
+        )
+    if args.command == "list-custom-fields":
+        return {
+            "custom_fields": [_field(r) for r in _every(registries.list_custom_fields, program_id)]
+        }
+    if args.command == "remove-custom-field":
+        row = registries.custom_field_by_key(program_id, args.key)
+        return _field(registries.delete_custom_field(program_id, row.id))
+    if args.command == "add-fulfillment-status":
+        return _status(
+            registries.create_fulfillment_status(program_id, args.status, args.request_id)
+        )
+    if args.command == "list-fulfillment-statuses":
+        rows = _every(registries.list_fulfillment_statuses, program_id)
+        return {"fulfillment_statuses": [_status(r) for r in rows]}
+    row = registries.fulfillment_status_by_name(program_id, args.status)
+    return _status(registries.delete_fulfillment_status(program_id, row.id))
+
+
 def _run(args: argparse.Namespace) -> dict:
+    if args.command in REGISTRY_COMMANDS:
+        return _registry(args)
     if args.command == "create-program":
         return dataclasses.asdict(programs.create_program(args.name))
     if args.command == "create-key":
@@ -156,6 +263,14 @@ def _print_text(command: str, result: dict) -> None:
     if command == "list-programs":
         for program in result["programs"]:
             print(f"{program['program_id']}  {program['created_at']}  {program['name']}")
+        return
+    if command == "list-custom-fields":
+        for f in result["custom_fields"]:
+            print(f"{f['key']}  {f['type']}{'  required' if f['required'] else ''}  {f['id']}")
+        return
+    if command == "list-fulfillment-statuses":
+        for status in result["fulfillment_statuses"]:
+            print(f"{status['status']}  {status['id']}")
         return
     if command == "check":
         for problem in result["problems"]:

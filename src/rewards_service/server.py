@@ -24,20 +24,26 @@ from rewards.v1 import (
     catalog_pb2_grpc,
     events_pb2,
     events_pb2_grpc,
+    groups_pb2,
+    groups_pb2_grpc,
     issuance_pb2,
     issuance_pb2_grpc,
     participants_pb2,
     participants_pb2_grpc,
+    programs_pb2,
+    programs_pb2_grpc,
 )
 
 from rewards_service import logging as rewards_logging
 from rewards_service import metrics, tracing
 from rewards_service.api.catalog import RewardCatalogServicer
 from rewards_service.api.events import EventsServicer, keep_retention
+from rewards_service.api.groups import ParticipantGroupsServicer
 from rewards_service.api.interceptor import RpcInterceptor
 from rewards_service.api.issuance import MAX_MESSAGE_BYTES, RewardIssuanceServicer
 from rewards_service.api.participants import ParticipantsServicer
 from rewards_service.api.reflection import V1_SERVICE_NAME, add_v1_reflection
+from rewards_service.api.registries import ProgramRegistryServicer
 from rewards_service.api.streams import (
     BoundedHealthServicer,
     BoundedReflectionServicer,
@@ -153,6 +159,8 @@ def _service_names() -> list[str]:
         issuance_pb2.DESCRIPTOR.services_by_name["RewardIssuance"].full_name,
         participants_pb2.DESCRIPTOR.services_by_name["Participants"].full_name,
         events_pb2.DESCRIPTOR.services_by_name["Events"].full_name,
+        groups_pb2.DESCRIPTOR.services_by_name["ParticipantGroups"].full_name,
+        programs_pb2.DESCRIPTOR.services_by_name["ProgramRegistry"].full_name,
     ]
 
 
@@ -224,6 +232,8 @@ async def start_server(
     participants_pb2_grpc.add_ParticipantsServicer_to_server(ParticipantsServicer(), server)
     events_servicer = EventsServicer(executor, config.event_heartbeat)
     events_pb2_grpc.add_EventsServicer_to_server(events_servicer, server)
+    groups_pb2_grpc.add_ParticipantGroupsServicer_to_server(ParticipantGroupsServicer(), server)
+    programs_pb2_grpc.add_ProgramRegistryServicer_to_server(ProgramRegistryServicer(), server)
     keyless_streams = OpenStreams()
     health_servicer = BoundedHealthServicer(keyless_streams)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

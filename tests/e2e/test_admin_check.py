@@ -13,7 +13,8 @@ from pathlib import Path
 import grpc
 import psycopg2
 import pytest
-from rewards.v1 import catalog_pb2, common_pb2
+from google.protobuf import timestamp_pb2
+from rewards.v1 import catalog_pb2, common_pb2, groups_pb2
 
 from tests import factories as f
 from tests.helpers import make_api, spawn_server
@@ -76,16 +77,39 @@ def test_check_finds_each_kind_of_drift(url):
             alice, bob = f.participant(api), f.participant(api)
             f.issue(api, earn.id, alice.id)
             f.issue(api, mug.id, alice.id)  # the last one: OUT_OF_STOCK
-            first = f.issue(api, coupon.id, alice.id).issuance
+            api.catalog.AddCodes(
+                catalog_pb2.AddCodesRequest(
+                    code_pool_id=pool.id,
+                    code_entries=[
+                        catalog_pb2.CodeEntry(
+                            code="C-0", expires_at=timestamp_pb2.Timestamp(seconds=4_102_444_800)
+                        )
+                    ],
+                )
+            )
+            first = f.issue(api, coupon.id, alice.id).issuance  # C-0, expiring first
             second = f.issue(api, coupon.id, bob.id).issuance
             assert f.get_reward(api, mug.id).status == common_pb2.REWARD_STATUS_OUT_OF_STOCK
+            home = api.groups.CreateGroup(
+                groups_pb2.CreateGroupRequest(group=groups_pb2.Group(name="Home"))
+            )
+            api.groups.AdjustGroupBalance(
+                groups_pb2.AdjustGroupBalanceRequest(
+                    group_id=home.id, asset_id=points.id, delta="20"
+                )
+            )
     finally:
         assert server.stop() == 0
 
     status, report = check(url, pid)
     assert (status, report["problems"]) == (0, []), report
-    # 4 issuances and 1 ledger entry, each with its event.
-    assert report["checked"] == {"rewards": 3, "balances": 1, "code_pools": 1, "events": 5}
+    assert report["checked"] == {
+        "rewards": 3,
+        "balances": 1,
+        "group_balances": 1,
+        "code_pools": 1,
+        "events": 5,  # 4 issuances and 1 ledger entry, each with its event
+    }
     text = admin(url, "check", "--program", pid)
     assert text.returncode == 0 and text.stdout.strip().endswith(": ok")
 
@@ -124,6 +148,17 @@ def test_check_finds_each_kind_of_drift(url):
         expect="available 12 but its entries sum to 5",
     )
     drift(
+        'UPDATE "group_balance" SET "available" = "available" + 3, '
+        '"lifetime_earned" = "lifetime_earned" + 3 WHERE "group_id" = %s',
+        home.id,
+        undo=(
+            'UPDATE "group_balance" SET "available" = "available" - 3, '
+            '"lifetime_earned" = "lifetime_earned" - 3 WHERE "group_id" = %s',
+            home.id,
+        ),
+        expect=f"group balance {home.id}/{points.id}: available 23 but its entries sum to 20",
+    )
+    drift(
         'UPDATE "issuance" SET "coupon_code" = %s WHERE "id" = %s',
         first.coupon_code,
         second.id,
@@ -133,6 +168,16 @@ def test_check_finds_each_kind_of_drift(url):
             second.id,
         ),
         expect=f"code {first.coupon_code!r} of pool {pool.id} was issued 2 times",
+    )
+    drift(
+        'UPDATE "issuance" SET "code_expires_at" = "issued_at" - 1 WHERE "id" = %s',
+        first.id,
+        undo=(
+            'UPDATE "issuance" SET "code_expires_at" = %s WHERE "id" = %s',
+            4_102_444_800 * 1_000_000,
+            first.id,
+        ),
+        expect=f"issuance {first.id} drew code 'C-0' after it expired",
     )
     drift(
         'UPDATE "reward" SET "status" = %s WHERE "id" = %s',
@@ -162,5 +207,5 @@ def test_check_finds_each_kind_of_drift(url):
             'UPDATE "code_pool" SET "available_count" = "available_count" - 1 WHERE "id" = %s',
             pool.id,
         ),
-        expect=f"code pool {pool.id}: total/available/issued 3/2/2 but its codes say 3/1/2",
+        expect=f"code pool {pool.id}: total/available/issued 4/3/2 but its codes say 4/2/2",
     )

@@ -71,6 +71,8 @@ def test_reflection_lists_the_services(served):
         "rewards.v1.RewardCatalog",
         "rewards.v1.RewardIssuance",
         "rewards.v1.Participants",
+        "rewards.v1.ParticipantGroups",
+        "rewards.v1.ProgramRegistry",
         "grpc.health.v1.Health",
         "grpc.reflection.v1alpha.ServerReflection",
     }
@@ -131,6 +133,27 @@ def test_describe_shows_the_reward_message(served):
     assert "rewards.v1.Reward is a message" in done.stdout
     for field in ("string name = 2;", "oneof config", "optional int64 max_total", "string etag"):
         assert field in done.stdout, field
+
+
+@pytest.mark.parametrize(
+    ("symbol", "shown"),
+    [
+        ("rewards.v1.ParticipantGroups", "rpc AdjustGroupBalance"),
+        ("rewards.v1.ProgramRegistry", "rpc CreateCustomField"),
+        ("rewards.v1.IssueRewardRequest", ".rewards.v1.PayFrom pay_from = 13;"),
+        ("rewards.v1.PayFrom", "PAY_FROM_GROUP = 2;"),
+        ("rewards.v1.AddCodesRequest", "repeated .rewards.v1.CodeEntry code_entries = 4;"),
+        ("rewards.v1.CodePool", "int64 expired_count = 8;"),
+        ("rewards.v1.Issuance", ".google.protobuf.Timestamp code_expires_at = 26;"),
+        ("rewards.v1.CustomFieldType", "CUSTOM_FIELD_TYPE_DATE = 4;"),
+    ],
+)
+def test_describe_shows_groups_registries_and_code_expiry(served, symbol, shown):
+    server, _ = served
+    done = grpcurl(server.address, "describe", symbol)
+    assert done.returncode == 0, done.stderr
+    assert shown in done.stdout
+    assert "//" in done.stdout  # with its comments
 
 
 def test_describe_shows_the_proto_comments(served):

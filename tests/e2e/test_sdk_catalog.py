@@ -1,7 +1,14 @@
 """The SDK's RewardCatalog methods and page iterators against a real server."""
 
 import pytest
-from rewards.v1 import catalog_pb2, common_pb2, issuance_pb2, participants_pb2
+from rewards.v1 import (
+    catalog_pb2,
+    common_pb2,
+    groups_pb2,
+    issuance_pb2,
+    participants_pb2,
+    programs_pb2,
+)
 from rewards_client import RewardsClient
 
 from tests.conftest import new_key, new_program
@@ -34,6 +41,8 @@ def test_there_is_a_method_for_every_rpc_of_every_service():
         (catalog_pb2, "RewardCatalog"),
         (issuance_pb2, "RewardIssuance"),
         (participants_pb2, "Participants"),
+        (groups_pb2, "ParticipantGroups"),
+        (programs_pb2, "ProgramRegistry"),
     ):
         for method in module.DESCRIPTOR.services_by_name[service].methods:
             snake = "".join(f"_{c.lower()}" if c.isupper() else c for c in method.name)[1:]

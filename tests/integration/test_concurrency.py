@@ -6,11 +6,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import pytest
-from rewards.v1 import catalog_pb2, common_pb2, issuance_pb2
+from rewards.v1 import catalog_pb2, common_pb2, groups_pb2, issuance_pb2
 
 from tests import factories as f
 from tests.conftest import new_program
 from tests.helpers import failure_of, make_api, spawn_server
+from tests.integration.test_groups import add, adjust, assert_group_ledger_consistent
 
 THREADS = 32
 
@@ -74,7 +75,11 @@ def test_unique_codes_are_never_issued_twice(program):
     setup, workers = program
     codes = [f"CODE-{i:03d}" for i in range(60)]
     pool = f.code_pool(setup, codes)
-    reward = f.reward(setup, unique_coupon=catalog_pb2.UniqueCouponConfig(code_pool_id=pool.id))
+    reward = f.reward(
+        setup,
+        unique_coupon=catalog_pb2.UniqueCouponConfig(code_pool_id=pool.id),
+        max_per_participant=1000,
+    )
     user = f.participant(setup)
     ok, failed = hammer(workers, [lambda api: f.issue(api, reward.id, user.id)] * 100)
     drawn = [r.issuance.coupon_code for r in ok]
@@ -151,3 +156,49 @@ def test_payment_options_debit_only_their_points_and_never_overdraw(program):
     # Balances only fall, so each refusal needed more than is left now.
     assert all(left < int(e.metadata["required"]) for e in failed)
     f.assert_ledger_consistent(setup, user.id, points.id)
+
+
+def test_one_participant_gets_one_unique_code_however_many_ask_at_once(program):
+    setup, workers = program
+    pool = f.code_pool(setup, [f"ONE-{i:02d}" for i in range(40)])
+    reward = f.reward(setup, unique_coupon=catalog_pb2.UniqueCouponConfig(code_pool_id=pool.id))
+    user = f.participant(setup)
+    ok, failed = hammer(workers, [lambda api: f.issue(api, reward.id, user.id)] * 40)
+    assert len(ok) == 1
+    assert len(failed) == 39
+    assert {e.reason for e in failed} == {"PARTICIPANT_LIMIT_REACHED"}
+    stats = setup.catalog.GetCodePool(catalog_pb2.GetCodePoolRequest(id=pool.id))
+    assert (stats.available_count, stats.issued_count) == (39, 1)
+
+
+def test_a_group_balance_never_goes_negative_under_spends_of_its_members(program):
+    setup, workers = program
+    points = f.asset(setup)
+    reward = f.reward(setup, cost_asset_id=points.id, unit_cost="10")
+    home = setup.groups.CreateGroup(
+        groups_pb2.CreateGroupRequest(group=groups_pb2.Group(name="Home"))
+    )
+    members = [f.participant(setup) for _ in range(2)]
+    for member in members:
+        add(setup, home.id, member.id)
+        f.fund(setup, member.id, points.id, "100")  # never touched: the group pays
+    adjust(setup, home.id, points.id, "100")
+    calls = [
+        (
+            lambda api, m=members[i % 2]: f.issue(
+                api, reward.id, m.id, pay_from=groups_pb2.PAY_FROM_GROUP
+            )
+        )
+        for i in range(30)
+    ]
+    ok, failed = hammer(workers, calls)
+    assert len(ok) == 10
+    assert {e.reason for e in failed} == {"INSUFFICIENT_BALANCE"}
+    assert {r.issuance.cost_group_id for r in ok} == {home.id}
+    got = setup.groups.GetGroupBalance(
+        groups_pb2.GetGroupBalanceRequest(group_id=home.id, asset_id=points.id)
+    )
+    assert (got.available, got.lifetime_spent) == ("0.00", "100.00")
+    assert_group_ledger_consistent(setup, home.id, points.id)
+    for member in members:
+        assert f.balance(setup, member.id, points.id).available == "100.00"

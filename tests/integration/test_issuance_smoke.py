@@ -26,6 +26,7 @@ def test_priced_coupon_flow(admin):
         unique_coupon=catalog_pb2.UniqueCouponConfig(code_pool_id=pool.id),
         cost_asset_id=points.id,
         unit_cost="5",
+        max_per_participant=2,
     )
     user = f.participant(admin)
     f.fund(admin, user.id, points.id, "12.00")

@@ -130,6 +130,7 @@ def _setup(api) -> Bank:
             unique_coupon=catalog_pb2.UniqueCouponConfig(code_pool_id=pool.id),
             cost_asset_id=points,
             unit_cost="2",
+            max_per_participant=3000,
         ).id,
     ]
     users = [f.participant(api).id for _ in range(PARTICIPANTS)]

@@ -24,6 +24,7 @@ import psycopg2
 import pytest
 
 from rewards_service.store.db import open_database
+from rewards_service.store.fields import ExpiryField
 from rewards_service.store.migrations import MIGRATIONS
 from rewards_service.store.models import (
     Asset,
@@ -481,3 +482,66 @@ def test_migration_5_numbers_an_old_databases_ledger_entries(new_url):
         assert numbered == [("led_1", 1), ("led_2", 2), ("led_3", 3)]
         assert db.execute_sql('SELECT "seq" FROM "balance"').fetchall() == [(3,)]
         assert schema_indexes(db) == fresh
+
+
+_DRAW = (
+    'SELECT "id", "code", "expires_at" FROM "code" WHERE "pool_id" = ? AND "status" = ? '
+    'AND "expires_at" > ? ORDER BY "expires_at", "id" LIMIT 1'
+)
+
+
+def test_the_code_draw_is_one_index_range_past_expired_codes(new_url):
+    """However many expired codes a pool holds, the draw seeks past them in the index and
+    reads the first live code, without sorting."""
+    migrate_in_child(new_url)
+    with connected(new_url) as db:
+        plan = _plan(db, _DRAW, ("pool", "available", 0))
+        assert_uses(db, plan, "code_pool_id_status_expires_at_id")
+        assert not sorts(plan), plan
+
+
+def test_migration_9_gives_old_codes_no_expiry_and_the_draw_its_index(new_url):
+    migrate_in_child(new_url)
+    with connected(new_url) as db:
+        fresh = schema_indexes(db)
+        # Back to the shape migration 9 found: codes without an expiry, drawn by id.
+        with db.atomic():
+            db.execute_sql('DROP INDEX "code_pool_id_status_expires_at_id"')
+            db.execute_sql('ALTER TABLE "code" DROP COLUMN "expires_at"')
+            db.execute_sql('ALTER TABLE "issuance" DROP COLUMN "code_expires_at"')
+            db.execute_sql('ALTER TABLE "issuance" DROP COLUMN "cost_group_id"')
+            for table in (
+                "group_ledger_entry",
+                "group_balance",
+                "group_member",
+                "custom_field",
+                "fulfillment_status",
+            ):
+                db.execute_sql(f'DROP TABLE "{table}"')
+            db.execute_sql('DROP TABLE "participant_group"')
+            db.execute_sql(
+                'CREATE INDEX "code_pool_id_status_id" ON "code" ("pool_id", "status", "id")'
+            )
+            db.execute_sql('DELETE FROM "schema_migrations" WHERE "version" = 9')
+            seed_program(db, "prg_old")
+            db.execute_sql('ALTER TABLE "program" DROP COLUMN "registry_version"')
+            db.execute_sql(
+                'INSERT INTO "code_pool" ("id", "program_id", "name", "description", '
+                '"total_count", "available_count", "issued_count", "request_hash", "created_at") '
+                "VALUES ('pool_old', 'prg_old', 'p', '', 1, 1, 0, '', 0)"
+            )
+            db.execute_sql(
+                'INSERT INTO "code" ("pool_id", "code", "status") '
+                "VALUES ('pool_old', 'OLD-1', 'available')"
+            )
+    assert migrate_in_child(new_url) == [9]
+    with connected(new_url) as db:
+        [(stored,)] = db.execute_sql('SELECT "expires_at" FROM "code"').fetchall()
+        assert stored == ExpiryField.NEVER
+        [(version,)] = db.execute_sql(
+            'SELECT "registry_version" FROM "program" WHERE "id" = %s'.replace("%s", db.param),
+            ("prg_old",),
+        ).fetchall()
+        assert version == 0
+        assert schema_indexes(db) == fresh
+    assert migrate_in_child(new_url) == []

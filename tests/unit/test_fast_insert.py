@@ -21,7 +21,7 @@ def _sample(model, variant: int):
         kind = type(f).__name__
         if kind == "JSONField":
             values[f.name] = [{}, [], {"b": [1, "é"], "a": None}][variant % 3]
-        elif kind == "TimestampField":
+        elif kind in ("TimestampField", "ExpiryField"):
             values[f.name] = [WHEN, None, WHEN.replace(microsecond=0)][variant % 3]
         elif kind == "ForeignKeyField":
             related = f.rel_model(id=f"{f.rel_model.__name__.lower()}_1")

@@ -14,7 +14,7 @@ from rewards_service.domain.errors import FailedPrecondition, InvalidArgument, N
 from rewards_service.domain.issuance import (
     GrantRequest,
     IssueRequest,
-    check_fulfillment_status,
+    check_fulfillable,
     check_grant_request,
     digest,
 )
@@ -256,8 +256,8 @@ def test_client_references_refused(reference):
 
 
 def test_a_revoked_issuance_takes_no_fulfillment_status():
-    check_fulfillment_status(common_pb2.ISSUANCE_STATUS_CONFIRMED)
-    check_fulfillment_status(common_pb2.ISSUANCE_STATUS_CLAIMED)
+    check_fulfillable(common_pb2.ISSUANCE_STATUS_CONFIRMED)
+    check_fulfillable(common_pb2.ISSUANCE_STATUS_CLAIMED)
     with pytest.raises(FailedPrecondition) as refused:
-        check_fulfillment_status(common_pb2.ISSUANCE_STATUS_REVOKED)
+        check_fulfillable(common_pb2.ISSUANCE_STATUS_REVOKED)
     assert refused.value.reason == "INVALID_STATE_TRANSITION"

@@ -114,8 +114,20 @@ def create_code_pool(
     )
 
 
-def add_codes(code_pool_id: str, codes: Iterable[str]) -> catalog_pb2.AddCodesRequest:
-    return catalog_pb2.AddCodesRequest(code_pool_id=code_pool_id, codes=list(codes))
+def add_codes(
+    code_pool_id: str,
+    codes: Iterable[str],
+    expires_at: TimeLike | None = None,
+    code_entries: Iterable[tuple[str, TimeLike | None]] = (),
+) -> catalog_pb2.AddCodesRequest:
+    return catalog_pb2.AddCodesRequest(
+        code_pool_id=code_pool_id,
+        codes=list(codes),
+        expires_at=timestamp(expires_at),
+        code_entries=[
+            catalog_pb2.CodeEntry(code=code, expires_at=timestamp(at)) for code, at in code_entries
+        ],
+    )
 
 
 # RewardIssuance

@@ -9,7 +9,7 @@ from rewards.v1 import catalog_pb2, common_pb2
 
 from rewards_client import _build
 from rewards_client._transport import Transport, walk
-from rewards_client.messages import MaskLike
+from rewards_client.messages import MaskLike, TimeLike
 
 UNSET_STATUS = common_pb2.REWARD_STATUS_UNSPECIFIED
 UNSET_TYPE = common_pb2.REWARD_TYPE_UNSPECIFIED
@@ -183,9 +183,16 @@ class CatalogMethods(Transport):
         )
 
     def add_codes(
-        self, code_pool_id: str, codes: Iterable[str], *, timeout: float | None = None
+        self,
+        code_pool_id: str,
+        codes: Iterable[str] = (),
+        *,
+        expires_at: TimeLike | None = None,
+        code_entries: Iterable[tuple[str, TimeLike | None]] = (),
+        timeout: float | None = None,
     ) -> catalog_pb2.AddCodesResponse:
         """Add up to 10,000 codes (admin only); codes the pool already holds are skipped and
-        counted. Not retried after a deadline."""
-        request = _build.add_codes(code_pool_id, codes)
+        counted. `expires_at` is the expiry of `codes` (and of code_entries without their
+        own); code_entries are (code, expiry) pairs. Not retried after a deadline."""
+        request = _build.add_codes(code_pool_id, codes, expires_at, code_entries)
         return self._invoke(self._catalog.AddCodes, request, timeout=timeout)

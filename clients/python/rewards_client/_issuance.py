@@ -38,6 +38,7 @@ class IssuanceMethods(Transport):
         payment_method: str = "",
         manual: bool = False,
         source_event_id: str = "",
+        pay_from: int = 0,
         timeout: float | None = None,
     ) -> issuance_pb2.IssueRewardResponse:
         """Issue a reward to a participant: every check, the cost, the credit and the code in
@@ -68,6 +69,7 @@ class IssuanceMethods(Transport):
             payment_method=payment_method,
             manual=manual,
             source_event_id=source_event_id,
+            pay_from=pay_from,
         )
         return self._invoke(self._issuance.IssueReward, request, timeout=timeout)
 

@@ -13,7 +13,13 @@ from typing import Any, Protocol, TypeVar
 import grpc
 import grpc.aio
 from google.protobuf.message import Message
-from rewards.v1 import catalog_pb2_grpc, issuance_pb2_grpc, participants_pb2_grpc
+from rewards.v1 import (
+    catalog_pb2_grpc,
+    groups_pb2_grpc,
+    issuance_pb2_grpc,
+    participants_pb2_grpc,
+    programs_pb2_grpc,
+)
 
 from rewards_client._build import idempotent, method_name
 from rewards_client.errors import from_rpc_error
@@ -112,6 +118,8 @@ class Transport(_Settings):
         self._catalog = catalog_pb2_grpc.RewardCatalogStub(channel)
         self._issuance = issuance_pb2_grpc.RewardIssuanceStub(channel)
         self._participants = participants_pb2_grpc.ParticipantsStub(channel)
+        self._groups = groups_pb2_grpc.ParticipantGroupsStub(channel)
+        self._registry = programs_pb2_grpc.ProgramRegistryStub(channel)
 
     def _invoke(
         self,
@@ -155,6 +163,8 @@ class AsyncTransport(_Settings):
         self._catalog = catalog_pb2_grpc.RewardCatalogStub(channel)
         self._issuance = issuance_pb2_grpc.RewardIssuanceStub(channel)
         self._participants = participants_pb2_grpc.ParticipantsStub(channel)
+        self._groups = groups_pb2_grpc.ParticipantGroupsStub(channel)
+        self._registry = programs_pb2_grpc.ProgramRegistryStub(channel)
 
     async def _invoke(
         self,

@@ -15,7 +15,14 @@ from typing import Any, TypeVar
 
 import grpc
 import grpc.aio
-from rewards.v1 import catalog_pb2, common_pb2, issuance_pb2, participants_pb2
+from rewards.v1 import (
+    catalog_pb2,
+    common_pb2,
+    groups_pb2,
+    issuance_pb2,
+    participants_pb2,
+    programs_pb2,
+)
 
 from rewards_client import _build
 from rewards_client._catalog import UNSET_STATUS as UNSET_REWARD_STATUS
@@ -30,7 +37,15 @@ from rewards_client._transport import (
     channel_options,
 )
 from rewards_client.client import RewardsClient
-from rewards_client.messages import DecimalLike, MaskLike, ParticipantLike, TimeLike
+from rewards_client.messages import (
+    DecimalLike,
+    MaskLike,
+    ParticipantLike,
+    TimeLike,
+    decimal_str,
+    new_request_id,
+    to_ref,
+)
 from rewards_client.retry import RetryBudget, RetryEvent, RetryPolicy
 
 _C = TypeVar("_C", bound=type)
@@ -261,9 +276,15 @@ class AsyncRewardsClient(AsyncEventsMethods, AsyncTransport):
         )
 
     async def add_codes(
-        self, code_pool_id: str, codes: Iterable[str], *, timeout: float | None = None
+        self,
+        code_pool_id: str,
+        codes: Iterable[str] = (),
+        *,
+        expires_at: TimeLike | None = None,
+        code_entries: Iterable[tuple[str, TimeLike | None]] = (),
+        timeout: float | None = None,
     ) -> catalog_pb2.AddCodesResponse:
-        request = _build.add_codes(code_pool_id, codes)
+        request = _build.add_codes(code_pool_id, codes, expires_at, code_entries)
         return await self._invoke(self._catalog.AddCodes, request, timeout=timeout)
 
     # RewardIssuance
@@ -287,6 +308,7 @@ class AsyncRewardsClient(AsyncEventsMethods, AsyncTransport):
         payment_method: str = "",
         manual: bool = False,
         source_event_id: str = "",
+        pay_from: int = 0,
         timeout: float | None = None,
     ) -> issuance_pb2.IssueRewardResponse:
         request = _build.issue_reward(
@@ -306,6 +328,7 @@ class AsyncRewardsClient(AsyncEventsMethods, AsyncTransport):
             payment_method=payment_method,
             manual=manual,
             source_event_id=source_event_id,
+            pay_from=pay_from,
         )
         return await self._invoke(self._issuance.IssueReward, request, timeout=timeout)
 
@@ -541,3 +564,202 @@ class AsyncRewardsClient(AsyncEventsMethods, AsyncTransport):
             participant, asset_id=asset_id, delta=delta, reason=reason, request_id=request_id
         )
         return await self._invoke(self._participants.AdjustBalance, request, timeout=timeout)
+
+    # ParticipantGroups
+
+    async def create_group(
+        self,
+        name: str,
+        *,
+        metadata: Mapping[str, str] | None = None,
+        request_id: str | None = None,
+        timeout: float | None = None,
+    ) -> groups_pb2.Group:
+        request = groups_pb2.CreateGroupRequest(
+            group=groups_pb2.Group(name=name, metadata=metadata),
+            request_id=request_id or new_request_id(),
+        )
+        return await self._invoke(self._groups.CreateGroup, request, timeout=timeout)
+
+    async def get_group(self, id: str, *, timeout: float | None = None) -> groups_pb2.Group:
+        request = groups_pb2.GetGroupRequest(id=id)
+        return await self._invoke(self._groups.GetGroup, request, timeout=timeout)
+
+    async def list_groups(
+        self, *, page_size: int = 0, page_token: str = "", timeout: float | None = None
+    ) -> groups_pb2.ListGroupsResponse:
+        request = groups_pb2.ListGroupsRequest(page_size=page_size, page_token=page_token)
+        return await self._invoke(self._groups.ListGroups, request, timeout=timeout)
+
+    def iter_groups(
+        self, *, page_size: int = 0, timeout: float | None = None
+    ) -> AsyncIterator[groups_pb2.Group]:
+        return awalk(
+            lambda token: self.list_groups(page_size=page_size, page_token=token, timeout=timeout),
+            lambda page: page.groups,
+        )
+
+    async def add_group_member(
+        self, group_id: str, participant: ParticipantLike, *, timeout: float | None = None
+    ) -> groups_pb2.GroupMember:
+        request = groups_pb2.AddGroupMemberRequest(
+            group_id=group_id, participant=to_ref(participant)
+        )
+        return await self._invoke(self._groups.AddGroupMember, request, timeout=timeout)
+
+    async def remove_group_member(
+        self, group_id: str, participant: ParticipantLike, *, timeout: float | None = None
+    ) -> groups_pb2.GroupMember:
+        request = groups_pb2.RemoveGroupMemberRequest(
+            group_id=group_id, participant=to_ref(participant)
+        )
+        return await self._invoke(self._groups.RemoveGroupMember, request, timeout=timeout)
+
+    async def list_group_members(
+        self,
+        group_id: str,
+        *,
+        page_size: int = 0,
+        page_token: str = "",
+        timeout: float | None = None,
+    ) -> groups_pb2.ListGroupMembersResponse:
+        request = groups_pb2.ListGroupMembersRequest(
+            group_id=group_id, page_size=page_size, page_token=page_token
+        )
+        return await self._invoke(self._groups.ListGroupMembers, request, timeout=timeout)
+
+    def iter_group_members(
+        self, group_id: str, *, page_size: int = 0, timeout: float | None = None
+    ) -> AsyncIterator[groups_pb2.GroupMember]:
+        return awalk(
+            lambda token: self.list_group_members(
+                group_id, page_size=page_size, page_token=token, timeout=timeout
+            ),
+            lambda page: page.members,
+        )
+
+    async def get_group_balance(
+        self, group_id: str, asset_id: str, *, timeout: float | None = None
+    ) -> groups_pb2.GroupBalance:
+        request = groups_pb2.GetGroupBalanceRequest(group_id=group_id, asset_id=asset_id)
+        return await self._invoke(self._groups.GetGroupBalance, request, timeout=timeout)
+
+    async def list_group_ledger_entries(
+        self,
+        group_id: str,
+        *,
+        asset_id: str = "",
+        page_size: int = 0,
+        page_token: str = "",
+        timeout: float | None = None,
+    ) -> groups_pb2.ListGroupLedgerEntriesResponse:
+        request = groups_pb2.ListGroupLedgerEntriesRequest(
+            group_id=group_id, asset_id=asset_id, page_size=page_size, page_token=page_token
+        )
+        return await self._invoke(self._groups.ListGroupLedgerEntries, request, timeout=timeout)
+
+    def iter_group_ledger_entries(
+        self,
+        group_id: str,
+        *,
+        asset_id: str = "",
+        page_size: int = 0,
+        timeout: float | None = None,
+    ) -> AsyncIterator[groups_pb2.GroupLedgerEntry]:
+        return awalk(
+            lambda token: self.list_group_ledger_entries(
+                group_id, asset_id=asset_id, page_size=page_size, page_token=token, timeout=timeout
+            ),
+            lambda page: page.entries,
+        )
+
+    async def adjust_group_balance(
+        self,
+        group_id: str,
+        *,
+        asset_id: str,
+        delta: DecimalLike,
+        reason: str = "",
+        request_id: str | None = None,
+        timeout: float | None = None,
+    ) -> groups_pb2.AdjustGroupBalanceResponse:
+        request = groups_pb2.AdjustGroupBalanceRequest(
+            group_id=group_id,
+            asset_id=asset_id,
+            delta=decimal_str(delta),
+            reason=reason,
+            request_id=request_id or new_request_id(),
+        )
+        return await self._invoke(self._groups.AdjustGroupBalance, request, timeout=timeout)
+
+    # ProgramRegistry
+
+    async def create_custom_field(
+        self,
+        key: str,
+        type: int,
+        *,
+        required: bool = False,
+        request_id: str | None = None,
+        timeout: float | None = None,
+    ) -> programs_pb2.CustomField:
+        request = programs_pb2.CreateCustomFieldRequest(
+            custom_field=programs_pb2.CustomField(key=key, type=type, required=required),  # type: ignore[arg-type]
+            request_id=request_id or new_request_id(),
+        )
+        return await self._invoke(self._registry.CreateCustomField, request, timeout=timeout)
+
+    async def list_custom_fields(
+        self, *, page_size: int = 0, page_token: str = "", timeout: float | None = None
+    ) -> programs_pb2.ListCustomFieldsResponse:
+        request = programs_pb2.ListCustomFieldsRequest(page_size=page_size, page_token=page_token)
+        return await self._invoke(self._registry.ListCustomFields, request, timeout=timeout)
+
+    def iter_custom_fields(
+        self, *, page_size: int = 0, timeout: float | None = None
+    ) -> AsyncIterator[programs_pb2.CustomField]:
+        return awalk(
+            lambda token: self.list_custom_fields(
+                page_size=page_size, page_token=token, timeout=timeout
+            ),
+            lambda page: page.custom_fields,
+        )
+
+    async def delete_custom_field(
+        self, id: str, *, timeout: float | None = None
+    ) -> programs_pb2.CustomField:
+        request = programs_pb2.DeleteCustomFieldRequest(id=id)
+        return await self._invoke(self._registry.DeleteCustomField, request, timeout=timeout)
+
+    async def create_fulfillment_status(
+        self, status: str, *, request_id: str | None = None, timeout: float | None = None
+    ) -> programs_pb2.FulfillmentStatus:
+        request = programs_pb2.CreateFulfillmentStatusRequest(
+            fulfillment_status=programs_pb2.FulfillmentStatus(status=status),
+            request_id=request_id or new_request_id(),
+        )
+        return await self._invoke(self._registry.CreateFulfillmentStatus, request, timeout=timeout)
+
+    async def list_fulfillment_statuses(
+        self, *, page_size: int = 0, page_token: str = "", timeout: float | None = None
+    ) -> programs_pb2.ListFulfillmentStatusesResponse:
+        request = programs_pb2.ListFulfillmentStatusesRequest(
+            page_size=page_size, page_token=page_token
+        )
+        return await self._invoke(self._registry.ListFulfillmentStatuses, request, timeout=timeout)
+
+    def iter_fulfillment_statuses(
+        self, *, page_size: int = 0, timeout: float | None = None
+    ) -> AsyncIterator[programs_pb2.FulfillmentStatus]:
+        return awalk(
+            lambda token: self.list_fulfillment_statuses(
+                page_size=page_size, page_token=token, timeout=timeout
+            ),
+            lambda page: page.fulfillment_statuses,
+        )
+
+    async def delete_fulfillment_status(
+        self, id: str, *, timeout: float | None = None
+    ) -> programs_pb2.FulfillmentStatus:
+        request = programs_pb2.DeleteFulfillmentStatusRequest(id=id)
+        return await self._invoke(self._registry.DeleteFulfillmentStatus, request, timeout=timeout)

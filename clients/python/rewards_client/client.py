@@ -9,13 +9,22 @@ import grpc
 
 from rewards_client._catalog import CatalogMethods
 from rewards_client._events import EventsMethods
+from rewards_client._groups import GroupsMethods
 from rewards_client._issuance import IssuanceMethods
 from rewards_client._participants import ParticipantsMethods
+from rewards_client._registry import RegistryMethods
 from rewards_client._transport import Options, channel_credentials, channel_options
 from rewards_client.retry import RetryBudget, RetryEvent, RetryPolicy
 
 
-class RewardsClient(CatalogMethods, IssuanceMethods, ParticipantsMethods, EventsMethods):
+class RewardsClient(
+    CatalogMethods,
+    IssuanceMethods,
+    ParticipantsMethods,
+    EventsMethods,
+    GroupsMethods,
+    RegistryMethods,
+):
     """A client of the rewards service. Thread-safe; use one per process and close it.
 
         with RewardsClient("localhost:50051", api_key) as client:

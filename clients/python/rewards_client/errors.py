@@ -234,6 +234,18 @@ class InvalidStateTransition(FailedPrecondition, reason="INVALID_STATE_TRANSITIO
     """The resource's status does not allow this, e.g. claiming a REVOKED issuance."""
 
 
+class GroupNotFound(NotFound, reason="GROUP_NOT_FOUND"):
+    """No such participant group in this program."""
+
+
+class NotGroupMember(FailedPrecondition, reason="NOT_GROUP_MEMBER"):
+    """The participant is in no group (pay_from GROUP), or not in this one."""
+
+
+class AlreadyInGroup(FailedPrecondition, reason="ALREADY_IN_GROUP"):
+    """The participant is in another group already (metadata: group_id)."""
+
+
 def error_class(code: grpc.StatusCode, reason: str = "") -> type[RewardsError]:
     """The most specific class for a code and reason; a reason under another code is ignored."""
     by_reason = _BY_REASON.get(reason)

@@ -119,6 +119,7 @@ def issue_request(
     payment_method: str = "",
     manual: bool = False,
     source_event_id: str = "",
+    pay_from: int = 0,
 ) -> issuance_pb2.IssueRewardRequest:
     """One IssueRewardRequest, e.g. an item of batch_issue_rewards."""
     return issuance_pb2.IssueRewardRequest(
@@ -138,4 +139,5 @@ def issue_request(
         payment_method=payment_method,
         manual=manual,
         source_event_id=source_event_id,
+        pay_from=pay_from,  # type: ignore[arg-type]
     )

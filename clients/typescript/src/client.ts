@@ -34,6 +34,8 @@ import {
 import { RewardCatalog } from "./gen/rewards/v1/catalog_pb.js";
 import { RewardIssuance } from "./gen/rewards/v1/issuance_pb.js";
 import { Participants } from "./gen/rewards/v1/participants_pb.js";
+import { ParticipantGroups } from "./gen/rewards/v1/groups_pb.js";
+import { ProgramRegistry } from "./gen/rewards/v1/programs_pb.js";
 import type { ParticipantRef, ParticipantRefSchema } from "./gen/rewards/v1/common_pb.js";
 
 /** TLS settings; PEM strings or buffers. Any of them, or `true`, turns TLS on. */
@@ -152,6 +154,8 @@ export class RewardsClient {
   readonly catalog: Client<typeof RewardCatalog>;
   readonly issuance: Client<typeof RewardIssuance>;
   readonly participants: Client<typeof Participants>;
+  readonly groups: Client<typeof ParticipantGroups>;
+  readonly registry: Client<typeof ProgramRegistry>;
   /** The retry budget this client's calls share. */
   readonly retryBudget: RetryBudget;
   /** The underlying Connect transport, for other services on the same server. */
@@ -199,6 +203,8 @@ export class RewardsClient {
     this.catalog = this.wrap(RewardCatalog);
     this.issuance = this.wrap(RewardIssuance);
     this.participants = this.wrap(Participants);
+    this.groups = this.wrap(ParticipantGroups);
+    this.registry = this.wrap(ProgramRegistry);
   }
 
   /** Closes the HTTP/2 connection; calls still in flight fail with CANCELLED. */

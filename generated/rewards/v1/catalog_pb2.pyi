@@ -133,7 +133,9 @@ class Reward(_message.Message):
     rewards take no inventory limits (INVALID_ARGUMENT naming the field).
     """
     max_per_participant: _builtins.int
-    """Most units one participant may ever receive (UNIT_BASED only). Unset means unlimited."""
+    """Most units one participant may ever receive (UNIT_BASED only). Unset means unlimited,
+    except for UNIQUE_COUPON rewards: unset there means one code per participant.
+    """
     redeemed_count: _builtins.int
     """Output only. Units issued and not revoked."""
     etag: _builtins.str
@@ -531,6 +533,7 @@ class CodePool(_message.Message):
     ISSUED_COUNT_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     LOW_STOCK_THRESHOLD_FIELD_NUMBER: _builtins.int
+    EXPIRED_COUNT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Output only. Server id (pool_...)."""
     name: _builtins.str
@@ -540,12 +543,17 @@ class CodePool(_message.Message):
     total_count: _builtins.int
     """Output only. Codes ever added."""
     available_count: _builtins.int
-    """Output only. Codes not yet issued."""
+    """Output only. Codes not yet issued, expired ones included (see expired_count)."""
     issued_count: _builtins.int
     """Output only. Codes issued (including voided ones)."""
     low_stock_threshold: _builtins.int
     """Set at create: an EVENT_TYPE_CODE_POOL_LOW event is written when available_count falls
     below it. 0 means no such event.
+    """
+    expired_count: _builtins.int
+    """Output only. Of available_count, codes past their expiry: they are never drawn. When
+    every code left has expired the pool is exhausted: its rewards turn OUT_OF_STOCK (at the
+    next issue, which fails with CODE_POOL_EXHAUSTED) until codes that can be drawn are added.
     """
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp:
@@ -562,14 +570,45 @@ class CodePool(_message.Message):
         issued_count: _builtins.int = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
         low_stock_threshold: _builtins.int = ...,
+        expired_count: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["available_count", b"available_count", "created_at", b"created_at", "description", b"description", "id", b"id", "issued_count", b"issued_count", "low_stock_threshold", b"low_stock_threshold", "name", b"name", "total_count", b"total_count"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["available_count", b"available_count", "created_at", b"created_at", "description", b"description", "expired_count", b"expired_count", "id", b"id", "issued_count", b"issued_count", "low_stock_threshold", b"low_stock_threshold", "name", b"name", "total_count", b"total_count"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CodePool: _TypeAlias = CodePool  # noqa: Y015
+
+@_typing.final
+class CodeEntry(_message.Message):
+    """A code to add with its own expiry."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    code: _builtins.str
+    """1-128 printable ASCII characters."""
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp:
+        """When the code stops being drawn; unset means AddCodesRequest.expires_at (if set, else
+        never). A time already past is accepted: the code is added expired.
+        """
+
+    def __init__(
+        self,
+        *,
+        code: _builtins.str = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "expires_at", b"expires_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CodeEntry: _TypeAlias = CodeEntry  # noqa: Y015
 
 @_typing.final
 class CreateRewardRequest(_message.Message):
@@ -973,21 +1012,36 @@ class AddCodesRequest(_message.Message):
 
     CODE_POOL_ID_FIELD_NUMBER: _builtins.int
     CODES_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    CODE_ENTRIES_FIELD_NUMBER: _builtins.int
     code_pool_id: _builtins.str
     """Code pool id (pool_...)."""
     @_builtins.property
     def codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """1 to 10,000 codes, each 1-128 printable ASCII characters."""
+        """1 to 10,000 codes (with code_entries), each 1-128 printable ASCII characters."""
+
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp:
+        """When the codes of this call stop being drawn (codes, and code_entries without their own
+        expiry). Unset means never. An issued code shows it as Issuance.code_expires_at; among
+        live codes, those expiring first are drawn first.
+        """
+
+    @_builtins.property
+    def code_entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___CodeEntry]:
+        """Codes with an expiry each, added like codes."""
 
     def __init__(
         self,
         *,
         code_pool_id: _builtins.str = ...,
         codes: _abc.Iterable[_builtins.str] | None = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
+        code_entries: _abc.Iterable[Global___CodeEntry] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["code_pool_id", b"code_pool_id", "codes", b"codes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code_entries", b"code_entries", "code_pool_id", b"code_pool_id", "codes", b"codes", "expires_at", b"expires_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -182,8 +182,9 @@ class RewardCatalogServicer:
         raise NotImplementedError('Method not implemented!')
 
     def AddCodes(self, request, context):
-        """Adds up to 10,000 codes to a pool. Codes already in the pool, or repeated in the call,
-        are skipped and counted. Lifts OUT_OF_STOCK on rewards drawing from the pool. Admin only.
+        """Adds up to 10,000 codes to a pool, optionally with an expiry for the batch or per code.
+        Codes already in the pool, or repeated in the call, are skipped and counted. Codes that
+        can be drawn (not expired) lift OUT_OF_STOCK on rewards drawing from the pool. Admin only.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -60,8 +60,9 @@ class RewardCatalogStub:
     ListCodePools: _grpc.UnaryUnaryMultiCallable[_catalog_pb2.ListCodePoolsRequest, _catalog_pb2.ListCodePoolsResponse]
     """Lists code pools, oldest first."""
     AddCodes: _grpc.UnaryUnaryMultiCallable[_catalog_pb2.AddCodesRequest, _catalog_pb2.AddCodesResponse]
-    """Adds up to 10,000 codes to a pool. Codes already in the pool, or repeated in the call,
-    are skipped and counted. Lifts OUT_OF_STOCK on rewards drawing from the pool. Admin only.
+    """Adds up to 10,000 codes to a pool, optionally with an expiry for the batch or per code.
+    Codes already in the pool, or repeated in the call, are skipped and counted. Codes that
+    can be drawn (not expired) lift OUT_OF_STOCK on rewards drawing from the pool. Admin only.
     """
 
 @_typing.type_check_only
@@ -96,8 +97,9 @@ class RewardCatalogAsyncStub(RewardCatalogStub):
     ListCodePools: _aio.UnaryUnaryMultiCallable[_catalog_pb2.ListCodePoolsRequest, _catalog_pb2.ListCodePoolsResponse]  # type: ignore[assignment]
     """Lists code pools, oldest first."""
     AddCodes: _aio.UnaryUnaryMultiCallable[_catalog_pb2.AddCodesRequest, _catalog_pb2.AddCodesResponse]  # type: ignore[assignment]
-    """Adds up to 10,000 codes to a pool. Codes already in the pool, or repeated in the call,
-    are skipped and counted. Lifts OUT_OF_STOCK on rewards drawing from the pool. Admin only.
+    """Adds up to 10,000 codes to a pool, optionally with an expiry for the batch or per code.
+    Codes already in the pool, or repeated in the call, are skipped and counted. Codes that
+    can be drawn (not expired) lift OUT_OF_STOCK on rewards drawing from the pool. Admin only.
     """
 
 class RewardCatalogServicer(metaclass=_abc_1.ABCMeta):
@@ -201,8 +203,9 @@ class RewardCatalogServicer(metaclass=_abc_1.ABCMeta):
         request: _catalog_pb2.AddCodesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_catalog_pb2.AddCodesResponse, _abc.Awaitable[_catalog_pb2.AddCodesResponse]]:
-        """Adds up to 10,000 codes to a pool. Codes already in the pool, or repeated in the call,
-        are skipped and counted. Lifts OUT_OF_STOCK on rewards drawing from the pool. Admin only.
+        """Adds up to 10,000 codes to a pool, optionally with an expiry for the batch or per code.
+        Codes already in the pool, or repeated in the call, are skipped and counted. Codes that
+        can be drawn (not expired) lift OUT_OF_STOCK on rewards drawing from the pool. Admin only.
         """
 
 def add_RewardCatalogServicer_to_server(servicer: RewardCatalogServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

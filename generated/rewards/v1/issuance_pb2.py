@@ -26,9 +26,10 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 from rewards.v1 import catalog_pb2 as rewards_dot_v1_dot_catalog__pb2
 from rewards.v1 import common_pb2 as rewards_dot_v1_dot_common__pb2
+from rewards.v1 import groups_pb2 as rewards_dot_v1_dot_groups__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19rewards/v1/issuance.proto\x12\nrewards.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a\x18rewards/v1/catalog.proto\x1a\x17rewards/v1/common.proto\"\xf5\x08\n\x08Issuance\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\treward_id\x18\x02 \x01(\t\x12\x16\n\x0eparticipant_id\x18\x03 \x01(\t\x12$\n\x04type\x18\x04 \x01(\x0e\x32\x16.rewards.v1.RewardType\x12*\n\x06status\x18\x05 \x01(\x0e\x32\x1a.rewards.v1.IssuanceStatus\x12\x10\n\x08quantity\x18\x06 \x01(\x03\x12\x0e\n\x06\x61mount\x18\x07 \x01(\t\x12%\n\x04\x63ost\x18\x08 \x01(\x0b\x32\x17.rewards.v1.AssetAmount\x12\'\n\x06\x63redit\x18\t \x01(\x0b\x32\x17.rewards.v1.AssetAmount\x12\x13\n\x0b\x63oupon_code\x18\n \x01(\t\x12\x33\n\x0freward_snapshot\x18\x0b \x01(\x0b\x32\x1a.rewards.v1.RewardSnapshot\x12\x13\n\x0b\x61\x63tion_code\x18\x0c \x01(\t\x12\x12\n\nrequest_id\x18\r \x01(\t\x12\x1a\n\x12transaction_number\x18\x0e \x01(\t\x12\r\n\x05notes\x18\x0f \x01(\t\x12\x34\n\x08metadata\x18\x10 \x03(\x0b\x32\".rewards.v1.Issuance.MetadataEntry\x12=\n\rcustom_fields\x18\x11 \x03(\x0b\x32&.rewards.v1.Issuance.CustomFieldsEntry\x12 \n\x05owner\x18\x12 \x01(\x0b\x32\x11.rewards.v1.Owner\x12\x1a\n\x12\x66ulfillment_status\x18\x13 \x01(\t\x12\x39\n\x13\x66ulfillment_history\x18\x14 \x03(\x0b\x32\x1c.rewards.v1.FulfillmentEvent\x12.\n\nevent_time\x18\x15 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tissued_at\x18\x16 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nclaimed_at\x18\x17 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nrevoked_at\x18\x18 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rrevoke_reason\x18\x19 \x01(\t\x12\x39\n\x12redemption_details\x18\x1a \x01(\x0b\x32\x1d.rewards.v1.RedemptionDetails\x12\x0e\n\x06manual\x18\x1b \x01(\x08\x12\x15\n\rissuer_key_id\x18\x1c \x01(\t\x12\x17\n\x0fissuer_key_name\x18\x1d \x01(\t\x12\x17\n\x0fsource_event_id\x18\x1e \x01(\t\x12\x12\n\nprogram_id\x18\x1f \x01(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x33\n\x11\x43ustomFieldsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xf7\x01\n\x11RedemptionDetails\x12-\n\x0cpayment_mode\x18\x01 \x01(\x0e\x32\x17.rewards.v1.PaymentMode\x12\x19\n\x11payment_option_id\x18\x02 \x01(\t\x12\x18\n\x10\x63onversion_ratio\x18\x03 \x01(\t\x12\x18\n\x10redemption_value\x18\x04 \x01(\t\x12\x17\n\x0fredemption_unit\x18\x05 \x01(\t\x12\'\n\x06points\x18\x06 \x01(\x0b\x32\x17.rewards.v1.AssetAmount\x12\"\n\x06tender\x18\x07 \x01(\x0b\x32\x12.rewards.v1.Tender\"B\n\x06Tender\x12\x16\n\x0epayment_method\x18\x01 \x01(\t\x12\x0e\n\x06\x61mount\x18\x02 \x01(\t\x12\x10\n\x08\x63urrency\x18\x03 \x01(\t\"\xbc\x02\n\x0eRewardSnapshot\x12\x0c\n\x04name\x18\x01 \x01(\t\x12*\n\x06points\x18\x02 \x01(\x0b\x32\x18.rewards.v1.PointsConfigH\x00\x12,\n\x07product\x18\x03 \x01(\x0b\x32\x19.rewards.v1.ProductConfigH\x00\x12?\n\x11\x63ompetition_entry\x18\x04 \x01(\x0b\x32\".rewards.v1.CompetitionEntryConfigH\x00\x12\x37\n\runique_coupon\x18\x05 \x01(\x0b\x32\x1e.rewards.v1.UniqueCouponConfigH\x00\x12>\n\x11non_unique_coupon\x18\x06 \x01(\x0b\x32!.rewards.v1.NonUniqueCouponConfigH\x00\x42\x08\n\x06\x63onfig\"`\n\x10\x46ulfillmentEvent\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x0c\n\x04note\x18\x02 \x01(\t\x12.\n\ncreated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xf2\x04\n\x12IssueRewardRequest\x12\x11\n\treward_id\x18\x01 \x01(\t\x12/\n\x0bparticipant\x18\x02 \x01(\x0b\x32\x1a.rewards.v1.ParticipantRef\x12\x10\n\x08quantity\x18\x03 \x01(\x03\x12\x0e\n\x06\x61mount\x18\x04 \x01(\t\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12\x1a\n\x12transaction_number\x18\x06 \x01(\t\x12\r\n\x05notes\x18\x07 \x01(\t\x12>\n\x08metadata\x18\x08 \x03(\x0b\x32,.rewards.v1.IssueRewardRequest.MetadataEntry\x12G\n\rcustom_fields\x18\t \x03(\x0b\x32\x30.rewards.v1.IssueRewardRequest.CustomFieldsEntry\x12\x1a\n\x12\x66ulfillment_status\x18\n \x01(\t\x12.\n\nevent_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12 \n\x05owner\x18\x0c \x01(\x0b\x32\x11.rewards.v1.Owner\x12\x19\n\x11payment_option_id\x18\r \x01(\t\x12\x16\n\x0epayment_method\x18\x0e \x01(\t\x12\x0e\n\x06manual\x18\x0f \x01(\x08\x12\x17\n\x0fsource_event_id\x18\x10 \x01(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x33\n\x11\x43ustomFieldsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"X\n\x13IssueRewardResponse\x12&\n\x08issuance\x18\x01 \x01(\x0b\x32\x14.rewards.v1.Issuance\x12\x19\n\x11idempotent_replay\x18\x02 \x01(\x08\"L\n\x18\x42\x61tchIssueRewardsRequest\x12\x30\n\x08requests\x18\x01 \x03(\x0b\x32\x1e.rewards.v1.IssueRewardRequest\"Q\n\x19\x42\x61tchIssueRewardsResponse\x12\x34\n\x07results\x18\x01 \x03(\x0b\x32#.rewards.v1.BatchIssueRewardsResult\"\x7f\n\x17\x42\x61tchIssueRewardsResult\x12&\n\x08issuance\x18\x01 \x01(\x0b\x32\x14.rewards.v1.Issuance\x12\x19\n\x11idempotent_replay\x18\x02 \x01(\x08\x12!\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x12.google.rpc.Status\"\x90\x02\n\x18GrantCustomRewardRequest\x12/\n\x0bparticipant\x18\x01 \x01(\x0b\x32\x1a.rewards.v1.ParticipantRef\x12\x0e\n\x06\x61mount\x18\x02 \x01(\t\x12\x13\n\x0b\x61\x63tion_code\x18\x03 \x01(\t\x12\x18\n\x10\x63lient_reference\x18\x04 \x01(\t\x12\r\n\x05notes\x18\x05 \x01(\t\x12\x44\n\x08metadata\x18\x06 \x03(\x0b\x32\x32.rewards.v1.GrantCustomRewardRequest.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"^\n\x19GrantCustomRewardResponse\x12&\n\x08issuance\x18\x01 \x01(\x0b\x32\x14.rewards.v1.Issuance\x12\x19\n\x11idempotent_replay\x18\x02 \x01(\x08\" \n\x12GetIssuanceRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\xff\x02\n\x14ListIssuancesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12/\n\x0bparticipant\x18\x03 \x01(\x0b\x32\x1a.rewards.v1.ParticipantRef\x12\x11\n\treward_id\x18\x04 \x01(\t\x12*\n\x06status\x18\x05 \x01(\x0e\x32\x1a.rewards.v1.IssuanceStatus\x12$\n\x04type\x18\x06 \x01(\x0e\x32\x16.rewards.v1.RewardType\x12\x31\n\rcreated_after\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63reated_before\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rissuer_key_id\x18\t \x01(\t\x12\x17\n\x0fsource_event_id\x18\n \x01(\t\x12\x13\n\x0b\x61\x63tion_code\x18\x0b \x01(\t\"Y\n\x15ListIssuancesResponse\x12\'\n\tissuances\x18\x01 \x03(\x0b\x32\x14.rewards.v1.Issuance\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\"\n\x14\x43laimIssuanceRequest\x12\n\n\x02id\x18\x01 \x01(\t\"3\n\x15RevokeIssuanceRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"D\n\x18UpdateFulfillmentRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x0c\n\x04note\x18\x03 \x01(\t*f\n\x0bPaymentMode\x12\x1c\n\x18PAYMENT_MODE_UNSPECIFIED\x10\x00\x12\x17\n\x13PAYMENT_MODE_POINTS\x10\x01\x12 \n\x1cPAYMENT_MODE_CASH_AND_POINTS\x10\x02\x32\xa4\x05\n\x0eRewardIssuance\x12N\n\x0bIssueReward\x12\x1e.rewards.v1.IssueRewardRequest\x1a\x1f.rewards.v1.IssueRewardResponse\x12`\n\x11\x42\x61tchIssueRewards\x12$.rewards.v1.BatchIssueRewardsRequest\x1a%.rewards.v1.BatchIssueRewardsResponse\x12`\n\x11GrantCustomReward\x12$.rewards.v1.GrantCustomRewardRequest\x1a%.rewards.v1.GrantCustomRewardResponse\x12\x43\n\x0bGetIssuance\x12\x1e.rewards.v1.GetIssuanceRequest\x1a\x14.rewards.v1.Issuance\x12T\n\rListIssuances\x12 .rewards.v1.ListIssuancesRequest\x1a!.rewards.v1.ListIssuancesResponse\x12G\n\rClaimIssuance\x12 .rewards.v1.ClaimIssuanceRequest\x1a\x14.rewards.v1.Issuance\x12I\n\x0eRevokeIssuance\x12!.rewards.v1.RevokeIssuanceRequest\x1a\x14.rewards.v1.Issuance\x12O\n\x11UpdateFulfillment\x12$.rewards.v1.UpdateFulfillmentRequest\x1a\x14.rewards.v1.Issuanceb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19rewards/v1/issuance.proto\x12\nrewards.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a\x18rewards/v1/catalog.proto\x1a\x17rewards/v1/common.proto\x1a\x17rewards/v1/groups.proto\"\xc1\t\n\x08Issuance\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\treward_id\x18\x02 \x01(\t\x12\x16\n\x0eparticipant_id\x18\x03 \x01(\t\x12$\n\x04type\x18\x04 \x01(\x0e\x32\x16.rewards.v1.RewardType\x12*\n\x06status\x18\x05 \x01(\x0e\x32\x1a.rewards.v1.IssuanceStatus\x12\x10\n\x08quantity\x18\x06 \x01(\x03\x12\x0e\n\x06\x61mount\x18\x07 \x01(\t\x12%\n\x04\x63ost\x18\x08 \x01(\x0b\x32\x17.rewards.v1.AssetAmount\x12\'\n\x06\x63redit\x18\t \x01(\x0b\x32\x17.rewards.v1.AssetAmount\x12\x13\n\x0b\x63oupon_code\x18\n \x01(\t\x12\x33\n\x0freward_snapshot\x18\x0b \x01(\x0b\x32\x1a.rewards.v1.RewardSnapshot\x12\x13\n\x0b\x61\x63tion_code\x18\x0c \x01(\t\x12\x12\n\nrequest_id\x18\r \x01(\t\x12\x1a\n\x12transaction_number\x18\x0e \x01(\t\x12\r\n\x05notes\x18\x0f \x01(\t\x12\x34\n\x08metadata\x18\x10 \x03(\x0b\x32\".rewards.v1.Issuance.MetadataEntry\x12=\n\rcustom_fields\x18\x11 \x03(\x0b\x32&.rewards.v1.Issuance.CustomFieldsEntry\x12 \n\x05owner\x18\x12 \x01(\x0b\x32\x11.rewards.v1.Owner\x12\x1a\n\x12\x66ulfillment_status\x18\x13 \x01(\t\x12\x39\n\x13\x66ulfillment_history\x18\x14 \x03(\x0b\x32\x1c.rewards.v1.FulfillmentEvent\x12.\n\nevent_time\x18\x15 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tissued_at\x18\x16 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nclaimed_at\x18\x17 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nrevoked_at\x18\x18 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rrevoke_reason\x18\x19 \x01(\t\x12\x39\n\x12redemption_details\x18\x1a \x01(\x0b\x32\x1d.rewards.v1.RedemptionDetails\x12\x0e\n\x06manual\x18\x1b \x01(\x08\x12\x15\n\rissuer_key_id\x18\x1c \x01(\t\x12\x17\n\x0fissuer_key_name\x18\x1d \x01(\t\x12\x17\n\x0fsource_event_id\x18\x1e \x01(\t\x12\x12\n\nprogram_id\x18\x1f \x01(\t\x12\x33\n\x0f\x63ode_expires_at\x18  \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rcost_group_id\x18! \x01(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x33\n\x11\x43ustomFieldsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xf7\x01\n\x11RedemptionDetails\x12-\n\x0cpayment_mode\x18\x01 \x01(\x0e\x32\x17.rewards.v1.PaymentMode\x12\x19\n\x11payment_option_id\x18\x02 \x01(\t\x12\x18\n\x10\x63onversion_ratio\x18\x03 \x01(\t\x12\x18\n\x10redemption_value\x18\x04 \x01(\t\x12\x17\n\x0fredemption_unit\x18\x05 \x01(\t\x12\'\n\x06points\x18\x06 \x01(\x0b\x32\x17.rewards.v1.AssetAmount\x12\"\n\x06tender\x18\x07 \x01(\x0b\x32\x12.rewards.v1.Tender\"B\n\x06Tender\x12\x16\n\x0epayment_method\x18\x01 \x01(\t\x12\x0e\n\x06\x61mount\x18\x02 \x01(\t\x12\x10\n\x08\x63urrency\x18\x03 \x01(\t\"\xbc\x02\n\x0eRewardSnapshot\x12\x0c\n\x04name\x18\x01 \x01(\t\x12*\n\x06points\x18\x02 \x01(\x0b\x32\x18.rewards.v1.PointsConfigH\x00\x12,\n\x07product\x18\x03 \x01(\x0b\x32\x19.rewards.v1.ProductConfigH\x00\x12?\n\x11\x63ompetition_entry\x18\x04 \x01(\x0b\x32\".rewards.v1.CompetitionEntryConfigH\x00\x12\x37\n\runique_coupon\x18\x05 \x01(\x0b\x32\x1e.rewards.v1.UniqueCouponConfigH\x00\x12>\n\x11non_unique_coupon\x18\x06 \x01(\x0b\x32!.rewards.v1.NonUniqueCouponConfigH\x00\x42\x08\n\x06\x63onfig\"`\n\x10\x46ulfillmentEvent\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x0c\n\x04note\x18\x02 \x01(\t\x12.\n\ncreated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x99\x05\n\x12IssueRewardRequest\x12\x11\n\treward_id\x18\x01 \x01(\t\x12/\n\x0bparticipant\x18\x02 \x01(\x0b\x32\x1a.rewards.v1.ParticipantRef\x12\x10\n\x08quantity\x18\x03 \x01(\x03\x12\x0e\n\x06\x61mount\x18\x04 \x01(\t\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12\x1a\n\x12transaction_number\x18\x06 \x01(\t\x12\r\n\x05notes\x18\x07 \x01(\t\x12>\n\x08metadata\x18\x08 \x03(\x0b\x32,.rewards.v1.IssueRewardRequest.MetadataEntry\x12G\n\rcustom_fields\x18\t \x03(\x0b\x32\x30.rewards.v1.IssueRewardRequest.CustomFieldsEntry\x12\x1a\n\x12\x66ulfillment_status\x18\n \x01(\t\x12.\n\nevent_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12 \n\x05owner\x18\x0c \x01(\x0b\x32\x11.rewards.v1.Owner\x12\x19\n\x11payment_option_id\x18\r \x01(\t\x12\x16\n\x0epayment_method\x18\x0e \x01(\t\x12\x0e\n\x06manual\x18\x0f \x01(\x08\x12\x17\n\x0fsource_event_id\x18\x10 \x01(\t\x12%\n\x08pay_from\x18\x11 \x01(\x0e\x32\x13.rewards.v1.PayFrom\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x33\n\x11\x43ustomFieldsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"X\n\x13IssueRewardResponse\x12&\n\x08issuance\x18\x01 \x01(\x0b\x32\x14.rewards.v1.Issuance\x12\x19\n\x11idempotent_replay\x18\x02 \x01(\x08\"L\n\x18\x42\x61tchIssueRewardsRequest\x12\x30\n\x08requests\x18\x01 \x03(\x0b\x32\x1e.rewards.v1.IssueRewardRequest\"Q\n\x19\x42\x61tchIssueRewardsResponse\x12\x34\n\x07results\x18\x01 \x03(\x0b\x32#.rewards.v1.BatchIssueRewardsResult\"\x7f\n\x17\x42\x61tchIssueRewardsResult\x12&\n\x08issuance\x18\x01 \x01(\x0b\x32\x14.rewards.v1.Issuance\x12\x19\n\x11idempotent_replay\x18\x02 \x01(\x08\x12!\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x12.google.rpc.Status\"\x90\x02\n\x18GrantCustomRewardRequest\x12/\n\x0bparticipant\x18\x01 \x01(\x0b\x32\x1a.rewards.v1.ParticipantRef\x12\x0e\n\x06\x61mount\x18\x02 \x01(\t\x12\x13\n\x0b\x61\x63tion_code\x18\x03 \x01(\t\x12\x18\n\x10\x63lient_reference\x18\x04 \x01(\t\x12\r\n\x05notes\x18\x05 \x01(\t\x12\x44\n\x08metadata\x18\x06 \x03(\x0b\x32\x32.rewards.v1.GrantCustomRewardRequest.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"^\n\x19GrantCustomRewardResponse\x12&\n\x08issuance\x18\x01 \x01(\x0b\x32\x14.rewards.v1.Issuance\x12\x19\n\x11idempotent_replay\x18\x02 \x01(\x08\" \n\x12GetIssuanceRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\xff\x02\n\x14ListIssuancesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12/\n\x0bparticipant\x18\x03 \x01(\x0b\x32\x1a.rewards.v1.ParticipantRef\x12\x11\n\treward_id\x18\x04 \x01(\t\x12*\n\x06status\x18\x05 \x01(\x0e\x32\x1a.rewards.v1.IssuanceStatus\x12$\n\x04type\x18\x06 \x01(\x0e\x32\x16.rewards.v1.RewardType\x12\x31\n\rcreated_after\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63reated_before\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rissuer_key_id\x18\t \x01(\t\x12\x17\n\x0fsource_event_id\x18\n \x01(\t\x12\x13\n\x0b\x61\x63tion_code\x18\x0b \x01(\t\"Y\n\x15ListIssuancesResponse\x12\'\n\tissuances\x18\x01 \x03(\x0b\x32\x14.rewards.v1.Issuance\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\"\n\x14\x43laimIssuanceRequest\x12\n\n\x02id\x18\x01 \x01(\t\"3\n\x15RevokeIssuanceRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"D\n\x18UpdateFulfillmentRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x0c\n\x04note\x18\x03 \x01(\t*f\n\x0bPaymentMode\x12\x1c\n\x18PAYMENT_MODE_UNSPECIFIED\x10\x00\x12\x17\n\x13PAYMENT_MODE_POINTS\x10\x01\x12 \n\x1cPAYMENT_MODE_CASH_AND_POINTS\x10\x02\x32\xa4\x05\n\x0eRewardIssuance\x12N\n\x0bIssueReward\x12\x1e.rewards.v1.IssueRewardRequest\x1a\x1f.rewards.v1.IssueRewardResponse\x12`\n\x11\x42\x61tchIssueRewards\x12$.rewards.v1.BatchIssueRewardsRequest\x1a%.rewards.v1.BatchIssueRewardsResponse\x12`\n\x11GrantCustomReward\x12$.rewards.v1.GrantCustomRewardRequest\x1a%.rewards.v1.GrantCustomRewardResponse\x12\x43\n\x0bGetIssuance\x12\x1e.rewards.v1.GetIssuanceRequest\x1a\x14.rewards.v1.Issuance\x12T\n\rListIssuances\x12 .rewards.v1.ListIssuancesRequest\x1a!.rewards.v1.ListIssuancesResponse\x12G\n\rClaimIssuance\x12 .rewards.v1.ClaimIssuanceRequest\x1a\x14.rewards.v1.Issuance\x12I\n\x0eRevokeIssuance\x12!.rewards.v1.RevokeIssuanceRequest\x1a\x14.rewards.v1.Issuance\x12O\n\x11UpdateFulfillment\x12$.rewards.v1.UpdateFulfillmentRequest\x1a\x14.rewards.v1.Issuanceb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -45,54 +46,54 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ISSUEREWARDREQUEST_CUSTOMFIELDSENTRY']._serialized_options = b'8\001'
   _globals['_GRANTCUSTOMREWARDREQUEST_METADATAENTRY']._loaded_options = None
   _globals['_GRANTCUSTOMREWARDREQUEST_METADATAENTRY']._serialized_options = b'8\001'
-  _globals['_PAYMENTMODE']._serialized_start=4079
-  _globals['_PAYMENTMODE']._serialized_end=4181
-  _globals['_ISSUANCE']._serialized_start=151
-  _globals['_ISSUANCE']._serialized_end=1292
-  _globals['_ISSUANCE_METADATAENTRY']._serialized_start=1192
-  _globals['_ISSUANCE_METADATAENTRY']._serialized_end=1239
-  _globals['_ISSUANCE_CUSTOMFIELDSENTRY']._serialized_start=1241
-  _globals['_ISSUANCE_CUSTOMFIELDSENTRY']._serialized_end=1292
-  _globals['_REDEMPTIONDETAILS']._serialized_start=1295
-  _globals['_REDEMPTIONDETAILS']._serialized_end=1542
-  _globals['_TENDER']._serialized_start=1544
-  _globals['_TENDER']._serialized_end=1610
-  _globals['_REWARDSNAPSHOT']._serialized_start=1613
-  _globals['_REWARDSNAPSHOT']._serialized_end=1929
-  _globals['_FULFILLMENTEVENT']._serialized_start=1931
-  _globals['_FULFILLMENTEVENT']._serialized_end=2027
-  _globals['_ISSUEREWARDREQUEST']._serialized_start=2030
-  _globals['_ISSUEREWARDREQUEST']._serialized_end=2656
-  _globals['_ISSUEREWARDREQUEST_METADATAENTRY']._serialized_start=1192
-  _globals['_ISSUEREWARDREQUEST_METADATAENTRY']._serialized_end=1239
-  _globals['_ISSUEREWARDREQUEST_CUSTOMFIELDSENTRY']._serialized_start=1241
-  _globals['_ISSUEREWARDREQUEST_CUSTOMFIELDSENTRY']._serialized_end=1292
-  _globals['_ISSUEREWARDRESPONSE']._serialized_start=2658
-  _globals['_ISSUEREWARDRESPONSE']._serialized_end=2746
-  _globals['_BATCHISSUEREWARDSREQUEST']._serialized_start=2748
-  _globals['_BATCHISSUEREWARDSREQUEST']._serialized_end=2824
-  _globals['_BATCHISSUEREWARDSRESPONSE']._serialized_start=2826
-  _globals['_BATCHISSUEREWARDSRESPONSE']._serialized_end=2907
-  _globals['_BATCHISSUEREWARDSRESULT']._serialized_start=2909
-  _globals['_BATCHISSUEREWARDSRESULT']._serialized_end=3036
-  _globals['_GRANTCUSTOMREWARDREQUEST']._serialized_start=3039
-  _globals['_GRANTCUSTOMREWARDREQUEST']._serialized_end=3311
-  _globals['_GRANTCUSTOMREWARDREQUEST_METADATAENTRY']._serialized_start=1192
-  _globals['_GRANTCUSTOMREWARDREQUEST_METADATAENTRY']._serialized_end=1239
-  _globals['_GRANTCUSTOMREWARDRESPONSE']._serialized_start=3313
-  _globals['_GRANTCUSTOMREWARDRESPONSE']._serialized_end=3407
-  _globals['_GETISSUANCEREQUEST']._serialized_start=3409
-  _globals['_GETISSUANCEREQUEST']._serialized_end=3441
-  _globals['_LISTISSUANCESREQUEST']._serialized_start=3444
-  _globals['_LISTISSUANCESREQUEST']._serialized_end=3827
-  _globals['_LISTISSUANCESRESPONSE']._serialized_start=3829
-  _globals['_LISTISSUANCESRESPONSE']._serialized_end=3918
-  _globals['_CLAIMISSUANCEREQUEST']._serialized_start=3920
-  _globals['_CLAIMISSUANCEREQUEST']._serialized_end=3954
-  _globals['_REVOKEISSUANCEREQUEST']._serialized_start=3956
-  _globals['_REVOKEISSUANCEREQUEST']._serialized_end=4007
-  _globals['_UPDATEFULFILLMENTREQUEST']._serialized_start=4009
-  _globals['_UPDATEFULFILLMENTREQUEST']._serialized_end=4077
-  _globals['_REWARDISSUANCE']._serialized_start=4184
-  _globals['_REWARDISSUANCE']._serialized_end=4860
+  _globals['_PAYMENTMODE']._serialized_start=4219
+  _globals['_PAYMENTMODE']._serialized_end=4321
+  _globals['_ISSUANCE']._serialized_start=176
+  _globals['_ISSUANCE']._serialized_end=1393
+  _globals['_ISSUANCE_METADATAENTRY']._serialized_start=1293
+  _globals['_ISSUANCE_METADATAENTRY']._serialized_end=1340
+  _globals['_ISSUANCE_CUSTOMFIELDSENTRY']._serialized_start=1342
+  _globals['_ISSUANCE_CUSTOMFIELDSENTRY']._serialized_end=1393
+  _globals['_REDEMPTIONDETAILS']._serialized_start=1396
+  _globals['_REDEMPTIONDETAILS']._serialized_end=1643
+  _globals['_TENDER']._serialized_start=1645
+  _globals['_TENDER']._serialized_end=1711
+  _globals['_REWARDSNAPSHOT']._serialized_start=1714
+  _globals['_REWARDSNAPSHOT']._serialized_end=2030
+  _globals['_FULFILLMENTEVENT']._serialized_start=2032
+  _globals['_FULFILLMENTEVENT']._serialized_end=2128
+  _globals['_ISSUEREWARDREQUEST']._serialized_start=2131
+  _globals['_ISSUEREWARDREQUEST']._serialized_end=2796
+  _globals['_ISSUEREWARDREQUEST_METADATAENTRY']._serialized_start=1293
+  _globals['_ISSUEREWARDREQUEST_METADATAENTRY']._serialized_end=1340
+  _globals['_ISSUEREWARDREQUEST_CUSTOMFIELDSENTRY']._serialized_start=1342
+  _globals['_ISSUEREWARDREQUEST_CUSTOMFIELDSENTRY']._serialized_end=1393
+  _globals['_ISSUEREWARDRESPONSE']._serialized_start=2798
+  _globals['_ISSUEREWARDRESPONSE']._serialized_end=2886
+  _globals['_BATCHISSUEREWARDSREQUEST']._serialized_start=2888
+  _globals['_BATCHISSUEREWARDSREQUEST']._serialized_end=2964
+  _globals['_BATCHISSUEREWARDSRESPONSE']._serialized_start=2966
+  _globals['_BATCHISSUEREWARDSRESPONSE']._serialized_end=3047
+  _globals['_BATCHISSUEREWARDSRESULT']._serialized_start=3049
+  _globals['_BATCHISSUEREWARDSRESULT']._serialized_end=3176
+  _globals['_GRANTCUSTOMREWARDREQUEST']._serialized_start=3179
+  _globals['_GRANTCUSTOMREWARDREQUEST']._serialized_end=3451
+  _globals['_GRANTCUSTOMREWARDREQUEST_METADATAENTRY']._serialized_start=1293
+  _globals['_GRANTCUSTOMREWARDREQUEST_METADATAENTRY']._serialized_end=1340
+  _globals['_GRANTCUSTOMREWARDRESPONSE']._serialized_start=3453
+  _globals['_GRANTCUSTOMREWARDRESPONSE']._serialized_end=3547
+  _globals['_GETISSUANCEREQUEST']._serialized_start=3549
+  _globals['_GETISSUANCEREQUEST']._serialized_end=3581
+  _globals['_LISTISSUANCESREQUEST']._serialized_start=3584
+  _globals['_LISTISSUANCESREQUEST']._serialized_end=3967
+  _globals['_LISTISSUANCESRESPONSE']._serialized_start=3969
+  _globals['_LISTISSUANCESRESPONSE']._serialized_end=4058
+  _globals['_CLAIMISSUANCEREQUEST']._serialized_start=4060
+  _globals['_CLAIMISSUANCEREQUEST']._serialized_end=4094
+  _globals['_REVOKEISSUANCEREQUEST']._serialized_start=4096
+  _globals['_REVOKEISSUANCEREQUEST']._serialized_end=4147
+  _globals['_UPDATEFULFILLMENTREQUEST']._serialized_start=4149
+  _globals['_UPDATEFULFILLMENTREQUEST']._serialized_end=4217
+  _globals['_REWARDISSUANCE']._serialized_start=4324
+  _globals['_REWARDISSUANCE']._serialized_end=5000
 # @@protoc_insertion_point(module_scope)

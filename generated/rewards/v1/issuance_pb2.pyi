@@ -12,6 +12,7 @@ from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.rpc import status_pb2 as _status_pb2
 from rewards.v1 import catalog_pb2 as _catalog_pb2
 from rewards.v1 import common_pb2 as _common_pb2
+from rewards.v1 import groups_pb2 as _groups_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -124,6 +125,8 @@ class Issuance(_message.Message):
     ISSUER_KEY_NAME_FIELD_NUMBER: _builtins.int
     SOURCE_EVENT_ID_FIELD_NUMBER: _builtins.int
     PROGRAM_ID_FIELD_NUMBER: _builtins.int
+    CODE_EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    COST_GROUP_ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Output only. Server id (iss_...)."""
     reward_id: _builtins.str
@@ -166,6 +169,10 @@ class Issuance(_message.Message):
     """The caller's event that caused it (IssueRewardRequest.source_event_id)."""
     program_id: _builtins.str
     """Output only. The program (tenant) the issuance belongs to (prg_...)."""
+    cost_group_id: _builtins.str
+    """The group whose balance paid the cost (IssueRewardRequest.pay_from = PAY_FROM_GROUP);
+    else empty. A revoke refunds that group.
+    """
     @_builtins.property
     def cost(self) -> _common_pb2.AssetAmount:
         """What the participant paid; unset for free rewards."""
@@ -216,6 +223,12 @@ class Issuance(_message.Message):
         CUSTOM grants.
         """
 
+    @_builtins.property
+    def code_expires_at(self) -> _timestamp_pb2.Timestamp:
+        """When the drawn coupon code expires (UNIQUE_COUPON codes added with an expiry); else
+        unset.
+        """
+
     def __init__(
         self,
         *,
@@ -250,10 +263,12 @@ class Issuance(_message.Message):
         issuer_key_name: _builtins.str = ...,
         source_event_id: _builtins.str = ...,
         program_id: _builtins.str = ...,
+        code_expires_at: _timestamp_pb2.Timestamp | None = ...,
+        cost_group_id: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["claimed_at", b"claimed_at", "cost", b"cost", "credit", b"credit", "event_time", b"event_time", "issued_at", b"issued_at", "owner", b"owner", "redemption_details", b"redemption_details", "revoked_at", b"revoked_at", "reward_snapshot", b"reward_snapshot"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["claimed_at", b"claimed_at", "code_expires_at", b"code_expires_at", "cost", b"cost", "credit", b"credit", "event_time", b"event_time", "issued_at", b"issued_at", "owner", b"owner", "redemption_details", b"redemption_details", "revoked_at", b"revoked_at", "reward_snapshot", b"reward_snapshot"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action_code", b"action_code", "amount", b"amount", "claimed_at", b"claimed_at", "cost", b"cost", "coupon_code", b"coupon_code", "credit", b"credit", "custom_fields", b"custom_fields", "event_time", b"event_time", "fulfillment_history", b"fulfillment_history", "fulfillment_status", b"fulfillment_status", "id", b"id", "issued_at", b"issued_at", "issuer_key_id", b"issuer_key_id", "issuer_key_name", b"issuer_key_name", "manual", b"manual", "metadata", b"metadata", "notes", b"notes", "owner", b"owner", "participant_id", b"participant_id", "program_id", b"program_id", "quantity", b"quantity", "redemption_details", b"redemption_details", "request_id", b"request_id", "revoke_reason", b"revoke_reason", "revoked_at", b"revoked_at", "reward_id", b"reward_id", "reward_snapshot", b"reward_snapshot", "source_event_id", b"source_event_id", "status", b"status", "transaction_number", b"transaction_number", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action_code", b"action_code", "amount", b"amount", "claimed_at", b"claimed_at", "code_expires_at", b"code_expires_at", "cost", b"cost", "cost_group_id", b"cost_group_id", "coupon_code", b"coupon_code", "credit", b"credit", "custom_fields", b"custom_fields", "event_time", b"event_time", "fulfillment_history", b"fulfillment_history", "fulfillment_status", b"fulfillment_status", "id", b"id", "issued_at", b"issued_at", "issuer_key_id", b"issuer_key_id", "issuer_key_name", b"issuer_key_name", "manual", b"manual", "metadata", b"metadata", "notes", b"notes", "owner", b"owner", "participant_id", b"participant_id", "program_id", b"program_id", "quantity", b"quantity", "redemption_details", b"redemption_details", "request_id", b"request_id", "revoke_reason", b"revoke_reason", "revoked_at", b"revoked_at", "reward_id", b"reward_id", "reward_snapshot", b"reward_snapshot", "source_event_id", b"source_event_id", "status", b"status", "transaction_number", b"transaction_number", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -491,6 +506,7 @@ class IssueRewardRequest(_message.Message):
     PAYMENT_METHOD_FIELD_NUMBER: _builtins.int
     MANUAL_FIELD_NUMBER: _builtins.int
     SOURCE_EVENT_ID_FIELD_NUMBER: _builtins.int
+    PAY_FROM_FIELD_NUMBER: _builtins.int
     reward_id: _builtins.str
     """The reward (rew_...)."""
     quantity: _builtins.int
@@ -510,7 +526,9 @@ class IssueRewardRequest(_message.Message):
     notes: _builtins.str
     """Free text, up to 1000 characters."""
     fulfillment_status: _builtins.str
-    """Initial fulfillment status, up to 64 characters."""
+    """Initial fulfillment status, up to 64 characters; one the program defines, where it
+    defines them (ProgramRegistry).
+    """
     payment_option_id: _builtins.str
     """The reward's payment option to pay by (PaymentOption.id). Required when the reward has
     several (else INVALID_ARGUMENT `PAYMENT_OPTION_REQUIRED`); an id the reward does not have
@@ -529,6 +547,11 @@ class IssueRewardRequest(_message.Message):
     """The caller's event that caused this issue (Capillary's eventLogId), up to 128 characters;
     recorded on the issuance and filterable in ListIssuances.
     """
+    pay_from: _groups_pb2.PayFrom.ValueType
+    """Whose balance pays the cost: the participant's (default) or its group's
+    (PAY_FROM_GROUP; the participant must be in a group, else FAILED_PRECONDITION
+    `NOT_GROUP_MEMBER`).
+    """
     @_builtins.property
     def participant(self) -> _common_pb2.ParticipantRef:
         """The participant."""
@@ -539,7 +562,10 @@ class IssueRewardRequest(_message.Message):
 
     @_builtins.property
     def custom_fields(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
-        """Caller-defined fields (same limits as Reward.metadata)."""
+        """Caller-defined fields (same limits as Reward.metadata). Where the program defines its
+        custom fields (ProgramRegistry), only those, each of its type, and every required one;
+        else INVALID_ARGUMENT naming the field, e.g. custom_fields[store].
+        """
 
     @_builtins.property
     def event_time(self) -> _timestamp_pb2.Timestamp:
@@ -568,10 +594,11 @@ class IssueRewardRequest(_message.Message):
         payment_method: _builtins.str = ...,
         manual: _builtins.bool = ...,
         source_event_id: _builtins.str = ...,
+        pay_from: _groups_pb2.PayFrom.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["event_time", b"event_time", "owner", b"owner", "participant", b"participant"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "custom_fields", b"custom_fields", "event_time", b"event_time", "fulfillment_status", b"fulfillment_status", "manual", b"manual", "metadata", b"metadata", "notes", b"notes", "owner", b"owner", "participant", b"participant", "payment_method", b"payment_method", "payment_option_id", b"payment_option_id", "quantity", b"quantity", "request_id", b"request_id", "reward_id", b"reward_id", "source_event_id", b"source_event_id", "transaction_number", b"transaction_number"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "custom_fields", b"custom_fields", "event_time", b"event_time", "fulfillment_status", b"fulfillment_status", "manual", b"manual", "metadata", b"metadata", "notes", b"notes", "owner", b"owner", "participant", b"participant", "pay_from", b"pay_from", "payment_method", b"payment_method", "payment_option_id", b"payment_option_id", "quantity", b"quantity", "request_id", b"request_id", "reward_id", b"reward_id", "source_event_id", b"source_event_id", "transaction_number", b"transaction_number"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -961,7 +988,9 @@ class UpdateFulfillmentRequest(_message.Message):
     id: _builtins.str
     """Issuance id (iss_...)."""
     status: _builtins.str
-    """New status, 1-64 characters, e.g. SHIPPED."""
+    """New status, 1-64 characters, e.g. SHIPPED; one the program defines, where it defines
+    them (ProgramRegistry), else INVALID_ARGUMENT.
+    """
     note: _builtins.str
     """Optional note, up to 1000 characters."""
     def __init__(

@@ -129,8 +129,18 @@ class RewardCatalogServicer(catalog_pb2_grpc.RewardCatalogServicer):
         )
 
     def AddCodes(self, request, context):
+        v = Violations()
+        expires_at = convert.timestamp_in(v, "expires_at", request, "expires_at")
+        entries = [
+            (
+                entry.code,
+                convert.timestamp_in(v, f"code_entries[{i}].expires_at", entry, "expires_at"),
+            )
+            for i, entry in enumerate(request.code_entries)
+        ]
+        v.raise_if_any()
         added, duplicates, pool = catalog.add_codes(
-            caller().program_id, request.code_pool_id, list(request.codes)
+            caller().program_id, request.code_pool_id, list(request.codes), expires_at, entries
         )
         return catalog_pb2.AddCodesResponse(
             added_count=added,

@@ -173,6 +173,7 @@ def code_pool_out(row: CodePool) -> catalog_pb2.CodePool:
         issued_count=row.issued_count,
         created_at=timestamp_out(row.created_at),
         low_stock_threshold=row.low_stock_threshold or 0,
+        expired_count=row.expired_count,
     )
 
 
@@ -246,6 +247,7 @@ def issue_request_in(v: Violations, msg: issuance_pb2.IssueRewardRequest) -> Iss
         source_event_id=msg.source_event_id,
         issuer_key_id=who.key_id,
         issuer_key_name=who.key_name,
+        pay_from=msg.pay_from,
     )
 
 
@@ -319,6 +321,8 @@ def issuance_out(row: Issuance) -> issuance_pb2.Issuance:
         issuer_key_name=row.issuer_key_name,
         source_event_id=row.source_event_id or "",
         program_id=row.program_id,
+        code_expires_at=timestamp_out(row.code_expires_at),
+        cost_group_id=row.cost_group_id or "",
     )
 
 

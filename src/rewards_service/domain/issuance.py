@@ -8,6 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from rewards.v1 import common_pb2 as common
+from rewards.v1 import groups_pb2
 
 from rewards_service.domain.errors import FailedPrecondition
 from rewards_service.domain.participants import ParticipantRef, check_ref
@@ -27,6 +28,8 @@ MAX_BATCH = 500
 CUSTOM_AMOUNT_RE = re.compile(r"\d{1,3}(\.\d{1,2})?", re.ASCII)
 CUSTOM_MIN, CUSTOM_MAX = Decimal("1.00"), Decimal("100.00")
 OWNER_TYPES = frozenset(common.OwnerType.values())
+PAY_FROM_VALUES = frozenset(groups_pb2.PayFrom.values())
+PAY_FROM_GROUP = groups_pb2.PAY_FROM_GROUP
 # An issuance is read whole: an unbounded history would make it too large to send (and slow
 # every read of it). 100 entries of up to 64 + 1000 characters stay far below the 8 MiB limit.
 MAX_FULFILLMENT_HISTORY = 100
@@ -51,6 +54,7 @@ class IssueRequest:
     payment_method: str = ""
     manual: bool = False
     source_event_id: str = ""
+    pay_from: int = 0  # groups_pb2.PayFrom
     # Who calls: recorded on the issuance, not part of the call's attributes (a replay by
     # another key of the program gets the original back).
     issuer_key_id: str = ""
@@ -59,7 +63,13 @@ class IssueRequest:
     def _later_attributes(self) -> tuple[object, ...]:
         """Attributes added after issue/2 digests were recorded: only when one is set, so an
         older call's digest is unchanged and it still replays."""
-        later = (self.payment_option_id, self.payment_method, self.manual, self.source_event_id)
+        later = (
+            self.payment_option_id,
+            self.payment_method,
+            self.manual,
+            self.source_event_id,
+            self.pay_from == PAY_FROM_GROUP,
+        )
         return ("pricing", *later) if any(later) else ()
 
     def fingerprint(self) -> str:
@@ -166,6 +176,7 @@ def check_issue_request(v: Violations, r: IssueRequest, prefix: str = "") -> Non
     check_text(v, prefix + "payment_option_id", r.payment_option_id, max_len=64)
     check_text(v, prefix + "payment_method", r.payment_method, max_len=32)
     check_text(v, prefix + "source_event_id", r.source_event_id, max_len=128)
+    v.check(r.pay_from in PAY_FROM_VALUES, prefix + "pay_from", "is not a known PayFrom value")
 
 
 def check_grant_request(v: Violations, r: GrantRequest) -> None:
@@ -191,7 +202,7 @@ def check_claim(status: int) -> bool:
     return status == IS.ISSUANCE_STATUS_CONFIRMED
 
 
-def check_fulfillment_status(status: int) -> None:
+def check_fulfillable(status: int) -> None:
     """A REVOKED issuance is not fulfilled any more: no status may be appended to it."""
     if status == IS.ISSUANCE_STATUS_REVOKED:
         raise FailedPrecondition(

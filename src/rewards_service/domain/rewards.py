@@ -304,6 +304,14 @@ def stock_status(
     return status
 
 
+def participant_cap(reward_type: int, max_per_participant: int | None) -> int | None:
+    """Most units one participant may ever get: a unique coupon is one per participant unless
+    max_per_participant says more (SPEC §6); None is unlimited."""
+    if max_per_participant is None and reward_type == T.REWARD_TYPE_UNIQUE_COUPON:
+        return 1
+    return max_per_participant
+
+
 def etag(version: int) -> str:
     """A reward's etag (AIP-154): its version, bumped on every change the etag covers."""
     return f"v{version}"

@@ -2,7 +2,9 @@
 
 import dataclasses
 import re
+from collections.abc import Sequence
 from dataclasses import replace
+from datetime import datetime
 
 from rewards.v1 import common_pb2 as common
 from rewards.v1 import events_pb2 as events
@@ -106,10 +108,11 @@ def _validated(program_id: str, spec: rules.RewardSpec, v: Violations) -> rules.
 
 
 def _pool_available(spec: rules.RewardSpec) -> int | None:
+    """1 when the reward's pool has a code to draw (one not expired), 0 when not, None
+    without a pool."""
     if spec.config_kind != "unique_coupon":
         return None
-    pool = CodePool.get_by_id(spec.config["code_pool_id"])
-    return pool.available_count
+    return int(queries.has_live_code(str(spec.config["code_pool_id"]), utcnow()))
 
 
 def create_reward(program_id: str, spec: rules.RewardSpec, request_id: str) -> Reward:
@@ -341,30 +344,48 @@ def create_code_pool(
 
 
 def get_code_pool(program_id: str, pool_id: str) -> CodePool:
-    return queries.get_code_pool(program_id, pool_id)
+    return queries.with_expired_count(queries.get_code_pool(program_id, pool_id))
 
 
 def list_code_pools(program_id: str, page: PageRequest) -> tuple[list[CodePool], str]:
     query = CodePool.select().where(CodePool.program == program_id)
-    return queries.keyset_page(query, CodePool.id, page)
+    rows, token = queries.keyset_page(query, CodePool.id, page)
+    now = utcnow()
+    return [queries.with_expired_count(row, now) for row in rows], token
 
 
-def add_codes(program_id: str, pool_id: str, codes: list[str]) -> tuple[int, int, CodePool]:
-    """Returns (added, duplicates, pool). Duplicates are skipped, within the call or the pool."""
+def add_codes(
+    program_id: str,
+    pool_id: str,
+    codes: list[str],
+    expires_at: datetime | None = None,
+    entries: Sequence[tuple[str, datetime | None]] = (),
+) -> tuple[int, int, CodePool]:
+    """Returns (added, duplicates, pool). Duplicates are skipped, within the call or the pool.
+    `codes` expire at `expires_at` (None: never); each of `entries` at its own expiry, or at
+    `expires_at` when it has none. Codes already expired are added (and counted expired)."""
     v = Violations()
-    if not codes:
+    given = [(code, expires_at, f"codes[{i}]") for i, code in enumerate(codes)]
+    given += [
+        (code, expires or expires_at, f"code_entries[{i}].code")
+        for i, (code, expires) in enumerate(entries)
+    ]
+    if not given:
         v.add("codes", "must hold at least one code")
-    elif len(codes) > MAX_CODES_PER_CALL:
-        v.add("codes", f"must hold at most {MAX_CODES_PER_CALL} codes per call")
+    elif len(given) > MAX_CODES_PER_CALL:
+        v.add("codes", f"must hold at most {MAX_CODES_PER_CALL} codes per call, with code_entries")
     else:
-        for i, code in enumerate(codes):
+        for code, _, path in given:
             v.check(
                 bool(CODE_RE.fullmatch(code)),
-                f"codes[{i}]",
+                path,
                 "must be 1-128 printable ASCII characters without spaces",
             )
     v.raise_if_any()
-    unique = list(dict.fromkeys(codes))
+    first: dict[str, tuple[str, datetime | None]] = {}
+    for code, expires, _ in given:  # a code given twice is added once, as first given
+        first.setdefault(code, (code, expires))
+    unique = list(first.values())
 
     def work() -> tuple[int, int, CodePool]:
         # Locking the pool row first serialises AddCodes with draws from the same pool.
@@ -376,8 +397,10 @@ def add_codes(program_id: str, pool_id: str, codes: list[str]) -> tuple[int, int
             total_count=CodePool.total_count + added,
             available_count=CodePool.available_count + added,
         ).where(CodePool.id == pool_id).execute()
-        if added:
+        now = utcnow()
+        if added and queries.has_live_code(pool_id, now):
             queries.restock_pool_rewards(pool_id)
-        return added, len(codes) - added, CodePool.get_by_id(pool_id)
+        pool = queries.with_expired_count(CodePool.get_by_id(pool_id), now)
+        return added, len(given) - added, pool
 
     return in_transaction(work)

@@ -2,9 +2,11 @@
 the order of the contract: status, window, eligibility, max_total, max_per_participant, rolling
 limits, balance; then code draw, debit, credit, counters, the issuance and its entries."""
 
+import asyncio
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import TypeVar
 
 from rewards.v1 import common_pb2 as common
@@ -24,23 +26,26 @@ from rewards_service.domain.errors import (
 from rewards_service.domain.ids import new_id
 from rewards_service.domain.issuance import (
     MAX_BATCH,
+    PAY_FROM_GROUP,
     GrantRequest,
     IssueRequest,
     check_claim,
+    check_fulfillable,
     check_fulfillment_append,
-    check_fulfillment_status,
     check_grant_request,
     check_issue_request,
     normalize_dollars,
 )
 from rewards_service.domain.pagination import PageRequest
 from rewards_service.domain.participants import ParticipantRef, is_eligible
+from rewards_service.domain.registries import EMPTY, check_custom_fields, check_fulfillment_status
 from rewards_service.domain.validation import MAX_MINOR_UNITS, Violations, check_text
+from rewards_service.services import groups, registries
 from rewards_service.services.participants import resolve, same_participant
 from rewards_service.services.records import emit
 from rewards_service.services.replay import Once
 from rewards_service.store import ledger, queries
-from rewards_service.store.db import in_transaction
+from rewards_service.store.db import RowKey, in_transaction, session, write
 from rewards_service.store.fields import utcnow
 from rewards_service.store.models import Code, CodePool, Issuance, Reward
 
@@ -71,8 +76,24 @@ def _answerable(outcome: Outcome) -> Outcome:
     return outcome
 
 
+def _group_hint(program_id: str, request: IssueRequest) -> list[RowKey]:
+    """The group row an issue paid by the group will lock, read ahead so that the writer
+    takes it in order with the others (store.db.in_transaction). Only a hint: the issue
+    looks the membership up again inside its transaction, and fails there if need be."""
+    if request.pay_from != PAY_FROM_GROUP or request.participant is None:
+        return []
+    try:
+        group_id = queries.group_of(resolve(program_id, request.participant).id)
+    except RewardsError:
+        return []
+    return [(groups.GROUP_TABLE, group_id)] if group_id else []
+
+
 def _issue_once(
-    program_id: str, request: IssueRequest, answer: Callable[[Outcome], R]
+    program_id: str,
+    request: IssueRequest,
+    answer: Callable[[Outcome], R],
+    locks: list[RowKey] | None = None,
 ) -> Once[Issuance, R]:
     v = Violations()
     check_issue_request(v, request)
@@ -89,7 +110,7 @@ def _issue_once(
         lambda: _issue(program_id, request),
         lambda row, replayed: answer((row, replayed)),
         # Its reward's row is the one every issue of that reward waits on.
-        locks=[("reward", request.reward_id)],
+        locks=[("reward", request.reward_id), *(locks or [])],
     )
 
 
@@ -100,7 +121,11 @@ def issue_reward(
 ) -> Outcome:
     """`answerable` sees the outcome inside the transaction, before the commit: raising there
     refuses the call and rolls it back."""
-    return _issue_once(program_id, request, answerable).run()
+    try:
+        return _issue_once(program_id, request, answerable, _group_hint(program_id, request)).run()
+    except PoolRanDry as dry:
+        in_transaction(partial(_mark_pool_dry, dry.pool_id))
+        raise
 
 
 async def issue_reward_async(
@@ -109,7 +134,19 @@ async def issue_reward_async(
     """IssueReward from the event loop: the replay lookup, every check and every effect run
     as one unit on the store's writer, and `answer` builds the caller's answer there, before
     the commit (so an answer that cannot be built changes nothing)."""
-    return await _issue_once(program_id, request, answer).run_async()
+    locks: list[RowKey] = []
+    if request.pay_from == PAY_FROM_GROUP:  # a read, off the event loop
+
+        def hint() -> list[RowKey]:
+            with session():
+                return _group_hint(program_id, request)
+
+        locks = await asyncio.get_running_loop().run_in_executor(None, hint)
+    try:
+        return await _issue_once(program_id, request, answer, locks).run_async()
+    except PoolRanDry as dry:
+        await write(partial(_mark_pool_dry, dry.pool_id))
+        raise
 
 
 def answer_too_large(limit: int) -> ResourceExhausted:
@@ -177,7 +214,7 @@ def batch_issue_rewards(
 def _status_error(reward: Reward) -> FailedPrecondition:
     if reward.status == S.REWARD_STATUS_OUT_OF_STOCK:
         pool = CodePool.get_or_none(CodePool.id == reward.code_pool_id)
-        if pool is not None and pool.available_count <= 0:
+        if pool is not None and not queries.has_live_code(pool.id, utcnow()):
             return FailedPrecondition(
                 "The reward's code pool has no codes left.",
                 reason="CODE_POOL_EXHAUSTED",
@@ -249,6 +286,19 @@ def _redemption(
     return details
 
 
+def _check_registry(program_id: str, version: int, request: IssueRequest) -> None:
+    """custom_fields and the initial fulfillment status, where the program defines them."""
+    if not version:  # it never defined any
+        return
+    registry = registries.registry_of(program_id, version)
+    if registry is EMPTY:
+        return
+    v = Violations()
+    check_custom_fields(v, registry, request.custom_fields)
+    v.raise_if_any()
+    check_fulfillment_status(registry, request.fulfillment_status, "fulfillment_status")
+
+
 def _check_window(reward: Reward, now: datetime) -> None:
     starts, ends = reward.available_from, reward.available_until
     if (starts and now < starts) or (ends and now >= ends):
@@ -284,15 +334,16 @@ def _take_stock(reward: Reward, units: int) -> None:
 def _check_caps(
     reward: Reward, participant_id: str, units: int, now: datetime, *, rolling: bool = True
 ) -> None:
-    """max_per_participant, then (unless a manual grant skips them) the rolling limits."""
-    if reward.max_per_participant is not None:
+    """max_per_participant (one code per participant for unique coupons unless it says
+    more), then (unless a manual grant skips them) the rolling limits."""
+    cap = reward_rules.participant_cap(reward.type, reward.max_per_participant)
+    if cap is not None:
         used = queries.issued_units(reward.id, participant_id, None)
-        if used + units > reward.max_per_participant:
+        if used + units > cap:
             raise FailedPrecondition(
-                f"The participant may receive at most {reward.max_per_participant} units "
-                "of this reward.",
+                f"The participant may receive at most {cap} units of this reward.",
                 reason="PARTICIPANT_LIMIT_REACHED",
-                metadata={"limit": reward.max_per_participant, "used": used, "window": "lifetime"},
+                metadata={"limit": cap, "used": used, "window": "lifetime"},
             )
     for limit in reward.limits if rolling else ():
         per_participant = limit["scope"] == common.LIMIT_SCOPE_PARTICIPANT
@@ -321,8 +372,10 @@ def _charge(
     amount: Decimal | None,
     issuance_id: str,
     price: pricing.Price | None,
+    group_id: str | None = None,
 ) -> tuple[str | None, int]:
-    """Debits the points part of the price; a cash part is only recorded (its tender)."""
+    """Debits the points part of the price from the participant's balance, or its group's
+    with `group_id`; a cash part is only recorded (its tender)."""
     if price is None:
         return None, 0
     asset = queries.asset(reward.cost_asset_id)
@@ -344,27 +397,32 @@ def _charge(
             kind=K.LEDGER_ENTRY_KIND_SPEND,
             issuance_id=issuance_id,
             reason=f"Issued {reward.name}",
+            group_id=group_id,
         )
     return asset.id, cost
 
 
-def _draw_code(pool_id: str, issuance_id: str) -> str:
-    query = (
-        Code.select(Code.id, Code.code)
-        .where((Code.pool == pool_id) & (Code.status == Code.STATUS_AVAILABLE))
-        .order_by(Code.id)
-        .limit(1)
-    )
-    # Rewards sharing a pool draw different codes instead of queueing on one row.
-    code = queries.locked(query, skip_locked=True).first()
-    if code is None:
-        raise FailedPrecondition(
-            "The reward's code pool has no codes left.",
+class PoolRanDry(FailedPrecondition):
+    """A draw found no code that has not expired. The call rolls back; its caller then marks
+    the pool's rewards OUT_OF_STOCK in a write of its own (_mark_pool_dry)."""
+
+    def __init__(self, pool_id: str) -> None:
+        super().__init__(
+            "The reward's code pool has no codes left (none that has not expired).",
             reason="CODE_POOL_EXHAUSTED",
             metadata={"code_pool_id": pool_id, "available": 0},
         )
+        self.pool_id = pool_id
+
+
+def _draw_code(pool_id: str, issuance_id: str, now: datetime) -> tuple[str, datetime | None]:
+    """(code, its expiry) of a code taken from the pool: never an expired one."""
+    drawn = queries.draw_code(pool_id, now)
+    if drawn is None:
+        raise PoolRanDry(pool_id)
+    code_id, code, expires_at = drawn
     Code.update(status=Code.STATUS_ISSUED, issuance_id=issuance_id).where(
-        Code.id == code.id
+        Code.id == code_id
     ).execute()
     left = (
         CodePool.update(
@@ -384,7 +442,18 @@ def _draw_code(pool_id: str, issuance_id: str) -> str:
             (Reward.code_pool_id == pool_id) & (Reward.status == S.REWARD_STATUS_ACTIVE),
             S.REWARD_STATUS_OUT_OF_STOCK,
         )
-    return code.code
+    return code, expires_at
+
+
+def _mark_pool_dry(pool_id: str) -> None:
+    """After a draw found only expired codes (its own call rolled back): the rewards of the
+    pool turn OUT_OF_STOCK, unless codes came in meanwhile. The next issue then fails at the
+    status check, without looking at the pool; AddCodes lifts it."""
+    if not queries.has_live_code(pool_id, utcnow()):
+        queries.set_reward_status(
+            (Reward.code_pool_id == pool_id) & (Reward.status == S.REWARD_STATUS_ACTIVE),
+            S.REWARD_STATUS_OUT_OF_STOCK,
+        )
 
 
 def _credit(
@@ -409,11 +478,12 @@ def _credit(
 def _issue(program_id: str, request: IssueRequest) -> Issuance:
     # Locked first: an issue queued behind a change of the reward (its price, segments,
     # window, limits) checks and pays what it is at commit.
-    reward = queries.get_reward(program_id, request.reward_id, for_update=True)
+    reward, registry_version = queries.reward_to_issue(program_id, request.reward_id)
     assert request.participant is not None
     participant = resolve(program_id, request.participant)
     units, amount = _units(reward, request)
     price = _price(reward, request)
+    _check_registry(program_id, registry_version, request)
     now = utcnow()
     if reward.status != S.REWARD_STATUS_ACTIVE:
         raise _status_error(reward)
@@ -429,12 +499,18 @@ def _issue(program_id: str, request: IssueRequest) -> Issuance:
         )
     _take_stock(reward, units)
     _check_caps(reward, participant.id, units, now, rolling=not request.manual)
+    group_id = None
+    if request.pay_from == PAY_FROM_GROUP:
+        group_id = queries.group_of(participant.id)
+        if group_id is None:
+            raise groups.not_a_member(participant.id)
     issuance_id = new_id("iss")
     cost_asset, cost = _charge(
-        program_id, reward, participant.id, units, amount, issuance_id, price
+        program_id, reward, participant.id, units, amount, issuance_id, price, group_id
     )
+    code_expires_at = None
     if reward.type == T.REWARD_TYPE_UNIQUE_COUPON:
-        coupon_code = _draw_code(reward.code_pool_id, issuance_id)
+        coupon_code, code_expires_at = _draw_code(reward.code_pool_id, issuance_id, now)
     else:
         coupon_code = str(reward.config.get("code", ""))
     credit_asset, credit = _credit(program_id, reward, participant.id, units, issuance_id)
@@ -464,6 +540,8 @@ def _issue(program_id: str, request: IssueRequest) -> Issuance:
             credit_asset_id=credit_asset,
             credit_amount=credit,
             coupon_code=coupon_code,
+            code_expires_at=code_expires_at,
+            cost_group_id=group_id if cost else None,
             reward_snapshot={
                 "name": reward.name,
                 "kind": reward_rules.CONFIG_FOR_TYPE[reward.type],
@@ -614,9 +692,9 @@ def revoke_issuance(program_id: str, issuance_id: str, reason: str) -> Issuance:
             _release_stock(row)
         # Refund the cost; take back credited points (refused with INSUFFICIENT_BALANCE when
         # they were already spent).
-        for asset_id, delta in (
-            (row.cost_asset_id, row.cost_amount),
-            (row.credit_asset_id, -row.credit_amount),
+        for asset_id, delta, group_id in (
+            (row.cost_asset_id, row.cost_amount, row.cost_group_id),  # to whoever paid
+            (row.credit_asset_id, -row.credit_amount, None),
         ):
             if delta:
                 ledger.post(
@@ -627,6 +705,7 @@ def revoke_issuance(program_id: str, issuance_id: str, reason: str) -> Issuance:
                     kind=K.LEDGER_ENTRY_KIND_REVERSAL,
                     issuance_id=row.id,
                     reason=reason or "Issuance revoked",
+                    group_id=group_id,
                 )
         # A drawn code may have been seen by the participant: void it, never reissue it.
         Code.update(status=Code.STATUS_VOIDED).where(Code.issuance_id == row.id).execute()
@@ -647,12 +726,13 @@ def _release_stock(row: Issuance) -> None:
         Reward.id == row.reward_id
     ).execute()
     reward = Reward.get_by_id(row.reward_id)
-    pool = CodePool.get_or_none(CodePool.id == reward.code_pool_id)
+    pool_id = reward.code_pool_id
     status = reward_rules.stock_status(
         reward.status,
         redeemed_count=reward.redeemed_count,
         max_total=reward.max_total,
-        pool_available=pool.available_count if pool else None,
+        # Codes that expired do not count: only one that can be drawn lifts OUT_OF_STOCK.
+        pool_available=int(queries.has_live_code(pool_id, utcnow())) if pool_id else None,
     )
     if status != reward.status:
         queries.set_reward_status(Reward.id == reward.id, status)
@@ -665,8 +745,9 @@ def update_fulfillment(program_id: str, issuance_id: str, status: str, note: str
     v.raise_if_any()
 
     def work() -> Issuance:
+        check_fulfillment_status(registries.registry_of(program_id), status)
         row = _get(program_id, issuance_id, for_update=True)
-        check_fulfillment_status(row.status)
+        check_fulfillable(row.status)
         check_fulfillment_append(len(row.fulfillment_history))
         row.fulfillment_status = status
         row.fulfillment_history = [

@@ -7,9 +7,14 @@ from rewards_service.store.fast import memoized
 from rewards_service.store.models import (
     Asset,
     CodePool,
+    CustomFieldDef,
+    FulfillmentStatusDef,
+    GroupLedgerEntry,
+    GroupMember,
     Issuance,
     LedgerEntry,
     Participant,
+    ParticipantGroup,
     Reward,
 )
 from rewards_service.store.outbox import emit
@@ -18,9 +23,14 @@ from rewards_service.store.queries import asset_scale
 __all__ = [
     "Asset",
     "CodePool",
+    "CustomFieldDef",
+    "FulfillmentStatusDef",
+    "GroupLedgerEntry",
+    "GroupMember",
     "Issuance",
     "LedgerEntry",
     "Participant",
+    "ParticipantGroup",
     "Reward",
     "asset_scale",
     "change_token",

@@ -11,7 +11,7 @@ import peewee
 
 from rewards_service.bounded import BoundedCache
 from rewards_service.store.db import change_token, database, is_sqlite
-from rewards_service.store.fields import JSONField, TimestampField
+from rewards_service.store.fields import ExpiryField, JSONField, TimestampField
 
 M = TypeVar("M", bound=peewee.Model)
 R = TypeVar("R")
@@ -175,6 +175,20 @@ def run_select(query: peewee.ModelSelect) -> list:
     return _built(query.model, columns, [tuple(values) for values in orjson.loads(records)])
 
 
+def select_one_and(
+    model: type[M], extras: int, text: str, *params: object
+) -> tuple[M, tuple] | None:
+    """A row whose SELECT ends with `extras` more columns (e.g. a scalar subquery), so that
+    a value read beside it costs no round trip of its own: (row, those values), or None."""
+    cursor = execute(text, *params)
+    record = cursor.fetchone()
+    if record is None:
+        return None
+    columns = tuple(d[0] for d in cursor.description)[:-extras]
+    [row] = _built(model, columns, [tuple(record[:-extras])])
+    return row, tuple(record[-extras:])
+
+
 def select_one(model: type[M], text: str, *params: object) -> M | None:
     rows = select_all(model, text, *params)
     return rows[0] if rows else None
@@ -193,9 +207,11 @@ def _insert_sql(model: type[peewee.Model], param: str) -> str:
 
 
 @cache
-def _writers(model: type[peewee.Model]) -> list[tuple[str, Callable, type | None]]:
-    """(attribute name, converter, the type the driver takes as is) per column. Text, integer
-    and foreign-key columns already holding that type skip peewee's per-field db_value."""
+def _writers(model: type[peewee.Model]) -> list[tuple[str, Callable, type | None, object]]:
+    """(attribute name, converter, the type the driver takes as is, what None is written as)
+    per column. Text, integer and foreign-key columns already holding that type skip peewee's
+    per-field db_value; None is written as NULL except where the field stores it otherwise
+    (ExpiryField)."""
     writers = []
     for f in model._meta.sorted_fields:
         if isinstance(f, JSONField | TimestampField):
@@ -206,7 +222,8 @@ def _writers(model: type[peewee.Model]) -> list[tuple[str, Callable, type | None
             ready = int
         else:
             ready = None
-        writers.append((f.name, f.db_value, ready))
+        none = f.db_value(None) if isinstance(f, ExpiryField) else None
+        writers.append((f.name, f.db_value, ready, none))
     return writers
 
 
@@ -214,9 +231,12 @@ def column_values(row: peewee.Model) -> list[object]:
     """What peewee's db_value gives for each column, in sorted_fields order."""
     data = row.__data__
     values = []
-    for name, convert, ready in _writers(type(row)):
+    for name, convert, ready, none in _writers(type(row)):
         value = data.get(name)
-        values.append(value if value is None or type(value) is ready else convert(value))
+        if value is None:
+            values.append(none)
+        else:
+            values.append(value if type(value) is ready else convert(value))
     return values
 
 

@@ -23,6 +23,20 @@ class TimestampField(peewee.BigIntegerField):
         )
 
 
+class ExpiryField(TimestampField):
+    """A moment something stops being usable, or None for never. Never is stored as the
+    largest value rather than NULL, so `expires_at > now` is one index range on both backends
+    (they sort NULLs at opposite ends)."""
+
+    NEVER = 2**62
+
+    def db_value(self, value: datetime | None) -> int:
+        return self.NEVER if value is None else super().db_value(value)  # type: ignore[return-value]
+
+    def python_value(self, value: int | None) -> datetime | None:
+        return None if value is None or value >= self.NEVER else super().python_value(value)
+
+
 class JSONField(peewee.TextField):
     """Small structured values (config, segments, metadata) kept with their row."""
 

@@ -15,7 +15,7 @@ from playhouse.migrate import migrate as apply_operations
 from rewards_service.domain.participants import NORMALISERS
 from rewards_service.store import models, secrets
 from rewards_service.store.db import database, in_transaction, is_sqlite
-from rewards_service.store.fields import TimestampField, utcnow
+from rewards_service.store.fields import ExpiryField, TimestampField, utcnow
 
 log = structlog.get_logger("rewards.migrations")
 
@@ -232,6 +232,38 @@ def _pricing_and_issuers(db: peewee.Database) -> None:
     )
 
 
+def _code_expiry_groups_registries(db: peewee.Database) -> None:
+    """Codes expire (the draw index leads past expired ones to the first live code) and
+    issuances show their code's expiry; participant groups with their balances and ledger;
+    programs' registries of custom fields and fulfillment statuses, with their version."""
+    migrator = SchemaMigrator.from_database(db)
+    # With a default in the schema, as step 1 makes them: rows written without the column
+    # (by older code, or by hand) get "never" and "version 0".
+    if "expires_at" not in {c.name for c in db.get_columns("code")}:
+        db.execute_sql(
+            f'ALTER TABLE "code" ADD COLUMN "expires_at" BIGINT NOT NULL '
+            f"DEFAULT {ExpiryField.NEVER}"
+        )
+    if "registry_version" not in {c.name for c in db.get_columns("program")}:
+        db.execute_sql(
+            'ALTER TABLE "program" ADD COLUMN "registry_version" BIGINT NOT NULL DEFAULT 0'
+        )
+    issuance_columns = {c.name for c in db.get_columns("issuance")}
+    if "code_expires_at" not in issuance_columns:
+        apply_operations(
+            migrator.add_column("issuance", "code_expires_at", peewee.BigIntegerField(null=True))
+        )
+    if "cost_group_id" not in issuance_columns:
+        group_id = peewee.CharField(max_length=40, null=True)
+        apply_operations(migrator.add_column("issuance", "cost_group_id", group_id))
+    db.execute_sql(
+        'CREATE INDEX IF NOT EXISTS "code_pool_id_status_expires_at_id" '
+        'ON "code" ("pool_id", "status", "expires_at", "id")'
+    )
+    db.execute_sql('DROP INDEX IF EXISTS "code_pool_id_status_id"')
+    db.create_tables(models.MIGRATION_9_MODELS)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[peewee.Database], None]]] = [
     (1, "initial schema", _initial_schema),
     (2, "request hashes on creates; index codes by issuance", _request_hashes),
@@ -241,6 +273,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[peewee.Database], None]]] = [
     (6, "participant identifiers normalised", _normalised_identifiers),
     (7, "event feed: outbox, sequencer, consumers; code pool low-stock threshold", _event_feed),
     (8, "pricing by conversion ratio, payment options, issuers on issuances", _pricing_and_issuers),
+    (9, "code expiry; participant groups; program registries", _code_expiry_groups_registries),
 ]
 
 # Several servers may start at once against one PostgreSQL database.

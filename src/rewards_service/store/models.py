@@ -3,7 +3,7 @@
 import peewee
 
 from rewards_service.store.db import database
-from rewards_service.store.fields import JSONField, TimestampField, utcnow
+from rewards_service.store.fields import ExpiryField, JSONField, TimestampField, utcnow
 
 
 class BaseModel(peewee.Model):
@@ -16,6 +16,10 @@ class Program(BaseModel):
     id = peewee.CharField(primary_key=True, max_length=40)
     name = peewee.CharField(max_length=255)
     created_at = TimestampField(default=utcnow)
+    # Bumped by every change of the program's registries (custom fields, fulfillment
+    # statuses): 0 while it defines none. Issues read it to know whether their cached
+    # registry is current, whichever replica changed it.
+    registry_version = peewee.BigIntegerField(default=0, constraints=[peewee.SQL("DEFAULT 0")])
 
 
 class ApiKey(BaseModel):
@@ -62,6 +66,8 @@ class CodePool(BaseModel):
     created_at = TimestampField(default=utcnow)
     # A CODE_POOL_LOW event when available_count falls below it; 0: none.
     low_stock_threshold = peewee.BigIntegerField(default=0)
+    # Not a column: codes of available_count past their expiry, set by the reads that show it.
+    expired_count = 0
 
     class Meta:
         indexes = ((("program", "request_id"), True),)
@@ -78,12 +84,14 @@ class Code(BaseModel):
     code = peewee.CharField(max_length=128)
     status = peewee.CharField(max_length=16, default=STATUS_AVAILABLE)
     issuance_id = peewee.CharField(max_length=40, null=True, index=True)
+    # Never drawn from this moment on; None (stored as the largest value) is never.
+    expires_at = ExpiryField(constraints=[peewee.SQL(f"DEFAULT {ExpiryField.NEVER}")])
 
     class Meta:
         indexes = (
             (("pool", "code"), True),
-            # The draw: first available code of a pool.
-            (("pool", "status", "id"), False),
+            # The draw: the available code of a pool expiring first, past the expired ones.
+            (("pool", "status", "expires_at", "id"), False),
         )
 
 
@@ -210,6 +218,10 @@ class Issuance(BaseModel):
     issuer_key_name = peewee.CharField(max_length=255, default="")
     # NULL when not given, so the partial index below costs nothing for those.
     source_event_id = peewee.CharField(max_length=128, null=True)
+    # The drawn code's expiry (UNIQUE_COUPON); None when it has none.
+    code_expires_at = TimestampField(null=True)
+    # The group whose balance paid the cost (pay_from GROUP); a revoke refunds it there.
+    cost_group_id = peewee.CharField(max_length=40, null=True)
 
     class Meta:
         indexes = (
@@ -249,6 +261,81 @@ class LedgerEntry(BaseModel):
             # An account's entries in order; unique, so a chain can never fork.
             (("participant", "asset", "seq"), True),
             (("participant", "id"), False),
+        )
+
+
+class ParticipantGroup(BaseModel):
+    """A household or company: members pool a balance per asset, with its own ledger."""
+
+    id = peewee.CharField(primary_key=True, max_length=40)
+    # Not indexed alone: both indexes below lead with program_id.
+    program = peewee.ForeignKeyField(Program, on_delete="CASCADE", index=False)
+    name = peewee.CharField(max_length=255)
+    metadata = JSONField(default=dict)
+    request_id = peewee.CharField(max_length=128, null=True)
+    request_hash = peewee.CharField(max_length=64, default="")
+    created_at = TimestampField(default=utcnow)
+
+    class Meta:
+        indexes = (
+            (("program", "request_id"), True),
+            (("program", "id"), False),
+        )
+
+
+class GroupMember(BaseModel):
+    # The primary key: a participant (of one program) is in at most one group. Read as its id
+    # (lazy_load off), which is what member lists page by.
+    participant = peewee.ForeignKeyField(
+        Participant, primary_key=True, on_delete="CASCADE", lazy_load=False
+    )
+    # Not indexed alone: the index below leads with it.
+    group = peewee.ForeignKeyField(ParticipantGroup, on_delete="CASCADE", index=False)
+    joined_at = TimestampField(default=utcnow)
+
+    class Meta:
+        indexes = ((("group", "participant"), False),)
+
+
+class GroupBalance(BaseModel):
+    """A group's holding of one asset: a Balance whose owner is the group (store/ledger.py
+    moves both)."""
+
+    id = peewee.BigAutoField()
+    group = peewee.ForeignKeyField(ParticipantGroup, on_delete="CASCADE", index=False)
+    asset = peewee.ForeignKeyField(Asset, on_delete="CASCADE")
+    available = peewee.BigIntegerField(default=0)
+    lifetime_earned = peewee.BigIntegerField(default=0)
+    lifetime_spent = peewee.BigIntegerField(default=0)
+    seq = peewee.BigIntegerField(default=0)
+
+    class Meta:
+        indexes = ((("group", "asset"), True),)
+        constraints = [peewee.Check("available >= 0")]
+
+
+class GroupLedgerEntry(BaseModel):
+    """A LedgerEntry of a group's balance; participant_id is the member who spent, if any."""
+
+    id = peewee.CharField(primary_key=True, max_length=40)
+    program = peewee.ForeignKeyField(Program, on_delete="CASCADE", index=False)
+    group = peewee.ForeignKeyField(ParticipantGroup, on_delete="CASCADE", index=False)
+    asset = peewee.ForeignKeyField(Asset, on_delete="CASCADE", index=False)
+    participant_id = peewee.CharField(max_length=40, null=True)
+    delta = peewee.BigIntegerField()
+    balance_after = peewee.BigIntegerField()
+    seq = peewee.BigIntegerField(default=0)
+    kind = peewee.IntegerField()
+    issuance_id = peewee.CharField(max_length=40, null=True, index=True)
+    reason = peewee.TextField(default="")
+    request_id = peewee.CharField(max_length=128, null=True)
+    request_hash = peewee.CharField(max_length=64, default="")
+    created_at = TimestampField(default=utcnow)
+
+    class Meta:
+        indexes = (
+            (("group", "asset", "seq"), True),
+            (("group", "id"), False),
         )
 
 
@@ -323,6 +410,59 @@ class EventConsumer(BaseModel):
         primary_key = peewee.CompositeKey("program", "name")
 
 
+# AdjustGroupBalance entries.
+GroupLedgerEntry.add_index(_unique_request_id(GroupLedgerEntry))
+
+
+class CustomFieldDef(BaseModel):
+    """A custom field a program's issuances may carry (rewards.v1.CustomField)."""
+
+    id = peewee.CharField(primary_key=True, max_length=40)
+    program = peewee.ForeignKeyField(Program, on_delete="CASCADE", index=False)
+    key = peewee.CharField(max_length=64)
+    type = peewee.IntegerField()
+    required = peewee.BooleanField(default=False)
+    request_id = peewee.CharField(max_length=128, null=True)
+    request_hash = peewee.CharField(max_length=64, default="")
+    created_at = TimestampField(default=utcnow)
+
+    class Meta:
+        table_name = "custom_field"
+        indexes = (
+            (("program", "key"), True),
+            (("program", "request_id"), True),
+        )
+
+
+class FulfillmentStatusDef(BaseModel):
+    """A fulfillment status a program's issuances may go through."""
+
+    id = peewee.CharField(primary_key=True, max_length=40)
+    program = peewee.ForeignKeyField(Program, on_delete="CASCADE", index=False)
+    status = peewee.CharField(max_length=64)
+    request_id = peewee.CharField(max_length=128, null=True)
+    request_hash = peewee.CharField(max_length=64, default="")
+    created_at = TimestampField(default=utcnow)
+
+    class Meta:
+        table_name = "fulfillment_status"
+        indexes = (
+            (("program", "status"), True),
+            (("program", "request_id"), True),
+        )
+
+
+# Tables migration 9 adds (step 1 makes them on a new database).
+MIGRATION_9_MODELS = [
+    ParticipantGroup,
+    GroupMember,
+    GroupBalance,
+    GroupLedgerEntry,
+    CustomFieldDef,
+    FulfillmentStatusDef,
+]
+
+
 ALL_MODELS = [
     Program,
     ApiKey,
@@ -338,4 +478,5 @@ ALL_MODELS = [
     Event,
     EventSequence,
     EventConsumer,
+    *MIGRATION_9_MODELS,
 ]

@@ -101,6 +101,23 @@ def get_reward(program_id: str, reward_id: str, *, for_update: bool = False) -> 
     return reward
 
 
+def reward_to_issue(program_id: str, reward_id: str) -> tuple[Reward, int]:
+    """The reward, locked, and its program's registry_version, in one statement: the issue
+    path learns whether the program's registry changed at no extra round trip."""
+    text = locked_text(
+        'SELECT *, (SELECT "registry_version" FROM "program" AS "p" '
+        'WHERE "p"."id" = "reward"."program_id") AS "registry_version" '
+        'FROM "reward" WHERE "id" = ? AND "program_id" = ?'
+    )
+    found = fast.select_one_and(Reward, 1, text, reward_id, program_id)
+    if found is None:
+        raise NotFound(
+            f"No reward {reward_id}.", reason="REWARD_NOT_FOUND", metadata={"id": reward_id}
+        )
+    reward, (version,) = found
+    return reward, int(version or 0)
+
+
 def find_by_request_id(model: type[M], program_id: str, request_id: str) -> M | None:
     table = model._meta.table_name
     text = f'SELECT * FROM "{table}" WHERE "program_id" = ? AND "request_id" = ? LIMIT 1'
@@ -208,19 +225,61 @@ def restock_pool_rewards(pool_id: str) -> int:
 
 @cache
 def _insert_codes_sql(rows: int) -> str:
-    values = ", ".join(["(?, ?, ?)"] * rows)
+    values = ", ".join(["(?, ?, ?, ?)"] * rows)
     return (
-        f'INSERT INTO "code" ("pool_id", "code", "status") VALUES {values} '
+        f'INSERT INTO "code" ("pool_id", "code", "status", "expires_at") VALUES {values} '
         'ON CONFLICT ("pool_id", "code") DO NOTHING'
     )
 
 
-def insert_codes(pool_id: str, codes: list[str]) -> int:
-    """Add codes to a pool, skipping those it holds; returns how many were added. One
-    statement with written-out placeholders: peewee's insert_many spent ~20x SQLite's own
-    time building the SQL of a 10k-code call."""
-    params = [value for code in codes for value in (pool_id, code, Code.STATUS_AVAILABLE)]
+def insert_codes(pool_id: str, codes: list[tuple[str, datetime | None]]) -> int:
+    """Add (code, expires_at) pairs to a pool, skipping codes it holds; returns how many were
+    added. One statement with written-out placeholders: peewee's insert_many spent ~20x
+    SQLite's own time building the SQL of a 10k-code call."""
+    expiry = Code.expires_at.db_value
+    params = [
+        value
+        for code, expires in codes
+        for value in (pool_id, code, Code.STATUS_AVAILABLE, expiry(expires))
+    ]
     return fast.execute(_insert_codes_sql(len(codes)), *params).rowcount
+
+
+_LIVE = 'FROM "code" WHERE "pool_id" = ? AND "status" = ? AND "expires_at" > ?'
+
+
+def draw_code(pool_id: str, now: datetime) -> tuple[int, str, datetime | None] | None:
+    """(id, code, expires_at) of the live code of a pool expiring first, locked; None when
+    the pool has none. One index range (pool, status, expires_at, id) whatever number of
+    expired codes it skips. On PostgreSQL rows other draws hold are passed over, so rewards
+    sharing a pool draw different codes instead of queueing on one row."""
+    text = f'SELECT "id", "code", "expires_at" {_LIVE} ORDER BY "expires_at", "id" LIMIT 1'
+    if not is_sqlite():
+        text += " FOR UPDATE SKIP LOCKED"
+    found = fast.execute(
+        text, pool_id, Code.STATUS_AVAILABLE, Code.expires_at.db_value(now)
+    ).fetchone()
+    if found is None:
+        return None
+    return found[0], found[1], Code.expires_at.python_value(found[2])
+
+
+def has_live_code(pool_id: str, now: datetime) -> bool:
+    text = f"SELECT 1 {_LIVE} LIMIT 1"
+    params = (pool_id, Code.STATUS_AVAILABLE, Code.expires_at.db_value(now))
+    return fast.execute(text, *params).fetchone() is not None
+
+
+def expired_codes(pool_id: str, now: datetime) -> int:
+    """Codes of a pool never issued whose expiry has passed (an index range)."""
+    text = 'SELECT COUNT(*) FROM "code" WHERE "pool_id" = ? AND "status" = ? AND "expires_at" <= ?'
+    params = (pool_id, Code.STATUS_AVAILABLE, Code.expires_at.db_value(now))
+    return int(fast.execute(text, *params).fetchone()[0])
+
+
+def with_expired_count(pool: CodePool, now: datetime | None = None) -> CodePool:
+    pool.expired_count = expired_codes(pool.id, now or utcnow())
+    return pool
 
 
 def mentions_segment(segment: str) -> peewee.Node:
@@ -275,3 +334,26 @@ def issued_units(reward_id: str, participant_id: str | None, since: datetime | N
 def insert(row: M) -> M:
     """A new row with its id set, in one INSERT of every column (fast.insert)."""
     return fast.insert(row)
+
+
+def group_of(participant_id: str) -> str | None:
+    """The group a participant is in, if any."""
+    found = fast.execute(
+        'SELECT "group_id" FROM "group_member" WHERE "participant_id" = ?', participant_id
+    ).fetchone()
+    return found[0] if found else None
+
+
+def registry_version(program_id: str) -> int:
+    """The program's registry version (models.Program): one primary-key read."""
+    found = fast.execute(
+        'SELECT "registry_version" FROM "program" WHERE "id" = ?', program_id
+    ).fetchone()
+    return int(found[0]) if found else 0
+
+
+def bump_registry_version(program_id: str) -> None:
+    fast.execute(
+        'UPDATE "program" SET "registry_version" = "registry_version" + 1 WHERE "id" = ?',
+        program_id,
+    )

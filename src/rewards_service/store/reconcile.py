@@ -4,9 +4,11 @@ they count, in one read snapshot, by aggregate queries (no row is loaded one by 
 - each reward's redeemed_count == the units of its issuances not revoked;
 - each balance == the sum of its ledger entries == lifetime_earned - lifetime_spent, >= 0,
   and no ledger entries without a balance;
-- no code issued twice (two issuances of one pool showing one code, or one issuance holding
-  two codes); each pool's counters == its codes by status;
+- no code issued twice (two issuances of one pool showing one code, expired or not, or one
+  issuance holding two codes), none drawn after its expiry; each pool's counters == its
+  codes by status;
 - ACTIVE / OUT_OF_STOCK as the stock says (max_total reached, or the code pool empty);
+- each group balance == the sum of its entries == lifetime_earned - lifetime_spent, >= 0;
 - each issuance and ledger entry has its event, and each such event its row, from the
   program's oldest kept event on (retention removes older events; rows written before the
   event feed existed have none).
@@ -21,13 +23,17 @@ from rewards.v1 import common_pb2, events_pb2
 
 from rewards_service.domain.rewards import stock_status
 from rewards_service.store.db import database, is_sqlite
+from rewards_service.store.fields import utcnow
 from rewards_service.store.models import (
     Balance,
     Code,
     CodePool,
+    GroupBalance,
+    GroupLedgerEntry,
     Issuance,
     LedgerEntry,
     Participant,
+    ParticipantGroup,
     Reward,
 )
 
@@ -68,6 +74,7 @@ def reconcile(program_id: str | None = None) -> Findings:
     with _snapshot():
         _rewards(found, program_id)
         _balances(found, program_id)
+        _group_balances(found, program_id)
         _codes(found, program_id)
         _events(found, program_id)
     return found
@@ -94,8 +101,19 @@ def _rewards(found: Findings, program_id: str | None) -> None:
         .order_by(Reward.id)
     )
     rows = _scoped(rows, Reward.program, program_id)
+    # Codes past their expiry are never drawn: an OUT_OF_STOCK reward whose pool holds only
+    # those is right. An ACTIVE one is too, until an issue finds them all expired.
+    live = (
+        Code.select(Code.pool, peewee.fn.COUNT(Code.id))
+        .join(CodePool)
+        .where((Code.status == Code.STATUS_AVAILABLE) & (Code.expires_at > utcnow()))
+        .group_by(Code.pool)
+    )
+    live_codes = dict(_scoped(live, CodePool.program, program_id).tuples())
     count = 0
     for rid, status, redeemed, max_total, pool_id, pool_available in rows.tuples():
+        if status == S.REWARD_STATUS_OUT_OF_STOCK and pool_id:
+            pool_available = live_codes.get(pool_id, 0)
         count += 1
         want = issued.get(rid, 0)
         if redeemed != want:
@@ -157,6 +175,45 @@ def _balances(found: Findings, program_id: str | None) -> None:
     found.checked["balances"] = count
 
 
+def _group_balances(found: Findings, program_id: str | None) -> None:
+    sums = GroupLedgerEntry.select(
+        GroupLedgerEntry.group,
+        GroupLedgerEntry.asset,
+        peewee.fn.SUM(GroupLedgerEntry.delta).alias("total"),
+        peewee.fn.COUNT(GroupLedgerEntry.id).alias("entries"),
+    ).group_by(GroupLedgerEntry.group, GroupLedgerEntry.asset)
+    sums = _scoped(sums, GroupLedgerEntry.program, program_id)
+    ledger = {(grp, asset): (int(total), n) for grp, asset, total, n in sums.tuples()}
+    rows = (
+        GroupBalance.select(
+            GroupBalance.group,
+            GroupBalance.asset,
+            GroupBalance.available,
+            GroupBalance.lifetime_earned,
+            GroupBalance.lifetime_spent,
+        )
+        .join(ParticipantGroup)
+        .order_by(GroupBalance.group, GroupBalance.asset)
+    )
+    rows = _scoped(rows, ParticipantGroup.program, program_id)
+    count = 0
+    for grp, asset, available, earned, spent in rows.tuples():
+        count += 1
+        total, _ = ledger.pop((grp, asset), (0, 0))
+        name = f"group balance {grp}/{asset}"
+        if available != total:
+            found.problems.append(f"{name}: available {available} but its entries sum to {total}")
+        if available != earned - spent:
+            found.problems.append(
+                f"{name}: available {available} but earned {earned} - spent {spent}"
+            )
+        if available < 0:
+            found.problems.append(f"{name}: negative ({available})")
+    for (grp, asset), (_, entries) in sorted(ledger.items()):
+        found.problems.append(f"{entries} ledger entries of group {grp}/{asset} have no balance")
+    found.checked["group_balances"] = count
+
+
 def _codes(found: Findings, program_id: str | None) -> None:
     # One code shown by two unique-coupon issuances of rewards drawing from one pool.
     drawn = (
@@ -173,6 +230,12 @@ def _codes(found: Findings, program_id: str | None) -> None:
     drawn = _scoped(drawn, Issuance.program, program_id)
     for pool_id, code, times in drawn.tuples():
         found.problems.append(f"code {code!r} of pool {pool_id} was issued {times} times")
+    # A code drawn when it had already expired.
+    late = Issuance.select(Issuance.id, Issuance.coupon_code).where(
+        Issuance.code_expires_at.is_null(False) & (Issuance.code_expires_at < Issuance.issued_at)
+    )
+    for issuance_id, code in _scoped(late, Issuance.program, program_id).tuples():
+        found.problems.append(f"issuance {issuance_id} drew code {code!r} after it expired")
     # One issuance holding several codes.
     held = (
         Code.select(Code.issuance_id, peewee.fn.COUNT(Code.id).alias("codes"))

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file rewards/v1/catalog.proto.
  */
 export const file_rewards_v1_catalog: GenFile = /*@__PURE__*/
-  fileDesc("ChhyZXdhcmRzL3YxL2NhdGFsb2cucHJvdG8SCnJld2FyZHMudjEixgkKBlJld2FyZBIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJEhAKCGNhdGVnb3J5GAQgASgJEiQKBHR5cGUYBSABKA4yFi5yZXdhcmRzLnYxLlJld2FyZFR5cGUSKAoGc3RhdHVzGAYgASgOMhgucmV3YXJkcy52MS5SZXdhcmRTdGF0dXMSKgoGcG9pbnRzGAcgASgLMhgucmV3YXJkcy52MS5Qb2ludHNDb25maWdIABIsCgdwcm9kdWN0GAggASgLMhkucmV3YXJkcy52MS5Qcm9kdWN0Q29uZmlnSAASPwoRY29tcGV0aXRpb25fZW50cnkYCSABKAsyIi5yZXdhcmRzLnYxLkNvbXBldGl0aW9uRW50cnlDb25maWdIABI3Cg11bmlxdWVfY291cG9uGAogASgLMh4ucmV3YXJkcy52MS5VbmlxdWVDb3Vwb25Db25maWdIABI+ChFub25fdW5pcXVlX2NvdXBvbhgLIAEoCzIhLnJld2FyZHMudjEuTm9uVW5pcXVlQ291cG9uQ29uZmlnSAASMwoPcmVkZW1wdGlvbl90eXBlGAwgASgOMhoucmV3YXJkcy52MS5SZWRlbXB0aW9uVHlwZRIVCg1jb3N0X2Fzc2V0X2lkGA0gASgJEhEKCXVuaXRfY29zdBgOIAEoCRIWCgltYXhfdG90YWwYDyABKANIAYgBARIgChNtYXhfcGVyX3BhcnRpY2lwYW50GBAgASgDSAKIAQESJwoGbGltaXRzGBEgAygLMhcucmV3YXJkcy52MS5SZXdhcmRMaW1pdBIyCg5hdmFpbGFibGVfZnJvbRgSIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMwoPYXZhaWxhYmxlX3VudGlsGBMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIlCghzZWdtZW50cxgUIAMoCzITLnJld2FyZHMudjEuU2VnbWVudBIyCghtZXRhZGF0YRgVIAMoCzIgLnJld2FyZHMudjEuUmV3YXJkLk1ldGFkYXRhRW50cnkSFgoOcmVkZWVtZWRfY291bnQYFiABKAMSLgoKY3JlYXRlZF9hdBgXIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgYIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEZXRhZxgZIAEoCRIYChBjb252ZXJzaW9uX3JhdGlvGBogASgJEi8KDWNvc3Rfcm91bmRpbmcYGyABKA4yGC5yZXdhcmRzLnYxLkNvc3RSb3VuZGluZxIyCg9wYXltZW50X29wdGlvbnMYHCADKAsyGS5yZXdhcmRzLnYxLlBheW1lbnRPcHRpb24SFwoPcmVkZW1wdGlvbl91bml0GB0gASgJEhIKCnByb2dyYW1faWQYHiABKAkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQggKBmNvbmZpZ0IMCgpfbWF4X3RvdGFsQhYKFF9tYXhfcGVyX3BhcnRpY2lwYW50InQKDVBheW1lbnRPcHRpb24SCgoCaWQYASABKAkSEQoJdW5pdF9jb3N0GAIgASgJEhgKEGNvbnZlcnNpb25fcmF0aW8YAyABKAkSEwoLY2FzaF9hbW91bnQYBCABKAkSFQoNY2FzaF9jdXJyZW5jeRgFIAEoCSIwCgxQb2ludHNDb25maWcSEAoIYXNzZXRfaWQYASABKAkSDgoGYW1vdW50GAIgASgJIjUKDVByb2R1Y3RDb25maWcSEgoKcHJvZHVjdF9pZBgBIAEoCRIQCghxdWFudGl0eRgCIAEoAyJBChZDb21wZXRpdGlvbkVudHJ5Q29uZmlnEhYKDmNvbXBldGl0aW9uX2lkGAEgASgJEg8KB2VudHJpZXMYAiABKAMiKgoSVW5pcXVlQ291cG9uQ29uZmlnEhQKDGNvZGVfcG9vbF9pZBgBIAEoCSJuChVOb25VbmlxdWVDb3Vwb25Db25maWcSDAoEY29kZRgBIAEoCRIvCg1kaXNjb3VudF90eXBlGAIgASgOMhgucmV3YXJkcy52MS5EaXNjb3VudFR5cGUSFgoOZGlzY291bnRfdmFsdWUYAyABKAkidQoLUmV3YXJkTGltaXQSJQoFc2NvcGUYASABKA4yFi5yZXdhcmRzLnYxLkxpbWl0U2NvcGUSFAoMbWF4X3F1YW50aXR5GAIgASgDEikKBndpbmRvdxgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJuCgVBc3NldBIKCgJpZBgBIAEoCRIMCgRjb2RlGAIgASgJEgwKBG5hbWUYAyABKAkSDQoFc2NhbGUYBCABKAUSLgoKY3JlYXRlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiygEKCENvZGVQb29sEgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSEwoLZGVzY3JpcHRpb24YAyABKAkSEwoLdG90YWxfY291bnQYBCABKAMSFwoPYXZhaWxhYmxlX2NvdW50GAUgASgDEhQKDGlzc3VlZF9jb3VudBgGIAEoAxIuCgpjcmVhdGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIbChNsb3dfc3RvY2tfdGhyZXNob2xkGAggASgDIk0KE0NyZWF0ZVJld2FyZFJlcXVlc3QSIgoGcmV3YXJkGAEgASgLMhIucmV3YXJkcy52MS5SZXdhcmQSEgoKcmVxdWVzdF9pZBgCIAEoCSIeChBHZXRSZXdhcmRSZXF1ZXN0EgoKAmlkGAEgASgJItABChJMaXN0UmV3YXJkc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSKAoGc3RhdHVzGAMgASgOMhgucmV3YXJkcy52MS5SZXdhcmRTdGF0dXMSJAoEdHlwZRgEIAEoDjIWLnJld2FyZHMudjEuUmV3YXJkVHlwZRIQCghjYXRlZ29yeRgFIAEoCRIVCg1zaG93X2FyY2hpdmVkGAYgASgIEhoKEmluY2x1ZGVfdG90YWxfc2l6ZRgHIAEoCCJnChNMaXN0UmV3YXJkc1Jlc3BvbnNlEiMKB3Jld2FyZHMYASADKAsyEi5yZXdhcmRzLnYxLlJld2FyZBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSEgoKdG90YWxfc2l6ZRgDIAEoBSJqChNVcGRhdGVSZXdhcmRSZXF1ZXN0EiIKBnJld2FyZBgBIAEoCzISLnJld2FyZHMudjEuUmV3YXJkEi8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayIvChNEZWxldGVSZXdhcmRSZXF1ZXN0EgoKAmlkGAEgASgJEgwKBGV0YWcYAiABKAkiSgoSQ3JlYXRlQXNzZXRSZXF1ZXN0EiAKBWFzc2V0GAEgASgLMhEucmV3YXJkcy52MS5Bc3NldBISCgpyZXF1ZXN0X2lkGAIgASgJIh0KD0dldEFzc2V0UmVxdWVzdBIKCgJpZBgBIAEoCSI6ChFMaXN0QXNzZXRzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCSJQChJMaXN0QXNzZXRzUmVzcG9uc2USIQoGYXNzZXRzGAEgAygLMhEucmV3YXJkcy52MS5Bc3NldBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiVAoVQ3JlYXRlQ29kZVBvb2xSZXF1ZXN0EicKCWNvZGVfcG9vbBgBIAEoCzIULnJld2FyZHMudjEuQ29kZVBvb2wSEgoKcmVxdWVzdF9pZBgCIAEoCSIgChJHZXRDb2RlUG9vbFJlcXVlc3QSCgoCaWQYASABKAkiPQoUTGlzdENvZGVQb29sc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiWgoVTGlzdENvZGVQb29sc1Jlc3BvbnNlEigKCmNvZGVfcG9vbHMYASADKAsyFC5yZXdhcmRzLnYxLkNvZGVQb29sEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSI2Cg9BZGRDb2Rlc1JlcXVlc3QSFAoMY29kZV9wb29sX2lkGAEgASgJEg0KBWNvZGVzGAIgAygJImkKEEFkZENvZGVzUmVzcG9uc2USEwoLYWRkZWRfY291bnQYASABKAMSFwoPZHVwbGljYXRlX2NvdW50GAIgASgDEicKCWNvZGVfcG9vbBgDIAEoCzIULnJld2FyZHMudjEuQ29kZVBvb2wqfAoMQ29zdFJvdW5kaW5nEh0KGUNPU1RfUk9VTkRJTkdfVU5TUEVDSUZJRUQQABIZChVDT1NUX1JPVU5ESU5HX0hBTEZfVVAQARIZChVDT1NUX1JPVU5ESU5HX0NFSUxJTkcQAhIXChNDT1NUX1JPVU5ESU5HX0ZMT09SEAMy5QYKDVJld2FyZENhdGFsb2cSQwoMQ3JlYXRlUmV3YXJkEh8ucmV3YXJkcy52MS5DcmVhdGVSZXdhcmRSZXF1ZXN0GhIucmV3YXJkcy52MS5SZXdhcmQSPQoJR2V0UmV3YXJkEhwucmV3YXJkcy52MS5HZXRSZXdhcmRSZXF1ZXN0GhIucmV3YXJkcy52MS5SZXdhcmQSTgoLTGlzdFJld2FyZHMSHi5yZXdhcmRzLnYxLkxpc3RSZXdhcmRzUmVxdWVzdBofLnJld2FyZHMudjEuTGlzdFJld2FyZHNSZXNwb25zZRJDCgxVcGRhdGVSZXdhcmQSHy5yZXdhcmRzLnYxLlVwZGF0ZVJld2FyZFJlcXVlc3QaEi5yZXdhcmRzLnYxLlJld2FyZBJDCgxEZWxldGVSZXdhcmQSHy5yZXdhcmRzLnYxLkRlbGV0ZVJld2FyZFJlcXVlc3QaEi5yZXdhcmRzLnYxLlJld2FyZBJACgtDcmVhdGVBc3NldBIeLnJld2FyZHMudjEuQ3JlYXRlQXNzZXRSZXF1ZXN0GhEucmV3YXJkcy52MS5Bc3NldBI6CghHZXRBc3NldBIbLnJld2FyZHMudjEuR2V0QXNzZXRSZXF1ZXN0GhEucmV3YXJkcy52MS5Bc3NldBJLCgpMaXN0QXNzZXRzEh0ucmV3YXJkcy52MS5MaXN0QXNzZXRzUmVxdWVzdBoeLnJld2FyZHMudjEuTGlzdEFzc2V0c1Jlc3BvbnNlEkkKDkNyZWF0ZUNvZGVQb29sEiEucmV3YXJkcy52MS5DcmVhdGVDb2RlUG9vbFJlcXVlc3QaFC5yZXdhcmRzLnYxLkNvZGVQb29sEkMKC0dldENvZGVQb29sEh4ucmV3YXJkcy52MS5HZXRDb2RlUG9vbFJlcXVlc3QaFC5yZXdhcmRzLnYxLkNvZGVQb29sElQKDUxpc3RDb2RlUG9vbHMSIC5yZXdhcmRzLnYxLkxpc3RDb2RlUG9vbHNSZXF1ZXN0GiEucmV3YXJkcy52MS5MaXN0Q29kZVBvb2xzUmVzcG9uc2USRQoIQWRkQ29kZXMSGy5yZXdhcmRzLnYxLkFkZENvZGVzUmVxdWVzdBocLnJld2FyZHMudjEuQWRkQ29kZXNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_rewards_v1_common]);
+  fileDesc("ChhyZXdhcmRzL3YxL2NhdGFsb2cucHJvdG8SCnJld2FyZHMudjEixgkKBlJld2FyZBIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJEhAKCGNhdGVnb3J5GAQgASgJEiQKBHR5cGUYBSABKA4yFi5yZXdhcmRzLnYxLlJld2FyZFR5cGUSKAoGc3RhdHVzGAYgASgOMhgucmV3YXJkcy52MS5SZXdhcmRTdGF0dXMSKgoGcG9pbnRzGAcgASgLMhgucmV3YXJkcy52MS5Qb2ludHNDb25maWdIABIsCgdwcm9kdWN0GAggASgLMhkucmV3YXJkcy52MS5Qcm9kdWN0Q29uZmlnSAASPwoRY29tcGV0aXRpb25fZW50cnkYCSABKAsyIi5yZXdhcmRzLnYxLkNvbXBldGl0aW9uRW50cnlDb25maWdIABI3Cg11bmlxdWVfY291cG9uGAogASgLMh4ucmV3YXJkcy52MS5VbmlxdWVDb3Vwb25Db25maWdIABI+ChFub25fdW5pcXVlX2NvdXBvbhgLIAEoCzIhLnJld2FyZHMudjEuTm9uVW5pcXVlQ291cG9uQ29uZmlnSAASMwoPcmVkZW1wdGlvbl90eXBlGAwgASgOMhoucmV3YXJkcy52MS5SZWRlbXB0aW9uVHlwZRIVCg1jb3N0X2Fzc2V0X2lkGA0gASgJEhEKCXVuaXRfY29zdBgOIAEoCRIWCgltYXhfdG90YWwYDyABKANIAYgBARIgChNtYXhfcGVyX3BhcnRpY2lwYW50GBAgASgDSAKIAQESJwoGbGltaXRzGBEgAygLMhcucmV3YXJkcy52MS5SZXdhcmRMaW1pdBIyCg5hdmFpbGFibGVfZnJvbRgSIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMwoPYXZhaWxhYmxlX3VudGlsGBMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIlCghzZWdtZW50cxgUIAMoCzITLnJld2FyZHMudjEuU2VnbWVudBIyCghtZXRhZGF0YRgVIAMoCzIgLnJld2FyZHMudjEuUmV3YXJkLk1ldGFkYXRhRW50cnkSFgoOcmVkZWVtZWRfY291bnQYFiABKAMSLgoKY3JlYXRlZF9hdBgXIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgYIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEZXRhZxgZIAEoCRIYChBjb252ZXJzaW9uX3JhdGlvGBogASgJEi8KDWNvc3Rfcm91bmRpbmcYGyABKA4yGC5yZXdhcmRzLnYxLkNvc3RSb3VuZGluZxIyCg9wYXltZW50X29wdGlvbnMYHCADKAsyGS5yZXdhcmRzLnYxLlBheW1lbnRPcHRpb24SFwoPcmVkZW1wdGlvbl91bml0GB0gASgJEhIKCnByb2dyYW1faWQYHiABKAkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQggKBmNvbmZpZ0IMCgpfbWF4X3RvdGFsQhYKFF9tYXhfcGVyX3BhcnRpY2lwYW50InQKDVBheW1lbnRPcHRpb24SCgoCaWQYASABKAkSEQoJdW5pdF9jb3N0GAIgASgJEhgKEGNvbnZlcnNpb25fcmF0aW8YAyABKAkSEwoLY2FzaF9hbW91bnQYBCABKAkSFQoNY2FzaF9jdXJyZW5jeRgFIAEoCSIwCgxQb2ludHNDb25maWcSEAoIYXNzZXRfaWQYASABKAkSDgoGYW1vdW50GAIgASgJIjUKDVByb2R1Y3RDb25maWcSEgoKcHJvZHVjdF9pZBgBIAEoCRIQCghxdWFudGl0eRgCIAEoAyJBChZDb21wZXRpdGlvbkVudHJ5Q29uZmlnEhYKDmNvbXBldGl0aW9uX2lkGAEgASgJEg8KB2VudHJpZXMYAiABKAMiKgoSVW5pcXVlQ291cG9uQ29uZmlnEhQKDGNvZGVfcG9vbF9pZBgBIAEoCSJuChVOb25VbmlxdWVDb3Vwb25Db25maWcSDAoEY29kZRgBIAEoCRIvCg1kaXNjb3VudF90eXBlGAIgASgOMhgucmV3YXJkcy52MS5EaXNjb3VudFR5cGUSFgoOZGlzY291bnRfdmFsdWUYAyABKAkidQoLUmV3YXJkTGltaXQSJQoFc2NvcGUYASABKA4yFi5yZXdhcmRzLnYxLkxpbWl0U2NvcGUSFAoMbWF4X3F1YW50aXR5GAIgASgDEikKBndpbmRvdxgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJuCgVBc3NldBIKCgJpZBgBIAEoCRIMCgRjb2RlGAIgASgJEgwKBG5hbWUYAyABKAkSDQoFc2NhbGUYBCABKAUSLgoKY3JlYXRlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi4QEKCENvZGVQb29sEgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSEwoLZGVzY3JpcHRpb24YAyABKAkSEwoLdG90YWxfY291bnQYBCABKAMSFwoPYXZhaWxhYmxlX2NvdW50GAUgASgDEhQKDGlzc3VlZF9jb3VudBgGIAEoAxIuCgpjcmVhdGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIbChNsb3dfc3RvY2tfdGhyZXNob2xkGAggASgDEhUKDWV4cGlyZWRfY291bnQYCSABKAMiSQoJQ29kZUVudHJ5EgwKBGNvZGUYASABKAkSLgoKZXhwaXJlc19hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiTQoTQ3JlYXRlUmV3YXJkUmVxdWVzdBIiCgZyZXdhcmQYASABKAsyEi5yZXdhcmRzLnYxLlJld2FyZBISCgpyZXF1ZXN0X2lkGAIgASgJIh4KEEdldFJld2FyZFJlcXVlc3QSCgoCaWQYASABKAki0AEKEkxpc3RSZXdhcmRzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIoCgZzdGF0dXMYAyABKA4yGC5yZXdhcmRzLnYxLlJld2FyZFN0YXR1cxIkCgR0eXBlGAQgASgOMhYucmV3YXJkcy52MS5SZXdhcmRUeXBlEhAKCGNhdGVnb3J5GAUgASgJEhUKDXNob3dfYXJjaGl2ZWQYBiABKAgSGgoSaW5jbHVkZV90b3RhbF9zaXplGAcgASgIImcKE0xpc3RSZXdhcmRzUmVzcG9uc2USIwoHcmV3YXJkcxgBIAMoCzISLnJld2FyZHMudjEuUmV3YXJkEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCRISCgp0b3RhbF9zaXplGAMgASgFImoKE1VwZGF0ZVJld2FyZFJlcXVlc3QSIgoGcmV3YXJkGAEgASgLMhIucmV3YXJkcy52MS5SZXdhcmQSLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIi8KE0RlbGV0ZVJld2FyZFJlcXVlc3QSCgoCaWQYASABKAkSDAoEZXRhZxgCIAEoCSJKChJDcmVhdGVBc3NldFJlcXVlc3QSIAoFYXNzZXQYASABKAsyES5yZXdhcmRzLnYxLkFzc2V0EhIKCnJlcXVlc3RfaWQYAiABKAkiHQoPR2V0QXNzZXRSZXF1ZXN0EgoKAmlkGAEgASgJIjoKEUxpc3RBc3NldHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJIlAKEkxpc3RBc3NldHNSZXNwb25zZRIhCgZhc3NldHMYASADKAsyES5yZXdhcmRzLnYxLkFzc2V0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJUChVDcmVhdGVDb2RlUG9vbFJlcXVlc3QSJwoJY29kZV9wb29sGAEgASgLMhQucmV3YXJkcy52MS5Db2RlUG9vbBISCgpyZXF1ZXN0X2lkGAIgASgJIiAKEkdldENvZGVQb29sUmVxdWVzdBIKCgJpZBgBIAEoCSI9ChRMaXN0Q29kZVBvb2xzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCSJaChVMaXN0Q29kZVBvb2xzUmVzcG9uc2USKAoKY29kZV9wb29scxgBIAMoCzIULnJld2FyZHMudjEuQ29kZVBvb2wSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIpMBCg9BZGRDb2Rlc1JlcXVlc3QSFAoMY29kZV9wb29sX2lkGAEgASgJEg0KBWNvZGVzGAIgAygJEi4KCmV4cGlyZXNfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEisKDGNvZGVfZW50cmllcxgEIAMoCzIVLnJld2FyZHMudjEuQ29kZUVudHJ5ImkKEEFkZENvZGVzUmVzcG9uc2USEwoLYWRkZWRfY291bnQYASABKAMSFwoPZHVwbGljYXRlX2NvdW50GAIgASgDEicKCWNvZGVfcG9vbBgDIAEoCzIULnJld2FyZHMudjEuQ29kZVBvb2wqfAoMQ29zdFJvdW5kaW5nEh0KGUNPU1RfUk9VTkRJTkdfVU5TUEVDSUZJRUQQABIZChVDT1NUX1JPVU5ESU5HX0hBTEZfVVAQARIZChVDT1NUX1JPVU5ESU5HX0NFSUxJTkcQAhIXChNDT1NUX1JPVU5ESU5HX0ZMT09SEAMy5QYKDVJld2FyZENhdGFsb2cSQwoMQ3JlYXRlUmV3YXJkEh8ucmV3YXJkcy52MS5DcmVhdGVSZXdhcmRSZXF1ZXN0GhIucmV3YXJkcy52MS5SZXdhcmQSPQoJR2V0UmV3YXJkEhwucmV3YXJkcy52MS5HZXRSZXdhcmRSZXF1ZXN0GhIucmV3YXJkcy52MS5SZXdhcmQSTgoLTGlzdFJld2FyZHMSHi5yZXdhcmRzLnYxLkxpc3RSZXdhcmRzUmVxdWVzdBofLnJld2FyZHMudjEuTGlzdFJld2FyZHNSZXNwb25zZRJDCgxVcGRhdGVSZXdhcmQSHy5yZXdhcmRzLnYxLlVwZGF0ZVJld2FyZFJlcXVlc3QaEi5yZXdhcmRzLnYxLlJld2FyZBJDCgxEZWxldGVSZXdhcmQSHy5yZXdhcmRzLnYxLkRlbGV0ZVJld2FyZFJlcXVlc3QaEi5yZXdhcmRzLnYxLlJld2FyZBJACgtDcmVhdGVBc3NldBIeLnJld2FyZHMudjEuQ3JlYXRlQXNzZXRSZXF1ZXN0GhEucmV3YXJkcy52MS5Bc3NldBI6CghHZXRBc3NldBIbLnJld2FyZHMudjEuR2V0QXNzZXRSZXF1ZXN0GhEucmV3YXJkcy52MS5Bc3NldBJLCgpMaXN0QXNzZXRzEh0ucmV3YXJkcy52MS5MaXN0QXNzZXRzUmVxdWVzdBoeLnJld2FyZHMudjEuTGlzdEFzc2V0c1Jlc3BvbnNlEkkKDkNyZWF0ZUNvZGVQb29sEiEucmV3YXJkcy52MS5DcmVhdGVDb2RlUG9vbFJlcXVlc3QaFC5yZXdhcmRzLnYxLkNvZGVQb29sEkMKC0dldENvZGVQb29sEh4ucmV3YXJkcy52MS5HZXRDb2RlUG9vbFJlcXVlc3QaFC5yZXdhcmRzLnYxLkNvZGVQb29sElQKDUxpc3RDb2RlUG9vbHMSIC5yZXdhcmRzLnYxLkxpc3RDb2RlUG9vbHNSZXF1ZXN0GiEucmV3YXJkcy52MS5MaXN0Q29kZVBvb2xzUmVzcG9uc2USRQoIQWRkQ29kZXMSGy5yZXdhcmRzLnYxLkFkZENvZGVzUmVxdWVzdBocLnJld2FyZHMudjEuQWRkQ29kZXNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_rewards_v1_common]);
 
 /**
  * A reward that can be issued to participants.
@@ -143,7 +143,8 @@ export type Reward = Message<"rewards.v1.Reward"> & {
   maxTotal?: bigint | undefined;
 
   /**
-   * Most units one participant may ever receive (UNIT_BASED only). Unset means unlimited.
+   * Most units one participant may ever receive (UNIT_BASED only). Unset means unlimited,
+   * except for UNIQUE_COUPON rewards: unset there means one code per participant.
    *
    * @generated from field: optional int64 max_per_participant = 16;
    */
@@ -579,7 +580,7 @@ export type CodePool = Message<"rewards.v1.CodePool"> & {
   totalCount: bigint;
 
   /**
-   * Output only. Codes not yet issued.
+   * Output only. Codes not yet issued, expired ones included (see expired_count).
    *
    * @generated from field: int64 available_count = 5;
    */
@@ -606,6 +607,15 @@ export type CodePool = Message<"rewards.v1.CodePool"> & {
    * @generated from field: int64 low_stock_threshold = 8;
    */
   lowStockThreshold: bigint;
+
+  /**
+   * Output only. Of available_count, codes past their expiry: they are never drawn. When
+   * every code left has expired the pool is exhausted: its rewards turn OUT_OF_STOCK (at the
+   * next issue, which fails with CODE_POOL_EXHAUSTED) until codes that can be drawn are added.
+   *
+   * @generated from field: int64 expired_count = 9;
+   */
+  expiredCount: bigint;
 };
 
 /**
@@ -614,6 +624,35 @@ export type CodePool = Message<"rewards.v1.CodePool"> & {
  */
 export const CodePoolSchema: GenMessage<CodePool> = /*@__PURE__*/
   messageDesc(file_rewards_v1_catalog, 9);
+
+/**
+ * A code to add with its own expiry.
+ *
+ * @generated from message rewards.v1.CodeEntry
+ */
+export type CodeEntry = Message<"rewards.v1.CodeEntry"> & {
+  /**
+   * 1-128 printable ASCII characters.
+   *
+   * @generated from field: string code = 1;
+   */
+  code: string;
+
+  /**
+   * When the code stops being drawn; unset means AddCodesRequest.expires_at (if set, else
+   * never). A time already past is accepted: the code is added expired.
+   *
+   * @generated from field: google.protobuf.Timestamp expires_at = 2;
+   */
+  expiresAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message rewards.v1.CodeEntry.
+ * Use `create(CodeEntrySchema)` to create a new message.
+ */
+export const CodeEntrySchema: GenMessage<CodeEntry> = /*@__PURE__*/
+  messageDesc(file_rewards_v1_catalog, 10);
 
 /**
  * Request of CreateReward.
@@ -641,7 +680,7 @@ export type CreateRewardRequest = Message<"rewards.v1.CreateRewardRequest"> & {
  * Use `create(CreateRewardRequestSchema)` to create a new message.
  */
 export const CreateRewardRequestSchema: GenMessage<CreateRewardRequest> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_catalog, 10);
+  messageDesc(file_rewards_v1_catalog, 11);
 
 /**
  * Request of GetReward.
@@ -662,7 +701,7 @@ export type GetRewardRequest = Message<"rewards.v1.GetRewardRequest"> & {
  * Use `create(GetRewardRequestSchema)` to create a new message.
  */
 export const GetRewardRequestSchema: GenMessage<GetRewardRequest> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_catalog, 11);
+  messageDesc(file_rewards_v1_catalog, 12);
 
 /**
  * Request of ListRewards.
@@ -726,7 +765,7 @@ export type ListRewardsRequest = Message<"rewards.v1.ListRewardsRequest"> & {
  * Use `create(ListRewardsRequestSchema)` to create a new message.
  */
 export const ListRewardsRequestSchema: GenMessage<ListRewardsRequest> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_catalog, 12);
+  messageDesc(file_rewards_v1_catalog, 13);
 
 /**
  * Response of ListRewards.
@@ -761,7 +800,7 @@ export type ListRewardsResponse = Message<"rewards.v1.ListRewardsResponse"> & {
  * Use `create(ListRewardsResponseSchema)` to create a new message.
  */
 export const ListRewardsResponseSchema: GenMessage<ListRewardsResponse> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_catalog, 13);
+  messageDesc(file_rewards_v1_catalog, 14);
 
 /**
  * Request of UpdateReward.
@@ -789,7 +828,7 @@ export type UpdateRewardRequest = Message<"rewards.v1.UpdateRewardRequest"> & {
  * Use `create(UpdateRewardRequestSchema)` to create a new message.
  */
 export const UpdateRewardRequestSchema: GenMessage<UpdateRewardRequest> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_catalog, 14);
+  messageDesc(file_rewards_v1_catalog, 15);
 
 /**
  * Request of DeleteReward.
@@ -817,7 +856,7 @@ export type DeleteRewardRequest = Message<"rewards.v1.DeleteRewardRequest"> & {
  * Use `create(DeleteRewardRequestSchema)` to create a new message.
  */
 export const DeleteRewardRequestSchema: GenMessage<DeleteRewardRequest> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_catalog, 15);
+  messageDesc(file_rewards_v1_catalog, 16);
 
 /**
  * Request of CreateAsset.
@@ -845,7 +884,7 @@ export type CreateAssetRequest = Message<"rewards.v1.CreateAssetRequest"> & {
  * Use `create(CreateAssetRequestSchema)` to create a new message.
  */
 export const CreateAssetRequestSchema: GenMessage<CreateAssetRequest> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_catalog, 16);
+  messageDesc(file_rewards_v1_catalog, 17);
 
 /**
  * Request of GetAsset.
@@ -866,7 +905,7 @@ export type GetAssetRequest = Message<"rewards.v1.GetAssetRequest"> & {
  * Use `create(GetAssetRequestSchema)` to create a new message.
  */
 export const GetAssetRequestSchema: GenMessage<GetAssetRequest> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_catalog, 17);
+  messageDesc(file_rewards_v1_catalog, 18);
 
 /**
  * Request of ListAssets.
@@ -894,7 +933,7 @@ export type ListAssetsRequest = Message<"rewards.v1.ListAssetsRequest"> & {
  * Use `create(ListAssetsRequestSchema)` to create a new message.
  */
 export const ListAssetsRequestSchema: GenMessage<ListAssetsRequest> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_catalog, 18);
+  messageDesc(file_rewards_v1_catalog, 19);
 
 /**
  * Response of ListAssets.
@@ -922,7 +961,7 @@ export type ListAssetsResponse = Message<"rewards.v1.ListAssetsResponse"> & {
  * Use `create(ListAssetsResponseSchema)` to create a new message.
  */
 export const ListAssetsResponseSchema: GenMessage<ListAssetsResponse> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_catalog, 19);
+  messageDesc(file_rewards_v1_catalog, 20);
 
 /**
  * Request of CreateCodePool.
@@ -950,7 +989,7 @@ export type CreateCodePoolRequest = Message<"rewards.v1.CreateCodePoolRequest"> 
  * Use `create(CreateCodePoolRequestSchema)` to create a new message.
  */
 export const CreateCodePoolRequestSchema: GenMessage<CreateCodePoolRequest> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_catalog, 20);
+  messageDesc(file_rewards_v1_catalog, 21);
 
 /**
  * Request of GetCodePool.
@@ -971,7 +1010,7 @@ export type GetCodePoolRequest = Message<"rewards.v1.GetCodePoolRequest"> & {
  * Use `create(GetCodePoolRequestSchema)` to create a new message.
  */
 export const GetCodePoolRequestSchema: GenMessage<GetCodePoolRequest> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_catalog, 21);
+  messageDesc(file_rewards_v1_catalog, 22);
 
 /**
  * Request of ListCodePools.
@@ -999,7 +1038,7 @@ export type ListCodePoolsRequest = Message<"rewards.v1.ListCodePoolsRequest"> & 
  * Use `create(ListCodePoolsRequestSchema)` to create a new message.
  */
 export const ListCodePoolsRequestSchema: GenMessage<ListCodePoolsRequest> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_catalog, 22);
+  messageDesc(file_rewards_v1_catalog, 23);
 
 /**
  * Response of ListCodePools.
@@ -1027,7 +1066,7 @@ export type ListCodePoolsResponse = Message<"rewards.v1.ListCodePoolsResponse"> 
  * Use `create(ListCodePoolsResponseSchema)` to create a new message.
  */
 export const ListCodePoolsResponseSchema: GenMessage<ListCodePoolsResponse> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_catalog, 23);
+  messageDesc(file_rewards_v1_catalog, 24);
 
 /**
  * Request of AddCodes.
@@ -1043,11 +1082,27 @@ export type AddCodesRequest = Message<"rewards.v1.AddCodesRequest"> & {
   codePoolId: string;
 
   /**
-   * 1 to 10,000 codes, each 1-128 printable ASCII characters.
+   * 1 to 10,000 codes (with code_entries), each 1-128 printable ASCII characters.
    *
    * @generated from field: repeated string codes = 2;
    */
   codes: string[];
+
+  /**
+   * When the codes of this call stop being drawn (codes, and code_entries without their own
+   * expiry). Unset means never. An issued code shows it as Issuance.code_expires_at; among
+   * live codes, those expiring first are drawn first.
+   *
+   * @generated from field: google.protobuf.Timestamp expires_at = 3;
+   */
+  expiresAt?: Timestamp | undefined;
+
+  /**
+   * Codes with an expiry each, added like codes.
+   *
+   * @generated from field: repeated rewards.v1.CodeEntry code_entries = 4;
+   */
+  codeEntries: CodeEntry[];
 };
 
 /**
@@ -1055,7 +1110,7 @@ export type AddCodesRequest = Message<"rewards.v1.AddCodesRequest"> & {
  * Use `create(AddCodesRequestSchema)` to create a new message.
  */
 export const AddCodesRequestSchema: GenMessage<AddCodesRequest> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_catalog, 24);
+  messageDesc(file_rewards_v1_catalog, 25);
 
 /**
  * Response of AddCodes.
@@ -1090,7 +1145,7 @@ export type AddCodesResponse = Message<"rewards.v1.AddCodesResponse"> & {
  * Use `create(AddCodesResponseSchema)` to create a new message.
  */
 export const AddCodesResponseSchema: GenMessage<AddCodesResponse> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_catalog, 25);
+  messageDesc(file_rewards_v1_catalog, 26);
 
 /**
  * Rounding of a computed cost at the cost asset's scale.
@@ -1252,8 +1307,9 @@ export const RewardCatalog: GenService<{
     output: typeof ListCodePoolsResponseSchema;
   },
   /**
-   * Adds up to 10,000 codes to a pool. Codes already in the pool, or repeated in the call,
-   * are skipped and counted. Lifts OUT_OF_STOCK on rewards drawing from the pool. Admin only.
+   * Adds up to 10,000 codes to a pool, optionally with an expiry for the batch or per code.
+   * Codes already in the pool, or repeated in the call, are skipped and counted. Codes that
+   * can be drawn (not expired) lift OUT_OF_STOCK on rewards drawing from the pool. Admin only.
    *
    * @generated from rpc rewards.v1.RewardCatalog.AddCodes
    */

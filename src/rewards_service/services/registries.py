@@ -1,0 +1,192 @@
+"""Program registries: custom fields and fulfillment statuses, one function per RPC, and the
+registry the issue path checks against.
+
+The issue path reads the program's registry_version in the statement that reads (and locks)
+the reward, in the call's own transaction, and keeps each program's registry in memory under
+it: a program that defines nothing costs no query at all, and a change made through any
+replica bumps the version in the same transaction, so the next call anywhere loads the new
+registry."""
+
+from rewards_service.bounded import BoundedCache
+from rewards_service.domain.errors import AlreadyExists, NotFound
+from rewards_service.domain.ids import new_id
+from rewards_service.domain.issuance import digest
+from rewards_service.domain.pagination import PageRequest
+from rewards_service.domain.registries import (
+    EMPTY,
+    FieldRule,
+    Registry,
+    check_field_definition,
+    check_status_definition,
+)
+from rewards_service.domain.validation import Violations, check_request_id
+from rewards_service.services.catalog import _create_once
+from rewards_service.store import queries
+from rewards_service.store.db import in_transaction
+from rewards_service.store.models import CustomFieldDef, FulfillmentStatusDef
+
+CACHE_BYTES = 4 * 1024 * 1024
+# program_id -> (registry_version, its registry)
+_registries: BoundedCache[str, tuple[int, Registry]] = BoundedCache(CACHE_BYTES)
+
+
+def registry_of(program_id: str, version: int | None = None) -> Registry:
+    """The program's registry as of the running transaction; `version` is its
+    registry_version when the caller read it already (the issue path reads it with the
+    reward)."""
+    if version is None:
+        version = queries.registry_version(program_id)
+    if not version:
+        return EMPTY
+    cached = _registries.get(program_id)
+    if cached is not None and cached[0] == version:
+        return cached[1]
+    # Read after the version: these rows are at least as new as it, never older.
+    fields = CustomFieldDef.select().where(CustomFieldDef.program == program_id)
+    statuses = FulfillmentStatusDef.select().where(FulfillmentStatusDef.program == program_id)
+    registry = Registry(
+        fields=tuple(sorted((f.key, FieldRule(f.type, f.required)) for f in fields)),
+        statuses=frozenset(s.status for s in statuses),
+    )
+    _registries.put(program_id, (version, registry), registry.size())
+    return registry
+
+
+# Custom fields
+
+
+def create_custom_field(
+    program_id: str, key: str, field_type: int, required: bool, request_id: str
+) -> CustomFieldDef:
+    v = Violations()
+    check_field_definition(v, key, field_type)
+    check_request_id(v, "request_id", request_id)
+    v.raise_if_any()
+
+    def exists() -> AlreadyExists:
+        return AlreadyExists(
+            f"This program already has a custom field {key}.",
+            reason="CUSTOM_FIELD_EXISTS",
+            metadata={"key": key},
+        )
+
+    def create() -> CustomFieldDef:
+        taken = CustomFieldDef.select().where(
+            (CustomFieldDef.program == program_id) & (CustomFieldDef.key == key)
+        )
+        if taken.exists():
+            raise exists()
+        queries.bump_registry_version(program_id)
+        return CustomFieldDef(
+            id=new_id("cfd"), program=program_id, key=key, type=field_type, required=required
+        )
+
+    fingerprint = digest("custom_field", key, field_type, required)
+    return _create_once(
+        CustomFieldDef, program_id, request_id, fingerprint, create, duplicate=exists
+    )
+
+
+def list_custom_fields(program_id: str, page: PageRequest) -> tuple[list[CustomFieldDef], str]:
+    query = CustomFieldDef.select().where(CustomFieldDef.program == program_id)
+    return queries.keyset_page(query, CustomFieldDef.id, page)
+
+
+def delete_custom_field(program_id: str, field_id: str) -> CustomFieldDef:
+    def work() -> CustomFieldDef:
+        row = CustomFieldDef.get_or_none(
+            (CustomFieldDef.id == field_id) & (CustomFieldDef.program == program_id)
+        )
+        if row is None:
+            raise NotFound(
+                f"No custom field {field_id}.",
+                reason="CUSTOM_FIELD_NOT_FOUND",
+                metadata={"id": field_id},
+            )
+        row.delete_instance()
+        queries.bump_registry_version(program_id)
+        return row
+
+    return in_transaction(work)
+
+
+def custom_field_by_key(program_id: str, key: str) -> CustomFieldDef:
+    row = CustomFieldDef.get_or_none(
+        (CustomFieldDef.program == program_id) & (CustomFieldDef.key == key)
+    )
+    if row is None:
+        raise NotFound(
+            f"No custom field {key}.", reason="CUSTOM_FIELD_NOT_FOUND", metadata={"key": key}
+        )
+    return row
+
+
+# Fulfillment statuses
+
+
+def create_fulfillment_status(
+    program_id: str, status: str, request_id: str
+) -> FulfillmentStatusDef:
+    v = Violations()
+    check_status_definition(v, status)
+    check_request_id(v, "request_id", request_id)
+    v.raise_if_any()
+
+    def exists() -> AlreadyExists:
+        return AlreadyExists(
+            f"This program already has a fulfillment status {status}.",
+            reason="FULFILLMENT_STATUS_EXISTS",
+            metadata={"status": status},
+        )
+
+    def create() -> FulfillmentStatusDef:
+        taken = FulfillmentStatusDef.select().where(
+            (FulfillmentStatusDef.program == program_id) & (FulfillmentStatusDef.status == status)
+        )
+        if taken.exists():
+            raise exists()
+        queries.bump_registry_version(program_id)
+        return FulfillmentStatusDef(id=new_id("fst"), program=program_id, status=status)
+
+    fingerprint = digest("fulfillment_status", status)
+    return _create_once(
+        FulfillmentStatusDef, program_id, request_id, fingerprint, create, duplicate=exists
+    )
+
+
+def list_fulfillment_statuses(
+    program_id: str, page: PageRequest
+) -> tuple[list[FulfillmentStatusDef], str]:
+    query = FulfillmentStatusDef.select().where(FulfillmentStatusDef.program == program_id)
+    return queries.keyset_page(query, FulfillmentStatusDef.id, page)
+
+
+def delete_fulfillment_status(program_id: str, status_id: str) -> FulfillmentStatusDef:
+    def work() -> FulfillmentStatusDef:
+        row = FulfillmentStatusDef.get_or_none(
+            (FulfillmentStatusDef.id == status_id) & (FulfillmentStatusDef.program == program_id)
+        )
+        if row is None:
+            raise NotFound(
+                f"No fulfillment status {status_id}.",
+                reason="FULFILLMENT_STATUS_NOT_FOUND",
+                metadata={"id": status_id},
+            )
+        row.delete_instance()
+        queries.bump_registry_version(program_id)
+        return row
+
+    return in_transaction(work)
+
+
+def fulfillment_status_by_name(program_id: str, status: str) -> FulfillmentStatusDef:
+    row = FulfillmentStatusDef.get_or_none(
+        (FulfillmentStatusDef.program == program_id) & (FulfillmentStatusDef.status == status)
+    )
+    if row is None:
+        raise NotFound(
+            f"No fulfillment status {status}.",
+            reason="FULFILLMENT_STATUS_NOT_FOUND",
+            metadata={"status": status},
+        )
+    return row
