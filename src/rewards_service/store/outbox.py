@@ -2,8 +2,8 @@
 and the writer (group_commit.py) writes a group's events just before its COMMIT.
 
 Positions are per program and follow commit order. Before COMMIT the group takes one
-sequencer step per program it touched, in sorted program order:
-`UPDATE event_sequence SET last = last + n ... RETURNING last`. On PostgreSQL that row stays
+sequencer step per program it touched, in sorted program order: an upsert of the program's
+`event_sequence` row that adds n to `last` and returns it. On PostgreSQL that row stays
 locked until COMMIT, so a group of another replica that writes events of the same program
 waits there and gets the next positions only once this group is committed: a reader never
 sees position n + 1 before n. A group takes the sequencer rows last, after every other row
