@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import grpc
 import pytest
@@ -22,11 +23,12 @@ from rewards_client import (
     ref,
 )
 
-from rewards_service.store.db import session
+from rewards_service.store.db import in_transaction, session
+from rewards_service.store.fields import utcnow
 from rewards_service.store.models import Event, Issuance, LedgerEntry
 from tests import factories as f
 from tests.conftest import new_program
-from tests.helpers import make_api, spawn_server
+from tests.helpers import make_api, spawn_server, wait_for_line
 
 pytestmark = pytest.mark.slow
 
@@ -275,3 +277,30 @@ def test_sigterm_ends_open_streams_at_once_and_the_server_exits(store):
         assert server.process.wait(10) == 0
         # Well inside the 10 s grace: an open stream does not hold the shutdown.
         assert time.monotonic() - started < 5
+
+
+def test_the_server_runs_retention_in_the_background(store):
+    issued = new_program("feed-retention")
+    server = spawn_server(store)
+    try:
+        with grpc.insecure_channel(server.address) as channel:
+            api = make_api(channel, issued.program_id, issued.api_key)
+            for _ in range(3):
+                f.reward(api)
+            api.events.AckEvents(events_pb2.AckEventsRequest(consumer="slow", position=2))
+    finally:
+        server.stop()
+    then = utcnow() - timedelta(days=3)
+    with session():
+        in_transaction(
+            lambda: (
+                Event.update(created_at=then).where(Event.program == issued.program_id).execute()
+            )
+        )
+    # The step runs at start: events older than 2 days go, but not the one "slow" still needs.
+    server = spawn_server(store, "--event-retention", "2d")
+    try:
+        wait_for_line(server, '"event":"events_deleted"')
+        assert [p for p, _, _ in stored_events(issued.program_id)] == [3]
+    finally:
+        server.stop()

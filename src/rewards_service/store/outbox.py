@@ -2,8 +2,8 @@
 and the writer (group_commit.py) writes a group's events just before its COMMIT.
 
 Positions are per program and follow commit order. Before COMMIT the group takes one
-sequencer step per program it touched, in sorted program order:
-`UPDATE event_sequence SET last = last + n ... RETURNING last`. On PostgreSQL that row stays
+sequencer step per program it touched, in sorted program order: an upsert of the program's
+`event_sequence` row that adds n to `last` and returns it. On PostgreSQL that row stays
 locked until COMMIT, so a group of another replica that writes events of the same program
 waits there and gets the next positions only once this group is committed: a reader never
 sees position n + 1 before n. A group takes the sequencer rows last, after every other row
@@ -26,7 +26,7 @@ import peewee
 from rewards.v1 import events_pb2
 
 from rewards_service.store import fast
-from rewards_service.store.db import database
+from rewards_service.store.db import database, is_sqlite
 from rewards_service.store.fields import TimestampField, utcnow
 from rewards_service.store.group_commit import record
 from rewards_service.store.models import (
@@ -105,6 +105,12 @@ def write_events(events: list[PendingEvent]) -> None:
     for event in events:
         by_program.setdefault(event.program_id, []).append(event)
     created = _created.db_value(utcnow())
+    if not is_sqlite():
+        for program_id in sorted(by_program):
+            mine = by_program[program_id]
+            for start in range(0, len(mine), _INSERT_ROWS):
+                _step_and_insert(program_id, mine[start : start + _INSERT_ROWS], created)
+        return
     rows: list[object] = []
     for program_id in sorted(by_program):
         mine = by_program[program_id]
@@ -117,6 +123,28 @@ def write_events(events: list[PendingEvent]) -> None:
     for start in range(0, len(rows), _INSERT_ROWS * 5):
         chunk = rows[start : start + _INSERT_ROWS * 5]
         database.execute_sql(_insert_sql(len(chunk) // 5, database.param), chunk)
+
+
+@cache
+def _step_and_insert_sql(rows: int) -> str:
+    values = ", ".join(["(%s, %s, %s)"] * rows)
+    return (
+        'WITH "step" AS (INSERT INTO "event_sequence" ("program_id", "last") VALUES (%s, %s) '
+        'ON CONFLICT ("program_id") DO UPDATE SET "last" = "event_sequence"."last" + %s '
+        'RETURNING "last") '
+        'INSERT INTO "event" ("program_id", "position", "type", "payload", "created_at") '
+        'SELECT %s, "step"."last" - %s + "v"."ord", "v"."type", "v"."payload", %s '
+        f'FROM "step", (VALUES {values}) AS "v"("ord", "type", "payload")'
+    )
+
+
+def _step_and_insert(program_id: str, events: list[PendingEvent], created: int) -> None:
+    """PostgreSQL: the sequencer step and the rows in one statement, one round trip."""
+    n = len(events)
+    params: list[object] = [program_id, n, n, program_id, n, created]
+    for ordinal, event in enumerate(events, 1):
+        params += (ordinal, event.type, event.payload.decode())
+    database.execute_sql(_step_and_insert_sql(n), params)
 
 
 def _stored(position: int, event_type: int, payload: str, created_at: int) -> StoredEvent:
