@@ -14,6 +14,7 @@ a fork.
 """
 
 import contextvars
+import os
 from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
@@ -57,7 +58,13 @@ def enable(endpoint: str, sample_ratio: float, database_system: str) -> None:
     from rewards_service.config import version
 
     _provider = TracerProvider(
-        resource=Resource.create({"service.name": "rewards-service", "service.version": version()}),
+        resource=Resource.create(
+            {
+                "service.name": "rewards-service",
+                "service.version": version(),
+                "process.pid": os.getpid(),  # which worker, with --workers
+            }
+        ),
         sampler=ParentBased(TraceIdRatioBased(sample_ratio)),
     )
     exporter = OTLPSpanExporter(endpoint=endpoint, insecure=endpoint.startswith("http://"))

@@ -187,3 +187,33 @@ def test_without_an_endpoint_no_line_carries_a_trace_id(tmp_path):
         assert server.stop() == 0
     [line] = _rpc_lines(server)["/rewards.v1.RewardCatalog/ListRewards"]
     assert "trace_id" not in line
+
+
+def test_with_workers_each_worker_sends_the_spans_of_its_own_calls(tmp_path):
+    grpc_server, collector, port = _start_collector()
+    server = spawn_server(
+        f"sqlite:///{tmp_path / 'workers.db'}",
+        "--workers",
+        "2",
+        "--otlp-endpoint",
+        f"http://127.0.0.1:{port}",
+    )
+    try:
+        wait_for_line(server, '"event":"serving"', count=2)
+        key = admin_key_of(server)
+        # A new connection each: with 16, both workers are picked but 1 time in 32,768.
+        for _ in range(16):
+            with grpc.insecure_channel(server.address) as channel:
+                make_api(channel, "", key).catalog.ListRewards(catalog_pb2.ListRewardsRequest())
+        wait_for_line(server, '"event":"rpc"', count=16)
+    finally:
+        assert server.stop() == 0
+    try:
+        spans = _wait_for_spans(collector, "rewards.v1.RewardCatalog/ListRewards", count=16)
+    finally:
+        grpc_server.stop(None)
+    entries = [json.loads(line) for line in server.stdout_lines if line.startswith("{")]
+    workers = {e["pid"] for e in entries if e["event"] == "serving"}
+    assert {int(r["process.pid"]) for r in collector.resources} == workers
+    logged = {e["trace_id"] for e in entries if e["event"] == "rpc"}
+    assert logged == {span.trace_id.hex() for span in spans}

@@ -64,13 +64,13 @@ def _nothing(*_args: Any) -> None:
 
 @dataclass
 class WriterHooks:
-    """What the writer reports as it goes, for metrics (server.py sets them); each does
-    nothing until set."""
+    """What the writer reports as it goes, for metrics and tracing (server.py sets them from
+    metrics.py and tracing.py, so the store imports neither); each does nothing until set."""
 
     group_committed: Callable[[int, float], None] = _nothing  # (writes, seconds)
     retried: Callable[[Exception], None] = _nothing  # contention: the group runs again
     gave_up: Callable[[Exception], None] = _nothing  # contention past the retry budget
-    conflict: Callable[[], None] = _nothing  # a unique-key clash between writes
+    conflict: Callable[[], None] = _nothing  # a unique (or other integrity) clash
     # Runs each write in its caller's context, instead of calling it (tracing: a span).
     around_write: Callable[[Callable[[], Any]], Any] | None = None
 
