@@ -182,12 +182,17 @@ def _normalised_identifiers(db: peewee.Database) -> None:
             )
 
 
-def _add_columns(db: peewee.Database, table: str, columns: dict[str, peewee.Field]) -> None:
+def _add_columns(db: peewee.Database, model: type[peewee.Model], names: tuple[str, ...]) -> None:
+    """Model fields as columns of its table, those missing. Their DEFAULTs (models.py) stay in
+    the database, so servers of the release before, which insert rows without these columns,
+    keep working while servers are upgraded one by one."""
     migrator = SchemaMigrator.from_database(db)
+    table = model._meta.table_name
     present = {c.name for c in db.get_columns(table)}
-    for name, field in columns.items():
+    for name in names:
         if name not in present:
-            apply_operations(migrator.add_column(table, name, field))
+            field = model._meta.fields[name]
+            apply_operations(migrator.add_column(table, field.column_name, field))
 
 
 def _event_feed(db: peewee.Database) -> None:
@@ -206,26 +211,15 @@ def _pricing_and_issuers(db: peewee.Database) -> None:
     them (CreateReward and UpdateReward now refuse them on AMOUNT_BASED)."""
     _add_columns(
         db,
-        "reward",
-        {
-            "conversion_ratio": peewee.CharField(max_length=64, null=True),
-            "cost_rounding": peewee.IntegerField(default=0),
-            "payment_options": peewee.TextField(default="[]"),
-            "redemption_unit": peewee.CharField(max_length=32, default=""),
-        },
+        models.Reward,
+        ("conversion_ratio", "cost_rounding", "payment_options", "redemption_unit"),
     )
     _add_columns(
         db,
-        "issuance",
-        {
-            "redemption": peewee.TextField(default="{}"),
-            "manual": peewee.BooleanField(default=False),
-            "issuer_key_id": peewee.CharField(max_length=40, null=True),
-            "issuer_key_name": peewee.CharField(max_length=255, default=""),
-            "source_event_id": peewee.CharField(max_length=128, null=True),
-        },
+        models.Issuance,
+        ("redemption", "manual", "issuer_key_id", "issuer_key_name", "source_event_id"),
     )
-    _add_columns(db, "api_key", {"name": peewee.CharField(max_length=255, default="")})
+    _add_columns(db, models.ApiKey, ("name",))
     db.execute_sql(
         'CREATE INDEX IF NOT EXISTS "issuance_program_id_source_event_id_not_null" '
         'ON "issuance" ("program_id", "source_event_id") WHERE ("source_event_id" IS NOT NULL)'

@@ -27,7 +27,7 @@ class ApiKey(BaseModel):
     program = peewee.ForeignKeyField(Program, backref="api_keys", on_delete="CASCADE")
     role = peewee.CharField(max_length=16)
     # Shown on the issuances the key makes (Capillary's till username); may be empty.
-    name = peewee.CharField(max_length=255, default="")
+    name = peewee.CharField(max_length=255, default="", constraints=[peewee.SQL("DEFAULT ''")])
     # SHA-256 of the secret; the secret itself is shown once and never stored.
     key_hash = peewee.CharField(max_length=64, unique=True)
     created_at = TimestampField(default=utcnow)
@@ -128,10 +128,14 @@ class Reward(BaseModel):
     updated_at = TimestampField(default=utcnow)
     # Pricing beside unit_cost (domain.pricing): a conversion ratio, the rounding of costs,
     # several payment options (a list of PaymentOption dicts) and the amount's unit name.
+    # Columns added after the first release default in the database too (_LATER), so a server
+    # of the release before, which writes rows without them, keeps working during an upgrade.
     conversion_ratio = peewee.CharField(max_length=64, null=True)
-    cost_rounding = peewee.IntegerField(default=0)
-    payment_options = JSONField(default=list)
-    redemption_unit = peewee.CharField(max_length=32, default="")
+    cost_rounding = peewee.IntegerField(default=0, constraints=[peewee.SQL("DEFAULT 0")])
+    payment_options = JSONField(default=list, constraints=[peewee.SQL("DEFAULT '[]'")])
+    redemption_unit = peewee.CharField(
+        max_length=32, default="", constraints=[peewee.SQL("DEFAULT ''")]
+    )
 
     class Meta:
         indexes = (
@@ -211,11 +215,14 @@ class Issuance(BaseModel):
     revoked_at = TimestampField(null=True)
     revoke_reason = peewee.TextField(default="")
     # How it was paid (RedemptionDetails by proto field name, tender included); {} when free.
-    redemption = JSONField(default=dict)
+    # These columns default in the database too: see Reward.conversion_ratio.
+    redemption = JSONField(default=dict, constraints=[peewee.SQL("DEFAULT '{}'")])
     # Issued by an admin past the window, segments and rolling limits.
-    manual = peewee.BooleanField(default=False)
+    manual = peewee.BooleanField(default=False, constraints=[peewee.SQL("DEFAULT FALSE")])
     issuer_key_id = peewee.CharField(max_length=40, null=True)
-    issuer_key_name = peewee.CharField(max_length=255, default="")
+    issuer_key_name = peewee.CharField(
+        max_length=255, default="", constraints=[peewee.SQL("DEFAULT ''")]
+    )
     # NULL when not given, so the partial index below costs nothing for those.
     source_event_id = peewee.CharField(max_length=128, null=True)
     # The drawn code's expiry (UNIQUE_COUPON); None when it has none.
