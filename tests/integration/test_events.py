@@ -142,9 +142,9 @@ def test_code_pool_low_and_exhausted(admin):
     assert pool.low_stock_threshold == 2
     admin.catalog.AddCodes(catalog_pb2.AddCodesRequest(code_pool_id=pool.id, codes=["A", "B", "C"]))
     coupon = f.reward(admin, unique_coupon=catalog_pb2.UniqueCouponConfig(code_pool_id=pool.id))
-    user = f.participant(admin)
+    users = [f.participant(admin) for _ in range(3)]  # one code per participant
     start = last_position(admin)
-    for _ in range(3):
+    for user in users:
         f.issue(admin, coupon.id, user.id)
     pool_events = listed(
         admin,

@@ -199,7 +199,7 @@ def _event_feed(db: peewee.Database) -> None:
     """The outbox, its per-program sequencer and named consumers; code pools get a
     low-stock threshold."""
     db.create_tables([models.Event, models.EventSequence, models.EventConsumer], safe=True)
-    _add_columns(db, "code_pool", {"low_stock_threshold": peewee.BigIntegerField(default=0)})
+    _add_columns(db, models.CodePool, ("low_stock_threshold",))
 
 
 def _pricing_and_issuers(db: peewee.Database) -> None:
