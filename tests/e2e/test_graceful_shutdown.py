@@ -338,7 +338,10 @@ def test_calls_cut_off_by_the_grace_period_leave_nothing_half_written(cut_off):
 
 
 def test_the_process_exits_soon_after_the_grace_period(cut_off):
-    assert cut_off.exited - cut_off.signalled < cut_off.grace + 0.5
+    # Past the grace period the process still stops its writer and exits: 0.1-0.3 s on a
+    # quiet machine, up to 0.93 s measured with both cores busy. Waiting for the cut-off
+    # batches instead would take many seconds.
+    assert cut_off.exited - cut_off.signalled < cut_off.grace + 1.5
 
 
 def test_sigint_drains_like_sigterm(store):

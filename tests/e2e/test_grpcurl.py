@@ -140,11 +140,11 @@ def test_describe_shows_the_reward_message(served):
     [
         ("rewards.v1.ParticipantGroups", "rpc AdjustGroupBalance"),
         ("rewards.v1.ProgramRegistry", "rpc CreateCustomField"),
-        ("rewards.v1.IssueRewardRequest", ".rewards.v1.PayFrom pay_from = 13;"),
+        ("rewards.v1.IssueRewardRequest", ".rewards.v1.PayFrom pay_from = 17;"),
         ("rewards.v1.PayFrom", "PAY_FROM_GROUP = 2;"),
         ("rewards.v1.AddCodesRequest", "repeated .rewards.v1.CodeEntry code_entries = 4;"),
-        ("rewards.v1.CodePool", "int64 expired_count = 8;"),
-        ("rewards.v1.Issuance", ".google.protobuf.Timestamp code_expires_at = 26;"),
+        ("rewards.v1.CodePool", "int64 expired_count = 9;"),
+        ("rewards.v1.Issuance", ".google.protobuf.Timestamp code_expires_at = 32;"),
         ("rewards.v1.CustomFieldType", "CUSTOM_FIELD_TYPE_DATE = 4;"),
     ],
 )
