@@ -5,6 +5,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -92,15 +93,21 @@ def test_the_sdk_consumer(env):
         stderr=subprocess.STDOUT,
         text=True,
     )
+    acked = []
     try:
         lines = [consumer.stdout.readline() for _ in range(2)]
+        # It acknowledges each event after printing it: a restarted consumer would resume
+        # after the last one. Asked (ack_events with 0 moves nothing) until it has, or 30 s.
+        with RewardsClient(env["REWARDS_TARGET"], env["REWARDS_API_KEY"]) as client:
+            deadline = time.monotonic() + 30
+            while not acked or (acked[-1] < 2 and time.monotonic() < deadline):
+                acked.append(client.ack_events("shipper", 0).position)
+                time.sleep(0.05)
     finally:
         consumer.kill()
         consumer.wait()
     assert lines == ["1 EVENT_TYPE_REWARD_CREATED\n", "2 EVENT_TYPE_ISSUANCE_ISSUED\n"]
-    # It acknowledged what it handled: a restarted consumer would resume after it.
-    with RewardsClient(env["REWARDS_TARGET"], env["REWARDS_API_KEY"]) as client:
-        assert client.ack_events("shipper", 0).position == 2
+    assert acked[-1] == 2
 
 
 def test_the_grpcurl_consumer(env):
