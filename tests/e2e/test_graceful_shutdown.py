@@ -211,10 +211,13 @@ def test_sigterm_lets_in_flight_calls_finish_and_refuses_new_ones(store):
     # Stopped while the signal arrives, so that the batches are surely still in flight when
     # the server sees it, however fast they run.
     server.process.send_signal(signal.SIGSTOP)
-    assert _issued_so_far(work.program_id) < BATCHES * BATCH_SIZE // 2
+    issued_when_stopped = _issued_so_far(work.program_id)
     signalled = time.monotonic()
     server.process.send_signal(signal.SIGTERM)
     server.process.send_signal(signal.SIGCONT)
+    # Asserted once the server runs again: a stopped server would hold the database's
+    # writer lock, and every later test on it would wait for ever.
+    assert issued_when_stopped < BATCHES * BATCH_SIZE // 2
 
     watcher.join(10)
     assert [status for _, status in health] == [SERVING, NOT_SERVING]
@@ -300,10 +303,13 @@ def cut_off(store) -> CutOff:
     # Stopped while the signal arrives, so that the batches are surely still in flight when
     # the server sees it, however fast they run.
     server.process.send_signal(signal.SIGSTOP)
-    assert _issued_so_far(work.program_id) < BATCHES * BATCH_SIZE // 2
+    issued_when_stopped = _issued_so_far(work.program_id)
     signalled = time.monotonic()
     server.process.send_signal(signal.SIGTERM)
     server.process.send_signal(signal.SIGCONT)
+    # Asserted once the server runs again: a stopped server would hold the database's
+    # writer lock, and every later test on it would wait for ever.
+    assert issued_when_stopped < BATCHES * BATCH_SIZE // 2
     code = server.process.wait(120)
     exited = time.monotonic()
     for thread in batches:
