@@ -65,9 +65,7 @@ class CodePool(BaseModel):
     request_hash = peewee.CharField(max_length=64, default="")
     created_at = TimestampField(default=utcnow)
     # A CODE_POOL_LOW event when available_count falls below it; 0: none.
-    low_stock_threshold = peewee.BigIntegerField(
-        default=0, constraints=[peewee.SQL("DEFAULT 0")]
-    )
+    low_stock_threshold = peewee.BigIntegerField(default=0, constraints=[peewee.SQL("DEFAULT 0")])
     # Not a column: codes of available_count past their expiry, set by the reads that show it.
     expired_count = 0
 
