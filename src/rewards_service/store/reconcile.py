@@ -32,8 +32,6 @@ from rewards_service.store.models import (
     GroupLedgerEntry,
     Issuance,
     LedgerEntry,
-    Participant,
-    ParticipantGroup,
     Reward,
 )
 
@@ -137,70 +135,51 @@ def _rewards(found: Findings, program_id: str | None) -> None:
 
 
 def _balances(found: Findings, program_id: str | None) -> None:
-    sums = LedgerEntry.select(
-        LedgerEntry.participant,
-        LedgerEntry.asset,
-        peewee.fn.SUM(LedgerEntry.delta).alias("total"),
-        peewee.fn.COUNT(LedgerEntry.id).alias("entries"),
-    ).group_by(LedgerEntry.participant, LedgerEntry.asset)
-    sums = _scoped(sums, LedgerEntry.program, program_id)
-    ledger = {(par, asset): (int(total), n) for par, asset, total, n in sums.tuples()}
-    rows = (
-        Balance.select(
-            Balance.participant,
-            Balance.asset,
-            Balance.available,
-            Balance.lifetime_earned,
-            Balance.lifetime_spent,
-        )
-        .join(Participant)
-        .order_by(Balance.participant, Balance.asset)
-    )
-    rows = _scoped(rows, Participant.program, program_id)
-    count = 0
-    for par, asset, available, earned, spent in rows.tuples():
-        count += 1
-        total, _ = ledger.pop((par, asset), (0, 0))
-        name = f"balance {par}/{asset}"
-        if available != total:
-            found.problems.append(f"{name}: available {available} but its entries sum to {total}")
-        if available != earned - spent:
-            found.problems.append(
-                f"{name}: available {available} but earned {earned} - spent {spent}"
-            )
-        if available < 0:
-            found.problems.append(f"{name}: negative ({available})")
-    for (par, asset), (_, entries) in sorted(ledger.items()):
-        found.problems.append(f"{entries} ledger entries of {par}/{asset} have no balance")
-    found.checked["balances"] = count
+    _accounts(found, program_id, LedgerEntry.participant, Balance.participant, "", "balances")
 
 
 def _group_balances(found: Findings, program_id: str | None) -> None:
-    sums = GroupLedgerEntry.select(
-        GroupLedgerEntry.group,
-        GroupLedgerEntry.asset,
-        peewee.fn.SUM(GroupLedgerEntry.delta).alias("total"),
-        peewee.fn.COUNT(GroupLedgerEntry.id).alias("entries"),
-    ).group_by(GroupLedgerEntry.group, GroupLedgerEntry.asset)
-    sums = _scoped(sums, GroupLedgerEntry.program, program_id)
-    ledger = {(grp, asset): (int(total), n) for grp, asset, total, n in sums.tuples()}
-    rows = (
-        GroupBalance.select(
-            GroupBalance.group,
-            GroupBalance.asset,
-            GroupBalance.available,
-            GroupBalance.lifetime_earned,
-            GroupBalance.lifetime_spent,
-        )
-        .join(ParticipantGroup)
-        .order_by(GroupBalance.group, GroupBalance.asset)
+    _accounts(
+        found, program_id, GroupLedgerEntry.group, GroupBalance.group, "group ", "group_balances"
     )
-    rows = _scoped(rows, ParticipantGroup.program, program_id)
+
+
+def _accounts(
+    found: Findings,
+    program_id: str | None,
+    entry_owner: peewee.ForeignKeyField,
+    balance_owner: peewee.ForeignKeyField,
+    label: str,
+    checked: str,
+) -> None:
+    """Each balance of one kind of owner (participants, groups) == the sum of its entries ==
+    lifetime_earned - lifetime_spent, >= 0; and no entries without a balance."""
+    entry, balance, owner = entry_owner.model, balance_owner.model, balance_owner.rel_model
+    sums = entry.select(
+        entry_owner,
+        entry.asset,
+        peewee.fn.SUM(entry.delta).alias("total"),
+        peewee.fn.COUNT(entry.id).alias("entries"),
+    ).group_by(entry_owner, entry.asset)
+    sums = _scoped(sums, entry.program, program_id)
+    ledger = {(who, asset): (int(total), n) for who, asset, total, n in sums.tuples()}
+    rows = (
+        balance.select(
+            balance_owner,
+            balance.asset,
+            balance.available,
+            balance.lifetime_earned,
+            balance.lifetime_spent,
+        )
+        .join(owner)
+        .order_by(balance_owner, balance.asset)
+    )
+    rows = _scoped(rows, owner.program, program_id)
     count = 0
-    for grp, asset, available, earned, spent in rows.tuples():
+    for who, asset, available, earned, spent in rows.tuples():
         count += 1
-        total, _ = ledger.pop((grp, asset), (0, 0))
-        name = f"group balance {grp}/{asset}"
+        total, _ = ledger.pop((who, asset), (0, 0))
+        name = f"{label}balance {who}/{asset}"
         if available != total:
             found.problems.append(f"{name}: available {available} but its entries sum to {total}")
         if available != earned - spent:
@@ -209,9 +188,9 @@ def _group_balances(found: Findings, program_id: str | None) -> None:
             )
         if available < 0:
             found.problems.append(f"{name}: negative ({available})")
-    for (grp, asset), (_, entries) in sorted(ledger.items()):
-        found.problems.append(f"{entries} ledger entries of group {grp}/{asset} have no balance")
-    found.checked["group_balances"] = count
+    for (who, asset), (_, entries) in sorted(ledger.items()):
+        found.problems.append(f"{entries} ledger entries of {label}{who}/{asset} have no balance")
+    found.checked[checked] = count
 
 
 def _codes(found: Findings, program_id: str | None) -> None:
