@@ -70,6 +70,17 @@ def test_a_savepoint_that_ran_nothing_costs_nothing(db):
     assert _rows(db) == [1]
 
 
+def test_a_refusal_before_any_statement_leaves_the_transaction_usable(db):
+    with db.atomic():
+        with pytest.raises(ValueError), db.atomic():
+            raise ValueError("refused before any statement")
+        assert db.transaction_usable()  # its BEGIN still waits: nothing was lost
+        _insert(db, 1)
+        with pytest.raises(peewee.IntegrityError):
+            _insert(db, 1)  # outside any savepoint: the transaction is aborted
+        assert not db.transaction_usable()
+
+
 def test_a_transaction_that_ran_nothing_reaches_no_server(db):
     with db.atomic(), db.atomic():
         pass

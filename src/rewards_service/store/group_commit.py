@@ -34,7 +34,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import peewee
-from psycopg2.extensions import TRANSACTION_STATUS_INTRANS
 
 from rewards_service.domain.errors import Unavailable
 
@@ -385,8 +384,7 @@ class GroupCommit:
         connection = self._database.connection()
         if isinstance(connection, sqlite3.Connection):
             return connection.in_transaction
-        # PostgreSQL: an error outside any savepoint leaves the transaction aborted.
-        return connection.get_transaction_status() == TRANSACTION_STATUS_INTRANS
+        return self._database.transaction_usable()  # store/postgres.py
 
     @staticmethod
     def _fail(group: list[_Write], error: BaseException) -> None:

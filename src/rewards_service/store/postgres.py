@@ -13,6 +13,7 @@ transaction that never sent a statement is neither committed nor rolled back.
 import threading
 
 from playhouse.pool import PooledPostgresqlDatabase
+from psycopg2.extensions import TRANSACTION_STATUS_INTRANS
 
 _DEFERRED = ("SAVEPOINT ", "RELEASE SAVEPOINT ")
 _ROLLBACK_TO = "ROLLBACK TO SAVEPOINT "
@@ -58,6 +59,13 @@ class PostgresDatabase(PooledPostgresqlDatabase):
             sql = "; ".join(s.rstrip(";") for s in [*waiting, sql])
             waiting.clear()
         return super().execute_sql(sql, params)
+
+    def transaction_usable(self) -> bool:
+        """Whether the open transaction can go on after a write failed: one whose BEGIN still
+        waits has lost nothing; on the server, an error outside any savepoint aborts it."""
+        if any(s.startswith("BEGIN") for s in self._waiting()):
+            return True
+        return self.connection().get_transaction_status() == TRANSACTION_STATUS_INTRANS
 
     def _end(self) -> bool:
         """Forget what waits; whether the transaction ever reached the server."""
