@@ -36,13 +36,14 @@ CODE_RE = re.compile(r"^[\x21-\x7e]{1,128}$")
 INSERT_BATCH = 500
 
 
-def _create_once(
+def create_once(
     model, program_id: str, request_id: str, fingerprint: str, create, duplicate=None, event=None
 ):
     """AIP-155 create of the unsaved row that `create()` makes. With a request_id, a retry
     returns the first result, even when it raced the original; the same request_id with other
     fields is IDEMPOTENCY_KEY_REUSED. `duplicate` is the error of a clash on another key;
-    `event` the type of the event a create records."""
+    `event` the type of the event a create records. Every create of a program-owned
+    resource (catalog, groups, registries) goes through it."""
 
     def earlier():
         if not request_id:
@@ -139,7 +140,7 @@ def create_reward(program_id: str, spec: rules.RewardSpec, request_id: str) -> R
         return row
 
     fingerprint = digest("reward", _fingerprinted(spec))
-    return _create_once(
+    return create_once(
         Reward, program_id, request_id, fingerprint, create, event=events.EVENT_TYPE_REWARD_CREATED
     )
 
@@ -304,7 +305,7 @@ def create_asset(program_id: str, code: str, name: str, scale: int, request_id: 
         )
 
     fingerprint = digest("asset", code, name, scale)
-    return _create_once(Asset, program_id, request_id, fingerprint, create, duplicate=exists)
+    return create_once(Asset, program_id, request_id, fingerprint, create, duplicate=exists)
 
 
 def get_asset(program_id: str, asset_id: str) -> Asset:
@@ -340,7 +341,7 @@ def create_code_pool(
     # The threshold joins the digest only when set, so earlier pools' retries still match.
     extra = (low_stock_threshold,) if low_stock_threshold else ()
     fingerprint = digest("code_pool", name, description, *extra)
-    return _create_once(CodePool, program_id, request_id, fingerprint, create)
+    return create_once(CodePool, program_id, request_id, fingerprint, create)
 
 
 def get_code_pool(program_id: str, pool_id: str) -> CodePool:

@@ -19,7 +19,7 @@ from rewards_service.domain.validation import (
     parse_amount,
     to_minor,
 )
-from rewards_service.services.catalog import _create_once
+from rewards_service.services.catalog import create_once
 from rewards_service.services.participants import resolve
 from rewards_service.services.replay import Once
 from rewards_service.store import ledger, queries
@@ -80,7 +80,7 @@ def create_group(
         return ParticipantGroup(id=new_id("grp"), program=program_id, name=name, metadata=metadata)
 
     fingerprint = digest("group", name, sorted(metadata.items()))
-    return _create_once(ParticipantGroup, program_id, request_id, fingerprint, create)
+    return create_once(ParticipantGroup, program_id, request_id, fingerprint, create)
 
 
 def get_group(program_id: str, group_id: str) -> ParticipantGroup:

@@ -20,7 +20,7 @@ from rewards_service.domain.registries import (
     check_status_definition,
 )
 from rewards_service.domain.validation import Violations, check_request_id
-from rewards_service.services.catalog import _create_once
+from rewards_service.services.catalog import create_once
 from rewards_service.store import queries
 from rewards_service.store.db import in_transaction
 from rewards_service.store.models import CustomFieldDef, FulfillmentStatusDef
@@ -82,7 +82,7 @@ def create_custom_field(
         )
 
     fingerprint = digest("custom_field", key, field_type, required)
-    return _create_once(
+    return create_once(
         CustomFieldDef, program_id, request_id, fingerprint, create, duplicate=exists
     )
 
@@ -149,7 +149,7 @@ def create_fulfillment_status(
         return FulfillmentStatusDef(id=new_id("fst"), program=program_id, status=status)
 
     fingerprint = digest("fulfillment_status", status)
-    return _create_once(
+    return create_once(
         FulfillmentStatusDef, program_id, request_id, fingerprint, create, duplicate=exists
     )
 
