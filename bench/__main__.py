@@ -428,7 +428,7 @@ def event_feed(tmp: Path, threads, *, seconds: float, count: int, rate: int) -> 
             for server in (off, on) if i % 2 == 0 else (on, off):
                 runs[server.label].append(measure(server, ISSUE_H2LOAD, seconds=seconds))
                 print(_line(server.label, ISSUE_H2LOAD, runs[server.label][-1]), flush=True)
-        cost = _ratios(runs[on.label], [run["rps"] for run in runs[off.label]])
+        cost = _ratios(runs[on.label], runs[off.label])
         print(f"IssueReward req/s, events on / off: {_ratio_cell(cost)}", flush=True)
         lag = events.event_lag(on.target, on.key, on.ids, rate=rate, seconds=max(seconds, 5))
         print(
