@@ -37,11 +37,22 @@ class ExpiryField(TimestampField):
         return None if value is None or value >= self.NEVER else super().python_value(value)
 
 
+# One encoder for every write: json.dumps with options builds a new one per call.
+_encode_json = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode
+
+
 class JSONField(peewee.TextField):
     """Small structured values (config, segments, metadata) kept with their row."""
 
     def db_value(self, value: object) -> str | None:
-        return None if value is None else json.dumps(value, separators=(",", ":"), sort_keys=True)
+        if value is None:
+            return None
+        # Most rows hold empty metadata and history: skip the encoder for those.
+        if value == {}:
+            return "{}"
+        if value == []:
+            return "[]"
+        return _encode_json(value)
 
     def python_value(self, value: str | None) -> object:
         if value is None:
