@@ -912,7 +912,10 @@ class ListIssuancesResponse(_message.Message):
     """Token of the next page; empty on the last page."""
     @_builtins.property
     def issuances(self) -> _containers.RepeatedCompositeFieldContainer[Global___Issuance]:
-        """The page of issuances, newest first."""
+        """The page of issuances, newest first. With a filter other than participant, each page
+        looks at the next 5,000 issuances only: a page may hold fewer than page_size, even none,
+        and still have a next_page_token. Follow the token until it is empty.
+        """
 
     def __init__(
         self,

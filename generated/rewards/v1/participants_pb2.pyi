@@ -294,7 +294,10 @@ class ListParticipantsResponse(_message.Message):
     """Token of the next page; empty on the last page."""
     @_builtins.property
     def participants(self) -> _containers.RepeatedCompositeFieldContainer[Global___Participant]:
-        """The page of participants."""
+        """The page of participants. With segment, each page looks at the next 5,000 participants
+        only: a page may hold fewer than page_size, even none, and still have a
+        next_page_token. Follow the token until it is empty.
+        """
 
     def __init__(
         self,

@@ -647,6 +647,7 @@ def list_issuances(
     query = Issuance.select().where(Issuance.program == program_id)
     if participant is not None:
         query = query.where(Issuance.participant == resolve(program_id, participant).id)
+    unfiltered = query
     if reward_id:
         query = query.where(Issuance.reward == reward_id)
     if status:
@@ -663,7 +664,8 @@ def list_issuances(
         query = query.where(Issuance.source_event_id == source_event_id)
     if action_code:
         query = query.where(Issuance.action_code == action_code)
-    return queries.keyset_page(query, Issuance.id, page, descending=True)
+    scope = None if query is unfiltered else unfiltered  # filtered: bounded pages
+    return queries.keyset_page(query, Issuance.id, page, descending=True, scope=scope)
 
 
 def claim_issuance(program_id: str, issuance_id: str) -> Issuance:

@@ -126,9 +126,11 @@ def list_participants(
         query = query.where(Participant.email == email)
     if mobile:
         query = query.where(Participant.mobile == mobile)
+    scope = None
     if segment:
-        query = query.where(queries.mentions_segment(segment))
-    rows, token = queries.keyset_page(query, Participant.id, page)
+        # Matched by text (no index): bounded pages.
+        scope, query = query, query.where(queries.mentions_segment(segment))
+    rows, token = queries.keyset_page(query, Participant.id, page, scope=scope)
     if segment:
         rows = [
             r

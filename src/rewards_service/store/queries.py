@@ -124,20 +124,47 @@ def find_by_request_id(model: type[M], program_id: str, request_id: str) -> M | 
     return fast.select_one(model, text, program_id, request_id)
 
 
+# A filtered page examines at most this many rows of its collection. A filter that matches
+# rarely then returns a short page, even an empty one, with a token to go on (AIP-158 allows
+# it), instead of reading a whole collection of millions of rows in one call.
+SCAN_ROWS = 5000
+
+
 def keyset_page(
-    query: peewee.ModelSelect, key: peewee.Field, page: PageRequest, *, descending: bool = False
+    query: peewee.ModelSelect,
+    key: peewee.Field,
+    page: PageRequest,
+    *,
+    descending: bool = False,
+    scope: peewee.ModelSelect | None = None,
 ) -> tuple[list, str]:
     """One page ordered by a time-ordered id or a sequence; stable when rows are inserted
-    between pages."""
+    between pages. `scope` is the whole collection when `query` filters it further: the page
+    then looks at the next SCAN_ROWS rows of the scope only."""
+    after = None
     if page.after is not None:
         after = key.adapt(page.after)  # the token holds it as text
         query = query.where(key < after if descending else key > after)
+    edge = None if scope is None else _scan_edge(scope, key, after, descending)
+    if edge is not None:
+        query = query.where(key >= edge if descending else key <= edge)
     rows = fast.run_select(query.order_by(key.desc() if descending else key).limit(page.size + 1))
     rows.sort(key=attrgetter(key.name), reverse=descending)  # run_select promises no order
     has_more = len(rows) > page.size
     rows = rows[: page.size]
+    if not has_more and edge is not None:  # the scope goes on past what this page looked at
+        return rows, next_token(page, str(edge), True)
     last = str(getattr(rows[-1], key.name)) if rows else None
     return rows, next_token(page, last, has_more)
+
+
+def _scan_edge(scope: peewee.ModelSelect, key: peewee.Field, after, descending: bool):
+    """The key of the scope's SCAN_ROWS-th row after `after`; None when fewer are left."""
+    if after is not None:
+        scope = scope.where(key < after if descending else key > after)
+    ordered = scope.select(key).order_by(key.desc() if descending else key)
+    found = ordered.limit(1).offset(SCAN_ROWS - 1).tuples().first()
+    return found[0] if found else None
 
 
 def reward_spec(row: Reward) -> rules.RewardSpec:

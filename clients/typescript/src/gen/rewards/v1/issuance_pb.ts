@@ -932,7 +932,9 @@ export const ListIssuancesRequestSchema: GenMessage<ListIssuancesRequest> = /*@_
  */
 export type ListIssuancesResponse = Message<"rewards.v1.ListIssuancesResponse"> & {
   /**
-   * The page of issuances, newest first.
+   * The page of issuances, newest first. With a filter other than participant, each page
+   * looks at the next 5,000 issuances only: a page may hold fewer than page_size, even none,
+   * and still have a next_page_token. Follow the token until it is empty.
    *
    * @generated from field: repeated rewards.v1.Issuance issuances = 1;
    */

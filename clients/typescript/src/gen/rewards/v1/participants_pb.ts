@@ -330,7 +330,9 @@ export const ListParticipantsRequestSchema: GenMessage<ListParticipantsRequest> 
  */
 export type ListParticipantsResponse = Message<"rewards.v1.ListParticipantsResponse"> & {
   /**
-   * The page of participants.
+   * The page of participants. With segment, each page looks at the next 5,000 participants
+   * only: a page may hold fewer than page_size, even none, and still have a
+   * next_page_token. Follow the token until it is empty.
    *
    * @generated from field: repeated rewards.v1.Participant participants = 1;
    */
