@@ -3,13 +3,15 @@ rarely (or never) answers quickly with a short page and a token to go on (AIP-15
 reading every row of the program in one call. Following the tokens still finds every match,
 in order, exactly once."""
 
-from rewards.v1 import common_pb2, issuance_pb2, participants_pb2
+from rewards.v1 import common_pb2, events_pb2, issuance_pb2, participants_pb2
 
+from rewards_service.services import events
 from rewards_service.store import queries
 from tests import factories as f
 
 SCAN = 25
 IS = common_pb2.IssuanceStatus
+E = events_pb2.EventType
 
 
 def _pages(fetch) -> list[list]:
@@ -105,3 +107,55 @@ def test_a_rare_segment_is_found_through_short_pages(admin, monkeypatch):
     assert {p.id for page in pages for p in page} == members
     assert sum(len(page) for page in pages) == 2
     assert len(pages) == 3  # 60 participants, 25 looked at per page
+
+
+def _rare_event_feed(api) -> list[int]:
+    """60 balance changes around two revokes: the positions of the two revoke events."""
+    reward = f.reward(api)
+    user = f.participant(api).id
+    first = f.issue(api, reward.id, user).issuance.id
+    points = f.asset(api)
+    for _ in range(30):
+        f.fund(api, user, points.id, "1")
+    second = f.issue(api, reward.id, user).issuance.id
+    for _ in range(30):
+        f.fund(api, user, points.id, "1")
+    f.revoke(api, first)
+    f.revoke(api, second)
+    revoked = api.events.ListEvents(
+        events_pb2.ListEventsRequest(page_size=1000, types=[E.EVENT_TYPE_ISSUANCE_REVOKED])
+    )
+    return [e.position for e in revoked.events]
+
+
+def test_a_rare_event_type_is_listed_through_short_pages(admin, monkeypatch):
+    wanted = _rare_event_feed(admin)
+    assert len(wanted) == 2
+    monkeypatch.setattr(events, "SCAN_EVENTS", SCAN)
+
+    def fetch(token):
+        page = admin.events.ListEvents(
+            events_pb2.ListEventsRequest(
+                page_size=10, page_token=token, types=[E.EVENT_TYPE_ISSUANCE_REVOKED]
+            )
+        )
+        return [e.position for e in page.events], page.next_page_token
+
+    pages = _pages(fetch)
+
+    assert [p for page in pages for p in page] == wanted
+    # 66 events, 25 positions looked at per page; both revokes come last.
+    assert [len(page) for page in pages] == [0, 0, 2]
+
+
+def test_a_watch_with_a_rare_type_goes_through_the_whole_feed(admin, monkeypatch):
+    wanted = _rare_event_feed(admin)
+    monkeypatch.setattr(events, "SCAN_EVENTS", SCAN)
+    stream = admin.events.WatchEvents(
+        events_pb2.WatchEventsRequest(types=[E.EVENT_TYPE_ISSUANCE_REVOKED])
+    )
+    try:
+        seen = [next(stream).event.position for _ in wanted]
+    finally:
+        stream.cancel()
+    assert seen == wanted

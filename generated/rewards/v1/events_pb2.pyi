@@ -290,7 +290,10 @@ class ListEventsResponse(_message.Message):
     """Token of the next page; empty on the last page."""
     @_builtins.property
     def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___Event]:
-        """The page of events, oldest first."""
+        """The page of events, oldest first. With types, each page looks at the next 5,000
+        positions only: a page may hold fewer than page_size, even none, and still have a
+        next_page_token. Follow the token until it is empty.
+        """
 
     def __init__(
         self,

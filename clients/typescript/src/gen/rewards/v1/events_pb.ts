@@ -245,7 +245,9 @@ export const ListEventsRequestSchema: GenMessage<ListEventsRequest> = /*@__PURE_
  */
 export type ListEventsResponse = Message<"rewards.v1.ListEventsResponse"> & {
   /**
-   * The page of events, oldest first.
+   * The page of events, oldest first. With types, each page looks at the next 5,000
+   * positions only: a page may hold fewer than page_size, even none, and still have a
+   * next_page_token. Follow the token until it is empty.
    *
    * @generated from field: repeated rewards.v1.Event events = 1;
    */
