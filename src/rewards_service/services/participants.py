@@ -25,7 +25,7 @@ from rewards_service.domain.validation import (
     to_minor,
 )
 from rewards_service.services.replay import Once
-from rewards_service.store import fast, ledger, queries
+from rewards_service.store import ledger, queries
 from rewards_service.store.db import in_transaction
 from rewards_service.store.fields import utcnow
 from rewards_service.store.models import LedgerEntry, Participant
@@ -54,9 +54,7 @@ def resolve(program_id: str, ref: ParticipantRef) -> Participant:
     """id and external_id are unique; email and mobile may be shared and then are ambiguous.
     Identifiers are looked up in the normalised form they are stored in."""
     ref = normalised_ref(ref)
-    # ref.kind is one of the four identifier columns (checked by the caller), never user text.
-    text = f'SELECT * FROM "participant" WHERE "program_id" = ? AND "{ref.kind}" = ? LIMIT 2'
-    found = fast.select_all(Participant, text, program_id, ref.value)
+    found = queries.participants_with(program_id, ref.kind, ref.value, limit=2)
     if not found:
         raise NotFound(
             f"No participant with {ref.kind} {ref.value!r}.",
