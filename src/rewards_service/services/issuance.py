@@ -42,12 +42,12 @@ from rewards_service.domain.registries import EMPTY, check_custom_fields, check_
 from rewards_service.domain.validation import MAX_MINOR_UNITS, Violations, check_text
 from rewards_service.services import groups, registries
 from rewards_service.services.participants import resolve, same_participant
-from rewards_service.services.records import emit
 from rewards_service.services.replay import Once
 from rewards_service.store import ledger, queries
 from rewards_service.store.db import RowKey, in_transaction, session, write
 from rewards_service.store.fields import utcnow
 from rewards_service.store.models import Code, CodePool, Issuance, Reward
+from rewards_service.store.outbox import emit
 
 S = common.RewardStatus
 T = common.RewardType

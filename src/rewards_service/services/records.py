@@ -17,7 +17,6 @@ from rewards_service.store.models import (
     ParticipantGroup,
     Reward,
 )
-from rewards_service.store.outbox import emit
 from rewards_service.store.queries import asset_scale
 
 __all__ = [
@@ -34,7 +33,6 @@ __all__ = [
     "Reward",
     "asset_scale",
     "change_token",
-    "emit",
     "memoized",
     "session",
 ]
