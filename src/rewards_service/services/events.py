@@ -6,18 +6,18 @@ committed before it (store/outbox.py), so the second read sees them all.
 """
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from rewards.v1 import events_pb2
 
 from rewards_service.domain.errors import FailedPrecondition, ResourceExhausted
 from rewards_service.domain.pagination import PageRequest, next_token
 from rewards_service.domain.validation import Violations, check_request_id
+from rewards_service.services.scaled import Scaled, scaled
 from rewards_service.store import outbox
 from rewards_service.store.db import in_transaction
 from rewards_service.store.fields import utcnow
 
-StoredEvent = outbox.StoredEvent
 # A stream's bell, rung by this process's writer when the program commits events.
 waiter = outbox.waiter
 forget = outbox.forget
@@ -29,9 +29,21 @@ RETENTION_BATCH = 1_000
 MAX_CONSUMERS = 100
 
 
+@dataclass(frozen=True, slots=True)
+class Event:
+    position: int
+    type: int
+    created_at: datetime
+    record: Scaled  # the row it is about (an issuance, a reward...) as of the event
+
+
+def _events(found: list[outbox.StoredEvent]) -> list[Event]:
+    return [Event(e.position, e.type, e.created_at, scaled(e.row)) for e in found]
+
+
 @dataclass(frozen=True)
 class Page:
-    events: list[outbox.StoredEvent]
+    events: list[Event]
     # Where the next read starts: past every event read, and past the positions skipped by
     # the types filter up to the committed position the read saw.
     position: int
@@ -57,20 +69,20 @@ def read(program_id: str, after: int, types: frozenset[int], limit: int) -> Page
     committed = outbox.last_position(program_id)
     found = outbox.read_events(program_id, after, committed, types, limit)
     if len(found) == limit:
-        return Page(found, found[-1].position, True)
-    return Page(found, max(after, committed), False)
+        return Page(_events(found), found[-1].position, True)
+    return Page(_events(found), max(after, committed), False)
 
 
 def list_events(
     program_id: str, after: int, types: frozenset[int], page: PageRequest
-) -> tuple[list[outbox.StoredEvent], str]:
+) -> tuple[list[Event], str]:
     start = max(after, int(page.after)) if page.after is not None else after
     committed = outbox.last_position(program_id)
     found = outbox.read_events(program_id, start, committed, types, page.size + 1)
     has_more = len(found) > page.size
     found = found[: page.size]
     last = str(found[-1].position) if found else None
-    return found, next_token(page, last, has_more)
+    return _events(found), next_token(page, last, has_more)
 
 
 def start_position(program_id: str, after: int, consumer: str) -> int:
