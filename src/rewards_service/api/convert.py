@@ -22,9 +22,9 @@ from rewards_service.services.records import (
     LedgerEntry,
     Participant,
     Reward,
-    asset_scale,
     memoized,
 )
+from rewards_service.services.scaled import Scaled
 
 # Timestamp's own valid range (0001-01-01 .. 9999-12-31).
 _MIN_SECONDS, _MAX_SECONDS = -62_135_596_800, 253_402_300_799
@@ -207,8 +207,9 @@ def balance_out(view: BalanceView) -> participants_pb2.Balance:
     )
 
 
-def ledger_entry_out(row: LedgerEntry) -> participants_pb2.LedgerEntry:
-    scale = asset_scale(row.asset_id)
+def ledger_entry_out(found: Scaled[LedgerEntry]) -> participants_pb2.LedgerEntry:
+    row = found.row
+    scale = found.scale(row.asset_id)
     return participants_pb2.LedgerEntry(
         id=row.id,
         participant_id=row.participant_id,
@@ -251,7 +252,7 @@ def issue_request_in(v: Violations, msg: issuance_pb2.IssueRewardRequest) -> Iss
     )
 
 
-def _redemption_out(row: Issuance) -> issuance_pb2.RedemptionDetails | None:
+def _redemption_out(row: Issuance, cost_scale: int) -> issuance_pb2.RedemptionDetails | None:
     details = row.redemption
     if not details:
         return None
@@ -262,24 +263,28 @@ def _redemption_out(row: Issuance) -> issuance_pb2.RedemptionDetails | None:
         conversion_ratio=details["conversion_ratio"],
         redemption_value=details["redemption_value"],
         redemption_unit=details["redemption_unit"],
-        points=_asset_amount(row.cost_asset_id, row.cost_amount),
+        points=_asset_amount(row.cost_asset_id, row.cost_amount, cost_scale),
         tender=issuance_pb2.Tender(**tender) if tender else None,
     )
 
 
-def _asset_amount(asset_id: str | None, units: int) -> common_pb2.AssetAmount | None:
+def _asset_amount(asset_id: str | None, units: int, scale: int) -> common_pb2.AssetAmount | None:
     if not asset_id:
         return None
-    amount = format_amount(units, asset_scale(asset_id))
-    return common_pb2.AssetAmount(asset_id=asset_id, amount=amount)
+    return common_pb2.AssetAmount(asset_id=asset_id, amount=format_amount(units, scale))
 
 
 def _from_iso(text: str) -> timestamp_pb2.Timestamp | None:
     return timestamp_out(datetime.fromisoformat(text))
 
 
+def issuance_out(found: Scaled[Issuance]) -> issuance_pb2.Issuance:
+    row = found.row
+    return _issuance_out(row, found.scale(row.cost_asset_id), found.scale(row.credit_asset_id))
+
+
 @memoized
-def issuance_out(row: Issuance) -> issuance_pb2.Issuance:
+def _issuance_out(row: Issuance, cost_scale: int, credit_scale: int) -> issuance_pb2.Issuance:
     snapshot = issuance_pb2.RewardSnapshot(name=row.reward_snapshot.get("name", ""))
     kind = row.reward_snapshot.get("kind")
     if kind:
@@ -292,8 +297,8 @@ def issuance_out(row: Issuance) -> issuance_pb2.Issuance:
         status=row.status,
         quantity=row.quantity,
         amount=row.amount,
-        cost=_asset_amount(row.cost_asset_id, row.cost_amount),
-        credit=_asset_amount(row.credit_asset_id, row.credit_amount),
+        cost=_asset_amount(row.cost_asset_id, row.cost_amount, cost_scale),
+        credit=_asset_amount(row.credit_asset_id, row.credit_amount, credit_scale),
         coupon_code=row.coupon_code,
         reward_snapshot=snapshot,
         action_code=row.action_code,
@@ -315,7 +320,7 @@ def issuance_out(row: Issuance) -> issuance_pb2.Issuance:
         claimed_at=timestamp_out(row.claimed_at),
         revoked_at=timestamp_out(row.revoked_at),
         revoke_reason=row.revoke_reason,
-        redemption_details=_redemption_out(row),
+        redemption_details=_redemption_out(row, cost_scale),
         manual=bool(row.manual),
         issuer_key_id=row.issuer_key_id or "",
         issuer_key_name=row.issuer_key_name,

@@ -33,19 +33,19 @@ POLL_SECONDS = 0.5
 MAX_WATCHES_PER_PROGRAM = 64
 
 
-def event_out(stored: events.StoredEvent) -> events_pb2.Event:
+def event_out(stored: events.Event) -> events_pb2.Event:
     event = events_pb2.Event(
         position=stored.position,
         type=stored.type,
         created_at=convert.timestamp_out(stored.created_at),
     )
-    row = stored.row
+    row = stored.record.row
     if isinstance(row, Issuance):
-        event.issuance.CopyFrom(convert.issuance_out(row))
+        event.issuance.CopyFrom(convert.issuance_out(stored.record))
     elif isinstance(row, Reward):
         event.reward.CopyFrom(convert.reward_out(row))
     elif isinstance(row, LedgerEntry):
-        event.ledger_entry.CopyFrom(convert.ledger_entry_out(row))
+        event.ledger_entry.CopyFrom(convert.ledger_entry_out(stored.record))
     elif isinstance(row, CodePool):
         event.code_pool.CopyFrom(convert.code_pool_out(row))
     return event

@@ -7,12 +7,8 @@ from rewards_service.auth import caller
 from rewards_service.domain.validation import Violations, format_amount
 from rewards_service.services import groups
 from rewards_service.services.groups import GroupBalanceView
-from rewards_service.services.records import (
-    GroupLedgerEntry,
-    GroupMember,
-    ParticipantGroup,
-    asset_scale,
-)
+from rewards_service.services.records import GroupLedgerEntry, GroupMember, ParticipantGroup
+from rewards_service.services.scaled import Scaled
 
 
 def group_out(row: ParticipantGroup) -> groups_pb2.Group:
@@ -42,8 +38,9 @@ def balance_out(view: GroupBalanceView) -> groups_pb2.GroupBalance:
     )
 
 
-def entry_out(row: GroupLedgerEntry) -> groups_pb2.GroupLedgerEntry:
-    scale = asset_scale(row.asset_id)
+def entry_out(found: Scaled[GroupLedgerEntry]) -> groups_pb2.GroupLedgerEntry:
+    row = found.row
+    scale = found.scale(row.asset_id)
     return groups_pb2.GroupLedgerEntry(
         id=row.id,
         group_id=row.group_id,

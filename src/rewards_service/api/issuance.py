@@ -21,9 +21,9 @@ MAX_ANSWER_BYTES = MAX_MESSAGE_BYTES - 64
 def _batch_result(outcome) -> issuance_pb2.BatchIssueRewardsResult:
     if isinstance(outcome, RewardsError):
         return issuance_pb2.BatchIssueRewardsResult(error=to_status_proto(outcome))
-    row, replay = outcome
+    found, replay = outcome
     return issuance_pb2.BatchIssueRewardsResult(
-        issuance=convert.issuance_out(row), idempotent_replay=replay
+        issuance=convert.issuance_out(found), idempotent_replay=replay
     )
 
 
@@ -34,9 +34,9 @@ def _size_in_batch(result: issuance_pb2.BatchIssueRewardsResult) -> int:
 
 
 def _issue_answer(outcome) -> issuance_pb2.IssueRewardResponse:
-    row, replay = outcome
+    found, replay = outcome
     return issuance_pb2.IssueRewardResponse(
-        issuance=convert.issuance_out(row), idempotent_replay=replay
+        issuance=convert.issuance_out(found), idempotent_replay=replay
     )
 
 
@@ -107,13 +107,13 @@ class RewardIssuanceServicer(issuance_pb2_grpc.RewardIssuanceServicer):
         )
         program_id = who.program_id
         try:
-            row, replay = issuance.grant_custom_reward(program_id, grant)
+            found, replay = issuance.grant_custom_reward(program_id, grant)
         except RewardsError as error:
             metrics.issue_failed(error.reason)
             raise
-        metrics.issued(row.type, replay)
+        metrics.issued(found.row.type, replay)
         return issuance_pb2.GrantCustomRewardResponse(
-            issuance=convert.issuance_out(row),
+            issuance=convert.issuance_out(found),
             idempotent_replay=replay,
         )
 

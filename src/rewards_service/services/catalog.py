@@ -21,12 +21,12 @@ from rewards_service.domain.validation import (
     check_text,
     parse_amount,
 )
-from rewards_service.services.records import emit
 from rewards_service.services.replay import Once
 from rewards_service.store import queries
 from rewards_service.store.db import Conflict, in_transaction
 from rewards_service.store.fields import utcnow
 from rewards_service.store.models import Asset, CodePool, Reward
+from rewards_service.store.outbox import emit
 
 S = common.RewardStatus
 ASSET_CODE_RE = re.compile(r"^[A-Z][A-Z0-9_]{0,31}$")

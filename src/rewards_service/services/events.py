@@ -6,18 +6,18 @@ committed before it (store/outbox.py), so the second read sees them all.
 """
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from rewards.v1 import events_pb2
 
 from rewards_service.domain.errors import FailedPrecondition, ResourceExhausted
 from rewards_service.domain.pagination import PageRequest, next_token
 from rewards_service.domain.validation import Violations, check_request_id
+from rewards_service.services.scaled import Scaled, scaled
 from rewards_service.store import outbox
 from rewards_service.store.db import in_transaction
 from rewards_service.store.fields import utcnow
 
-StoredEvent = outbox.StoredEvent
 # A stream's bell, rung by this process's writer when the program commits events.
 waiter = outbox.waiter
 forget = outbox.forget
@@ -31,9 +31,21 @@ SCAN_EVENTS = 5_000
 MAX_CONSUMERS = 100
 
 
+@dataclass(frozen=True, slots=True)
+class Event:
+    position: int
+    type: int
+    created_at: datetime
+    record: Scaled  # the row it is about (an issuance, a reward...) as of the event
+
+
+def _events(found: list[outbox.StoredEvent]) -> list[Event]:
+    return [Event(e.position, e.type, e.created_at, scaled(e.row)) for e in found]
+
+
 @dataclass(frozen=True)
 class Page:
-    events: list[outbox.StoredEvent]
+    events: list[Event]
     # Where the next read starts: past every event read, and past the positions skipped by
     # the types filter up to the committed position the read saw.
     position: int
@@ -67,13 +79,13 @@ def read(program_id: str, after: int, types: frozenset[int], limit: int) -> Page
     upto = _window_end(after, committed, types)
     found = outbox.read_events(program_id, after, upto, types, limit)
     if len(found) == limit:
-        return Page(found, found[-1].position, True)
-    return Page(found, max(after, upto), upto < committed)
+        return Page(_events(found), found[-1].position, True)
+    return Page(_events(found), max(after, upto), upto < committed)
 
 
 def list_events(
     program_id: str, after: int, types: frozenset[int], page: PageRequest
-) -> tuple[list[outbox.StoredEvent], str]:
+) -> tuple[list[Event], str]:
     start = max(after, int(page.after)) if page.after is not None else after
     committed = outbox.last_position(program_id)
     upto = _window_end(start, committed, types)
@@ -81,9 +93,9 @@ def list_events(
     has_more = len(found) > page.size
     found = found[: page.size]
     if not has_more and upto < committed:  # the filter looked at part of the feed only
-        return found, next_token(page, str(upto), True)
+        return _events(found), next_token(page, str(upto), True)
     last = str(found[-1].position) if found else None
-    return found, next_token(page, last, has_more)
+    return _events(found), next_token(page, last, has_more)
 
 
 def start_position(program_id: str, after: int, consumer: str) -> int:

@@ -22,6 +22,7 @@ from rewards_service.domain.validation import (
 from rewards_service.services.catalog import create_once
 from rewards_service.services.participants import resolve
 from rewards_service.services.replay import Once
+from rewards_service.services.scaled import Scaled, scaled, scaled_page
 from rewards_service.store import ledger, queries
 from rewards_service.store.db import in_transaction
 from rewards_service.store.models import GroupLedgerEntry, GroupMember, ParticipantGroup
@@ -32,7 +33,7 @@ K = common.LedgerEntryKind
 GROUP_TABLE = ParticipantGroup._meta.table_name
 
 
-@dataclass
+@dataclass(frozen=True)
 class GroupBalanceView:
     group_id: str
     asset_id: str
@@ -161,20 +162,20 @@ def get_group_balance(program_id: str, group_id: str, asset_id: str) -> GroupBal
 
 def list_group_ledger_entries(
     program_id: str, group_id: str, asset_id: str, page: PageRequest
-) -> tuple[list[GroupLedgerEntry], str]:
+) -> tuple[list[Scaled[GroupLedgerEntry]], str]:
     group = _get(program_id, group_id)
     query = GroupLedgerEntry.select().where(GroupLedgerEntry.group == group.id)
     if asset_id:
         # One account: in commit order, by its sequence.
         asset = queries.get_asset(program_id, asset_id)
         query = query.where(GroupLedgerEntry.asset == asset.id)
-        return queries.keyset_page(query, GroupLedgerEntry.seq, page, descending=True)
-    return queries.keyset_page(query, GroupLedgerEntry.id, page, descending=True)
+        return scaled_page(queries.keyset_page(query, GroupLedgerEntry.seq, page, descending=True))
+    return scaled_page(queries.keyset_page(query, GroupLedgerEntry.id, page, descending=True))
 
 
 def adjust_group_balance(
     program_id: str, group_id: str, asset_id: str, delta: str, reason: str, request_id: str
-) -> tuple[GroupLedgerEntry, GroupBalanceView, bool]:
+) -> tuple[Scaled[GroupLedgerEntry], GroupBalanceView, bool]:
     v = Violations()
     check_text(v, "group_id", group_id, max_len=128, required=True)
     check_text(v, "asset_id", asset_id, max_len=128, required=True)
@@ -215,8 +216,9 @@ def adjust_group_balance(
 
     def answer(
         entry: GroupLedgerEntry, replayed: bool
-    ) -> tuple[GroupLedgerEntry, GroupBalanceView, bool]:
-        scale = queries.asset_scale(entry.asset_id)
-        return entry, _view(entry.group_id, entry.asset_id, scale), replayed
+    ) -> tuple[Scaled[GroupLedgerEntry], GroupBalanceView, bool]:
+        found = scaled(entry)
+        scale = found.scale(entry.asset_id)
+        return found, _view(entry.group_id, entry.asset_id, scale), replayed
 
     return Once(request_id, earlier, post, answer, locks=[(GROUP_TABLE, group_id)]).run()

@@ -42,19 +42,20 @@ from rewards_service.domain.registries import EMPTY, check_custom_fields, check_
 from rewards_service.domain.validation import MAX_MINOR_UNITS, Violations, check_text
 from rewards_service.services import groups, registries
 from rewards_service.services.participants import resolve, same_participant
-from rewards_service.services.records import emit
 from rewards_service.services.replay import Once
+from rewards_service.services.scaled import Scaled, scaled, scaled_page
 from rewards_service.store import ledger, queries
 from rewards_service.store.db import RowKey, in_transaction, session, write
 from rewards_service.store.fields import utcnow
 from rewards_service.store.models import Code, CodePool, Issuance, Reward
+from rewards_service.store.outbox import emit
 
 S = common.RewardStatus
 T = common.RewardType
 IS = common.IssuanceStatus
 K = common.LedgerEntryKind
 
-Outcome = tuple[Issuance, bool]  # (issuance, idempotent_replay)
+Outcome = tuple[Scaled[Issuance], bool]  # (issuance, idempotent_replay)
 R = TypeVar("R")
 
 
@@ -108,7 +109,7 @@ def _issue_once(
         request.request_id,
         earlier,
         lambda: _issue(program_id, request),
-        lambda row, replayed: answer((row, replayed)),
+        lambda row, replayed: answer((scaled(row), replayed)),
         # Its reward's row is the one every issue of that reward waits on.
         locks=[("reward", request.reward_id), *(locks or [])],
     )
@@ -607,7 +608,7 @@ def grant_custom_reward(program_id: str, request: GrantRequest) -> Outcome:
         request.client_reference,
         lambda: _replay(program_id, request.client_reference, request, ref),
         create,
-        lambda row, replayed: (row, replayed),
+        lambda row, replayed: (scaled(row), replayed),
     ).run()
 
 
@@ -626,8 +627,8 @@ def _get(program_id: str, issuance_id: str, *, for_update: bool = False) -> Issu
     return row
 
 
-def get_issuance(program_id: str, issuance_id: str) -> Issuance:
-    return _get(program_id, issuance_id)
+def get_issuance(program_id: str, issuance_id: str) -> Scaled[Issuance]:
+    return scaled(_get(program_id, issuance_id))
 
 
 def list_issuances(
@@ -643,7 +644,7 @@ def list_issuances(
     issuer_key_id: str = "",
     source_event_id: str = "",
     action_code: str = "",
-) -> tuple[list[Issuance], str]:
+) -> tuple[list[Scaled[Issuance]], str]:
     query = Issuance.select().where(Issuance.program == program_id)
     if participant is not None:
         query = query.where(Issuance.participant == resolve(program_id, participant).id)
@@ -665,10 +666,10 @@ def list_issuances(
     if action_code:
         query = query.where(Issuance.action_code == action_code)
     scope = None if query is unfiltered else unfiltered  # filtered: bounded pages
-    return queries.keyset_page(query, Issuance.id, page, descending=True, scope=scope)
+    return scaled_page(queries.keyset_page(query, Issuance.id, page, descending=True, scope=scope))
 
 
-def claim_issuance(program_id: str, issuance_id: str) -> Issuance:
+def claim_issuance(program_id: str, issuance_id: str) -> Scaled[Issuance]:
     def work() -> Issuance:
         row = _get(program_id, issuance_id, for_update=True)
         if check_claim(row.status):
@@ -678,10 +679,10 @@ def claim_issuance(program_id: str, issuance_id: str) -> Issuance:
             emit(program_id, events.EVENT_TYPE_ISSUANCE_CLAIMED, row)
         return row
 
-    return in_transaction(work)
+    return scaled(in_transaction(work))
 
 
-def revoke_issuance(program_id: str, issuance_id: str, reason: str) -> Issuance:
+def revoke_issuance(program_id: str, issuance_id: str, reason: str) -> Scaled[Issuance]:
     v = Violations()
     check_text(v, "reason", reason, max_len=1000)
     v.raise_if_any()
@@ -718,7 +719,7 @@ def revoke_issuance(program_id: str, issuance_id: str, reason: str) -> Issuance:
         emit(program_id, events.EVENT_TYPE_ISSUANCE_REVOKED, row)
         return row
 
-    return in_transaction(work)
+    return scaled(in_transaction(work))
 
 
 def _release_stock(row: Issuance) -> None:
@@ -740,7 +741,9 @@ def _release_stock(row: Issuance) -> None:
         queries.set_reward_status(Reward.id == reward.id, status)
 
 
-def update_fulfillment(program_id: str, issuance_id: str, status: str, note: str) -> Issuance:
+def update_fulfillment(
+    program_id: str, issuance_id: str, status: str, note: str
+) -> Scaled[Issuance]:
     v = Violations()
     check_text(v, "status", status, max_len=64, required=True)
     check_text(v, "note", note, max_len=1000)
@@ -760,4 +763,4 @@ def update_fulfillment(program_id: str, issuance_id: str, status: str, note: str
         emit(program_id, events.EVENT_TYPE_ISSUANCE_FULFILLMENT_UPDATED, row)
         return row
 
-    return in_transaction(work)
+    return scaled(in_transaction(work))

@@ -25,7 +25,8 @@ from rewards_service.domain.validation import (
     to_minor,
 )
 from rewards_service.services.replay import Once
-from rewards_service.store import fast, ledger, queries
+from rewards_service.services.scaled import Scaled, scaled, scaled_page
+from rewards_service.store import ledger, queries
 from rewards_service.store.db import in_transaction
 from rewards_service.store.fields import utcnow
 from rewards_service.store.models import LedgerEntry, Participant
@@ -33,7 +34,7 @@ from rewards_service.store.models import LedgerEntry, Participant
 K = common.LedgerEntryKind
 
 
-@dataclass
+@dataclass(frozen=True)
 class BalanceView:
     participant_id: str
     asset_id: str
@@ -54,9 +55,7 @@ def resolve(program_id: str, ref: ParticipantRef) -> Participant:
     """id and external_id are unique; email and mobile may be shared and then are ambiguous.
     Identifiers are looked up in the normalised form they are stored in."""
     ref = normalised_ref(ref)
-    # ref.kind is one of the four identifier columns (checked by the caller), never user text.
-    text = f'SELECT * FROM "participant" WHERE "program_id" = ? AND "{ref.kind}" = ? LIMIT 2'
-    found = fast.select_all(Participant, text, program_id, ref.value)
+    found = queries.participants_with(program_id, ref.kind, ref.value, limit=2)
     if not found:
         raise NotFound(
             f"No participant with {ref.kind} {ref.value!r}.",
@@ -158,14 +157,14 @@ def get_balance(program_id: str, ref: ParticipantRef, asset_id: str) -> BalanceV
 
 def list_ledger_entries(
     program_id: str, ref: ParticipantRef, asset_id: str, page: PageRequest
-) -> tuple[list[LedgerEntry], str]:
+) -> tuple[list[Scaled[LedgerEntry]], str]:
     participant = resolve(program_id, ref)
     query = LedgerEntry.select().where(LedgerEntry.participant == participant.id)
     if asset_id:
         # One account: in commit order, by its sequence.
         query = query.where(LedgerEntry.asset == queries.get_asset(program_id, asset_id).id)
-        return queries.keyset_page(query, LedgerEntry.seq, page, descending=True)
-    return queries.keyset_page(query, LedgerEntry.id, page, descending=True)
+        return scaled_page(queries.keyset_page(query, LedgerEntry.seq, page, descending=True))
+    return scaled_page(queries.keyset_page(query, LedgerEntry.id, page, descending=True))
 
 
 def adjust_balance(
@@ -175,7 +174,7 @@ def adjust_balance(
     delta: str,
     reason: str,
     request_id: str,
-) -> tuple[LedgerEntry, BalanceView, bool]:
+) -> tuple[Scaled[LedgerEntry], BalanceView, bool]:
     v = Violations()
     check_ref(v, "participant", ref)
     check_text(v, "asset_id", asset_id, max_len=128, required=True)
@@ -214,8 +213,9 @@ def adjust_balance(
             field="delta",
         )
 
-    def answer(entry: LedgerEntry, replayed: bool) -> tuple[LedgerEntry, BalanceView, bool]:
-        asset = entry.asset
-        return entry, _view(entry.participant_id, asset.id, asset.scale), replayed
+    def answer(entry: LedgerEntry, replayed: bool) -> tuple[Scaled[LedgerEntry], BalanceView, bool]:
+        found = scaled(entry)
+        scale = found.scale(entry.asset_id)
+        return found, _view(entry.participant_id, entry.asset_id, scale), replayed
 
     return Once(request_id, earlier, post, answer).run()

@@ -64,7 +64,7 @@ class _Stored:
         self.data = data
         # (name, converter, stored text) of the JSON columns, parsed again per row.
         self.json = json
-        self.built: dict[Callable, object] = {}
+        self.built: dict[tuple, object] = {}
 
 
 def _cost(values: tuple) -> int:
@@ -115,17 +115,18 @@ def is_unchanged(row: peewee.Model) -> bool:
     return stored is not None and row.__data__ == stored.data
 
 
-def memoized(build: Callable[[M], R]) -> Callable[[M], R]:
-    """`build` for rows read unchanged is computed once per stored row. What it returns is
-    shared between calls, so callers must not mutate it."""
+def memoized(build: Callable[..., R]) -> Callable[..., R]:
+    """`build(row, *args)` for rows read unchanged is computed once per stored row and
+    (hashable) args. What it returns is shared between calls, so callers must not mutate it."""
 
-    def cached(row: M) -> R:
+    def cached(row: M, *args: object) -> R:
         if not is_unchanged(row):
-            return build(row)
+            return build(row, *args)
         built = row._stored.built
-        if build not in built:
-            built[build] = build(row)
-        return built[build]
+        key = (build, *args)
+        if key not in built:
+            built[key] = build(row, *args)
+        return built[key]
 
     return cached
 

@@ -13,6 +13,7 @@ from rewards.v1 import common_pb2 as common
 from rewards_service.domain import rewards as rules
 from rewards_service.domain.errors import NotFound
 from rewards_service.domain.pagination import PageRequest, next_token
+from rewards_service.domain.participants import REF_KINDS
 from rewards_service.store import fast, outbox
 from rewards_service.store.db import is_sqlite
 from rewards_service.store.fields import utcnow
@@ -122,6 +123,14 @@ def find_by_request_id(model: type[M], program_id: str, request_id: str) -> M | 
     table = model._meta.table_name
     text = f'SELECT * FROM "{table}" WHERE "program_id" = ? AND "request_id" = ? LIMIT 1'
     return fast.select_one(model, text, program_id, request_id)
+
+
+def participants_with(program_id: str, column: str, value: str, *, limit: int) -> list[Participant]:
+    """Up to `limit` participants of the program whose identifier `column` holds `value`."""
+    if column not in REF_KINDS:  # it is written into the SQL: one of ours, never caller text
+        raise ValueError(f"not a participant identifier column: {column!r}")
+    text = f'SELECT * FROM "participant" WHERE "program_id" = ? AND "{column}" = ? LIMIT ?'
+    return fast.select_all(Participant, text, program_id, value, limit)
 
 
 # A filtered page examines at most this many rows of its collection. A filter that matches
