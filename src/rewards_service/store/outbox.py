@@ -31,6 +31,7 @@ from rewards_service.store.fields import TimestampField, utcnow
 from rewards_service.store.group_commit import record
 from rewards_service.store.models import (
     CodePool,
+    GroupLedgerEntry,
     Issuance,
     LedgerEntry,
     Reward,
@@ -51,6 +52,7 @@ PAYLOAD_MODEL: dict[int, type[peewee.Model]] = {
     E.EVENT_TYPE_CODE_POOL_LOW: CodePool,
     E.EVENT_TYPE_CODE_POOL_EXHAUSTED: CodePool,
     E.EVENT_TYPE_CUSTOM_GRANTED: Issuance,
+    E.EVENT_TYPE_GROUP_BALANCE_CHANGED: GroupLedgerEntry,
 }
 
 # Rows per INSERT: 5 parameters each, well under SQLite's limit of 32766.
