@@ -54,7 +54,9 @@ class _EventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventType.V
     EVENT_TYPE_CODE_POOL_LOW: _EventType.ValueType  # 9
     """A code pool's available codes fell below its low_stock_threshold (payload: code_pool)."""
     EVENT_TYPE_CODE_POOL_EXHAUSTED: _EventType.ValueType  # 10
-    """A code pool's last code was issued (payload: code_pool)."""
+    """A code pool's last code was issued, or an issue found every code left expired (its
+    rewards then turn OUT_OF_STOCK) (payload: code_pool).
+    """
     EVENT_TYPE_CUSTOM_GRANTED: _EventType.ValueType  # 11
     """GrantCustomReward granted a custom reward (payload: issuance)."""
     EVENT_TYPE_GROUP_BALANCE_CHANGED: _EventType.ValueType  # 12
@@ -88,7 +90,9 @@ EVENT_TYPE_BALANCE_CHANGED: EventType.ValueType  # 8
 EVENT_TYPE_CODE_POOL_LOW: EventType.ValueType  # 9
 """A code pool's available codes fell below its low_stock_threshold (payload: code_pool)."""
 EVENT_TYPE_CODE_POOL_EXHAUSTED: EventType.ValueType  # 10
-"""A code pool's last code was issued (payload: code_pool)."""
+"""A code pool's last code was issued, or an issue found every code left expired (its
+rewards then turn OUT_OF_STOCK) (payload: code_pool).
+"""
 EVENT_TYPE_CUSTOM_GRANTED: EventType.ValueType  # 11
 """GrantCustomReward granted a custom reward (payload: issuance)."""
 EVENT_TYPE_GROUP_BALANCE_CHANGED: EventType.ValueType  # 12

@@ -403,7 +403,8 @@ export enum EventType {
   CODE_POOL_LOW = 9,
 
   /**
-   * A code pool's last code was issued (payload: code_pool).
+   * A code pool's last code was issued, or an issue found every code left expired (its
+   * rewards then turn OUT_OF_STOCK) (payload: code_pool).
    *
    * @generated from enum value: EVENT_TYPE_CODE_POOL_EXHAUSTED = 10;
    */
