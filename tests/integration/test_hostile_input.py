@@ -1240,3 +1240,34 @@ def test_a_nul_in_one_batch_item_fails_that_item_alone(admin):
     assert [info.reason for info in infos] == ["VALIDATION_FAILED"]
     assert [v.field for b in bad_requests for v in b.field_violations] == ["notes"]
     assert f.get_reward(admin, reward.id).redeemed_count == 2
+
+
+def test_hostile_event_feed_requests_are_refused_cleanly(admin):
+    f.reward(admin)
+    e = events_pb2
+    ack, listing = admin.events.AckEvents, admin.events.ListEvents
+    refusals = {
+        "long consumer": lambda: ack(e.AckEventsRequest(consumer="c" * 3_000_000, position=1)),
+        "NUL consumer": lambda: ack(e.AckEventsRequest(consumer="a\x00b", position=1)),
+        "negative position": lambda: ack(e.AckEventsRequest(consumer="c", position=-1)),
+        "position not reached": lambda: ack(e.AckEventsRequest(consumer="c", position=2**63 - 1)),
+        "unknown type": lambda: listing(e.ListEventsRequest(types=[2**31 - 1])),
+        "negative page size": lambda: listing(e.ListEventsRequest(page_size=-(2**31))),
+        "garbage token": lambda: listing(e.ListEventsRequest(page_token="\x00" * 5000)),
+        "unknown type in a watch": lambda: next(
+            admin.events.WatchEvents(e.WatchEventsRequest(types=[-5]), timeout=TIMEOUT)
+        ),
+    }
+    for name, call in refusals.items():
+        code, reason = refused_cleanly(admin, call)
+        assert code in {
+            grpc.StatusCode.INVALID_ARGUMENT,
+            grpc.StatusCode.FAILED_PRECONDITION,
+        }, (name, code, reason)
+    # Past the message size limit: refused by the transport before any of our code.
+    with pytest.raises(grpc.RpcError) as caught:
+        ack(e.AckEventsRequest(consumer="c" * (10 * 1024 * 1024), position=1), timeout=TIMEOUT)
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    # The largest page size is clamped; a position past the end lists nothing.
+    assert len(listing(e.ListEventsRequest(page_size=2**31 - 1)).events) == 1
+    assert not listing(e.ListEventsRequest(after_position=2**63 - 1)).events
