@@ -22,12 +22,18 @@ def watched(api, after: int, count: int) -> list[events_pb2.Event]:
         stream.cancel()
 
 
-def test_each_group_balance_movement_has_its_event_in_order(admin):
+def household(admin):
+    """(points, a reward costing 10 of them, a group, its member)."""
     points = f.asset(admin)
     reward = f.reward(admin, cost_asset_id=points.id, unit_cost="10")
     home = make_group(admin)
     member = f.participant(admin)
     add(admin, home.id, member.id)
+    return points, reward, home, member
+
+
+def test_each_group_balance_movement_has_its_event_in_order(admin):
+    points, reward, home, member = household(admin)
     before = listed(admin)[-1].position
 
     topped = adjust(admin, home.id, points.id, "25.00", reason="top up", request_id="adj-1")
@@ -67,11 +73,7 @@ def test_each_group_balance_movement_has_its_event_in_order(admin):
 
 
 def test_a_refused_or_replayed_group_movement_records_no_event(admin):
-    points = f.asset(admin)
-    reward = f.reward(admin, cost_asset_id=points.id, unit_cost="10")
-    home = make_group(admin)
-    member = f.participant(admin)
-    add(admin, home.id, member.id)
+    points, reward, home, member = household(admin)
     f.fund(admin, member.id, points.id, "100.00")  # the member could pay: the group cannot
     adjust(admin, home.id, points.id, "5.00", request_id="adj-1")
     before = listed(admin)
