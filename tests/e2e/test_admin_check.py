@@ -93,11 +93,12 @@ def test_check_finds_each_kind_of_drift(url):
             home = api.groups.CreateGroup(
                 groups_pb2.CreateGroupRequest(group=groups_pb2.Group(name="Home"))
             )
-            api.groups.AdjustGroupBalance(
-                groups_pb2.AdjustGroupBalanceRequest(
-                    group_id=home.id, asset_id=points.id, delta="20"
+            for delta in ("20", "-5"):
+                topped = api.groups.AdjustGroupBalance(
+                    groups_pb2.AdjustGroupBalanceRequest(
+                        group_id=home.id, asset_id=points.id, delta=delta
+                    )
                 )
-            )
     finally:
         assert server.stop() == 0
 
@@ -108,7 +109,7 @@ def test_check_finds_each_kind_of_drift(url):
         "balances": 1,
         "group_balances": 1,
         "code_pools": 1,
-        "events": 5,  # 4 issuances and 1 ledger entry, each with its event
+        "events": 7,  # 4 issuances, 1 ledger entry and 2 group entries, each with its event
     }
     text = admin(url, "check", "--program", pid)
     assert text.returncode == 0 and text.stdout.strip().endswith(": ok")
@@ -156,7 +157,7 @@ def test_check_finds_each_kind_of_drift(url):
             '"lifetime_earned" = "lifetime_earned" - 3 WHERE "group_id" = %s',
             home.id,
         ),
-        expect=f"group balance {home.id}/{points.id}: available 23 but its entries sum to 20",
+        expect=f"group balance {home.id}/{points.id}: available 18 but its entries sum to 15",
     )
     drift(
         'UPDATE "issuance" SET "coupon_code" = %s WHERE "id" = %s',
@@ -199,6 +200,15 @@ def test_check_finds_each_kind_of_drift(url):
             f"%{first.id}%",
         ),
         expect=f"issuance {first.id} has no event",
+    )
+    drift(
+        'UPDATE "event" SET "type" = 7 WHERE "type" = 12 AND "payload" LIKE %s',
+        f"%{topped.entry.id}%",
+        undo=(
+            'UPDATE "event" SET "type" = 12 WHERE "type" = 7 AND "payload" LIKE %s',
+            f"%{topped.entry.id}%",
+        ),
+        expect=f"group_ledger_entry {topped.entry.id} has no event",
     )
     drift(
         'UPDATE "code_pool" SET "available_count" = "available_count" + 1 WHERE "id" = %s',

@@ -3,14 +3,18 @@ issuance shows the drawn code's expiry, pool stats count expired codes, and a po
 codes left have all expired is exhausted until codes that can be drawn are added."""
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import grpc
 from google.protobuf import timestamp_pb2
-from rewards.v1 import catalog_pb2, common_pb2
+from rewards.v1 import catalog_pb2, common_pb2, events_pb2
 
 from tests import factories as f
 from tests.helpers import expect_failure
+from tests.integration.test_events import kinds, last_position, listed
+
+E = events_pb2.EventType
 
 
 def _ts(moment: datetime) -> timestamp_pb2.Timestamp:
@@ -136,3 +140,87 @@ def test_a_bad_expiry_or_code_entry_is_invalid_argument_and_adds_nothing(admin):
     failure = expect_failure(admin.catalog.AddCodes, late)
     assert "expires_at" in failure.violations
     assert f.get_pool(admin, pool.id).total_count == 0
+
+
+def _pool_events(api, after: int) -> list[events_pb2.Event]:
+    kinds = [
+        E.EVENT_TYPE_CODE_POOL_LOW,
+        E.EVENT_TYPE_CODE_POOL_EXHAUSTED,
+        E.EVENT_TYPE_REWARD_STATUS_CHANGED,
+    ]
+    return listed(api, after=after, types=kinds)
+
+
+def test_a_pool_exhausted_by_expiry_has_the_events_of_a_drained_one(admin):
+    """Drained by draws or by expiry, the pool says EXHAUSTED and then its reward turns
+    OUT_OF_STOCK; restocked, the reward turns ACTIVE. Expiry does not move available_count,
+    so it brings no LOW."""
+    drained = f.code_pool(admin, ["D-1"])
+    drained_coupon = _coupon(admin, drained.id)
+    start = last_position(admin)
+    f.issue(admin, drained_coupon.id, f.participant(admin).id)
+    ordinary = _pool_events(admin, start)
+    assert kinds(ordinary) == ["CODE_POOL_EXHAUSTED", "REWARD_STATUS_CHANGED"]
+
+    soon = datetime.now(UTC) + timedelta(seconds=1)
+    pool = admin.catalog.CreateCodePool(
+        catalog_pb2.CreateCodePoolRequest(
+            code_pool=catalog_pb2.CodePool(name="expiring", low_stock_threshold=2)
+        )
+    )
+    _add(admin, pool.id, codes=["LIVE-1"])
+    _add(admin, pool.id, codes=["SOON-1", "SOON-2", "SOON-3"], expires_at=soon)
+    reward = _coupon(admin, pool.id)
+    start = last_position(admin)
+    drawn = [f.issue(admin, reward.id, f.participant(admin).id).issuance for _ in range(2)]
+    assert [i.coupon_code for i in drawn] == ["SOON-1", "SOON-2"]  # expiring first go first
+    time.sleep(max(0.0, (soon - datetime.now(UTC)).total_seconds()) + 0.05)
+    f.issue(admin, reward.id, f.participant(admin).id)  # LIVE-1, the last live code
+    # available_count fell to 1, below the threshold: LOW, counting the expired code.
+    [low] = _pool_events(admin, start)
+    assert low.type == E.EVENT_TYPE_CODE_POOL_LOW
+    assert (low.code_pool.available_count, low.code_pool.expired_count) == (1, 1)
+    start = low.position
+    failure = expect_failure(f.issue, admin, reward.id, f.participant(admin).id)
+    assert failure.reason == "CODE_POOL_EXHAUSTED"
+    found = _pool_events(admin, start)
+    assert kinds(found) == kinds(ordinary)
+    exhausted, status = found
+    assert exhausted.code_pool.id == pool.id
+    assert (exhausted.code_pool.available_count, exhausted.code_pool.expired_count) == (1, 1)
+    assert status.position == exhausted.position + 1  # in the same write
+    assert (status.reward.id, status.reward.status) == (
+        reward.id,
+        common_pb2.REWARD_STATUS_OUT_OF_STOCK,
+    )
+    # Issues that fail again announce nothing more; fresh codes lift OUT_OF_STOCK.
+    expect_failure(f.issue, admin, reward.id, f.participant(admin).id)
+    _add(admin, pool.id, codes=["FRESH"])
+    restocked = _pool_events(admin, status.position)
+    assert [(e.type, e.reward.status) for e in restocked] == [
+        (E.EVENT_TYPE_REWARD_STATUS_CHANGED, common_pb2.REWARD_STATUS_ACTIVE)
+    ]
+
+
+def test_issues_finding_a_pool_dry_together_announce_it_once(admin):
+    soon = datetime.now(UTC) + timedelta(seconds=1)
+    pool = f.code_pool(admin, [])
+    _add(admin, pool.id, codes=["SOON-1"], expires_at=soon)
+    rewards = [_coupon(admin, pool.id) for _ in range(2)]
+    users = [f.participant(admin).id for _ in range(8)]
+    start = last_position(admin)
+    time.sleep(max(0.0, (soon - datetime.now(UTC)).total_seconds()) + 0.05)
+    with ThreadPoolExecutor(8) as workers:
+        failures = list(
+            workers.map(
+                lambda i: expect_failure(f.issue, admin, rewards[i % 2].id, users[i]), range(8)
+            )
+        )
+    assert {x.reason for x in failures} <= {"CODE_POOL_EXHAUSTED", "OUT_OF_STOCK"}
+    found = _pool_events(admin, start)
+    assert sorted(kinds(found)) == [
+        "CODE_POOL_EXHAUSTED",
+        "REWARD_STATUS_CHANGED",
+        "REWARD_STATUS_CHANGED",
+    ]
+    assert found[0].type == E.EVENT_TYPE_CODE_POOL_EXHAUSTED

@@ -19,16 +19,19 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from rewards.v1 import catalog_pb2, common_pb2, issuance_pb2, participants_pb2
+from rewards.v1 import catalog_pb2, common_pb2, events_pb2, issuance_pb2, participants_pb2
 
+from rewards_service.config import Config
 from rewards_service.domain.pagination import filters_digest
-from rewards_service.server import MAX_MESSAGE_BYTES
+from rewards_service.server import MAX_MESSAGE_BYTES, build_server
 from rewards_service.store.db import session
 from rewards_service.store.models import (
     Asset,
     Balance,
     Code,
     CodePool,
+    Event,
+    EventConsumer,
     Issuance,
     LedgerEntry,
     Participant,
@@ -45,6 +48,8 @@ ALLOWED = {
     grpc.StatusCode.ALREADY_EXISTS,
     grpc.StatusCode.ABORTED,
 }
+# A named consumer more than a program may keep is RESOURCE_EXHAUSTED TOO_MANY_CONSUMERS.
+EXTRA_ALLOWED = {"AckEvents": {grpc.StatusCode.RESOURCE_EXHAUSTED}}
 EXAMPLES = int(os.environ.get("REWARDS_HOSTILE_EXAMPLES", "100"))
 TIMEOUT = 30
 # Leaks a caller must never see in an error message.
@@ -336,6 +341,9 @@ def value_for(world: World, fd: FieldDescriptor) -> st.SearchStrategy:
         if name in world.refs:
             return variants(world.refs[name])
         return strings()
+    if fd.type == fd.TYPE_ENUM and _repeated(fd):
+        one = st.one_of(st.sampled_from([v.number for v in fd.enum_type.values]), ints(*INT32))
+        return st.lists(one, max_size=8)
     if fd.type == fd.TYPE_ENUM:
         return st.one_of(st.sampled_from([v.number for v in fd.enum_type.values]), ints(*INT32))
     if fd.type == fd.TYPE_BOOL:
@@ -464,7 +472,9 @@ def build_world(channel: grpc.Channel) -> World:
         "segment": ["tier"],
         "partition": ["gold"],
         "status": ["SHIPPED"],
+        "consumer": ["seen", "fresh"],
     }
+    api.events.AckEvents(events_pb2.AckEventsRequest(consumer="seen", position=1))
     for listing, request in (
         (api.catalog.ListRewards, catalog_pb2.ListRewardsRequest(page_size=1)),
         (api.catalog.ListAssets, catalog_pb2.ListAssetsRequest(page_size=1)),
@@ -472,6 +482,7 @@ def build_world(channel: grpc.Channel) -> World:
             api.issuance.ListIssuances,
             issuance_pb2.ListIssuancesRequest(page_size=1),
         ),
+        (api.events.ListEvents, events_pb2.ListEventsRequest(page_size=1)),
     ):
         world.tokens.append(listing(request).next_page_token)
     for key in ("", "\x00", "zzzz", "rew_" + "z" * 40, "' OR 1=1 --"):
@@ -569,7 +580,19 @@ def _bases(world, rewards, gold, pool, points, fine) -> dict[str, list]:
         )
     ]
     issuance_id = world.ids["issuance"][0]
+    e = events_pb2
+    issued_only = [e.EVENT_TYPE_ISSUANCE_ISSUED, e.EVENT_TYPE_BALANCE_CHANGED]
     return {
+        "WatchEvents": [
+            e.WatchEventsRequest(),
+            e.WatchEventsRequest(after_position=3, types=issued_only),
+            e.WatchEventsRequest(consumer="seen"),
+        ],
+        "ListEvents": [
+            e.ListEventsRequest(page_size=2),
+            e.ListEventsRequest(after_position=2, types=issued_only),
+        ],
+        "AckEvents": [e.AckEventsRequest(consumer="fresh", position=2)],
         "CreateReward": [
             c.CreateRewardRequest(reward=r) for r in (full, amount_based, coupon, shared, entry)
         ],
@@ -676,6 +699,8 @@ def _bases(world, rewards, gold, pool, points, fine) -> dict[str, list]:
 
 
 PROGRAM_TABLES = (Reward, Asset, CodePool, Participant, Issuance, LedgerEntry)
+# Tables keyed by program and another column, in that order.
+PROGRAM_KEYED = ((Event, Event.position), (EventConsumer, EventConsumer.name))
 
 
 def snapshot(program_id: str) -> dict[str, list[tuple]]:
@@ -684,6 +709,9 @@ def snapshot(program_id: str) -> dict[str, list[tuple]]:
     with session():
         for model in PROGRAM_TABLES:
             rows = model.select().where(model.program == program_id).order_by(model.id)
+            state[model.__name__] = list(rows.tuples())
+        for model, key in PROGRAM_KEYED:
+            rows = model.select().where(model.program == program_id).order_by(key)
             state[model.__name__] = list(rows.tuples())
         pools = CodePool.select(CodePool.id).where(CodePool.program == program_id)
         state["Code"] = list(Code.select().where(Code.pool.in_(pools)).order_by(Code.id).tuples())
@@ -707,10 +735,10 @@ class Refused(Exception):
         self.code, self.details = code, details
 
 
-def status_of(error: grpc.RpcError):
+def status_of(error: grpc.RpcError, allowed=frozenset(ALLOWED)):
     """The rich status of a failed call, or Refused when the client cannot read one."""
     code, details = error.code(), error.details() or ""
-    if code not in ALLOWED:
+    if code not in allowed:
         raise Refused(code, details)
     try:
         status = rpc_status.from_call(error)
@@ -752,10 +780,19 @@ class Run:
         self.codes[key] = self.codes.get(key, 0) + 1
 
 
+def first_of_stream(stream):
+    """A stream's first message (an event or a heartbeat): the call was accepted."""
+    try:
+        return next(stream)
+    finally:
+        stream.cancel()
+
+
 def call_once(run: Run, request) -> None:
+    api = run.world.api
     stub = next(
         s
-        for s in (run.world.api.catalog, run.world.api.issuance, run.world.api.participants)
+        for s in (api.catalog, api.issuance, api.participants, api.events)
         if hasattr(s, run.method)
     )
     run.tried += 1
@@ -764,10 +801,13 @@ def call_once(run: Run, request) -> None:
         return f"{run.method}({_short(request)})"
 
     try:
-        response = getattr(stub, run.method)(request, timeout=TIMEOUT)
+        if run.method == "WatchEvents":
+            response = first_of_stream(stub.WatchEvents(request, timeout=TIMEOUT))
+        else:
+            response = getattr(stub, run.method)(request, timeout=TIMEOUT)
     except grpc.RpcError as error:
         try:
-            code, status = status_of(error)
+            code, status = status_of(error, ALLOWED | EXTRA_ALLOWED.get(run.method, set()))
         except Refused as refused:
             known = [n for n, bug in KNOWN_BUGS.items() if bug(run.method, request, refused)]
             assert known, f"{refused} for {where()}"
@@ -798,12 +838,16 @@ def call_once(run: Run, request) -> None:
     run.last = after
 
 
+SWEPT = (
+    (catalog_pb2, "RewardCatalog"),
+    (issuance_pb2, "RewardIssuance"),
+    (participants_pb2, "Participants"),
+    (events_pb2, "Events"),
+)
+
+
 def _request_type(method: str):
-    for module, service in (
-        (catalog_pb2, "RewardCatalog"),
-        (issuance_pb2, "RewardIssuance"),
-        (participants_pb2, "Participants"),
-    ):
+    for module, service in SWEPT:
         found = module.DESCRIPTOR.services_by_name[service].methods_by_name.get(method)
         if found is not None:
             return found.input_type
@@ -812,18 +856,27 @@ def _request_type(method: str):
 
 ALL_METHODS = [
     method.name
-    for module, service in (
-        (catalog_pb2, "RewardCatalog"),
-        (issuance_pb2, "RewardIssuance"),
-        (participants_pb2, "Participants"),
-    )
+    for module, service in SWEPT
     for method in module.DESCRIPTOR.services_by_name[service].methods
 ]
 MAX_REQUEST_BYTES = 2 * 1024 * 1024  # well under the server's limit, tested on its own below
 
 
+@pytest.fixture(scope="module")
+def quick_heartbeats(store):
+    """A server whose idle streams beat at once: an accepted WatchEvents with no event to
+    send answers without waiting the default interval."""
+    config = Config(listen="127.0.0.1:0", database_url=store, threads=8, event_heartbeat=0.05)
+    running = build_server(config)
+    with grpc.insecure_channel(f"127.0.0.1:{running.port}") as quick:
+        yield quick
+    running.stop(grace=1)
+
+
 @pytest.mark.parametrize("method", ALL_METHODS)
-def test_every_field_of_every_rpc_survives_hostile_values(channel, method):
+def test_every_field_of_every_rpc_survives_hostile_values(request, channel, method):
+    if method == "WatchEvents":
+        channel = request.getfixturevalue("quick_heartbeats")
     world = build_world(channel)
     world.method = method
     bases = world.bases[method]
@@ -1187,3 +1240,34 @@ def test_a_nul_in_one_batch_item_fails_that_item_alone(admin):
     assert [info.reason for info in infos] == ["VALIDATION_FAILED"]
     assert [v.field for b in bad_requests for v in b.field_violations] == ["notes"]
     assert f.get_reward(admin, reward.id).redeemed_count == 2
+
+
+def test_hostile_event_feed_requests_are_refused_cleanly(admin):
+    f.reward(admin)
+    e = events_pb2
+    ack, listing = admin.events.AckEvents, admin.events.ListEvents
+    refusals = {
+        "long consumer": lambda: ack(e.AckEventsRequest(consumer="c" * 3_000_000, position=1)),
+        "NUL consumer": lambda: ack(e.AckEventsRequest(consumer="a\x00b", position=1)),
+        "negative position": lambda: ack(e.AckEventsRequest(consumer="c", position=-1)),
+        "position not reached": lambda: ack(e.AckEventsRequest(consumer="c", position=2**63 - 1)),
+        "unknown type": lambda: listing(e.ListEventsRequest(types=[2**31 - 1])),
+        "negative page size": lambda: listing(e.ListEventsRequest(page_size=-(2**31))),
+        "garbage token": lambda: listing(e.ListEventsRequest(page_token="\x00" * 5000)),
+        "unknown type in a watch": lambda: next(
+            admin.events.WatchEvents(e.WatchEventsRequest(types=[-5]), timeout=TIMEOUT)
+        ),
+    }
+    for name, call in refusals.items():
+        code, reason = refused_cleanly(admin, call)
+        assert code in {
+            grpc.StatusCode.INVALID_ARGUMENT,
+            grpc.StatusCode.FAILED_PRECONDITION,
+        }, (name, code, reason)
+    # Past the message size limit: refused by the transport before any of our code.
+    with pytest.raises(grpc.RpcError) as caught:
+        ack(e.AckEventsRequest(consumer="c" * (10 * 1024 * 1024), position=1), timeout=TIMEOUT)
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    # The largest page size is clamped; a position past the end lists nothing.
+    assert len(listing(e.ListEventsRequest(page_size=2**31 - 1)).events) == 1
+    assert not listing(e.ListEventsRequest(after_position=2**63 - 1)).events

@@ -25,35 +25,36 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from rewards.v1 import catalog_pb2 as rewards_dot_v1_dot_catalog__pb2
+from rewards.v1 import groups_pb2 as rewards_dot_v1_dot_groups__pb2
 from rewards.v1 import issuance_pb2 as rewards_dot_v1_dot_issuance__pb2
 from rewards.v1 import participants_pb2 as rewards_dot_v1_dot_participants__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17rewards/v1/events.proto\x12\nrewards.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18rewards/v1/catalog.proto\x1a\x19rewards/v1/issuance.proto\x1a\x1drewards/v1/participants.proto\"\xa5\x02\n\x05\x45vent\x12\x10\n\x08position\x18\x01 \x01(\x03\x12#\n\x04type\x18\x02 \x01(\x0e\x32\x15.rewards.v1.EventType\x12.\n\ncreated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12$\n\x06reward\x18\x04 \x01(\x0b\x32\x12.rewards.v1.RewardH\x00\x12(\n\x08issuance\x18\x05 \x01(\x0b\x32\x14.rewards.v1.IssuanceH\x00\x12/\n\x0cledger_entry\x18\x06 \x01(\x0b\x32\x17.rewards.v1.LedgerEntryH\x00\x12)\n\tcode_pool\x18\x07 \x01(\x0b\x32\x14.rewards.v1.CodePoolH\x00\x42\t\n\x07payload\"d\n\x12WatchEventsRequest\x12\x16\n\x0e\x61\x66ter_position\x18\x01 \x01(\x03\x12$\n\x05types\x18\x02 \x03(\x0e\x32\x15.rewards.v1.EventType\x12\x10\n\x08\x63onsumer\x18\x03 \x01(\t\"m\n\x13WatchEventsResponse\x12\"\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x11.rewards.v1.EventH\x00\x12*\n\theartbeat\x18\x02 \x01(\x0b\x32\x15.rewards.v1.HeartbeatH\x00\x42\x06\n\x04kind\"J\n\tHeartbeat\x12\x10\n\x08position\x18\x01 \x01(\x03\x12+\n\x08interval\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"x\n\x11ListEventsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x16\n\x0e\x61\x66ter_position\x18\x03 \x01(\x03\x12$\n\x05types\x18\x04 \x03(\x0e\x32\x15.rewards.v1.EventType\"P\n\x12ListEventsResponse\x12!\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x11.rewards.v1.Event\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"6\n\x10\x41\x63kEventsRequest\x12\x10\n\x08\x63onsumer\x18\x01 \x01(\t\x12\x10\n\x08position\x18\x02 \x01(\x03\"%\n\x11\x41\x63kEventsResponse\x12\x10\n\x08position\x18\x01 \x01(\x03*\x9b\x03\n\tEventType\x12\x1a\n\x16\x45VENT_TYPE_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x45VENT_TYPE_REWARD_CREATED\x10\x01\x12\x1d\n\x19\x45VENT_TYPE_REWARD_UPDATED\x10\x02\x12$\n EVENT_TYPE_REWARD_STATUS_CHANGED\x10\x03\x12\x1e\n\x1a\x45VENT_TYPE_ISSUANCE_ISSUED\x10\x04\x12\x1f\n\x1b\x45VENT_TYPE_ISSUANCE_CLAIMED\x10\x05\x12\x1f\n\x1b\x45VENT_TYPE_ISSUANCE_REVOKED\x10\x06\x12+\n\'EVENT_TYPE_ISSUANCE_FULFILLMENT_UPDATED\x10\x07\x12\x1e\n\x1a\x45VENT_TYPE_BALANCE_CHANGED\x10\x08\x12\x1c\n\x18\x45VENT_TYPE_CODE_POOL_LOW\x10\t\x12\"\n\x1e\x45VENT_TYPE_CODE_POOL_EXHAUSTED\x10\n\x12\x1d\n\x19\x45VENT_TYPE_CUSTOM_GRANTED\x10\x0b\x32\xf1\x01\n\x06\x45vents\x12P\n\x0bWatchEvents\x12\x1e.rewards.v1.WatchEventsRequest\x1a\x1f.rewards.v1.WatchEventsResponse0\x01\x12K\n\nListEvents\x12\x1d.rewards.v1.ListEventsRequest\x1a\x1e.rewards.v1.ListEventsResponse\x12H\n\tAckEvents\x12\x1c.rewards.v1.AckEventsRequest\x1a\x1d.rewards.v1.AckEventsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17rewards/v1/events.proto\x12\nrewards.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18rewards/v1/catalog.proto\x1a\x17rewards/v1/groups.proto\x1a\x19rewards/v1/issuance.proto\x1a\x1drewards/v1/participants.proto\"\xe1\x02\n\x05\x45vent\x12\x10\n\x08position\x18\x01 \x01(\x03\x12#\n\x04type\x18\x02 \x01(\x0e\x32\x15.rewards.v1.EventType\x12.\n\ncreated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12$\n\x06reward\x18\x04 \x01(\x0b\x32\x12.rewards.v1.RewardH\x00\x12(\n\x08issuance\x18\x05 \x01(\x0b\x32\x14.rewards.v1.IssuanceH\x00\x12/\n\x0cledger_entry\x18\x06 \x01(\x0b\x32\x17.rewards.v1.LedgerEntryH\x00\x12)\n\tcode_pool\x18\x07 \x01(\x0b\x32\x14.rewards.v1.CodePoolH\x00\x12:\n\x12group_ledger_entry\x18\x08 \x01(\x0b\x32\x1c.rewards.v1.GroupLedgerEntryH\x00\x42\t\n\x07payload\"d\n\x12WatchEventsRequest\x12\x16\n\x0e\x61\x66ter_position\x18\x01 \x01(\x03\x12$\n\x05types\x18\x02 \x03(\x0e\x32\x15.rewards.v1.EventType\x12\x10\n\x08\x63onsumer\x18\x03 \x01(\t\"m\n\x13WatchEventsResponse\x12\"\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x11.rewards.v1.EventH\x00\x12*\n\theartbeat\x18\x02 \x01(\x0b\x32\x15.rewards.v1.HeartbeatH\x00\x42\x06\n\x04kind\"J\n\tHeartbeat\x12\x10\n\x08position\x18\x01 \x01(\x03\x12+\n\x08interval\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"x\n\x11ListEventsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x16\n\x0e\x61\x66ter_position\x18\x03 \x01(\x03\x12$\n\x05types\x18\x04 \x03(\x0e\x32\x15.rewards.v1.EventType\"P\n\x12ListEventsResponse\x12!\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x11.rewards.v1.Event\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"6\n\x10\x41\x63kEventsRequest\x12\x10\n\x08\x63onsumer\x18\x01 \x01(\t\x12\x10\n\x08position\x18\x02 \x01(\x03\"%\n\x11\x41\x63kEventsResponse\x12\x10\n\x08position\x18\x01 \x01(\x03*\xc1\x03\n\tEventType\x12\x1a\n\x16\x45VENT_TYPE_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x45VENT_TYPE_REWARD_CREATED\x10\x01\x12\x1d\n\x19\x45VENT_TYPE_REWARD_UPDATED\x10\x02\x12$\n EVENT_TYPE_REWARD_STATUS_CHANGED\x10\x03\x12\x1e\n\x1a\x45VENT_TYPE_ISSUANCE_ISSUED\x10\x04\x12\x1f\n\x1b\x45VENT_TYPE_ISSUANCE_CLAIMED\x10\x05\x12\x1f\n\x1b\x45VENT_TYPE_ISSUANCE_REVOKED\x10\x06\x12+\n\'EVENT_TYPE_ISSUANCE_FULFILLMENT_UPDATED\x10\x07\x12\x1e\n\x1a\x45VENT_TYPE_BALANCE_CHANGED\x10\x08\x12\x1c\n\x18\x45VENT_TYPE_CODE_POOL_LOW\x10\t\x12\"\n\x1e\x45VENT_TYPE_CODE_POOL_EXHAUSTED\x10\n\x12\x1d\n\x19\x45VENT_TYPE_CUSTOM_GRANTED\x10\x0b\x12$\n EVENT_TYPE_GROUP_BALANCE_CHANGED\x10\x0c\x32\xf1\x01\n\x06\x45vents\x12P\n\x0bWatchEvents\x12\x1e.rewards.v1.WatchEventsRequest\x1a\x1f.rewards.v1.WatchEventsResponse0\x01\x12K\n\nListEvents\x12\x1d.rewards.v1.ListEventsRequest\x1a\x1e.rewards.v1.ListEventsResponse\x12H\n\tAckEvents\x12\x1c.rewards.v1.AckEventsRequest\x1a\x1d.rewards.v1.AckEventsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'rewards.v1.events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_EVENTTYPE']._serialized_start=1073
-  _globals['_EVENTTYPE']._serialized_end=1484
-  _globals['_EVENT']._serialized_start=189
-  _globals['_EVENT']._serialized_end=482
-  _globals['_WATCHEVENTSREQUEST']._serialized_start=484
-  _globals['_WATCHEVENTSREQUEST']._serialized_end=584
-  _globals['_WATCHEVENTSRESPONSE']._serialized_start=586
-  _globals['_WATCHEVENTSRESPONSE']._serialized_end=695
-  _globals['_HEARTBEAT']._serialized_start=697
-  _globals['_HEARTBEAT']._serialized_end=771
-  _globals['_LISTEVENTSREQUEST']._serialized_start=773
-  _globals['_LISTEVENTSREQUEST']._serialized_end=893
-  _globals['_LISTEVENTSRESPONSE']._serialized_start=895
-  _globals['_LISTEVENTSRESPONSE']._serialized_end=975
-  _globals['_ACKEVENTSREQUEST']._serialized_start=977
-  _globals['_ACKEVENTSREQUEST']._serialized_end=1031
-  _globals['_ACKEVENTSRESPONSE']._serialized_start=1033
-  _globals['_ACKEVENTSRESPONSE']._serialized_end=1070
-  _globals['_EVENTS']._serialized_start=1487
-  _globals['_EVENTS']._serialized_end=1728
+  _globals['_EVENTTYPE']._serialized_start=1158
+  _globals['_EVENTTYPE']._serialized_end=1607
+  _globals['_EVENT']._serialized_start=214
+  _globals['_EVENT']._serialized_end=567
+  _globals['_WATCHEVENTSREQUEST']._serialized_start=569
+  _globals['_WATCHEVENTSREQUEST']._serialized_end=669
+  _globals['_WATCHEVENTSRESPONSE']._serialized_start=671
+  _globals['_WATCHEVENTSRESPONSE']._serialized_end=780
+  _globals['_HEARTBEAT']._serialized_start=782
+  _globals['_HEARTBEAT']._serialized_end=856
+  _globals['_LISTEVENTSREQUEST']._serialized_start=858
+  _globals['_LISTEVENTSREQUEST']._serialized_end=978
+  _globals['_LISTEVENTSRESPONSE']._serialized_start=980
+  _globals['_LISTEVENTSRESPONSE']._serialized_end=1060
+  _globals['_ACKEVENTSREQUEST']._serialized_start=1062
+  _globals['_ACKEVENTSREQUEST']._serialized_end=1116
+  _globals['_ACKEVENTSRESPONSE']._serialized_start=1118
+  _globals['_ACKEVENTSRESPONSE']._serialized_end=1155
+  _globals['_EVENTS']._serialized_start=1610
+  _globals['_EVENTS']._serialized_end=1851
 # @@protoc_insertion_point(module_scope)

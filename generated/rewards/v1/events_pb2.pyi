@@ -11,6 +11,7 @@ from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from rewards.v1 import catalog_pb2 as _catalog_pb2
+from rewards.v1 import groups_pb2 as _groups_pb2
 from rewards.v1 import issuance_pb2 as _issuance_pb2
 from rewards.v1 import participants_pb2 as _participants_pb2
 import builtins as _builtins
@@ -49,13 +50,19 @@ class _EventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventType.V
     EVENT_TYPE_ISSUANCE_FULFILLMENT_UPDATED: _EventType.ValueType  # 7
     """An issuance's fulfillment status was updated (payload: issuance)."""
     EVENT_TYPE_BALANCE_CHANGED: _EventType.ValueType  # 8
-    """A balance moved (payload: ledger_entry, the entry that moved it)."""
+    """A participant's balance moved (payload: ledger_entry, the entry that moved it)."""
     EVENT_TYPE_CODE_POOL_LOW: _EventType.ValueType  # 9
     """A code pool's available codes fell below its low_stock_threshold (payload: code_pool)."""
     EVENT_TYPE_CODE_POOL_EXHAUSTED: _EventType.ValueType  # 10
-    """A code pool's last code was issued (payload: code_pool)."""
+    """A code pool's last code was issued, or an issue found every code left expired (its
+    rewards then turn OUT_OF_STOCK) (payload: code_pool).
+    """
     EVENT_TYPE_CUSTOM_GRANTED: _EventType.ValueType  # 11
     """GrantCustomReward granted a custom reward (payload: issuance)."""
+    EVENT_TYPE_GROUP_BALANCE_CHANGED: _EventType.ValueType  # 12
+    """A participant group's balance moved: AdjustGroupBalance, an issue paid from the group,
+    or the refund of its revoke (payload: group_ledger_entry, the entry that moved it).
+    """
 
 class EventType(_EventType, metaclass=_EventTypeEnumTypeWrapper):
     """What happened."""
@@ -79,13 +86,19 @@ EVENT_TYPE_ISSUANCE_REVOKED: EventType.ValueType  # 6
 EVENT_TYPE_ISSUANCE_FULFILLMENT_UPDATED: EventType.ValueType  # 7
 """An issuance's fulfillment status was updated (payload: issuance)."""
 EVENT_TYPE_BALANCE_CHANGED: EventType.ValueType  # 8
-"""A balance moved (payload: ledger_entry, the entry that moved it)."""
+"""A participant's balance moved (payload: ledger_entry, the entry that moved it)."""
 EVENT_TYPE_CODE_POOL_LOW: EventType.ValueType  # 9
 """A code pool's available codes fell below its low_stock_threshold (payload: code_pool)."""
 EVENT_TYPE_CODE_POOL_EXHAUSTED: EventType.ValueType  # 10
-"""A code pool's last code was issued (payload: code_pool)."""
+"""A code pool's last code was issued, or an issue found every code left expired (its
+rewards then turn OUT_OF_STOCK) (payload: code_pool).
+"""
 EVENT_TYPE_CUSTOM_GRANTED: EventType.ValueType  # 11
 """GrantCustomReward granted a custom reward (payload: issuance)."""
+EVENT_TYPE_GROUP_BALANCE_CHANGED: EventType.ValueType  # 12
+"""A participant group's balance moved: AdjustGroupBalance, an issue paid from the group,
+or the refund of its revoke (payload: group_ledger_entry, the entry that moved it).
+"""
 Global___EventType: _TypeAlias = EventType  # noqa: Y015
 
 @_typing.final
@@ -101,6 +114,7 @@ class Event(_message.Message):
     ISSUANCE_FIELD_NUMBER: _builtins.int
     LEDGER_ENTRY_FIELD_NUMBER: _builtins.int
     CODE_POOL_FIELD_NUMBER: _builtins.int
+    GROUP_LEDGER_ENTRY_FIELD_NUMBER: _builtins.int
     position: _builtins.int
     """Strictly increasing within the program, in commit order. Positions may skip values
     only where retention deleted events.
@@ -121,11 +135,15 @@ class Event(_message.Message):
 
     @_builtins.property
     def ledger_entry(self) -> _participants_pb2.LedgerEntry:
-        """Balance changes."""
+        """Participant balance changes."""
 
     @_builtins.property
     def code_pool(self) -> _catalog_pb2.CodePool:
         """Code pool events."""
+
+    @_builtins.property
+    def group_ledger_entry(self) -> _groups_pb2.GroupLedgerEntry:
+        """Group balance changes."""
 
     def __init__(
         self,
@@ -137,12 +155,13 @@ class Event(_message.Message):
         issuance: _issuance_pb2.Issuance | None = ...,
         ledger_entry: _participants_pb2.LedgerEntry | None = ...,
         code_pool: _catalog_pb2.CodePool | None = ...,
+        group_ledger_entry: _groups_pb2.GroupLedgerEntry | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["code_pool", b"code_pool", "created_at", b"created_at", "issuance", b"issuance", "ledger_entry", b"ledger_entry", "payload", b"payload", "reward", b"reward"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["code_pool", b"code_pool", "created_at", b"created_at", "group_ledger_entry", b"group_ledger_entry", "issuance", b"issuance", "ledger_entry", b"ledger_entry", "payload", b"payload", "reward", b"reward"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["code_pool", b"code_pool", "created_at", b"created_at", "issuance", b"issuance", "ledger_entry", b"ledger_entry", "payload", b"payload", "position", b"position", "reward", b"reward", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code_pool", b"code_pool", "created_at", b"created_at", "group_ledger_entry", b"group_ledger_entry", "issuance", b"issuance", "ledger_entry", b"ledger_entry", "payload", b"payload", "position", b"position", "reward", b"reward", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["reward", "issuance", "ledger_entry", "code_pool"]  # noqa: Y015
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["reward", "issuance", "ledger_entry", "code_pool", "group_ledger_entry"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 

@@ -19,11 +19,19 @@ from google.protobuf import duration_pb2
 from rewards.v1 import events_pb2, events_pb2_grpc
 
 from rewards_service.api import convert
+from rewards_service.api.groups import entry_out as group_ledger_entry_out
 from rewards_service.auth import caller
 from rewards_service.domain.errors import FieldViolation, InvalidArgument, ResourceExhausted
 from rewards_service.domain.validation import Violations
 from rewards_service.services import events
-from rewards_service.services.records import CodePool, Issuance, LedgerEntry, Reward, session
+from rewards_service.services.records import (
+    CodePool,
+    GroupLedgerEntry,
+    Issuance,
+    LedgerEntry,
+    Reward,
+    session,
+)
 
 log = structlog.get_logger("rewards.events")
 WATCH_PAGE = 100
@@ -48,6 +56,8 @@ def event_out(stored: events.Event) -> events_pb2.Event:
         event.ledger_entry.CopyFrom(convert.ledger_entry_out(stored.record))
     elif isinstance(row, CodePool):
         event.code_pool.CopyFrom(convert.code_pool_out(row))
+    elif isinstance(row, GroupLedgerEntry):
+        event.group_ledger_entry.CopyFrom(group_ledger_entry_out(stored.record))
     return event
 
 

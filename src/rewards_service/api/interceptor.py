@@ -7,6 +7,7 @@ thread of `executor`. A call waiting for its client holds no thread.
 """
 
 import asyncio
+import contextlib
 import inspect
 import time
 from concurrent.futures import Executor
@@ -195,16 +196,21 @@ def _wrap_stream(method: str, behavior, deserialize, calls: _Calls):
             program = found.program_id
             check_role(found.role, method)
             token = current_caller.set(found)
+            # A stream the client left while it waited at `yield` is closed later by the
+            # loop, in a task (and context) of its own: the servicer's stream is closed
+            # with it, and the caller it set belongs to a context that is gone.
             try:
-                async for response in behavior(request, context):
-                    yield response
-                    sent += 1
+                async with contextlib.aclosing(behavior(request, context)) as responses:
+                    async for response in responses:
+                        yield response
+                        sent += 1
             finally:
-                current_caller.reset(token)
+                with contextlib.suppress(ValueError):
+                    current_caller.reset(token)
         except RewardsError as exc:
             error = exc
-        except asyncio.CancelledError:  # the client went away, or the server is stopping
-            code = grpc.StatusCode.CANCELLED
+        except (asyncio.CancelledError, GeneratorExit):  # the client went away, or the
+            code = grpc.StatusCode.CANCELLED  # server is stopping
             raise
         except Exception:
             log.exception("rpc_failed", method=method, program=program)

@@ -125,7 +125,7 @@ def issue_reward(
     try:
         return _issue_once(program_id, request, answerable, _group_hint(program_id, request)).run()
     except PoolRanDry as dry:
-        in_transaction(partial(_mark_pool_dry, dry.pool_id))
+        in_transaction(partial(_mark_pool_dry, program_id, dry.pool_id))
         raise
 
 
@@ -146,7 +146,7 @@ async def issue_reward_async(
     try:
         return await _issue_once(program_id, request, answer, locks).run_async()
     except PoolRanDry as dry:
-        await write(partial(_mark_pool_dry, dry.pool_id))
+        await write(partial(_mark_pool_dry, program_id, dry.pool_id))
         raise
 
 
@@ -436,6 +436,8 @@ def _draw_code(pool_id: str, issuance_id: str, now: datetime) -> tuple[str, date
     )
     pool = next(iter(left))
     if pool.available_count == pool.low_stock_threshold - 1:
+        # The payload shows what GetCodePool would: expired codes included.
+        pool = queries.with_expired_count(pool, now)
         emit(pool.program_id, events.EVENT_TYPE_CODE_POOL_LOW, pool)
     if pool.available_count <= 0:
         emit(pool.program_id, events.EVENT_TYPE_CODE_POOL_EXHAUSTED, pool)
@@ -446,15 +448,23 @@ def _draw_code(pool_id: str, issuance_id: str, now: datetime) -> tuple[str, date
     return code, expires_at
 
 
-def _mark_pool_dry(pool_id: str) -> None:
-    """After a draw found only expired codes (its own call rolled back): the rewards of the
-    pool turn OUT_OF_STOCK, unless codes came in meanwhile. The next issue then fails at the
-    status check, without looking at the pool; AddCodes lifts it."""
-    if not queries.has_live_code(pool_id, utcnow()):
-        queries.set_reward_status(
-            (Reward.code_pool_id == pool_id) & (Reward.status == S.REWARD_STATUS_ACTIVE),
-            S.REWARD_STATUS_OUT_OF_STOCK,
-        )
+def _mark_pool_dry(program_id: str, pool_id: str) -> None:
+    """After a draw found only expired codes (its own call rolled back): the pool is
+    exhausted and its rewards turn OUT_OF_STOCK, unless codes came in meanwhile. The next
+    issue then fails at the status check, without looking at the pool; AddCodes lifts it.
+
+    The events are those of a draw taking the last code: the pool's EXHAUSTED, then each
+    reward's status change. Only the write that finds a reward still ACTIVE records them,
+    so issues that found the pool dry together announce it once; the pool's row, locked
+    first as AddCodes does, makes them take turns. No LOW: expiry does not move
+    available_count, which LOW is about."""
+    pool = queries.get_code_pool(program_id, pool_id, for_update=True)
+    now = utcnow()
+    active = (Reward.code_pool_id == pool_id) & (Reward.status == S.REWARD_STATUS_ACTIVE)
+    if queries.has_live_code(pool_id, now) or not Reward.select().where(active).exists():
+        return
+    emit(program_id, events.EVENT_TYPE_CODE_POOL_EXHAUSTED, queries.with_expired_count(pool, now))
+    queries.set_reward_status(active, S.REWARD_STATUS_OUT_OF_STOCK)
 
 
 def _credit(

@@ -139,7 +139,11 @@ def post(
         "request_hash": request_hash,
     }
     if group_id:
-        return fast.insert(GroupLedgerEntry(group=group_id, participant_id=participant_id, **entry))
+        posted = fast.insert(
+            GroupLedgerEntry(group=group_id, participant_id=participant_id, **entry)
+        )
+        outbox.emit(program_id, outbox.E.EVENT_TYPE_GROUP_BALANCE_CHANGED, posted)
+        return posted
     posted = fast.insert(LedgerEntry(participant=participant_id, **entry))
     outbox.emit(program_id, outbox.E.EVENT_TYPE_BALANCE_CHANGED, posted)
     return posted

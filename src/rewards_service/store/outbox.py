@@ -31,6 +31,7 @@ from rewards_service.store.fields import TimestampField, utcnow
 from rewards_service.store.group_commit import record
 from rewards_service.store.models import (
     CodePool,
+    GroupLedgerEntry,
     Issuance,
     LedgerEntry,
     Reward,
@@ -51,11 +52,14 @@ PAYLOAD_MODEL: dict[int, type[peewee.Model]] = {
     E.EVENT_TYPE_CODE_POOL_LOW: CodePool,
     E.EVENT_TYPE_CODE_POOL_EXHAUSTED: CodePool,
     E.EVENT_TYPE_CUSTOM_GRANTED: Issuance,
+    E.EVENT_TYPE_GROUP_BALANCE_CHANGED: GroupLedgerEntry,
 }
 
 # Rows per INSERT: 5 parameters each, well under SQLite's limit of 32766.
 _INSERT_ROWS = 500
 _created = TimestampField()
+# A code pool's expired_count in its events' payload.
+_EXPIRED = "expired_count"
 # False records no events (REWARDS_EVENTS=off): only to measure what the outbox costs.
 ENABLED = True
 
@@ -79,7 +83,11 @@ def emit(program_id: str, event_type: int, row: peewee.Model) -> None:
     """Record that `row` changed: written with the current write's effects, or not at all."""
     if not ENABLED:
         return
-    record(PendingEvent(program_id, event_type, orjson.dumps(fast.snapshot(row))))
+    stored = fast.snapshot(row)
+    if isinstance(row, CodePool):
+        # Not a column, but part of the pool its RPCs show: as it was at the change.
+        stored[_EXPIRED] = row.expired_count
+    record(PendingEvent(program_id, event_type, orjson.dumps(stored)))
 
 
 def _next_positions_sql() -> str:
@@ -149,7 +157,10 @@ def _step_and_insert(program_id: str, events: list[PendingEvent], created: int) 
 
 def _stored(position: int, event_type: int, payload: str, created_at: int) -> StoredEvent:
     model = PAYLOAD_MODEL[event_type]
-    row = fast.from_columns(model, orjson.loads(payload))
+    values = orjson.loads(payload)
+    row = fast.from_columns(model, values)
+    if model is CodePool:
+        row.expired_count = values.get(_EXPIRED, 0)
     return StoredEvent(position, event_type, _created.python_value(created_at), row)
 
 

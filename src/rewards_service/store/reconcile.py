@@ -9,9 +9,9 @@ they count, in one read snapshot, by aggregate queries (no row is loaded one by 
   codes by status;
 - ACTIVE / OUT_OF_STOCK as the stock says (max_total reached, or the code pool empty);
 - each group balance == the sum of its entries == lifetime_earned - lifetime_spent, >= 0;
-- each issuance and ledger entry has its event, and each such event its row, from the
-  program's oldest kept event on (retention removes older events; rows written before the
-  event feed existed have none).
+- each issuance, ledger entry and group ledger entry has its event, and each such event its
+  row, from the program's oldest kept event on (retention removes older events; rows written
+  before the event feed existed have none).
 """
 
 from collections.abc import Iterator
@@ -261,10 +261,13 @@ def _codes(found: Findings, program_id: str | None) -> None:
 
 
 E = events_pb2.EventType
-# Event types whose payload is the row of each table, by table.
+# Event types whose payload is the row of each table, by table, and whether rows are checked
+# only from the program's oldest kept event of those types: group entries had no events
+# before the feed carried them, and one written before that is no drift.
 _EVENT_ROWS = (
-    ("issuance", "issued_at", (E.EVENT_TYPE_ISSUANCE_ISSUED, E.EVENT_TYPE_CUSTOM_GRANTED)),
-    ("ledger_entry", "created_at", (E.EVENT_TYPE_BALANCE_CHANGED,)),
+    ("issuance", "issued_at", (E.EVENT_TYPE_ISSUANCE_ISSUED, E.EVENT_TYPE_CUSTOM_GRANTED), False),
+    ("ledger_entry", "created_at", (E.EVENT_TYPE_BALANCE_CHANGED,), False),
+    ("group_ledger_entry", "created_at", (E.EVENT_TYPE_GROUP_BALANCE_CHANGED,), True),
 )
 # Rows named per kind of problem, at most.
 _SHOWN = 5
@@ -278,14 +281,18 @@ def _events(found: Findings, program_id: str | None) -> None:
     scope = f' AND "program_id" = {mark}' if program_id else ""
     params = (program_id,) if program_id else ()
     checked = 0
-    for table, stamp, types in _EVENT_ROWS:
+    for table, stamp, types, own_since in _EVENT_ROWS:
         kinds = ", ".join(str(t) for t in types)
         # The ids its events carry, per program, and where each program's kept events start.
         carried = (
             f'SELECT "program_id", {payload_id} AS "id" FROM "event" '
             f'WHERE "type" IN ({kinds}){scope}'
         )
-        since = 'SELECT "program_id", MIN("created_at") AS "since" FROM "event" GROUP BY 1'
+        since = (
+            'SELECT "program_id", MIN("created_at") AS "since" FROM "event" '
+            + (f'WHERE "type" IN ({kinds}) ' if own_since else "")
+            + "GROUP BY 1"
+        )
         missing = database.execute_sql(
             f'SELECT r."id" FROM "{table}" r JOIN ({since}) k ON k."program_id" = r."program_id" '
             f'LEFT JOIN ({carried}) e ON e."id" = r."id" '

@@ -8,6 +8,8 @@ import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { CodePool, Reward } from "./catalog_pb.js";
 import { file_rewards_v1_catalog } from "./catalog_pb.js";
+import type { GroupLedgerEntry } from "./groups_pb.js";
+import { file_rewards_v1_groups } from "./groups_pb.js";
 import type { Issuance } from "./issuance_pb.js";
 import { file_rewards_v1_issuance } from "./issuance_pb.js";
 import type { LedgerEntry } from "./participants_pb.js";
@@ -18,7 +20,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file rewards/v1/events.proto.
  */
 export const file_rewards_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("ChdyZXdhcmRzL3YxL2V2ZW50cy5wcm90bxIKcmV3YXJkcy52MSKlAgoFRXZlbnQSEAoIcG9zaXRpb24YASABKAMSIwoEdHlwZRgCIAEoDjIVLnJld2FyZHMudjEuRXZlbnRUeXBlEi4KCmNyZWF0ZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiQKBnJld2FyZBgEIAEoCzISLnJld2FyZHMudjEuUmV3YXJkSAASKAoIaXNzdWFuY2UYBSABKAsyFC5yZXdhcmRzLnYxLklzc3VhbmNlSAASLwoMbGVkZ2VyX2VudHJ5GAYgASgLMhcucmV3YXJkcy52MS5MZWRnZXJFbnRyeUgAEikKCWNvZGVfcG9vbBgHIAEoCzIULnJld2FyZHMudjEuQ29kZVBvb2xIAEIJCgdwYXlsb2FkImQKEldhdGNoRXZlbnRzUmVxdWVzdBIWCg5hZnRlcl9wb3NpdGlvbhgBIAEoAxIkCgV0eXBlcxgCIAMoDjIVLnJld2FyZHMudjEuRXZlbnRUeXBlEhAKCGNvbnN1bWVyGAMgASgJIm0KE1dhdGNoRXZlbnRzUmVzcG9uc2USIgoFZXZlbnQYASABKAsyES5yZXdhcmRzLnYxLkV2ZW50SAASKgoJaGVhcnRiZWF0GAIgASgLMhUucmV3YXJkcy52MS5IZWFydGJlYXRIAEIGCgRraW5kIkoKCUhlYXJ0YmVhdBIQCghwb3NpdGlvbhgBIAEoAxIrCghpbnRlcnZhbBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJ4ChFMaXN0RXZlbnRzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIWCg5hZnRlcl9wb3NpdGlvbhgDIAEoAxIkCgV0eXBlcxgEIAMoDjIVLnJld2FyZHMudjEuRXZlbnRUeXBlIlAKEkxpc3RFdmVudHNSZXNwb25zZRIhCgZldmVudHMYASADKAsyES5yZXdhcmRzLnYxLkV2ZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSI2ChBBY2tFdmVudHNSZXF1ZXN0EhAKCGNvbnN1bWVyGAEgASgJEhAKCHBvc2l0aW9uGAIgASgDIiUKEUFja0V2ZW50c1Jlc3BvbnNlEhAKCHBvc2l0aW9uGAEgASgDKpsDCglFdmVudFR5cGUSGgoWRVZFTlRfVFlQRV9VTlNQRUNJRklFRBAAEh0KGUVWRU5UX1RZUEVfUkVXQVJEX0NSRUFURUQQARIdChlFVkVOVF9UWVBFX1JFV0FSRF9VUERBVEVEEAISJAogRVZFTlRfVFlQRV9SRVdBUkRfU1RBVFVTX0NIQU5HRUQQAxIeChpFVkVOVF9UWVBFX0lTU1VBTkNFX0lTU1VFRBAEEh8KG0VWRU5UX1RZUEVfSVNTVUFOQ0VfQ0xBSU1FRBAFEh8KG0VWRU5UX1RZUEVfSVNTVUFOQ0VfUkVWT0tFRBAGEisKJ0VWRU5UX1RZUEVfSVNTVUFOQ0VfRlVMRklMTE1FTlRfVVBEQVRFRBAHEh4KGkVWRU5UX1RZUEVfQkFMQU5DRV9DSEFOR0VEEAgSHAoYRVZFTlRfVFlQRV9DT0RFX1BPT0xfTE9XEAkSIgoeRVZFTlRfVFlQRV9DT0RFX1BPT0xfRVhIQVVTVEVEEAoSHQoZRVZFTlRfVFlQRV9DVVNUT01fR1JBTlRFRBALMvEBCgZFdmVudHMSUAoLV2F0Y2hFdmVudHMSHi5yZXdhcmRzLnYxLldhdGNoRXZlbnRzUmVxdWVzdBofLnJld2FyZHMudjEuV2F0Y2hFdmVudHNSZXNwb25zZTABEksKCkxpc3RFdmVudHMSHS5yZXdhcmRzLnYxLkxpc3RFdmVudHNSZXF1ZXN0Gh4ucmV3YXJkcy52MS5MaXN0RXZlbnRzUmVzcG9uc2USSAoJQWNrRXZlbnRzEhwucmV3YXJkcy52MS5BY2tFdmVudHNSZXF1ZXN0Gh0ucmV3YXJkcy52MS5BY2tFdmVudHNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_rewards_v1_catalog, file_rewards_v1_issuance, file_rewards_v1_participants]);
+  fileDesc("ChdyZXdhcmRzL3YxL2V2ZW50cy5wcm90bxIKcmV3YXJkcy52MSLhAgoFRXZlbnQSEAoIcG9zaXRpb24YASABKAMSIwoEdHlwZRgCIAEoDjIVLnJld2FyZHMudjEuRXZlbnRUeXBlEi4KCmNyZWF0ZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiQKBnJld2FyZBgEIAEoCzISLnJld2FyZHMudjEuUmV3YXJkSAASKAoIaXNzdWFuY2UYBSABKAsyFC5yZXdhcmRzLnYxLklzc3VhbmNlSAASLwoMbGVkZ2VyX2VudHJ5GAYgASgLMhcucmV3YXJkcy52MS5MZWRnZXJFbnRyeUgAEikKCWNvZGVfcG9vbBgHIAEoCzIULnJld2FyZHMudjEuQ29kZVBvb2xIABI6ChJncm91cF9sZWRnZXJfZW50cnkYCCABKAsyHC5yZXdhcmRzLnYxLkdyb3VwTGVkZ2VyRW50cnlIAEIJCgdwYXlsb2FkImQKEldhdGNoRXZlbnRzUmVxdWVzdBIWCg5hZnRlcl9wb3NpdGlvbhgBIAEoAxIkCgV0eXBlcxgCIAMoDjIVLnJld2FyZHMudjEuRXZlbnRUeXBlEhAKCGNvbnN1bWVyGAMgASgJIm0KE1dhdGNoRXZlbnRzUmVzcG9uc2USIgoFZXZlbnQYASABKAsyES5yZXdhcmRzLnYxLkV2ZW50SAASKgoJaGVhcnRiZWF0GAIgASgLMhUucmV3YXJkcy52MS5IZWFydGJlYXRIAEIGCgRraW5kIkoKCUhlYXJ0YmVhdBIQCghwb3NpdGlvbhgBIAEoAxIrCghpbnRlcnZhbBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJ4ChFMaXN0RXZlbnRzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIWCg5hZnRlcl9wb3NpdGlvbhgDIAEoAxIkCgV0eXBlcxgEIAMoDjIVLnJld2FyZHMudjEuRXZlbnRUeXBlIlAKEkxpc3RFdmVudHNSZXNwb25zZRIhCgZldmVudHMYASADKAsyES5yZXdhcmRzLnYxLkV2ZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSI2ChBBY2tFdmVudHNSZXF1ZXN0EhAKCGNvbnN1bWVyGAEgASgJEhAKCHBvc2l0aW9uGAIgASgDIiUKEUFja0V2ZW50c1Jlc3BvbnNlEhAKCHBvc2l0aW9uGAEgASgDKsEDCglFdmVudFR5cGUSGgoWRVZFTlRfVFlQRV9VTlNQRUNJRklFRBAAEh0KGUVWRU5UX1RZUEVfUkVXQVJEX0NSRUFURUQQARIdChlFVkVOVF9UWVBFX1JFV0FSRF9VUERBVEVEEAISJAogRVZFTlRfVFlQRV9SRVdBUkRfU1RBVFVTX0NIQU5HRUQQAxIeChpFVkVOVF9UWVBFX0lTU1VBTkNFX0lTU1VFRBAEEh8KG0VWRU5UX1RZUEVfSVNTVUFOQ0VfQ0xBSU1FRBAFEh8KG0VWRU5UX1RZUEVfSVNTVUFOQ0VfUkVWT0tFRBAGEisKJ0VWRU5UX1RZUEVfSVNTVUFOQ0VfRlVMRklMTE1FTlRfVVBEQVRFRBAHEh4KGkVWRU5UX1RZUEVfQkFMQU5DRV9DSEFOR0VEEAgSHAoYRVZFTlRfVFlQRV9DT0RFX1BPT0xfTE9XEAkSIgoeRVZFTlRfVFlQRV9DT0RFX1BPT0xfRVhIQVVTVEVEEAoSHQoZRVZFTlRfVFlQRV9DVVNUT01fR1JBTlRFRBALEiQKIEVWRU5UX1RZUEVfR1JPVVBfQkFMQU5DRV9DSEFOR0VEEAwy8QEKBkV2ZW50cxJQCgtXYXRjaEV2ZW50cxIeLnJld2FyZHMudjEuV2F0Y2hFdmVudHNSZXF1ZXN0Gh8ucmV3YXJkcy52MS5XYXRjaEV2ZW50c1Jlc3BvbnNlMAESSwoKTGlzdEV2ZW50cxIdLnJld2FyZHMudjEuTGlzdEV2ZW50c1JlcXVlc3QaHi5yZXdhcmRzLnYxLkxpc3RFdmVudHNSZXNwb25zZRJICglBY2tFdmVudHMSHC5yZXdhcmRzLnYxLkFja0V2ZW50c1JlcXVlc3QaHS5yZXdhcmRzLnYxLkFja0V2ZW50c1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_rewards_v1_catalog, file_rewards_v1_groups, file_rewards_v1_issuance, file_rewards_v1_participants]);
 
 /**
  * One state change of a program.
@@ -71,7 +73,7 @@ export type Event = Message<"rewards.v1.Event"> & {
     case: "issuance";
   } | {
     /**
-     * Balance changes.
+     * Participant balance changes.
      *
      * @generated from field: rewards.v1.LedgerEntry ledger_entry = 6;
      */
@@ -85,6 +87,14 @@ export type Event = Message<"rewards.v1.Event"> & {
      */
     value: CodePool;
     case: "codePool";
+  } | {
+    /**
+     * Group balance changes.
+     *
+     * @generated from field: rewards.v1.GroupLedgerEntry group_ledger_entry = 8;
+     */
+    value: GroupLedgerEntry;
+    case: "groupLedgerEntry";
   } | { case: undefined; value?: undefined };
 };
 
@@ -381,7 +391,7 @@ export enum EventType {
   ISSUANCE_FULFILLMENT_UPDATED = 7,
 
   /**
-   * A balance moved (payload: ledger_entry, the entry that moved it).
+   * A participant's balance moved (payload: ledger_entry, the entry that moved it).
    *
    * @generated from enum value: EVENT_TYPE_BALANCE_CHANGED = 8;
    */
@@ -395,7 +405,8 @@ export enum EventType {
   CODE_POOL_LOW = 9,
 
   /**
-   * A code pool's last code was issued (payload: code_pool).
+   * A code pool's last code was issued, or an issue found every code left expired (its
+   * rewards then turn OUT_OF_STOCK) (payload: code_pool).
    *
    * @generated from enum value: EVENT_TYPE_CODE_POOL_EXHAUSTED = 10;
    */
@@ -407,6 +418,14 @@ export enum EventType {
    * @generated from enum value: EVENT_TYPE_CUSTOM_GRANTED = 11;
    */
   CUSTOM_GRANTED = 11,
+
+  /**
+   * A participant group's balance moved: AdjustGroupBalance, an issue paid from the group,
+   * or the refund of its revoke (payload: group_ledger_entry, the entry that moved it).
+   *
+   * @generated from enum value: EVENT_TYPE_GROUP_BALANCE_CHANGED = 12;
+   */
+  GROUP_BALANCE_CHANGED = 12,
 }
 
 /**
