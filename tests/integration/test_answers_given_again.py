@@ -2,6 +2,7 @@
 back, but only while nothing was committed, only for the same program, and only after the
 caller's key and role were checked again."""
 
+import threading
 import uuid
 
 import grpc
@@ -9,6 +10,8 @@ import pytest
 from rewards.v1 import catalog_pb2, common_pb2, issuance_pb2
 
 from rewards_service.api import answers
+from rewards_service.config import Config
+from rewards_service.server import build_server
 from rewards_service.services import programs
 from rewards_service.store.db import is_sqlite, session
 from tests import factories as f
@@ -173,3 +176,31 @@ def test_kept_answers_are_bounded_by_bytes(admin, monkeypatch):
     # The newest answers stay, the oldest went.
     last = catalog_pb2.GetRewardRequest(id=rewards[-1].id).SerializeToString(deterministic=True)
     assert last in kept
+
+
+def test_a_kept_answer_needs_no_thread(store):
+    """Answered on the event loop: a kept GetReward comes back while every thread of the
+    server is busy; one that must be looked up waits for a thread."""
+    if not is_sqlite():
+        pytest.skip("answers are kept on SQLite only: PostgreSQL has no change token")
+    running = build_server(Config(listen="127.0.0.1:0", database_url=store, threads=2))
+    release = threading.Event()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            issued = new_program()
+            api = make_api(channel, issued.program_id, issued.api_key)
+            kept, other = f.reward(api), f.reward(api)
+            assert f.get_reward(api, kept.id) == kept  # looked up, and kept
+            busy = [running.executor.submit(release.wait, 30) for _ in range(2)]
+
+            again = api.catalog.GetReward(catalog_pb2.GetRewardRequest(id=kept.id), timeout=10)
+            assert again == kept
+            with pytest.raises(grpc.RpcError) as waiting:
+                api.catalog.GetReward(catalog_pb2.GetRewardRequest(id=other.id), timeout=1)
+            assert waiting.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            release.set()
+            assert all(done.result(10) for done in busy)
+            assert f.get_reward(api, other.id) == other
+    finally:
+        release.set()
+        running.stop(grace=1)

@@ -75,6 +75,12 @@ def _keep_if_unchanged(key: _Key | None, token: bytes | None, answer: Message) -
         _keep(key, token, answer)
 
 
+def kept(call: tuple[str, str, Message]) -> Message | None:
+    """The earlier answer to `call` while the store is unchanged since, else None. It runs
+    no query and takes no lock, so the event loop asks it before handing a call to a thread."""
+    return _earlier(_key_of(*call))[1]
+
+
 def given_again(call: tuple[str, str, Message], compute: Callable[[], Message]) -> Message:
     """The earlier answer to `call` (method, program, parsed request) if the store is
     unchanged since; else `compute()`'s, kept if nothing was committed while it was computed

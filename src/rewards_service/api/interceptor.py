@@ -128,6 +128,8 @@ class _Calls:
 
 def _wrap(method: str, behavior, deserialize, calls: _Calls):
     on_loop = inspect.iscoroutinefunction(behavior)
+    # A kept answer is found without a query: the loop gives it without taking a thread.
+    kept_on_loop = method in answers.REUSABLE and not on_loop
 
     async def wrapped(raw: bytes, context: grpc.aio.ServicerContext):
         started = time.perf_counter()
@@ -147,6 +149,8 @@ def _wrap(method: str, behavior, deserialize, calls: _Calls):
             found = await calls.caller(context.invocation_metadata())
             program = found.program_id
             check_role(found.role, method)
+            if kept_on_loop and (again := answers.kept((method, program, request))) is not None:
+                return again
             async with calls.per_program.slot(program):
                 if on_loop:
                     return await _run_on_loop(method, behavior, request, found, context)
