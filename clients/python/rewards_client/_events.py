@@ -18,7 +18,8 @@ import grpc
 import grpc.aio
 from rewards.v1 import events_pb2, events_pb2_grpc
 
-from rewards_client._transport import AsyncTransport, Transport, awalk, walk
+from rewards_client._call import Call, Pages
+from rewards_client._transport import AsyncTransport, Transport
 from rewards_client.errors import from_rpc_error
 from rewards_client.retry import RetryPolicy
 
@@ -28,12 +29,39 @@ EventTypes = Iterable[events_pb2.EventType.ValueType]
 RECONNECTED = frozenset({grpc.StatusCode.UNAVAILABLE})
 
 
-def _list_request(
-    after_position: int, types: EventTypes, page_size: int, page_token: str
-) -> events_pb2.ListEventsRequest:
-    return events_pb2.ListEventsRequest(
+def list_events(
+    *,
+    after_position: int = 0,
+    types: EventTypes = (),
+    page_size: int = 0,
+    page_token: str = "",
+    timeout: float | None = None,
+) -> Call[events_pb2.ListEventsResponse]:
+    """One page of the program's events after `after_position`, oldest first."""
+    request = events_pb2.ListEventsRequest(
         after_position=after_position, types=list(types), page_size=page_size, page_token=page_token
     )
+    return Call(request, events_pb2.ListEventsResponse, timeout)
+
+
+def iter_events(
+    *, after_position: int = 0, types: EventTypes = (), page_size: int = 0
+) -> Pages[events_pb2.ListEventsResponse, events_pb2.Event]:
+    """Every event after `after_position` committed by now, page by page."""
+    return Pages(
+        lambda token: list_events(
+            after_position=after_position, types=types, page_size=page_size, page_token=token
+        ),
+        lambda page: page.events,
+    )
+
+
+def ack_events(
+    consumer: str, position: int, *, timeout: float | None = None
+) -> Call[events_pb2.AckEventsResponse]:
+    """Store the named consumer's position (it only moves forward)."""
+    request = events_pb2.AckEventsRequest(consumer=consumer, position=position)
+    return Call(request, events_pb2.AckEventsResponse, timeout)
 
 
 class _Resume:
@@ -115,7 +143,7 @@ class EventWatch(Iterator[events_pb2.Event]):
         if not self._resume.consumer:
             raise ValueError("ack() needs the watch to have a consumer name")
         chosen = self.position if position is None else position
-        return self._client.ack_events(self._resume.consumer, chosen).position
+        return self._client._send(ack_events(self._resume.consumer, chosen)).position
 
     def close(self) -> None:
         self._closed = True
@@ -133,37 +161,6 @@ class EventsMethods(Transport):
     @property
     def _events(self) -> events_pb2_grpc.EventsStub:
         return events_pb2_grpc.EventsStub(self._channel)
-
-    def list_events(
-        self,
-        *,
-        after_position: int = 0,
-        types: EventTypes = (),
-        page_size: int = 0,
-        page_token: str = "",
-        timeout: float | None = None,
-    ) -> events_pb2.ListEventsResponse:
-        """One page of the program's events after `after_position`, oldest first."""
-        request = _list_request(after_position, types, page_size, page_token)
-        return self._invoke(self._events.ListEvents, request, timeout=timeout)
-
-    def iter_events(
-        self, *, after_position: int = 0, types: EventTypes = (), page_size: int = 0
-    ) -> Iterator[events_pb2.Event]:
-        """Every event after `after_position` committed by now, page by page."""
-        return walk(
-            lambda token: self.list_events(
-                after_position=after_position, types=types, page_size=page_size, page_token=token
-            ),
-            lambda page: page.events,
-        )
-
-    def ack_events(
-        self, consumer: str, position: int, *, timeout: float | None = None
-    ) -> events_pb2.AckEventsResponse:
-        """Store the named consumer's position (it only moves forward)."""
-        request = events_pb2.AckEventsRequest(consumer=consumer, position=position)
-        return self._invoke(self._events.AckEvents, request, timeout=timeout)
 
     def watch(
         self, *, after_position: int = 0, types: EventTypes = (), consumer: str = ""
@@ -226,7 +223,7 @@ class AsyncEventWatch(AsyncIterator[events_pb2.Event]):
         if not self._resume.consumer:
             raise ValueError("ack() needs the watch to have a consumer name")
         chosen = self.position if position is None else position
-        return (await self._client.ack_events(self._resume.consumer, chosen)).position
+        return (await self._client._send(ack_events(self._resume.consumer, chosen))).position
 
     def close(self) -> None:
         self._closed = True
@@ -238,37 +235,6 @@ class AsyncEventsMethods(AsyncTransport):
     @property
     def _events(self) -> events_pb2_grpc.EventsAsyncStub:
         return events_pb2_grpc.EventsStub(self._channel)
-
-    async def list_events(
-        self,
-        *,
-        after_position: int = 0,
-        types: EventTypes = (),
-        page_size: int = 0,
-        page_token: str = "",
-        timeout: float | None = None,
-    ) -> events_pb2.ListEventsResponse:
-        """One page of the program's events after `after_position`, oldest first."""
-        request = _list_request(after_position, types, page_size, page_token)
-        return await self._invoke(self._events.ListEvents, request, timeout=timeout)
-
-    def iter_events(
-        self, *, after_position: int = 0, types: EventTypes = (), page_size: int = 0
-    ) -> AsyncIterator[events_pb2.Event]:
-        """Every event after `after_position` committed by now, page by page."""
-        return awalk(
-            lambda token: self.list_events(
-                after_position=after_position, types=types, page_size=page_size, page_token=token
-            ),
-            lambda page: page.events,
-        )
-
-    async def ack_events(
-        self, consumer: str, position: int, *, timeout: float | None = None
-    ) -> events_pb2.AckEventsResponse:
-        """Store the named consumer's position (it only moves forward)."""
-        request = events_pb2.AckEventsRequest(consumer=consumer, position=position)
-        return await self._invoke(self._events.AckEvents, request, timeout=timeout)
 
     def watch(
         self, *, after_position: int = 0, types: EventTypes = (), consumer: str = ""

@@ -1,27 +1,21 @@
 """The one way every method calls the server: API key, deadline, retries, typed errors.
 
-Transport (sync) and AsyncTransport (grpc.aio) differ only in how they wait; the channel
-settings, the metadata, the deadline, which calls are idempotent (_build.py), the retry
-decisions (retry.py) and the error mapping (errors.py) are the same code for both.
+Transport (sync) and AsyncTransport (grpc.aio) differ only in how they open the channel and
+wait; the constructor, the metadata, the deadline, the retry decisions (retry.py) and the
+error mapping (errors.py) are the same code for both.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
 import grpc
 import grpc.aio
 from google.protobuf.message import Message
-from rewards.v1 import (
-    catalog_pb2_grpc,
-    groups_pb2_grpc,
-    issuance_pb2_grpc,
-    participants_pb2_grpc,
-    programs_pb2_grpc,
-)
 
-from rewards_client._build import idempotent, method_name
+from rewards_client._call import Call, Page, Response
 from rewards_client.errors import from_rpc_error
 from rewards_client.retry import (
     RetryBudget,
@@ -31,17 +25,12 @@ from rewards_client.retry import (
     call_with_retry_async,
 )
 
-_Req = TypeVar("_Req", bound=Message)
-_R = TypeVar("_R")
+_Channel = TypeVar("_Channel", grpc.Channel, grpc.aio.Channel)
+_R = TypeVar("_R", bound=Response)
 _T = TypeVar("_T")
-_P = TypeVar("_P", bound="_Page")
+_P = TypeVar("_P", bound=Page)
 
 Options = Sequence[tuple[str, Any]]
-
-
-class _Page(Protocol):
-    @property
-    def next_page_token(self) -> str: ...
 
 
 def channel_options(initial_backoff: float, max_backoff: float, options: Options) -> list[Any]:
@@ -75,23 +64,45 @@ def auth_metadata(api_key: str | None) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {api_key}"),) if api_key else ()
 
 
-class _Settings:
-    """What each call needs besides its request, the same for both transports."""
+class _Client(ABC, Generic[_Channel]):
+    """What each call needs besides its request, the same for both clients: the channel,
+    the metadata, the deadline and the retries. Subclasses open the channel and send."""
 
     def __init__(
         self,
+        target: str,
         api_key: str | None,
         *,
-        timeout: float | None,
-        retry: RetryPolicy,
-        budget: RetryBudget | None,
-        on_retry: Callable[[RetryEvent], None] | None,
+        tls: bool = False,
+        root_certificates: bytes | None = None,
+        private_key: bytes | None = None,
+        certificate_chain: bytes | None = None,
+        timeout: float | None = 10.0,
+        max_attempts: int = 4,
+        initial_backoff: float = 0.1,
+        max_backoff: float = 2.0,
+        retry_budget: RetryBudget | None = None,
+        on_retry: Callable[[RetryEvent], None] | None = None,
+        options: Options = (),
     ) -> None:
+        settings = channel_options(initial_backoff, max_backoff, options)
+        credentials = channel_credentials(tls, root_certificates, private_key, certificate_chain)
+        self._channel: _Channel = self._open(target, credentials, settings)
+        self.target = target
         self._metadata = auth_metadata(api_key)
         self._timeout = timeout
-        self._retry = retry
-        self._budget = budget or RetryBudget()
+        self._retry = RetryPolicy(
+            max_attempts=max_attempts, initial_backoff=initial_backoff, max_backoff=max_backoff
+        )
+        self._budget = retry_budget or RetryBudget()
         self._on_retry = on_retry
+        # One callable per RPC, made on first use as a generated stub makes them.
+        self._callables: dict[str, Any] = {}
+
+    @abstractmethod
+    def _open(
+        self, target: str, credentials: grpc.ChannelCredentials | None, settings: list[Any]
+    ) -> _Channel: ...
 
     @property
     def retry_budget(self) -> RetryBudget:
@@ -101,45 +112,44 @@ class _Settings:
     def _deadline(self, timeout: float | None) -> float | None:
         return self._timeout if timeout is None else timeout
 
+    def _callable(self, call: Call[_R]) -> Any:
+        """The channel's callable for call's RPC, made once as a generated stub makes it."""
+        rpc = self._callables.get(call.path)
+        if rpc is None:
+            rpc = self._callables[call.path] = self._channel.unary_unary(
+                call.path,
+                request_serializer=type(call.request).SerializeToString,
+                response_deserializer=call.response.FromString,
+                _registered_method=True,  # type: ignore[call-arg]  # missing from grpc's stubs
+            )
+        return rpc
 
-class Transport(_Settings):
-    def __init__(
-        self,
-        channel: grpc.Channel,
-        api_key: str | None,
-        *,
-        timeout: float | None,
-        retry: RetryPolicy,
-        budget: RetryBudget | None,
-        on_retry: Callable[[RetryEvent], None] | None,
-    ) -> None:
-        super().__init__(api_key, timeout=timeout, retry=retry, budget=budget, on_retry=on_retry)
-        self._channel = channel
-        self._catalog = catalog_pb2_grpc.RewardCatalogStub(channel)
-        self._issuance = issuance_pb2_grpc.RewardIssuanceStub(channel)
-        self._participants = participants_pb2_grpc.ParticipantsStub(channel)
-        self._groups = groups_pb2_grpc.ParticipantGroupsStub(channel)
-        self._registry = programs_pb2_grpc.ProgramRegistryStub(channel)
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.target!r})"
 
-    def _invoke(
-        self,
-        rpc: grpc.UnaryUnaryMultiCallable[_Req, _R],
-        request: _Req,
-        *,
-        timeout: float | None,
-    ) -> _R:
-        """Send `request` (the same message on every attempt) and return the response."""
-        deadline = self._deadline(timeout)
+
+class Transport(_Client[grpc.Channel]):
+    def _open(
+        self, target: str, credentials: grpc.ChannelCredentials | None, settings: list[Any]
+    ) -> grpc.Channel:
+        if credentials is None:
+            return grpc.insecure_channel(target, options=settings)
+        return grpc.secure_channel(target, credentials, options=settings)
+
+    def _send(self, call: Call[_R]) -> _R:
+        """Send call.request (the same message on every attempt) and return the answer."""
+        rpc: grpc.UnaryUnaryMultiCallable[Message, _R] = self._callable(call)
+        deadline = self._deadline(call.timeout)
 
         def attempt() -> _R:
-            return rpc(request, timeout=deadline, metadata=self._metadata)
+            return rpc(call.request, timeout=deadline, metadata=self._metadata)
 
         try:
             return call_with_retry(
                 attempt,
                 self._retry,
-                method=method_name(request),
-                idempotent=idempotent(request),
+                method=call.method,
+                idempotent=call.idempotent,
                 budget=self._budget,
                 on_retry=self._on_retry,
             )
@@ -147,44 +157,28 @@ class Transport(_Settings):
             raise from_rpc_error(error) from error
 
 
-class AsyncTransport(_Settings):
-    def __init__(
-        self,
-        channel: grpc.aio.Channel,
-        api_key: str | None,
-        *,
-        timeout: float | None,
-        retry: RetryPolicy,
-        budget: RetryBudget | None,
-        on_retry: Callable[[RetryEvent], None] | None,
-    ) -> None:
-        super().__init__(api_key, timeout=timeout, retry=retry, budget=budget, on_retry=on_retry)
-        self._channel = channel
-        self._catalog = catalog_pb2_grpc.RewardCatalogStub(channel)
-        self._issuance = issuance_pb2_grpc.RewardIssuanceStub(channel)
-        self._participants = participants_pb2_grpc.ParticipantsStub(channel)
-        self._groups = groups_pb2_grpc.ParticipantGroupsStub(channel)
-        self._registry = programs_pb2_grpc.ProgramRegistryStub(channel)
+class AsyncTransport(_Client[grpc.aio.Channel]):
+    def _open(
+        self, target: str, credentials: grpc.ChannelCredentials | None, settings: list[Any]
+    ) -> grpc.aio.Channel:
+        if credentials is None:
+            return grpc.aio.insecure_channel(target, options=settings)
+        return grpc.aio.secure_channel(target, credentials, options=settings)
 
-    async def _invoke(
-        self,
-        rpc: grpc.aio.UnaryUnaryMultiCallable[_Req, _R],
-        request: _Req,
-        *,
-        timeout: float | None,
-    ) -> _R:
-        """Send `request` (the same message on every attempt) and return the response."""
-        deadline = self._deadline(timeout)
+    async def _send(self, call: Call[_R]) -> _R:
+        """Send call.request (the same message on every attempt) and return the answer."""
+        rpc: grpc.aio.UnaryUnaryMultiCallable[Message, _R] = self._callable(call)
+        deadline = self._deadline(call.timeout)
 
         def attempt() -> Awaitable[_R]:
-            return rpc(request, timeout=deadline, metadata=self._metadata)
+            return rpc(call.request, timeout=deadline, metadata=self._metadata)
 
         try:
             return await call_with_retry_async(
                 attempt,
                 self._retry,
-                method=method_name(request),
-                idempotent=idempotent(request),
+                method=call.method,
+                idempotent=call.idempotent,
                 budget=self._budget,
                 on_retry=self._on_retry,
             )

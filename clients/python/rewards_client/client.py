@@ -1,30 +1,26 @@
-"""RewardsClient: one channel, one API key, a method per RPC of every rewards.v1 service."""
+"""RewardsClient: one channel, one API key, a method per RPC of every rewards.v1 service.
+
+Each method is made by sync_method from the function that says what it sends (_catalog.py,
+_issuance.py, ...); AsyncRewardsClient makes its methods from the same functions.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from types import TracebackType
 
 import grpc
 
-from rewards_client._catalog import CatalogMethods
+from rewards_client import _catalog as catalog
+from rewards_client import _events as events
+from rewards_client import _groups as groups
+from rewards_client import _issuance as issuance
+from rewards_client import _participants as participants
+from rewards_client import _registry as registry
 from rewards_client._events import EventsMethods
-from rewards_client._groups import GroupsMethods
-from rewards_client._issuance import IssuanceMethods
-from rewards_client._participants import ParticipantsMethods
-from rewards_client._registry import RegistryMethods
-from rewards_client._transport import Options, channel_credentials, channel_options
-from rewards_client.retry import RetryBudget, RetryEvent, RetryPolicy
+from rewards_client._methods import sync_method
 
 
-class RewardsClient(
-    CatalogMethods,
-    IssuanceMethods,
-    ParticipantsMethods,
-    EventsMethods,
-    GroupsMethods,
-    RegistryMethods,
-):
+class RewardsClient(EventsMethods):
     """A client of the rewards service. Thread-safe; use one per process and close it.
 
         with RewardsClient("localhost:50051", api_key) as client:
@@ -38,42 +34,6 @@ class RewardsClient(
     told about each retry (e.g. to log it). private_key/certificate_chain present a client
     certificate (mTLS); giving any certificate implies tls.
     """
-
-    def __init__(
-        self,
-        target: str,
-        api_key: str | None,
-        *,
-        tls: bool = False,
-        root_certificates: bytes | None = None,
-        private_key: bytes | None = None,
-        certificate_chain: bytes | None = None,
-        timeout: float | None = 10.0,
-        max_attempts: int = 4,
-        initial_backoff: float = 0.1,
-        max_backoff: float = 2.0,
-        retry_budget: RetryBudget | None = None,
-        on_retry: Callable[[RetryEvent], None] | None = None,
-        options: Options = (),
-    ) -> None:
-        policy = RetryPolicy(
-            max_attempts=max_attempts, initial_backoff=initial_backoff, max_backoff=max_backoff
-        )
-        settings = channel_options(initial_backoff, max_backoff, options)
-        credentials = channel_credentials(tls, root_certificates, private_key, certificate_chain)
-        if credentials is None:
-            channel = grpc.insecure_channel(target, options=settings)
-        else:
-            channel = grpc.secure_channel(target, credentials, options=settings)
-        super().__init__(
-            channel,
-            api_key,
-            timeout=timeout,
-            retry=policy,
-            budget=retry_budget,
-            on_retry=on_retry,
-        )
-        self.target = target
 
     @property
     def channel(self) -> grpc.Channel:
@@ -95,5 +55,69 @@ class RewardsClient(
     ) -> None:
         self.close()
 
-    def __repr__(self) -> str:
-        return f"RewardsClient({self.target!r})"
+    # RewardCatalog
+    create_reward = sync_method(catalog.create_reward)
+    get_reward = sync_method(catalog.get_reward)
+    list_rewards = sync_method(catalog.list_rewards)
+    iter_rewards = sync_method(catalog.iter_rewards)
+    update_reward = sync_method(catalog.update_reward)
+    delete_reward = sync_method(catalog.delete_reward)
+    create_asset = sync_method(catalog.create_asset)
+    get_asset = sync_method(catalog.get_asset)
+    list_assets = sync_method(catalog.list_assets)
+    iter_assets = sync_method(catalog.iter_assets)
+    create_code_pool = sync_method(catalog.create_code_pool)
+    get_code_pool = sync_method(catalog.get_code_pool)
+    list_code_pools = sync_method(catalog.list_code_pools)
+    iter_code_pools = sync_method(catalog.iter_code_pools)
+    add_codes = sync_method(catalog.add_codes)
+
+    # RewardIssuance
+    issue_reward = sync_method(issuance.issue_reward)
+    batch_issue_rewards = sync_method(issuance.batch_issue_rewards)
+    grant_custom_reward = sync_method(issuance.grant_custom_reward)
+    get_issuance = sync_method(issuance.get_issuance)
+    list_issuances = sync_method(issuance.list_issuances)
+    iter_issuances = sync_method(issuance.iter_issuances)
+    claim_issuance = sync_method(issuance.claim_issuance)
+    revoke_issuance = sync_method(issuance.revoke_issuance)
+    update_fulfillment = sync_method(issuance.update_fulfillment)
+
+    # Participants
+    upsert_participant = sync_method(participants.upsert_participant)
+    get_participant = sync_method(participants.get_participant)
+    list_participants = sync_method(participants.list_participants)
+    iter_participants = sync_method(participants.iter_participants)
+    get_balance = sync_method(participants.get_balance)
+    list_ledger_entries = sync_method(participants.list_ledger_entries)
+    iter_ledger_entries = sync_method(participants.iter_ledger_entries)
+    adjust_balance = sync_method(participants.adjust_balance)
+
+    # ParticipantGroups
+    create_group = sync_method(groups.create_group)
+    get_group = sync_method(groups.get_group)
+    list_groups = sync_method(groups.list_groups)
+    iter_groups = sync_method(groups.iter_groups)
+    add_group_member = sync_method(groups.add_group_member)
+    remove_group_member = sync_method(groups.remove_group_member)
+    list_group_members = sync_method(groups.list_group_members)
+    iter_group_members = sync_method(groups.iter_group_members)
+    get_group_balance = sync_method(groups.get_group_balance)
+    list_group_ledger_entries = sync_method(groups.list_group_ledger_entries)
+    iter_group_ledger_entries = sync_method(groups.iter_group_ledger_entries)
+    adjust_group_balance = sync_method(groups.adjust_group_balance)
+
+    # ProgramRegistry
+    create_custom_field = sync_method(registry.create_custom_field)
+    list_custom_fields = sync_method(registry.list_custom_fields)
+    iter_custom_fields = sync_method(registry.iter_custom_fields)
+    delete_custom_field = sync_method(registry.delete_custom_field)
+    create_fulfillment_status = sync_method(registry.create_fulfillment_status)
+    list_fulfillment_statuses = sync_method(registry.list_fulfillment_statuses)
+    iter_fulfillment_statuses = sync_method(registry.iter_fulfillment_statuses)
+    delete_fulfillment_status = sync_method(registry.delete_fulfillment_status)
+
+    # Events
+    list_events = sync_method(events.list_events)
+    iter_events = sync_method(events.iter_events)
+    ack_events = sync_method(events.ack_events)
