@@ -148,6 +148,13 @@ def admin_key_of(server: ServerProcess) -> str | None:
     return None
 
 
+def new_connection(address: str) -> grpc.Channel:
+    """A channel on a TCP connection of its own. Channels to one address otherwise share
+    connections in the process, even one opened just after another closed: tests that count
+    on the kernel spreading connections over --workers need each call on a new one."""
+    return grpc.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)])
+
+
 def wait_for_line(server: ServerProcess, text: str, timeout: float = 10, count: int = 1) -> None:
     """Until `count` lines hold `text`. The log is read on another thread, and access lines
     are written in batches: give it time to catch up with the process."""

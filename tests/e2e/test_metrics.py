@@ -15,7 +15,14 @@ from rewards.v1 import catalog_pb2, issuance_pb2
 
 from tests import factories as f
 from tests.conftest import new_program
-from tests.helpers import admin_key_of, expect_failure, make_api, spawn_server, wait_for_line
+from tests.helpers import (
+    admin_key_of,
+    expect_failure,
+    make_api,
+    new_connection,
+    spawn_server,
+    wait_for_line,
+)
 
 # As in test_workers: with 16 new connections both workers answer but 1 time in 32,768.
 CONNECTIONS_FOR_EVERY_WORKER = 16
@@ -86,7 +93,7 @@ def _handled(samples, method: str, code: str = "OK") -> float:
 
 def _list_on_new_connections(address: str, key: str, count: int) -> None:
     for _ in range(count):
-        with grpc.insecure_channel(address) as channel:
+        with new_connection(address) as channel:
             make_api(channel, "", key).catalog.ListRewards(catalog_pb2.ListRewardsRequest())
 
 

@@ -10,7 +10,7 @@ import pytest
 from rewards.v1 import catalog_pb2
 
 from tests import factories as f
-from tests.helpers import admin_key_of, make_api, spawn_server, wait_for_line
+from tests.helpers import admin_key_of, make_api, new_connection, spawn_server, wait_for_line
 
 # The kernel spreads connections, not calls, over the workers: with 12, the chance that one
 # worker gets them all is about 1 in 2,000.
@@ -22,7 +22,7 @@ def _names_seen(address: str, key: str, reward_id: str) -> list[str]:
     """The reward's name as each of several new connections sees it, asked twice each."""
     names = []
     for _ in range(CONNECTIONS):
-        with grpc.insecure_channel(address) as channel:
+        with new_connection(address) as channel:
             api = make_api(channel, "", key)
             names += [f.get_reward(api, reward_id).name for _ in range(2)]
     return names
@@ -60,7 +60,7 @@ def test_workers_share_one_port_and_each_answers_calls(tmp_path):
         assert len({e["pid"] for e in serving}) == 2
         # A new connection each: with 16, both workers are picked but 1 time in 32,768.
         for _ in range(CONNECTIONS_FOR_EVERY_WORKER):
-            with grpc.insecure_channel(server.address) as channel:
+            with new_connection(server.address) as channel:
                 make_api(channel, "", key).catalog.ListRewards(catalog_pb2.ListRewardsRequest())
         wait_for_line(server, '"event":"rpc"', count=CONNECTIONS_FOR_EVERY_WORKER)
         answered_by = {e["pid"] for e in _entries(server) if e["event"] == "rpc"}
