@@ -354,7 +354,7 @@ def registry_version(program_id: str) -> int:
 
 
 def bump_registry_version(program_id: str) -> None:
-    fast.execute(
+    fast.execute_unread(
         'UPDATE "program" SET "registry_version" = "registry_version" + 1 WHERE "id" = ?',
         program_id,
     )
