@@ -1,13 +1,21 @@
-"""PostgreSQL: BEGIN, SAVEPOINT and RELEASE travel with the next statement (store/postgres.py),
-and savepoints still undo exactly what they must."""
+"""PostgreSQL: BEGIN, SAVEPOINT and RELEASE, and statements nobody reads the result of, travel
+with the next statement (store/postgres.py), and savepoints still undo exactly what they must."""
 
+import threading
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import peewee
+import psycopg2
 import pytest
 
-from rewards_service.store.db import database_settings
+from rewards_service.store import db as store_db
+from rewards_service.store.db import database, database_settings
+from rewards_service.store.group_commit import Conflict, GroupCommit
 from rewards_service.store.postgres import PostgresDatabase
+from tests import factories as f
+from tests.helpers import writes_held
 
 
 @pytest.fixture
@@ -17,7 +25,9 @@ def db(database_url):
     _, options = database_settings(database_url)
     connection = PostgresDatabase(options.pop("database"), max_connections=2, **options)
     table = f"round_trips_{uuid.uuid4().hex[:8]}"
-    connection.execute_sql(f'CREATE TABLE "{table}" ("x" integer PRIMARY KEY)')
+    connection.execute_sql(
+        f'CREATE TABLE "{table}" ("x" integer PRIMARY KEY, "note" text NOT NULL DEFAULT \'\')'
+    )
     sent: list[str] = []
     connection.query_hooks.append(lambda event: sent.append(event.sql))
     connection.table, connection.sent = table, sent
@@ -28,7 +38,11 @@ def db(database_url):
 
 
 def _insert(db, value: int) -> None:
-    db.execute_sql(f'INSERT INTO "{db.table}" VALUES (%s)', (value,))
+    db.execute_sql(f'INSERT INTO "{db.table}" ("x") VALUES (%s)', (value,))
+
+
+def _insert_unread(db, value: int, note: str = "") -> None:
+    db.execute_unread(f'INSERT INTO "{db.table}" ("x", "note") VALUES (%s, %s)', (value, note))
 
 
 def _rows(db) -> list[int]:
@@ -99,3 +113,208 @@ def test_an_error_in_the_first_statement_leaves_nothing_open(db):
     with db.atomic():
         _insert(db, 2)
     assert _rows(db) == [1, 2]
+
+
+def test_an_unread_statement_goes_with_the_commit_when_it_is_the_last_thing(db):
+    with db.atomic():
+        _insert_unread(db, 1, "50% off")  # a % in a value is not a placeholder
+    assert db.sent == [
+        f'BEGIN; INSERT INTO "{db.table}" ("x", "note") VALUES (1, \'50%% off\'); COMMIT'
+    ]
+    assert _rows(db) == [1]
+    note = db.execute_sql(f'SELECT "note" FROM "{db.table}"').fetchone()[0]
+    assert note == "50% off"
+
+
+def test_an_unread_statement_goes_with_the_next_statement_that_needs_an_answer(db):
+    with db.atomic():
+        _insert_unread(db, 1)
+        _insert_unread(db, 2)
+        assert db.sent == []
+        assert _rows(db) == [1, 2]  # sent with the read, which sees them
+    assert len(db.sent) == 1
+    assert _rows(db) == [1, 2]
+
+
+def test_a_rollback_drops_what_was_not_sent(db):
+    with pytest.raises(ValueError), db.atomic():
+        _insert_unread(db, 1)
+        raise ValueError("refused")
+    assert db.sent == []  # its BEGIN never left either
+    with pytest.raises(ValueError), db.atomic():
+        _insert(db, 2)
+        _insert_unread(db, 3)
+        raise ValueError("refused")
+    with db.atomic():
+        _insert(db, 4)
+        with pytest.raises(ValueError), db.atomic():
+            _insert_unread(db, 5)
+            raise ValueError("refused")
+        _insert_unread(db, 6)
+    assert _rows(db) == [4, 6]
+    assert db.connection().get_transaction_status() == 0
+
+
+def test_outside_a_transaction_an_unread_statement_runs_at_once(db):
+    _insert_unread(db, 1)
+    assert len(db.sent) == 1
+    assert _rows(db) == [1]
+
+
+def test_an_unread_statement_that_breaks_a_key_fails_its_own_savepoint_at_its_release(db):
+    _insert(db, 1)
+    with db.atomic():
+        with db.atomic():
+            _insert_unread(db, 2)
+        with pytest.raises(peewee.IntegrityError), db.atomic():
+            _insert_unread(db, 3)
+            _insert_unread(db, 1)  # duplicate: raised when its savepoint ends
+        with db.atomic():
+            _insert_unread(db, 4)
+    assert _rows(db) == [1, 2, 4]
+    released = [sql for sql in db.sent if "VALUES (3" in sql]
+    assert len(released) == 1 and released[0].split("; ")[-1].startswith("RELEASE SAVEPOINT ")
+
+
+def test_a_savepoint_taken_while_statements_wait_takes_them_first(db):
+    _insert(db, 1)
+    # Raised where the duplicate was written, not inside the savepoint opened after it
+    # (which would then fail to roll back to a savepoint the server never took).
+    with pytest.raises(peewee.IntegrityError), db.atomic():
+        _insert(db, 2)
+        _insert_unread(db, 1)
+        with db.atomic():
+            _insert_unread(db, 3)
+    assert db.sent[-1].startswith(f'INSERT INTO "{db.table}"')
+    assert db.sent[-1].split("; ")[-1].startswith("SAVEPOINT ")
+    assert _rows(db) == [1]
+
+
+def _group_commit(db) -> GroupCommit:
+    def lock_rows(keys):
+        ids = [int(key) for _table, key in keys]
+        db.execute_sql(f'SELECT 1 FROM "{db.table}" WHERE "x" = ANY(%s) FOR UPDATE', (ids,))
+
+    return GroupCommit(
+        db,
+        is_retryable=lambda exc: False,
+        max_attempts=1,
+        backoff=lambda attempt: None,
+        one_writer=threading.Lock,
+        lock_rows=lock_rows,
+    )
+
+
+def test_in_a_group_an_unread_insert_that_breaks_a_key_fails_its_own_write_only(db):
+    _insert(db, 1)
+    writer = _group_commit(db)
+    started, go_on = threading.Event(), threading.Event()
+
+    def hold() -> str:
+        started.set()
+        assert go_on.wait(30)
+        return "held"
+
+    def put(value: int):
+        return lambda: _insert_unread(db, value) or value
+
+    with ThreadPoolExecutor(5) as pool:
+        first = pool.submit(writer.submit, hold, None)
+        assert started.wait(30)
+        # Queued behind the first: they make up the next group, in this order.
+        outcomes = []
+        for value, answer in ((10, None), (1, lambda: "answered"), (11, None), (1, None)):
+            outcomes.append(pool.submit(writer.submit, put(value), answer, [("t", "1")]))
+            while len(writer._queue) < len(outcomes):
+                time.sleep(0.001)
+        go_on.set()
+        assert first.result(30) == "held"
+        assert outcomes[0].result(30) == 10
+        assert outcomes[1].result(30) == "answered"  # the request_id race's answer still works
+        assert outcomes[2].result(30) == 11
+        with pytest.raises(Conflict):
+            outcomes[3].result(30)
+    writer.close()
+    assert _rows(db) == [1, 10, 11]
+    # Each write's INSERT went with its own RELEASE: no round trip of its own.
+    inserts = [sql for sql in db.sent[1:] if "INSERT" in sql]
+    assert len(inserts) == 4
+    assert all(sql.split("; ")[-1].startswith("RELEASE SAVEPOINT ") for sql in inserts)
+
+
+@pytest.fixture
+def writer_statements(store):
+    """Every query string the store's writer sends from now on (a COMMIT goes through here
+    whenever statements wait for it)."""
+    if not store.startswith("postgres"):
+        pytest.skip("PostgreSQL only: SQLite has no round trips")
+    sent: list[str] = []
+
+    def hook(event) -> None:
+        if threading.get_ident() == store_db._group_commit.writer_ident():
+            sent.append(event.sql)
+
+    database.obj.query_hooks.append(hook)
+    yield sent
+    database.obj.query_hooks.remove(hook)
+
+
+def _new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def _priced_reward(admin):
+    points = f.asset(admin)
+    reward = f.reward(admin, cost_asset_id=points.id, unit_cost="1", max_total=1000)
+    users = [f.participant(admin) for _ in range(3)]
+    for user in users:
+        f.fund(admin, user.id, points.id, "100")
+    return reward, users
+
+
+def test_an_issue_of_a_priced_reward_takes_seven_round_trips(admin, writer_statements):
+    reward, users = _priced_reward(admin)
+    writer_statements.clear()
+    f.issue(admin, reward.id, users[0].id, request_id=_new_id())
+    # Lock; replay lookup; reward; participant; stock; balance; then the ledger entry, the
+    # issuance and the events go with the COMMIT. No sold-out check: 999 units are left.
+    assert len(writer_statements) == 7, writer_statements
+    assert writer_statements[-1].endswith("; COMMIT")
+    assert not any('SET "status"' in sql for sql in writer_statements)
+
+
+def _waiting_on_lock(store: str, reward_id: str) -> bool:
+    with psycopg2.connect(store) as connection, connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND position(%s in query) > 0",
+            (reward_id,),
+        )
+        waiting = cursor.fetchone()[0] > 0
+    connection.close()
+    return waiting
+
+
+def test_each_further_issue_in_a_group_takes_six_round_trips(admin, store, writer_statements):
+    reward, users = _priced_reward(admin)
+    writer_statements.clear()
+    with ThreadPoolExecutor(3) as pool:
+        with writes_held(store, [reward.id]):
+            first = pool.submit(f.issue, admin, reward.id, users[0].id, request_id=_new_id())
+            while not _waiting_on_lock(store, reward.id):  # the writer waits on the row
+                time.sleep(0.01)
+            rest = [
+                pool.submit(f.issue, admin, reward.id, user.id, request_id=_new_id())
+                for user in users[1:]
+            ]
+            while len(store_db._group_commit._queue) < 2:
+                time.sleep(0.001)
+        for call in [first, *rest]:
+            call.result(30)
+    groups = [i for i, sql in enumerate(writer_statements) if sql.startswith("BEGIN")]
+    assert len(groups) == 2, writer_statements
+    second = writer_statements[groups[1] :]
+    # The lock, six per issue with a request_id (the sixth: its ledger entry and issuance
+    # with its RELEASE), and the events with the COMMIT.
+    assert len(second) == 1 + 6 * 2 + 1, second
+    assert second[-1].endswith("; COMMIT")

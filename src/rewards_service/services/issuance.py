@@ -313,11 +313,14 @@ def _check_window(reward: Reward, now: datetime) -> None:
         )
 
 
-def _take_stock(reward: Reward, units: int) -> None:
+def _take_stock(reward: Reward, units: int) -> bool:
     """One conditional UPDATE: it caps max_total and, on PostgreSQL, locks the reward row so
-    every later check of this issue sees the other issues of this reward."""
-    if queries.take_stock(reward.id, units):
-        return
+    every later check of this issue sees the other issues of this reward. Whether it took
+    the last unit."""
+    taken = queries.take_stock(reward.id, units)
+    if taken is not None:
+        redeemed_count, max_total = taken
+        return max_total is not None and redeemed_count >= max_total
     fresh = Reward.get_by_id(reward.id)
     if fresh.status != S.REWARD_STATUS_ACTIVE:
         raise _status_error(fresh)
@@ -508,7 +511,7 @@ def _issue(program_id: str, request: IssueRequest) -> Issuance:
             reason="NOT_ELIGIBLE",
             metadata={"reward_id": reward.id},
         )
-    _take_stock(reward, units)
+    sold_out = _take_stock(reward, units)
     _check_caps(reward, participant.id, units, now, rolling=not request.manual)
     group_id = None
     if request.pay_from == PAY_FROM_GROUP:
@@ -525,7 +528,7 @@ def _issue(program_id: str, request: IssueRequest) -> Issuance:
     else:
         coupon_code = str(reward.config.get("code", ""))
     credit_asset, credit = _credit(program_id, reward, participant.id, units, issuance_id)
-    if reward.max_total is not None:
+    if sold_out:
         # The last unit was just taken: OUT_OF_STOCK at once, in this same transaction.
         queries.set_reward_status(
             (Reward.id == reward.id)

@@ -12,6 +12,7 @@ import peewee
 from rewards_service.bounded import BoundedCache
 from rewards_service.store.db import change_token, database, is_sqlite
 from rewards_service.store.fields import ExpiryField, JSONField, TimestampField
+from rewards_service.store.postgres import PostgresDatabase
 
 M = TypeVar("M", bound=peewee.Model)
 R = TypeVar("R")
@@ -199,6 +200,22 @@ def execute(text: str, *params: object):
     return database.execute_sql(sql(text), params)
 
 
+def execute_unread(text: str, *params: object) -> None:
+    """A statement whose rows and row count nobody reads. On PostgreSQL it costs no round
+    trip of its own: it goes with the next statement that needs an answer, at the latest with
+    the end of its write's savepoint, where an error in it is still that write's
+    (postgres.py). SQLite has no round trips: it runs now."""
+    _unread(sql(text), params)
+
+
+def _unread(text: str, params) -> None:
+    db = database.obj
+    if isinstance(db, PostgresDatabase):
+        db.execute_unread(text, params)
+    else:
+        db.execute_sql(text, params)
+
+
 @cache
 def _insert_sql(model: type[peewee.Model], param: str) -> str:
     names = _column_names(model)
@@ -242,8 +259,9 @@ def column_values(row: peewee.Model) -> list[object]:
 
 
 def insert(row: M) -> M:
-    """INSERT every column of a new row whose primary key is already set."""
-    database.execute_sql(_insert_sql(type(row), database.param), column_values(row))
+    """INSERT every column of a new row whose primary key is already set; its result is
+    not read (execute_unread): a broken unique key fails the write at its end."""
+    _unread(_insert_sql(type(row), database.param), column_values(row))
     return row
 
 

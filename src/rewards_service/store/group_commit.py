@@ -126,26 +126,30 @@ class _Write:
         database: peewee.Database,
         is_retryable: Callable[[Exception], bool],
         publish: Callable[[list], None] | None = None,
+        first: Callable[[], None] | None = None,
     ) -> None:
         """In its own savepoint (its own transaction when outside one; `publish` then gets
-        what it recorded before it commits). Contention propagates: the whole group retries.
+        what it recorded before it commits). `first` runs at its start (the row locks of a
+        write that is its own transaction). Contention propagates: the whole group retries.
         Inside another write, what it records joins that write's."""
         outer = getattr(_recording, "items", None)
         try:
-            self._run(database, is_retryable, publish)
+            self._run(database, is_retryable, publish, first)
         finally:
             _recording.items = outer
         if outer is not None:
             outer.extend(self.recorded)
             self.recorded = []
 
-    def _run(self, database, is_retryable, publish) -> None:
+    def _run(self, database, is_retryable, publish, first) -> None:
         step, clash = self.work, None
         self.recorded = []
         while True:
             _recording.items = recorded = []
             try:
                 with database.atomic():
+                    if first is not None:
+                        first()
                     around = hooks.around_write
                     if around is None:
                         result = self.context.run(step)
@@ -341,8 +345,10 @@ class GroupCommit:
     def _run_with_retries(self, group: list[_Write]) -> None:
         for attempt in range(self._max_attempts):
             try:
-                if len(group) == 1 and not group[0].locks:  # its savepoint is its transaction
-                    group[0].run(self._database, self._is_retryable, self._publish)
+                if len(group) == 1:
+                    # Its savepoint is its transaction: what it wrote unread goes with the
+                    # COMMIT (store/postgres.py), where an error is still this write's.
+                    self._run_alone(group[0])
                     return
                 with self._database.atomic():
                     self._lock_rows(sorted({key for write in group for key in write.locks}))
@@ -370,6 +376,13 @@ class GroupCommit:
                 (hooks.gave_up if last else hooks.retried)(exc)
             self._backoff(attempt)
         self._fail(group, Unavailable("The store is too busy to finish this call; retry it."))
+
+    def _run_alone(self, write: _Write) -> None:
+        keys = sorted(set(write.locks))
+        lock = (lambda: self._lock_rows(keys)) if keys else None
+        write.run(self._database, self._is_retryable, self._publish, first=lock)
+        if write.error is not None:
+            self._drop_broken_connection()
 
     def _drop_broken_connection(self) -> None:
         """The writer keeps its connection; one the server closed (a PostgreSQL restart) is

@@ -1,4 +1,5 @@
-"""PostgreSQL connections whose transaction control travels with the next statement.
+"""PostgreSQL connections whose transaction control, and the statements nobody reads the
+result of, travel with the next statement.
 
 The writer runs each call of a group in its own savepoint: BEGIN, then per call SAVEPOINT,
 its statements and RELEASE SAVEPOINT, then COMMIT. Sent alone, the control statements were
@@ -8,15 +9,28 @@ it as one simple query; PostgreSQL runs the statements one after another in the 
 transaction, and an error stops the string at the failing one, after the savepoint it
 opened). COMMIT releases every savepoint, so a RELEASE still waiting is dropped, and a
 transaction that never sent a statement is neither committed nor rolled back.
+
+Statements whose rows and row count nobody reads (`execute_unread`: a ledger entry, an
+issuance, the outbox's events) wait the same way, rendered with their parameters. They never
+outlive the savepoint that made them: its RELEASE (or COMMIT) goes with them, so an error in
+one (a unique key taken) is raised in the write that made it and rolls back that write
+alone; a savepoint opened while they wait goes with them, so their error is never raised
+inside it. A rollback drops them.
 """
 
 import threading
 
 from playhouse.pool import PooledPostgresqlDatabase
-from psycopg2.extensions import TRANSACTION_STATUS_INTRANS
+from psycopg2.extensions import TRANSACTION_STATUS_INTRANS, encodings
 
 _DEFERRED = ("SAVEPOINT ", "RELEASE SAVEPOINT ")
+_CONTROL = ("BEGIN", *_DEFERRED)
+_RELEASE = "RELEASE SAVEPOINT "
 _ROLLBACK_TO = "ROLLBACK TO SAVEPOINT "
+
+
+def _unread_in(waiting: list[str]) -> bool:
+    return any(not s.startswith(_CONTROL) for s in waiting)
 
 
 class PostgresDatabase(PooledPostgresqlDatabase):
@@ -41,11 +55,24 @@ class PostgresDatabase(PooledPostgresqlDatabase):
         else:
             self._waiting().append("BEGIN")
 
+    def execute_unread(self, sql: str, params=()) -> None:
+        """A statement whose result nobody reads: in a transaction it waits for the next
+        statement that needs an answer, or the end of its savepoint; outside one it runs now
+        (nothing would be sure to send it)."""
+        if not self.in_transaction():
+            self.execute_sql(sql, params)
+            return
+        connection = self.connection()
+        rendered = connection.cursor().mogrify(sql, params).decode(encodings[connection.encoding])
+        # The string it joins is sent with parameters (peewee passes at least an empty
+        # tuple), so psycopg2 reads every % in it as a placeholder.
+        self._waiting().append(rendered.replace("%", "%%"))
+
     def execute_sql(self, sql, params=None):
         waiting = self._waiting()
-        if sql.startswith(_DEFERRED):
-            opened = "SAVEPOINT " + sql[len("RELEASE SAVEPOINT ") :]
-            if sql.startswith("RELEASE ") and waiting and waiting[-1] == opened:
+        if sql.startswith(_DEFERRED) and not _unread_in(waiting):
+            opened = "SAVEPOINT " + sql[len(_RELEASE) :]
+            if sql.startswith(_RELEASE) and waiting and waiting[-1] == opened:
                 waiting.pop()  # nothing ran inside it
             else:
                 waiting.append(sql)
@@ -55,6 +82,9 @@ class PostgresDatabase(PooledPostgresqlDatabase):
             if opened in waiting:  # nothing ran since it was taken: nothing to undo
                 del waiting[waiting.index(opened) :]
                 return None
+            # What waits was made inside the savepoint (what waited when it was taken went
+            # with it): undone unsent.
+            waiting.clear()
         if waiting:
             sql = "; ".join(s.rstrip(";") for s in [*waiting, sql])
             waiting.clear()
@@ -75,7 +105,9 @@ class PostgresDatabase(PooledPostgresqlDatabase):
         return sent
 
     def commit(self) -> None:
-        if self._end():
+        if _unread_in(self._waiting()):
+            self.execute_sql("COMMIT")  # they go with it, in order, after what waits
+        elif self._end():
             super().commit()
 
     def rollback(self) -> None:

@@ -334,21 +334,22 @@ def mentions_segment(segment: str) -> peewee.Node:
     )
 
 
-def take_stock(reward_id: str, units: int) -> bool:
+def take_stock(reward_id: str, units: int) -> tuple[int, int | None] | None:
     """Takes `units` of an ACTIVE reward in one conditional UPDATE, so max_total holds under
-    any concurrency; False when the reward is not ACTIVE or has too few left. On PostgreSQL
-    it also locks the reward's row until the transaction ends."""
-    return bool(
-        fast.execute(
-            'UPDATE "reward" SET "redeemed_count" = "redeemed_count" + ? '
-            'WHERE "id" = ? AND "status" = ? '
-            'AND ("max_total" IS NULL OR "redeemed_count" + ? <= "max_total")',
-            units,
-            reward_id,
-            common.REWARD_STATUS_ACTIVE,
-            units,
-        ).rowcount
-    )
+    any concurrency: (redeemed_count, max_total) as they are now, or None when the reward is
+    not ACTIVE or has too few left. On PostgreSQL it also locks the reward's row until the
+    transaction ends."""
+    taken = fast.execute(
+        'UPDATE "reward" SET "redeemed_count" = "redeemed_count" + ? '
+        'WHERE "id" = ? AND "status" = ? '
+        'AND ("max_total" IS NULL OR "redeemed_count" + ? <= "max_total") '
+        'RETURNING "redeemed_count", "max_total"',
+        units,
+        reward_id,
+        common.REWARD_STATUS_ACTIVE,
+        units,
+    ).fetchone()
+    return None if taken is None else (taken[0], taken[1])
 
 
 def issued_units(reward_id: str, participant_id: str | None, since: datetime | None) -> int:
@@ -389,7 +390,7 @@ def registry_version(program_id: str) -> int:
 
 
 def bump_registry_version(program_id: str) -> None:
-    fast.execute(
+    fast.execute_unread(
         'UPDATE "program" SET "registry_version" = "registry_version" + 1 WHERE "id" = ?',
         program_id,
     )
