@@ -33,11 +33,16 @@ def _issuance_pages(api, **filters):
     return _pages(fetch)
 
 
+def _issued(api, count: int) -> tuple[str, list[str]]:
+    """(the participant, the ids of `count` issues to it, oldest first)."""
+    reward = f.reward(api)
+    user = f.participant(api).id
+    return user, [f.issue(api, reward.id, user).issuance.id for _ in range(count)]
+
+
 def test_a_rare_status_is_found_through_short_pages(admin, monkeypatch):
     monkeypatch.setattr(queries, "SCAN_ROWS", SCAN)
-    reward = f.reward(admin)
-    user = f.participant(admin).id
-    issued = [f.issue(admin, reward.id, user).issuance.id for _ in range(70)]
+    _, issued = _issued(admin, 70)
     revoked = [issued[1], issued[2], issued[40]]  # the oldest two and one in the middle
     for issuance_id in revoked:
         f.revoke(admin, issuance_id)
@@ -52,10 +57,7 @@ def test_a_rare_status_is_found_through_short_pages(admin, monkeypatch):
 
 def test_a_filter_matching_nothing_ends_with_an_empty_token(admin, monkeypatch):
     monkeypatch.setattr(queries, "SCAN_ROWS", SCAN)
-    reward = f.reward(admin)
-    user = f.participant(admin).id
-    for _ in range(30):
-        f.issue(admin, reward.id, user)
+    _issued(admin, 30)
 
     pages = _issuance_pages(admin, action_code="never-used")
 
@@ -64,10 +66,7 @@ def test_a_filter_matching_nothing_ends_with_an_empty_token(admin, monkeypatch):
 
 def test_unfiltered_and_participant_pages_stay_full(admin, monkeypatch):
     monkeypatch.setattr(queries, "SCAN_ROWS", SCAN)
-    reward = f.reward(admin)
-    user = f.participant(admin).id
-    for _ in range(60):
-        f.issue(admin, reward.id, user)
+    user, _ = _issued(admin, 60)
 
     assert [len(p) for p in _issuance_pages(admin)] == [10] * 6
     assert [len(p) for p in _issuance_pages(admin, participant=f.ref(user))] == [10] * 6
@@ -75,9 +74,7 @@ def test_unfiltered_and_participant_pages_stay_full(admin, monkeypatch):
 
 def test_a_full_page_inside_the_stretch_goes_on_from_its_last_row(admin, monkeypatch):
     monkeypatch.setattr(queries, "SCAN_ROWS", SCAN)
-    reward = f.reward(admin)
-    user = f.participant(admin).id
-    issued = [f.issue(admin, reward.id, user).issuance.id for _ in range(40)]
+    _, issued = _issued(admin, 40)
     for issuance_id in issued:
         f.revoke(admin, issuance_id)
 
