@@ -4,6 +4,7 @@ rewards.v1, never INTERNAL/UNKNOWN, and a refused call changes nothing. Raw malf
 and oversized messages are answered with an error while the server keeps serving."""
 
 import base64
+import functools
 import json
 import os
 import threading
@@ -887,32 +888,44 @@ PROGRAM_TABLES = (
 PROGRAM_KEYED = ((Event, Event.position), (EventConsumer, EventConsumer.name))
 
 
+@functools.lru_cache(maxsize=256)
+def _snapshot_queries(program_id: str) -> tuple[tuple[str, str, tuple], ...]:
+    """(table, SQL, parameters) reading every row the program owns, built once per program:
+    a sweep snapshots after every call, and building the statements costs more than running
+    them."""
+    queries = {}
+    for model in PROGRAM_TABLES:
+        queries[model.__name__] = (
+            model.select().where(model.program == program_id).order_by(model.id)
+        )
+    for model, key in PROGRAM_KEYED:
+        queries[model.__name__] = model.select().where(model.program == program_id).order_by(key)
+    pools = CodePool.select(CodePool.id).where(CodePool.program == program_id)
+    queries["Code"] = Code.select().where(Code.pool.in_(pools)).order_by(Code.id)
+    people = Participant.select(Participant.id).where(Participant.program == program_id)
+    queries["Balance"] = (
+        Balance.select().where(Balance.participant.in_(people)).order_by(Balance.id)
+    )
+    groups = ParticipantGroup.select(ParticipantGroup.id).where(
+        ParticipantGroup.program == program_id
+    )
+    members = GroupMember.select().where(GroupMember.group.in_(groups))
+    queries["GroupMember"] = members.order_by(GroupMember.participant)
+    held = GroupBalance.select().where(GroupBalance.group.in_(groups))
+    queries["GroupBalance"] = held.order_by(GroupBalance.id)
+    # The registries' version: a refused registry change must not bump it either.
+    queries["Program"] = Program.select().where(Program.id == program_id)
+    return tuple((name, *query.sql()) for name, query in queries.items())
+
+
 def snapshot(program_id: str) -> dict[str, list[tuple]]:
-    """Every row the program owns, in a comparable form."""
-    state = {}
+    """Every row the program owns, in a comparable form (as stored)."""
     with session():
-        for model in PROGRAM_TABLES:
-            rows = model.select().where(model.program == program_id).order_by(model.id)
-            state[model.__name__] = list(rows.tuples())
-        for model, key in PROGRAM_KEYED:
-            rows = model.select().where(model.program == program_id).order_by(key)
-            state[model.__name__] = list(rows.tuples())
-        pools = CodePool.select(CodePool.id).where(CodePool.program == program_id)
-        state["Code"] = list(Code.select().where(Code.pool.in_(pools)).order_by(Code.id).tuples())
-        people = Participant.select(Participant.id).where(Participant.program == program_id)
-        state["Balance"] = list(
-            Balance.select().where(Balance.participant.in_(people)).order_by(Balance.id).tuples()
-        )
-        groups = ParticipantGroup.select(ParticipantGroup.id).where(
-            ParticipantGroup.program == program_id
-        )
-        members = GroupMember.select().where(GroupMember.group.in_(groups))
-        state["GroupMember"] = list(members.order_by(GroupMember.participant).tuples())
-        held = GroupBalance.select().where(GroupBalance.group.in_(groups))
-        state["GroupBalance"] = list(held.order_by(GroupBalance.id).tuples())
-        # The registries' version: a refused registry change must not bump it either.
-        state["Program"] = list(Program.select().where(Program.id == program_id).tuples())
-    return state
+        run = Program._meta.database.execute_sql
+        return {
+            name: [tuple(row) for row in run(sql, params).fetchall()]
+            for name, sql, params in _snapshot_queries(program_id)
+        }
 
 
 def _short(request) -> str:
