@@ -4,6 +4,7 @@ rewards.v1, never INTERNAL/UNKNOWN, and a refused call changes nothing. Raw malf
 and oversized messages are answered with an error while the server keeps serving."""
 
 import base64
+import functools
 import json
 import os
 import threading
@@ -19,7 +20,15 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from rewards.v1 import catalog_pb2, common_pb2, events_pb2, issuance_pb2, participants_pb2
+from rewards.v1 import (
+    catalog_pb2,
+    common_pb2,
+    events_pb2,
+    groups_pb2,
+    issuance_pb2,
+    participants_pb2,
+    programs_pb2,
+)
 
 from rewards_service.config import Config
 from rewards_service.domain.pagination import filters_digest
@@ -30,11 +39,18 @@ from rewards_service.store.models import (
     Balance,
     Code,
     CodePool,
+    CustomFieldDef,
     Event,
     EventConsumer,
+    FulfillmentStatusDef,
+    GroupBalance,
+    GroupLedgerEntry,
+    GroupMember,
     Issuance,
     LedgerEntry,
     Participant,
+    ParticipantGroup,
+    Program,
     Reward,
 )
 from tests import factories as f
@@ -273,6 +289,7 @@ ID_KINDS = {
     "cost_asset_id": "asset",
     "code_pool_id": "pool",
     "participant_id": "participant",
+    "group_id": "group",
 }
 
 
@@ -283,6 +300,9 @@ def _id_kind(fd: FieldDescriptor, method: str) -> str:
     if fd.containing_type.name in ("ParticipantRef", "Participant"):
         return "participant"
     for word, kind in (
+        ("FulfillmentStatus", "fulfillment_status"),
+        ("CustomField", "custom_field"),
+        ("Group", "group"),
         ("Issuance", "issuance"),
         ("Fulfillment", "issuance"),
         ("Reward", "reward"),
@@ -405,7 +425,49 @@ def _ts(delta: timedelta) -> timestamp_pb2.Timestamp:
     return ts
 
 
-def build_world(channel: grpc.Channel) -> World:
+def _group(api: Api, name: str, members: list[str]) -> groups_pb2.Group:
+    group = api.groups.CreateGroup(
+        groups_pb2.CreateGroupRequest(group=groups_pb2.Group(name=name), request_id=f"grp-{name}")
+    )
+    for member in members:
+        api.groups.AddGroupMember(
+            groups_pb2.AddGroupMemberRequest(group_id=group.id, participant=f.ref(member))
+        )
+    return group
+
+
+def _registry(api: Api) -> tuple[list[str], list[str]]:
+    """Defines two custom fields and two fulfillment statuses: (fields' ids, statuses' ids)."""
+    fields = [
+        api.registry.CreateCustomField(
+            programs_pb2.CreateCustomFieldRequest(
+                custom_field=programs_pb2.CustomField(key=key, type=kind, required=required),
+                request_id=f"cfd-{key}",
+            )
+        ).id
+        for key, kind, required in (
+            ("size", programs_pb2.CUSTOM_FIELD_TYPE_STRING, False),
+            ("born", programs_pb2.CUSTOM_FIELD_TYPE_DATE, True),
+        )
+    ]
+    statuses = [
+        api.registry.CreateFulfillmentStatus(
+            programs_pb2.CreateFulfillmentStatusRequest(
+                fulfillment_status=programs_pb2.FulfillmentStatus(status=status),
+                request_id=f"fst-{status}",
+            )
+        ).id
+        for status in ("NEW", "SHIPPED")
+    ]
+    return fields, statuses
+
+
+REGISTRY_METHODS = {
+    m.name for m in programs_pb2.DESCRIPTOR.services_by_name["ProgramRegistry"].methods
+}
+
+
+def build_world(channel: grpc.Channel, method: str = "") -> World:
     issued = new_program("hostile")
     api = make_api(channel, issued.program_id, issued.api_key)
     world = World(api, issued.program_id)
@@ -451,28 +513,51 @@ def build_world(channel: grpc.Channel) -> World:
         f.issue(api, rewards["points"].id, gold.id, request_id="seed-2").issuance,
         f.issue(api, rewards["priced"].id, gold.id, request_id="seed-3").issuance,
     ]
+    # gold shares a funded balance: issues paid from the group reach its ledger too.
+    member = f.participant(api, "member-2")
+    household = _group(api, "household", [gold.id, member.id])
+    lonely = _group(api, "lonely", [])
+    for delta, request_id in (("100.00", "gadj-1"), ("50.00", "")):
+        api.groups.AdjustGroupBalance(
+            groups_pb2.AdjustGroupBalanceRequest(
+                group_id=household.id, asset_id=points.id, delta=delta, request_id=request_id
+            )
+        )
+    # A program that defines its registries refuses custom fields and fulfillment statuses
+    # it does not know: only the registry's own RPCs see one, the other RPCs keep free-form
+    # values to reach further with.
+    fields, statuses = _registry(api) if method in REGISTRY_METHODS else ([], [])
     stranger = new_program("hostile-other")
     other = make_api(channel, stranger.program_id, stranger.api_key)
-    foreign = [f.reward(other).id, f.participant(other, "gold-1").id, f.asset(other).id]
+    foreign = [
+        f.reward(other).id,
+        f.participant(other, "gold-1").id,
+        f.asset(other).id,
+        _group(other, "household", []).id,
+    ]
     world.ids = {
         "reward": [r.id for r in rewards.values()],
         "asset": [points.id, fine.id, whole.id],
         "pool": [pool.id, empty_pool.id],
         "participant": [gold.id, shared_a.id],
         "issuance": [i.id for i in issuances],
+        "group": [household.id, lonely.id],
+        "custom_field": fields,
+        "fulfillment_status": statuses,
         "foreign": foreign,
     }
     world.refs = {
         "external_id": ["gold-1", "shared-a", "shared-b"],
         "email": ["gold@example.com", "shared@example.com"],
         "mobile": ["+15550001", "+15550002", "+" + "1" * 32],
-        "request_id": ["seed-1", "seed-2", "seed-3", "fresh"],
+        "request_id": ["seed-1", "seed-2", "seed-3", "fresh", "gadj-1", "grp-household"],
         "client_reference": ["seed-1", "grant-1"],
         "code": ["POINTS", "GEMS", "C1", "SAVE10"],
         "segment": ["tier"],
         "partition": ["gold"],
-        "status": ["SHIPPED"],
+        "status": ["SHIPPED", "NEW"],
         "consumer": ["seen", "fresh"],
+        "key": ["size", "born"],
     }
     api.events.AckEvents(events_pb2.AckEventsRequest(consumer="seen", position=1))
     for listing, request in (
@@ -483,6 +568,15 @@ def build_world(channel: grpc.Channel) -> World:
             issuance_pb2.ListIssuancesRequest(page_size=1),
         ),
         (api.events.ListEvents, events_pb2.ListEventsRequest(page_size=1)),
+        (api.groups.ListGroups, groups_pb2.ListGroupsRequest(page_size=1)),
+        (
+            api.groups.ListGroupMembers,
+            groups_pb2.ListGroupMembersRequest(group_id=household.id, page_size=1),
+        ),
+        (
+            api.groups.ListGroupLedgerEntries,
+            groups_pb2.ListGroupLedgerEntriesRequest(group_id=household.id, page_size=1),
+        ),
     ):
         world.tokens.append(listing(request).next_page_token)
     for key in ("", "\x00", "zzzz", "rew_" + "z" * 40, "' OR 1=1 --"):
@@ -490,7 +584,19 @@ def build_world(channel: grpc.Channel) -> World:
             raw = json.dumps({"k": key, "f": digest}).encode()
             world.tokens.append(base64.urlsafe_b64encode(raw).decode())
     world.tokens += [base64.urlsafe_b64encode(b"[1,2]").decode(), "e30=", "!!!", "===="]
+    if fields:
+        for listing, request in (
+            (api.registry.ListCustomFields, programs_pb2.ListCustomFieldsRequest(page_size=1)),
+            (
+                api.registry.ListFulfillmentStatuses,
+                programs_pb2.ListFulfillmentStatusesRequest(page_size=1),
+            ),
+        ):
+            world.tokens.append(listing(request).next_page_token)
     world.bases = _bases(world, rewards, gold, pool, points, fine)
+    world.bases |= _group_bases(world, gold, shared_a, points, fine)
+    if fields:
+        world.bases |= _registry_bases(world)
     return world
 
 
@@ -695,31 +801,131 @@ def _bases(world, rewards, gold, pool, points, fine) -> dict[str, list]:
     }
 
 
+def _group_bases(world, gold, newcomer, points, fine) -> dict[str, list]:
+    g = groups_pb2
+    household, lonely = world.ids["group"]
+    by_id = common_pb2.ParticipantRef(id=gold.id)
+    return {
+        "CreateGroup": [
+            g.CreateGroupRequest(group=g.Group(name="household"), request_id="grp-household"),
+            g.CreateGroupRequest(group=g.Group(name="Office", metadata={"floor": "2"})),
+        ],
+        "GetGroup": [g.GetGroupRequest(id=household)],
+        "ListGroups": [g.ListGroupsRequest(page_size=1)],
+        "AddGroupMember": [
+            g.AddGroupMemberRequest(group_id=lonely, participant=f.ref(newcomer.id)),
+            g.AddGroupMemberRequest(
+                group_id=lonely, participant=common_pb2.ParticipantRef(external_id="gold-1")
+            ),
+        ],
+        "RemoveGroupMember": [g.RemoveGroupMemberRequest(group_id=household, participant=by_id)],
+        "ListGroupMembers": [g.ListGroupMembersRequest(group_id=household, page_size=1)],
+        "GetGroupBalance": [g.GetGroupBalanceRequest(group_id=household, asset_id=points.id)],
+        "ListGroupLedgerEntries": [
+            g.ListGroupLedgerEntriesRequest(group_id=household, asset_id=points.id, page_size=1),
+            g.ListGroupLedgerEntriesRequest(group_id=household),
+        ],
+        "AdjustGroupBalance": [
+            g.AdjustGroupBalanceRequest(
+                group_id=household, asset_id=points.id, delta="100.00", request_id="gadj-1"
+            ),
+            g.AdjustGroupBalanceRequest(
+                group_id=household, asset_id=fine.id, delta="0.5", reason="fuzz"
+            ),
+            g.AdjustGroupBalanceRequest(group_id=household, asset_id=points.id, delta="-1.25"),
+        ],
+    }
+
+
+def _registry_bases(world) -> dict[str, list]:
+    r = programs_pb2
+    return {
+        "CreateCustomField": [
+            r.CreateCustomFieldRequest(
+                custom_field=r.CustomField(key="color", type=r.CUSTOM_FIELD_TYPE_STRING),
+                request_id="cfd-color",
+            ),
+            r.CreateCustomFieldRequest(
+                custom_field=r.CustomField(
+                    key="size", type=r.CUSTOM_FIELD_TYPE_INTEGER, required=True
+                )
+            ),
+        ],
+        "ListCustomFields": [r.ListCustomFieldsRequest(page_size=1)],
+        "DeleteCustomField": [r.DeleteCustomFieldRequest(id=world.ids["custom_field"][0])],
+        "CreateFulfillmentStatus": [
+            r.CreateFulfillmentStatusRequest(
+                fulfillment_status=r.FulfillmentStatus(status="DELIVERED"),
+                request_id="fst-DELIVERED",
+            ),
+            r.CreateFulfillmentStatusRequest(
+                fulfillment_status=r.FulfillmentStatus(status="SHIPPED")
+            ),
+        ],
+        "ListFulfillmentStatuses": [r.ListFulfillmentStatusesRequest(page_size=1)],
+        "DeleteFulfillmentStatus": [
+            r.DeleteFulfillmentStatusRequest(id=world.ids["fulfillment_status"][0])
+        ],
+    }
+
+
 # State
 
 
-PROGRAM_TABLES = (Reward, Asset, CodePool, Participant, Issuance, LedgerEntry)
+PROGRAM_TABLES = (
+    Reward,
+    Asset,
+    CodePool,
+    Participant,
+    Issuance,
+    LedgerEntry,
+    ParticipantGroup,
+    GroupLedgerEntry,
+    CustomFieldDef,
+    FulfillmentStatusDef,
+)
 # Tables keyed by program and another column, in that order.
 PROGRAM_KEYED = ((Event, Event.position), (EventConsumer, EventConsumer.name))
 
 
-def snapshot(program_id: str) -> dict[str, list[tuple]]:
-    """Every row the program owns, in a comparable form."""
-    state = {}
-    with session():
-        for model in PROGRAM_TABLES:
-            rows = model.select().where(model.program == program_id).order_by(model.id)
-            state[model.__name__] = list(rows.tuples())
-        for model, key in PROGRAM_KEYED:
-            rows = model.select().where(model.program == program_id).order_by(key)
-            state[model.__name__] = list(rows.tuples())
-        pools = CodePool.select(CodePool.id).where(CodePool.program == program_id)
-        state["Code"] = list(Code.select().where(Code.pool.in_(pools)).order_by(Code.id).tuples())
-        people = Participant.select(Participant.id).where(Participant.program == program_id)
-        state["Balance"] = list(
-            Balance.select().where(Balance.participant.in_(people)).order_by(Balance.id).tuples()
+@functools.lru_cache(maxsize=256)
+def _snapshot_queries(program_id: str) -> tuple[tuple[str, str, tuple], ...]:
+    """(table, SQL, parameters) reading every row the program owns, built once per program:
+    a sweep snapshots after every call, and building the statements costs more than running
+    them."""
+    queries = {}
+    for model in PROGRAM_TABLES:
+        queries[model.__name__] = (
+            model.select().where(model.program == program_id).order_by(model.id)
         )
-    return state
+    for model, key in PROGRAM_KEYED:
+        queries[model.__name__] = model.select().where(model.program == program_id).order_by(key)
+    pools = CodePool.select(CodePool.id).where(CodePool.program == program_id)
+    queries["Code"] = Code.select().where(Code.pool.in_(pools)).order_by(Code.id)
+    people = Participant.select(Participant.id).where(Participant.program == program_id)
+    queries["Balance"] = (
+        Balance.select().where(Balance.participant.in_(people)).order_by(Balance.id)
+    )
+    groups = ParticipantGroup.select(ParticipantGroup.id).where(
+        ParticipantGroup.program == program_id
+    )
+    members = GroupMember.select().where(GroupMember.group.in_(groups))
+    queries["GroupMember"] = members.order_by(GroupMember.participant)
+    held = GroupBalance.select().where(GroupBalance.group.in_(groups))
+    queries["GroupBalance"] = held.order_by(GroupBalance.id)
+    # The registries' version: a refused registry change must not bump it either.
+    queries["Program"] = Program.select().where(Program.id == program_id)
+    return tuple((name, *query.sql()) for name, query in queries.items())
+
+
+def snapshot(program_id: str) -> dict[str, list[tuple]]:
+    """Every row the program owns, in a comparable form (as stored)."""
+    with session():
+        run = Program._meta.database.execute_sql
+        return {
+            name: [tuple(row) for row in run(sql, params).fetchall()]
+            for name, sql, params in _snapshot_queries(program_id)
+        }
 
 
 def _short(request) -> str:
@@ -792,7 +998,7 @@ def call_once(run: Run, request) -> None:
     api = run.world.api
     stub = next(
         s
-        for s in (api.catalog, api.issuance, api.participants, api.events)
+        for s in (api.catalog, api.issuance, api.participants, api.events, api.groups, api.registry)
         if hasattr(s, run.method)
     )
     run.tried += 1
@@ -843,6 +1049,8 @@ SWEPT = (
     (issuance_pb2, "RewardIssuance"),
     (participants_pb2, "Participants"),
     (events_pb2, "Events"),
+    (groups_pb2, "ParticipantGroups"),
+    (programs_pb2, "ProgramRegistry"),
 )
 
 
@@ -877,7 +1085,7 @@ def quick_heartbeats(store):
 def test_every_field_of_every_rpc_survives_hostile_values(request, channel, method):
     if method == "WatchEvents":
         channel = request.getfixturevalue("quick_heartbeats")
-    world = build_world(channel)
+    world = build_world(channel, method)
     world.method = method
     bases = world.bases[method]
     descriptor = _request_type(method)
@@ -1271,3 +1479,83 @@ def test_hostile_event_feed_requests_are_refused_cleanly(admin):
     # The largest page size is clamped; a position past the end lists nothing.
     assert len(listing(e.ListEventsRequest(page_size=2**31 - 1)).events) == 1
     assert not listing(e.ListEventsRequest(after_position=2**63 - 1)).events
+
+
+def test_hostile_group_and_registry_requests_are_refused_cleanly(admin):
+    g, r = groups_pb2, programs_pb2
+    points = f.asset(admin)
+    member = f.participant(admin)
+    home = _group(admin, "home", [member.id])
+    other = _group(admin, "other", [])
+    admin.groups.AdjustGroupBalance(
+        g.AdjustGroupBalanceRequest(group_id=home.id, asset_id=points.id, delta="10")
+    )
+    _registry(admin)
+    megabyte = "g" * (1024 * 1024)
+    groups, registry = admin.groups, admin.registry
+
+    def adjust(delta: str, request_id: str = ""):
+        request = g.AdjustGroupBalanceRequest(
+            group_id=home.id, asset_id=points.id, delta=delta, request_id=request_id
+        )
+        return lambda: groups.AdjustGroupBalance(request, timeout=TIMEOUT)
+
+    refusals = {
+        "long name": lambda: groups.CreateGroup(g.CreateGroupRequest(group=g.Group(name=megabyte))),
+        "long group id": lambda: groups.GetGroup(g.GetGroupRequest(id=megabyte)),
+        "long group id of a member": lambda: groups.AddGroupMember(
+            g.AddGroupMemberRequest(group_id=megabyte, participant=f.ref(member.id))
+        ),
+        "long group id of a balance": lambda: groups.AdjustGroupBalance(
+            g.AdjustGroupBalanceRequest(group_id=megabyte, asset_id=points.id, delta="1")
+        ),
+        "member of another group": lambda: groups.AddGroupMember(
+            g.AddGroupMemberRequest(group_id=other.id, participant=f.ref(member.id))
+        ),
+        "long status": lambda: registry.CreateFulfillmentStatus(
+            r.CreateFulfillmentStatusRequest(
+                fulfillment_status=r.FulfillmentStatus(status=megabyte)
+            )
+        ),
+        "long custom field id": lambda: registry.DeleteCustomField(
+            r.DeleteCustomFieldRequest(id=megabyte)
+        ),
+    }
+    for delta in ("1e9999", "NaN", "-0", " 1", "1_000", "-1e9999", "0.001"):
+        refusals[f"delta {delta!r}"] = adjust(delta)
+        refusals[f"delta {delta!r} with a request_id"] = adjust(delta, "adj-" + delta)
+    for name, call in refusals.items():
+        code, reason = refused_cleanly(admin, call)
+        assert code in {
+            grpc.StatusCode.INVALID_ARGUMENT,
+            grpc.StatusCode.NOT_FOUND,
+            grpc.StatusCode.FAILED_PRECONDITION,
+        }, (name, code, reason)
+    # The largest page size is clamped on every list.
+    largest = 2**31 - 1
+    lists = {
+        "groups": groups.ListGroups(g.ListGroupsRequest(page_size=largest)).groups,
+        "members": groups.ListGroupMembers(
+            g.ListGroupMembersRequest(group_id=home.id, page_size=largest)
+        ).members,
+        "entries": groups.ListGroupLedgerEntries(
+            g.ListGroupLedgerEntriesRequest(group_id=home.id, page_size=largest)
+        ).entries,
+        "entries of an asset": groups.ListGroupLedgerEntries(
+            g.ListGroupLedgerEntriesRequest(group_id=home.id, asset_id=points.id, page_size=largest)
+        ).entries,
+        "custom fields": registry.ListCustomFields(
+            r.ListCustomFieldsRequest(page_size=largest)
+        ).custom_fields,
+        "statuses": registry.ListFulfillmentStatuses(
+            r.ListFulfillmentStatusesRequest(page_size=largest)
+        ).fulfillment_statuses,
+    }
+    assert {name: len(found) for name, found in lists.items()} == {
+        "groups": 2,
+        "members": 1,
+        "entries": 1,
+        "entries of an asset": 1,
+        "custom fields": 2,
+        "statuses": 2,
+    }
