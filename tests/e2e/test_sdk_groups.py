@@ -79,6 +79,8 @@ async def test_the_async_client_manages_registries_and_groups(aclient):
     status = await aclient.create_fulfillment_status("SHIPPED")
     assert [f.key async for f in aclient.iter_custom_fields()] == ["store"]
     assert [s.status async for s in aclient.iter_fulfillment_statuses()] == ["SHIPPED"]
+    assert await aclient.get_custom_field(field.id) == field
+    assert await aclient.get_fulfillment_status(status.id) == status
     group = await aclient.create_group("Office")
     assert [g.id async for g in aclient.iter_groups()] == [group.id]
     assert (await aclient.get_group(group.id)).name == "Office"

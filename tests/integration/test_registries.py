@@ -136,6 +136,36 @@ def test_an_issuer_cannot_change_the_registry(admin, api_for):
     )
 
 
+def test_entries_are_read_one_by_one_and_only_in_their_program(admin, api_for, channel):
+    field = define_field(admin, "store", FT.CUSTOM_FIELD_TYPE_STRING, required=True)
+    status = define_status(admin, "SHIPPED")
+    reader = api_for(admin.program_id, "reader")
+    get_field = programs_pb2.GetCustomFieldRequest(id=field.id)
+    get_status = programs_pb2.GetFulfillmentStatusRequest(id=status.id)
+    assert reader.registry.GetCustomField(get_field) == field
+    assert reader.registry.GetFulfillmentStatus(get_status) == status
+
+    issued = new_program("other registry")
+    stranger = make_api(channel, issued.program_id, issued.api_key)
+    field_missing = (grpc.StatusCode.NOT_FOUND, "CUSTOM_FIELD_NOT_FOUND")
+    status_missing = (grpc.StatusCode.NOT_FOUND, "FULFILLMENT_STATUS_NOT_FOUND")
+    for call, request, missing in (
+        (stranger.registry.GetCustomField, get_field, field_missing),
+        (stranger.registry.GetFulfillmentStatus, get_status, status_missing),
+    ):
+        failure = expect_failure(call, request)
+        assert (failure.code, failure.reason) == missing
+
+    admin.registry.DeleteCustomField(programs_pb2.DeleteCustomFieldRequest(id=field.id))
+    admin.registry.DeleteFulfillmentStatus(
+        programs_pb2.DeleteFulfillmentStatusRequest(id=status.id)
+    )
+    gone = expect_failure(reader.registry.GetCustomField, get_field)
+    assert (gone.code, gone.reason) == field_missing
+    gone = expect_failure(reader.registry.GetFulfillmentStatus, get_status)
+    assert (gone.code, gone.reason) == status_missing
+
+
 @pytest.fixture(scope="module")
 def other_server(store):
     server = spawn_server(store)

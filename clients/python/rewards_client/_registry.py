@@ -26,6 +26,11 @@ def create_custom_field(
     return Call(request, programs_pb2.CustomField, timeout)
 
 
+def get_custom_field(id: str, *, timeout: float | None = None) -> Call[programs_pb2.CustomField]:
+    """One custom field by id."""
+    return Call(programs_pb2.GetCustomFieldRequest(id=id), programs_pb2.CustomField, timeout)
+
+
 def list_custom_fields(
     *, page_size: int = 0, page_token: str = "", timeout: float | None = None
 ) -> Call[programs_pb2.ListCustomFieldsResponse]:
@@ -59,6 +64,14 @@ def create_fulfillment_status(
         fulfillment_status=programs_pb2.FulfillmentStatus(status=status),
         request_id=request_id or new_request_id(),
     )
+    return Call(request, programs_pb2.FulfillmentStatus, timeout)
+
+
+def get_fulfillment_status(
+    id: str, *, timeout: float | None = None
+) -> Call[programs_pb2.FulfillmentStatus]:
+    """One fulfillment status by id."""
+    request = programs_pb2.GetFulfillmentStatusRequest(id=id)
     return Call(request, programs_pb2.FulfillmentStatus, timeout)
 
 

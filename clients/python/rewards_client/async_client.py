@@ -106,10 +106,12 @@ class AsyncRewardsClient(AsyncEventsMethods):
 
     # ProgramRegistry
     create_custom_field = async_method(registry.create_custom_field)
+    get_custom_field = async_method(registry.get_custom_field)
     list_custom_fields = async_method(registry.list_custom_fields)
     iter_custom_fields = async_method(registry.iter_custom_fields)
     delete_custom_field = async_method(registry.delete_custom_field)
     create_fulfillment_status = async_method(registry.create_fulfillment_status)
+    get_fulfillment_status = async_method(registry.get_fulfillment_status)
     list_fulfillment_statuses = async_method(registry.list_fulfillment_statuses)
     iter_fulfillment_statuses = async_method(registry.iter_fulfillment_statuses)
     delete_fulfillment_status = async_method(registry.delete_fulfillment_status)

@@ -109,10 +109,12 @@ class RewardsClient(EventsMethods):
 
     # ProgramRegistry
     create_custom_field = sync_method(registry.create_custom_field)
+    get_custom_field = sync_method(registry.get_custom_field)
     list_custom_fields = sync_method(registry.list_custom_fields)
     iter_custom_fields = sync_method(registry.iter_custom_fields)
     delete_custom_field = sync_method(registry.delete_custom_field)
     create_fulfillment_status = sync_method(registry.create_fulfillment_status)
+    get_fulfillment_status = sync_method(registry.get_fulfillment_status)
     list_fulfillment_statuses = sync_method(registry.list_fulfillment_statuses)
     iter_fulfillment_statuses = sync_method(registry.iter_fulfillment_statuses)
     delete_fulfillment_status = sync_method(registry.delete_fulfillment_status)

@@ -25,35 +25,39 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19rewards/v1/programs.proto\x12\nrewards.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x93\x01\n\x0b\x43ustomField\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12)\n\x04type\x18\x03 \x01(\x0e\x32\x1b.rewards.v1.CustomFieldType\x12\x10\n\x08required\x18\x04 \x01(\x08\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"_\n\x11\x46ulfillmentStatus\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12.\n\ncreated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"]\n\x18\x43reateCustomFieldRequest\x12-\n\x0c\x63ustom_field\x18\x01 \x01(\x0b\x32\x17.rewards.v1.CustomField\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"@\n\x17ListCustomFieldsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"c\n\x18ListCustomFieldsResponse\x12.\n\rcustom_fields\x18\x01 \x03(\x0b\x32\x17.rewards.v1.CustomField\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"&\n\x18\x44\x65leteCustomFieldRequest\x12\n\n\x02id\x18\x01 \x01(\t\"o\n\x1e\x43reateFulfillmentStatusRequest\x12\x39\n\x12\x66ulfillment_status\x18\x01 \x01(\x0b\x32\x1d.rewards.v1.FulfillmentStatus\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"G\n\x1eListFulfillmentStatusesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"w\n\x1fListFulfillmentStatusesResponse\x12;\n\x14\x66ulfillment_statuses\x18\x01 \x03(\x0b\x32\x1d.rewards.v1.FulfillmentStatus\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\",\n\x1e\x44\x65leteFulfillmentStatusRequest\x12\n\n\x02id\x18\x01 \x01(\t*\xac\x01\n\x0f\x43ustomFieldType\x12!\n\x1d\x43USTOM_FIELD_TYPE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43USTOM_FIELD_TYPE_STRING\x10\x01\x12\x1d\n\x19\x43USTOM_FIELD_TYPE_INTEGER\x10\x02\x12\x1d\n\x19\x43USTOM_FIELD_TYPE_BOOLEAN\x10\x03\x12\x1a\n\x16\x43USTOM_FIELD_TYPE_DATE\x10\x04\x32\xd8\x04\n\x0fProgramRegistry\x12R\n\x11\x43reateCustomField\x12$.rewards.v1.CreateCustomFieldRequest\x1a\x17.rewards.v1.CustomField\x12]\n\x10ListCustomFields\x12#.rewards.v1.ListCustomFieldsRequest\x1a$.rewards.v1.ListCustomFieldsResponse\x12R\n\x11\x44\x65leteCustomField\x12$.rewards.v1.DeleteCustomFieldRequest\x1a\x17.rewards.v1.CustomField\x12\x64\n\x17\x43reateFulfillmentStatus\x12*.rewards.v1.CreateFulfillmentStatusRequest\x1a\x1d.rewards.v1.FulfillmentStatus\x12r\n\x17ListFulfillmentStatuses\x12*.rewards.v1.ListFulfillmentStatusesRequest\x1a+.rewards.v1.ListFulfillmentStatusesResponse\x12\x64\n\x17\x44\x65leteFulfillmentStatus\x12*.rewards.v1.DeleteFulfillmentStatusRequest\x1a\x1d.rewards.v1.FulfillmentStatusb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19rewards/v1/programs.proto\x12\nrewards.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x93\x01\n\x0b\x43ustomField\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12)\n\x04type\x18\x03 \x01(\x0e\x32\x1b.rewards.v1.CustomFieldType\x12\x10\n\x08required\x18\x04 \x01(\x08\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"_\n\x11\x46ulfillmentStatus\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12.\n\ncreated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"]\n\x18\x43reateCustomFieldRequest\x12-\n\x0c\x63ustom_field\x18\x01 \x01(\x0b\x32\x17.rewards.v1.CustomField\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"#\n\x15GetCustomFieldRequest\x12\n\n\x02id\x18\x01 \x01(\t\"@\n\x17ListCustomFieldsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"c\n\x18ListCustomFieldsResponse\x12.\n\rcustom_fields\x18\x01 \x03(\x0b\x32\x17.rewards.v1.CustomField\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"&\n\x18\x44\x65leteCustomFieldRequest\x12\n\n\x02id\x18\x01 \x01(\t\"o\n\x1e\x43reateFulfillmentStatusRequest\x12\x39\n\x12\x66ulfillment_status\x18\x01 \x01(\x0b\x32\x1d.rewards.v1.FulfillmentStatus\x12\x12\n\nrequest_id\x18\x02 \x01(\t\")\n\x1bGetFulfillmentStatusRequest\x12\n\n\x02id\x18\x01 \x01(\t\"G\n\x1eListFulfillmentStatusesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"w\n\x1fListFulfillmentStatusesResponse\x12;\n\x14\x66ulfillment_statuses\x18\x01 \x03(\x0b\x32\x1d.rewards.v1.FulfillmentStatus\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\",\n\x1e\x44\x65leteFulfillmentStatusRequest\x12\n\n\x02id\x18\x01 \x01(\t*\xac\x01\n\x0f\x43ustomFieldType\x12!\n\x1d\x43USTOM_FIELD_TYPE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43USTOM_FIELD_TYPE_STRING\x10\x01\x12\x1d\n\x19\x43USTOM_FIELD_TYPE_INTEGER\x10\x02\x12\x1d\n\x19\x43USTOM_FIELD_TYPE_BOOLEAN\x10\x03\x12\x1a\n\x16\x43USTOM_FIELD_TYPE_DATE\x10\x04\x32\x86\x06\n\x0fProgramRegistry\x12R\n\x11\x43reateCustomField\x12$.rewards.v1.CreateCustomFieldRequest\x1a\x17.rewards.v1.CustomField\x12L\n\x0eGetCustomField\x12!.rewards.v1.GetCustomFieldRequest\x1a\x17.rewards.v1.CustomField\x12]\n\x10ListCustomFields\x12#.rewards.v1.ListCustomFieldsRequest\x1a$.rewards.v1.ListCustomFieldsResponse\x12R\n\x11\x44\x65leteCustomField\x12$.rewards.v1.DeleteCustomFieldRequest\x1a\x17.rewards.v1.CustomField\x12\x64\n\x17\x43reateFulfillmentStatus\x12*.rewards.v1.CreateFulfillmentStatusRequest\x1a\x1d.rewards.v1.FulfillmentStatus\x12^\n\x14GetFulfillmentStatus\x12\'.rewards.v1.GetFulfillmentStatusRequest\x1a\x1d.rewards.v1.FulfillmentStatus\x12r\n\x17ListFulfillmentStatuses\x12*.rewards.v1.ListFulfillmentStatusesRequest\x1a+.rewards.v1.ListFulfillmentStatusesResponse\x12\x64\n\x17\x44\x65leteFulfillmentStatus\x12*.rewards.v1.DeleteFulfillmentStatusRequest\x1a\x1d.rewards.v1.FulfillmentStatusb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'rewards.v1.programs_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CUSTOMFIELDTYPE']._serialized_start=977
-  _globals['_CUSTOMFIELDTYPE']._serialized_end=1149
+  _globals['_CUSTOMFIELDTYPE']._serialized_start=1057
+  _globals['_CUSTOMFIELDTYPE']._serialized_end=1229
   _globals['_CUSTOMFIELD']._serialized_start=75
   _globals['_CUSTOMFIELD']._serialized_end=222
   _globals['_FULFILLMENTSTATUS']._serialized_start=224
   _globals['_FULFILLMENTSTATUS']._serialized_end=319
   _globals['_CREATECUSTOMFIELDREQUEST']._serialized_start=321
   _globals['_CREATECUSTOMFIELDREQUEST']._serialized_end=414
-  _globals['_LISTCUSTOMFIELDSREQUEST']._serialized_start=416
-  _globals['_LISTCUSTOMFIELDSREQUEST']._serialized_end=480
-  _globals['_LISTCUSTOMFIELDSRESPONSE']._serialized_start=482
-  _globals['_LISTCUSTOMFIELDSRESPONSE']._serialized_end=581
-  _globals['_DELETECUSTOMFIELDREQUEST']._serialized_start=583
-  _globals['_DELETECUSTOMFIELDREQUEST']._serialized_end=621
-  _globals['_CREATEFULFILLMENTSTATUSREQUEST']._serialized_start=623
-  _globals['_CREATEFULFILLMENTSTATUSREQUEST']._serialized_end=734
-  _globals['_LISTFULFILLMENTSTATUSESREQUEST']._serialized_start=736
-  _globals['_LISTFULFILLMENTSTATUSESREQUEST']._serialized_end=807
-  _globals['_LISTFULFILLMENTSTATUSESRESPONSE']._serialized_start=809
-  _globals['_LISTFULFILLMENTSTATUSESRESPONSE']._serialized_end=928
-  _globals['_DELETEFULFILLMENTSTATUSREQUEST']._serialized_start=930
-  _globals['_DELETEFULFILLMENTSTATUSREQUEST']._serialized_end=974
-  _globals['_PROGRAMREGISTRY']._serialized_start=1152
-  _globals['_PROGRAMREGISTRY']._serialized_end=1752
+  _globals['_GETCUSTOMFIELDREQUEST']._serialized_start=416
+  _globals['_GETCUSTOMFIELDREQUEST']._serialized_end=451
+  _globals['_LISTCUSTOMFIELDSREQUEST']._serialized_start=453
+  _globals['_LISTCUSTOMFIELDSREQUEST']._serialized_end=517
+  _globals['_LISTCUSTOMFIELDSRESPONSE']._serialized_start=519
+  _globals['_LISTCUSTOMFIELDSRESPONSE']._serialized_end=618
+  _globals['_DELETECUSTOMFIELDREQUEST']._serialized_start=620
+  _globals['_DELETECUSTOMFIELDREQUEST']._serialized_end=658
+  _globals['_CREATEFULFILLMENTSTATUSREQUEST']._serialized_start=660
+  _globals['_CREATEFULFILLMENTSTATUSREQUEST']._serialized_end=771
+  _globals['_GETFULFILLMENTSTATUSREQUEST']._serialized_start=773
+  _globals['_GETFULFILLMENTSTATUSREQUEST']._serialized_end=814
+  _globals['_LISTFULFILLMENTSTATUSESREQUEST']._serialized_start=816
+  _globals['_LISTFULFILLMENTSTATUSESREQUEST']._serialized_end=887
+  _globals['_LISTFULFILLMENTSTATUSESRESPONSE']._serialized_start=889
+  _globals['_LISTFULFILLMENTSTATUSESRESPONSE']._serialized_end=1008
+  _globals['_DELETEFULFILLMENTSTATUSREQUEST']._serialized_start=1010
+  _globals['_DELETEFULFILLMENTSTATUSREQUEST']._serialized_end=1054
+  _globals['_PROGRAMREGISTRY']._serialized_start=1232
+  _globals['_PROGRAMREGISTRY']._serialized_end=2006
 # @@protoc_insertion_point(module_scope)

@@ -157,6 +157,28 @@ class CreateCustomFieldRequest(_message.Message):
 Global___CreateCustomFieldRequest: _TypeAlias = CreateCustomFieldRequest  # noqa: Y015
 
 @_typing.final
+class GetCustomFieldRequest(_message.Message):
+    """Request of GetCustomField."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Custom field id (cfd_...)."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCustomFieldRequest: _TypeAlias = GetCustomFieldRequest  # noqa: Y015
+
+@_typing.final
 class ListCustomFieldsRequest(_message.Message):
     """Request of ListCustomFields."""
 
@@ -259,6 +281,28 @@ class CreateFulfillmentStatusRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CreateFulfillmentStatusRequest: _TypeAlias = CreateFulfillmentStatusRequest  # noqa: Y015
+
+@_typing.final
+class GetFulfillmentStatusRequest(_message.Message):
+    """Request of GetFulfillmentStatus."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Fulfillment status id (fst_...)."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetFulfillmentStatusRequest: _TypeAlias = GetFulfillmentStatusRequest  # noqa: Y015
 
 @_typing.final
 class ListFulfillmentStatusesRequest(_message.Message):

@@ -43,6 +43,11 @@ class ProgramRegistryStub:
                 request_serializer=rewards_dot_v1_dot_programs__pb2.CreateCustomFieldRequest.SerializeToString,
                 response_deserializer=rewards_dot_v1_dot_programs__pb2.CustomField.FromString,
                 _registered_method=True)
+        self.GetCustomField = channel.unary_unary(
+                '/rewards.v1.ProgramRegistry/GetCustomField',
+                request_serializer=rewards_dot_v1_dot_programs__pb2.GetCustomFieldRequest.SerializeToString,
+                response_deserializer=rewards_dot_v1_dot_programs__pb2.CustomField.FromString,
+                _registered_method=True)
         self.ListCustomFields = channel.unary_unary(
                 '/rewards.v1.ProgramRegistry/ListCustomFields',
                 request_serializer=rewards_dot_v1_dot_programs__pb2.ListCustomFieldsRequest.SerializeToString,
@@ -56,6 +61,11 @@ class ProgramRegistryStub:
         self.CreateFulfillmentStatus = channel.unary_unary(
                 '/rewards.v1.ProgramRegistry/CreateFulfillmentStatus',
                 request_serializer=rewards_dot_v1_dot_programs__pb2.CreateFulfillmentStatusRequest.SerializeToString,
+                response_deserializer=rewards_dot_v1_dot_programs__pb2.FulfillmentStatus.FromString,
+                _registered_method=True)
+        self.GetFulfillmentStatus = channel.unary_unary(
+                '/rewards.v1.ProgramRegistry/GetFulfillmentStatus',
+                request_serializer=rewards_dot_v1_dot_programs__pb2.GetFulfillmentStatusRequest.SerializeToString,
                 response_deserializer=rewards_dot_v1_dot_programs__pb2.FulfillmentStatus.FromString,
                 _registered_method=True)
         self.ListFulfillmentStatuses = channel.unary_unary(
@@ -87,6 +97,14 @@ class ProgramRegistryServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetCustomField(self, request, context):
+        """Gets a custom field by id: NOT_FOUND `CUSTOM_FIELD_NOT_FOUND` when the program has none
+        with it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListCustomFields(self, request, context):
         """Lists the program's custom fields, oldest first.
         """
@@ -106,6 +124,14 @@ class ProgramRegistryServicer:
         fulfillment_status) then refuse statuses not defined, with INVALID_ARGUMENT. A status
         defined already is ALREADY_EXISTS `FULFILLMENT_STATUS_EXISTS`. Idempotent on
         request_id. Admin only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetFulfillmentStatus(self, request, context):
+        """Gets a fulfillment status by id: NOT_FOUND `FULFILLMENT_STATUS_NOT_FOUND` when the
+        program has none with it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -133,6 +159,11 @@ def add_ProgramRegistryServicer_to_server(servicer, server):
                     request_deserializer=rewards_dot_v1_dot_programs__pb2.CreateCustomFieldRequest.FromString,
                     response_serializer=rewards_dot_v1_dot_programs__pb2.CustomField.SerializeToString,
             ),
+            'GetCustomField': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCustomField,
+                    request_deserializer=rewards_dot_v1_dot_programs__pb2.GetCustomFieldRequest.FromString,
+                    response_serializer=rewards_dot_v1_dot_programs__pb2.CustomField.SerializeToString,
+            ),
             'ListCustomFields': grpc.unary_unary_rpc_method_handler(
                     servicer.ListCustomFields,
                     request_deserializer=rewards_dot_v1_dot_programs__pb2.ListCustomFieldsRequest.FromString,
@@ -146,6 +177,11 @@ def add_ProgramRegistryServicer_to_server(servicer, server):
             'CreateFulfillmentStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateFulfillmentStatus,
                     request_deserializer=rewards_dot_v1_dot_programs__pb2.CreateFulfillmentStatusRequest.FromString,
+                    response_serializer=rewards_dot_v1_dot_programs__pb2.FulfillmentStatus.SerializeToString,
+            ),
+            'GetFulfillmentStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetFulfillmentStatus,
+                    request_deserializer=rewards_dot_v1_dot_programs__pb2.GetFulfillmentStatusRequest.FromString,
                     response_serializer=rewards_dot_v1_dot_programs__pb2.FulfillmentStatus.SerializeToString,
             ),
             'ListFulfillmentStatuses': grpc.unary_unary_rpc_method_handler(
@@ -189,6 +225,33 @@ class ProgramRegistry:
             target,
             '/rewards.v1.ProgramRegistry/CreateCustomField',
             rewards_dot_v1_dot_programs__pb2.CreateCustomFieldRequest.SerializeToString,
+            rewards_dot_v1_dot_programs__pb2.CustomField.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCustomField(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rewards.v1.ProgramRegistry/GetCustomField',
+            rewards_dot_v1_dot_programs__pb2.GetCustomFieldRequest.SerializeToString,
             rewards_dot_v1_dot_programs__pb2.CustomField.FromString,
             options,
             channel_credentials,
@@ -270,6 +333,33 @@ class ProgramRegistry:
             target,
             '/rewards.v1.ProgramRegistry/CreateFulfillmentStatus',
             rewards_dot_v1_dot_programs__pb2.CreateFulfillmentStatusRequest.SerializeToString,
+            rewards_dot_v1_dot_programs__pb2.FulfillmentStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetFulfillmentStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rewards.v1.ProgramRegistry/GetFulfillmentStatus',
+            rewards_dot_v1_dot_programs__pb2.GetFulfillmentStatusRequest.SerializeToString,
             rewards_dot_v1_dot_programs__pb2.FulfillmentStatus.FromString,
             options,
             channel_credentials,

@@ -43,6 +43,10 @@ class ProgramRegistryStub:
     required fields. A key defined already is ALREADY_EXISTS `CUSTOM_FIELD_EXISTS`.
     Idempotent on request_id. Admin only.
     """
+    GetCustomField: _grpc.UnaryUnaryMultiCallable[_programs_pb2.GetCustomFieldRequest, _programs_pb2.CustomField]
+    """Gets a custom field by id: NOT_FOUND `CUSTOM_FIELD_NOT_FOUND` when the program has none
+    with it.
+    """
     ListCustomFields: _grpc.UnaryUnaryMultiCallable[_programs_pb2.ListCustomFieldsRequest, _programs_pb2.ListCustomFieldsResponse]
     """Lists the program's custom fields, oldest first."""
     DeleteCustomField: _grpc.UnaryUnaryMultiCallable[_programs_pb2.DeleteCustomFieldRequest, _programs_pb2.CustomField]
@@ -52,6 +56,10 @@ class ProgramRegistryStub:
     fulfillment_status) then refuse statuses not defined, with INVALID_ARGUMENT. A status
     defined already is ALREADY_EXISTS `FULFILLMENT_STATUS_EXISTS`. Idempotent on
     request_id. Admin only.
+    """
+    GetFulfillmentStatus: _grpc.UnaryUnaryMultiCallable[_programs_pb2.GetFulfillmentStatusRequest, _programs_pb2.FulfillmentStatus]
+    """Gets a fulfillment status by id: NOT_FOUND `FULFILLMENT_STATUS_NOT_FOUND` when the
+    program has none with it.
     """
     ListFulfillmentStatuses: _grpc.UnaryUnaryMultiCallable[_programs_pb2.ListFulfillmentStatusesRequest, _programs_pb2.ListFulfillmentStatusesResponse]
     """Lists the program's fulfillment statuses, oldest first."""
@@ -73,6 +81,10 @@ class ProgramRegistryAsyncStub(ProgramRegistryStub):
     required fields. A key defined already is ALREADY_EXISTS `CUSTOM_FIELD_EXISTS`.
     Idempotent on request_id. Admin only.
     """
+    GetCustomField: _aio.UnaryUnaryMultiCallable[_programs_pb2.GetCustomFieldRequest, _programs_pb2.CustomField]  # type: ignore[assignment]
+    """Gets a custom field by id: NOT_FOUND `CUSTOM_FIELD_NOT_FOUND` when the program has none
+    with it.
+    """
     ListCustomFields: _aio.UnaryUnaryMultiCallable[_programs_pb2.ListCustomFieldsRequest, _programs_pb2.ListCustomFieldsResponse]  # type: ignore[assignment]
     """Lists the program's custom fields, oldest first."""
     DeleteCustomField: _aio.UnaryUnaryMultiCallable[_programs_pb2.DeleteCustomFieldRequest, _programs_pb2.CustomField]  # type: ignore[assignment]
@@ -82,6 +94,10 @@ class ProgramRegistryAsyncStub(ProgramRegistryStub):
     fulfillment_status) then refuse statuses not defined, with INVALID_ARGUMENT. A status
     defined already is ALREADY_EXISTS `FULFILLMENT_STATUS_EXISTS`. Idempotent on
     request_id. Admin only.
+    """
+    GetFulfillmentStatus: _aio.UnaryUnaryMultiCallable[_programs_pb2.GetFulfillmentStatusRequest, _programs_pb2.FulfillmentStatus]  # type: ignore[assignment]
+    """Gets a fulfillment status by id: NOT_FOUND `FULFILLMENT_STATUS_NOT_FOUND` when the
+    program has none with it.
     """
     ListFulfillmentStatuses: _aio.UnaryUnaryMultiCallable[_programs_pb2.ListFulfillmentStatusesRequest, _programs_pb2.ListFulfillmentStatusesResponse]  # type: ignore[assignment]
     """Lists the program's fulfillment statuses, oldest first."""
@@ -105,6 +121,16 @@ class ProgramRegistryServicer(metaclass=_abc_1.ABCMeta):
         field, custom_fields keys that are not defined, values not of their type, and missing
         required fields. A key defined already is ALREADY_EXISTS `CUSTOM_FIELD_EXISTS`.
         Idempotent on request_id. Admin only.
+        """
+
+    @_abc_1.abstractmethod
+    def GetCustomField(
+        self,
+        request: _programs_pb2.GetCustomFieldRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_programs_pb2.CustomField, _abc.Awaitable[_programs_pb2.CustomField]]:
+        """Gets a custom field by id: NOT_FOUND `CUSTOM_FIELD_NOT_FOUND` when the program has none
+        with it.
         """
 
     @_abc_1.abstractmethod
@@ -133,6 +159,16 @@ class ProgramRegistryServicer(metaclass=_abc_1.ABCMeta):
         fulfillment_status) then refuse statuses not defined, with INVALID_ARGUMENT. A status
         defined already is ALREADY_EXISTS `FULFILLMENT_STATUS_EXISTS`. Idempotent on
         request_id. Admin only.
+        """
+
+    @_abc_1.abstractmethod
+    def GetFulfillmentStatus(
+        self,
+        request: _programs_pb2.GetFulfillmentStatusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_programs_pb2.FulfillmentStatus, _abc.Awaitable[_programs_pb2.FulfillmentStatus]]:
+        """Gets a fulfillment status by id: NOT_FOUND `FULFILLMENT_STATUS_NOT_FOUND` when the
+        program has none with it.
         """
 
     @_abc_1.abstractmethod

@@ -33,6 +33,9 @@ class ProgramRegistryServicer(programs_pb2_grpc.ProgramRegistryServicer):
         )
         return custom_field_out(row)
 
+    def GetCustomField(self, request, context):
+        return custom_field_out(registries.get_custom_field(caller().program_id, request.id))
+
     def ListCustomFields(self, request, context):
         v = Violations()
         page = convert.page_in(v, request, {})
@@ -49,6 +52,10 @@ class ProgramRegistryServicer(programs_pb2_grpc.ProgramRegistryServicer):
         row = registries.create_fulfillment_status(
             caller().program_id, request.fulfillment_status.status, request.request_id
         )
+        return fulfillment_status_out(row)
+
+    def GetFulfillmentStatus(self, request, context):
+        row = registries.get_fulfillment_status(caller().program_id, request.id)
         return fulfillment_status_out(row)
 
     def ListFulfillmentStatuses(self, request, context):

@@ -92,17 +92,22 @@ def list_custom_fields(program_id: str, page: PageRequest) -> tuple[list[CustomF
     return queries.keyset_page(query, CustomFieldDef.id, page)
 
 
+def get_custom_field(program_id: str, field_id: str) -> CustomFieldDef:
+    row = CustomFieldDef.get_or_none(
+        (CustomFieldDef.id == field_id) & (CustomFieldDef.program == program_id)
+    )
+    if row is None:
+        raise NotFound(
+            f"No custom field {field_id}.",
+            reason="CUSTOM_FIELD_NOT_FOUND",
+            metadata={"id": field_id},
+        )
+    return row
+
+
 def delete_custom_field(program_id: str, field_id: str) -> CustomFieldDef:
     def work() -> CustomFieldDef:
-        row = CustomFieldDef.get_or_none(
-            (CustomFieldDef.id == field_id) & (CustomFieldDef.program == program_id)
-        )
-        if row is None:
-            raise NotFound(
-                f"No custom field {field_id}.",
-                reason="CUSTOM_FIELD_NOT_FOUND",
-                metadata={"id": field_id},
-            )
+        row = get_custom_field(program_id, field_id)
         row.delete_instance()
         queries.bump_registry_version(program_id)
         return row
@@ -161,17 +166,22 @@ def list_fulfillment_statuses(
     return queries.keyset_page(query, FulfillmentStatusDef.id, page)
 
 
+def get_fulfillment_status(program_id: str, status_id: str) -> FulfillmentStatusDef:
+    row = FulfillmentStatusDef.get_or_none(
+        (FulfillmentStatusDef.id == status_id) & (FulfillmentStatusDef.program == program_id)
+    )
+    if row is None:
+        raise NotFound(
+            f"No fulfillment status {status_id}.",
+            reason="FULFILLMENT_STATUS_NOT_FOUND",
+            metadata={"id": status_id},
+        )
+    return row
+
+
 def delete_fulfillment_status(program_id: str, status_id: str) -> FulfillmentStatusDef:
     def work() -> FulfillmentStatusDef:
-        row = FulfillmentStatusDef.get_or_none(
-            (FulfillmentStatusDef.id == status_id) & (FulfillmentStatusDef.program == program_id)
-        )
-        if row is None:
-            raise NotFound(
-                f"No fulfillment status {status_id}.",
-                reason="FULFILLMENT_STATUS_NOT_FOUND",
-                metadata={"id": status_id},
-            )
+        row = get_fulfillment_status(program_id, status_id)
         row.delete_instance()
         queries.bump_registry_version(program_id)
         return row

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file rewards/v1/programs.proto.
  */
 export const file_rewards_v1_programs: GenFile = /*@__PURE__*/
-  fileDesc("ChlyZXdhcmRzL3YxL3Byb2dyYW1zLnByb3RvEgpyZXdhcmRzLnYxIpMBCgtDdXN0b21GaWVsZBIKCgJpZBgBIAEoCRILCgNrZXkYAiABKAkSKQoEdHlwZRgDIAEoDjIbLnJld2FyZHMudjEuQ3VzdG9tRmllbGRUeXBlEhAKCHJlcXVpcmVkGAQgASgIEi4KCmNyZWF0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIl8KEUZ1bGZpbGxtZW50U3RhdHVzEgoKAmlkGAEgASgJEg4KBnN0YXR1cxgCIAEoCRIuCgpjcmVhdGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJdChhDcmVhdGVDdXN0b21GaWVsZFJlcXVlc3QSLQoMY3VzdG9tX2ZpZWxkGAEgASgLMhcucmV3YXJkcy52MS5DdXN0b21GaWVsZBISCgpyZXF1ZXN0X2lkGAIgASgJIkAKF0xpc3RDdXN0b21GaWVsZHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJImMKGExpc3RDdXN0b21GaWVsZHNSZXNwb25zZRIuCg1jdXN0b21fZmllbGRzGAEgAygLMhcucmV3YXJkcy52MS5DdXN0b21GaWVsZBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiJgoYRGVsZXRlQ3VzdG9tRmllbGRSZXF1ZXN0EgoKAmlkGAEgASgJIm8KHkNyZWF0ZUZ1bGZpbGxtZW50U3RhdHVzUmVxdWVzdBI5ChJmdWxmaWxsbWVudF9zdGF0dXMYASABKAsyHS5yZXdhcmRzLnYxLkZ1bGZpbGxtZW50U3RhdHVzEhIKCnJlcXVlc3RfaWQYAiABKAkiRwoeTGlzdEZ1bGZpbGxtZW50U3RhdHVzZXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJIncKH0xpc3RGdWxmaWxsbWVudFN0YXR1c2VzUmVzcG9uc2USOwoUZnVsZmlsbG1lbnRfc3RhdHVzZXMYASADKAsyHS5yZXdhcmRzLnYxLkZ1bGZpbGxtZW50U3RhdHVzEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIsCh5EZWxldGVGdWxmaWxsbWVudFN0YXR1c1JlcXVlc3QSCgoCaWQYASABKAkqrAEKD0N1c3RvbUZpZWxkVHlwZRIhCh1DVVNUT01fRklFTERfVFlQRV9VTlNQRUNJRklFRBAAEhwKGENVU1RPTV9GSUVMRF9UWVBFX1NUUklORxABEh0KGUNVU1RPTV9GSUVMRF9UWVBFX0lOVEVHRVIQAhIdChlDVVNUT01fRklFTERfVFlQRV9CT09MRUFOEAMSGgoWQ1VTVE9NX0ZJRUxEX1RZUEVfREFURRAEMtgECg9Qcm9ncmFtUmVnaXN0cnkSUgoRQ3JlYXRlQ3VzdG9tRmllbGQSJC5yZXdhcmRzLnYxLkNyZWF0ZUN1c3RvbUZpZWxkUmVxdWVzdBoXLnJld2FyZHMudjEuQ3VzdG9tRmllbGQSXQoQTGlzdEN1c3RvbUZpZWxkcxIjLnJld2FyZHMudjEuTGlzdEN1c3RvbUZpZWxkc1JlcXVlc3QaJC5yZXdhcmRzLnYxLkxpc3RDdXN0b21GaWVsZHNSZXNwb25zZRJSChFEZWxldGVDdXN0b21GaWVsZBIkLnJld2FyZHMudjEuRGVsZXRlQ3VzdG9tRmllbGRSZXF1ZXN0GhcucmV3YXJkcy52MS5DdXN0b21GaWVsZBJkChdDcmVhdGVGdWxmaWxsbWVudFN0YXR1cxIqLnJld2FyZHMudjEuQ3JlYXRlRnVsZmlsbG1lbnRTdGF0dXNSZXF1ZXN0Gh0ucmV3YXJkcy52MS5GdWxmaWxsbWVudFN0YXR1cxJyChdMaXN0RnVsZmlsbG1lbnRTdGF0dXNlcxIqLnJld2FyZHMudjEuTGlzdEZ1bGZpbGxtZW50U3RhdHVzZXNSZXF1ZXN0GisucmV3YXJkcy52MS5MaXN0RnVsZmlsbG1lbnRTdGF0dXNlc1Jlc3BvbnNlEmQKF0RlbGV0ZUZ1bGZpbGxtZW50U3RhdHVzEioucmV3YXJkcy52MS5EZWxldGVGdWxmaWxsbWVudFN0YXR1c1JlcXVlc3QaHS5yZXdhcmRzLnYxLkZ1bGZpbGxtZW50U3RhdHVzYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("ChlyZXdhcmRzL3YxL3Byb2dyYW1zLnByb3RvEgpyZXdhcmRzLnYxIpMBCgtDdXN0b21GaWVsZBIKCgJpZBgBIAEoCRILCgNrZXkYAiABKAkSKQoEdHlwZRgDIAEoDjIbLnJld2FyZHMudjEuQ3VzdG9tRmllbGRUeXBlEhAKCHJlcXVpcmVkGAQgASgIEi4KCmNyZWF0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIl8KEUZ1bGZpbGxtZW50U3RhdHVzEgoKAmlkGAEgASgJEg4KBnN0YXR1cxgCIAEoCRIuCgpjcmVhdGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJdChhDcmVhdGVDdXN0b21GaWVsZFJlcXVlc3QSLQoMY3VzdG9tX2ZpZWxkGAEgASgLMhcucmV3YXJkcy52MS5DdXN0b21GaWVsZBISCgpyZXF1ZXN0X2lkGAIgASgJIiMKFUdldEN1c3RvbUZpZWxkUmVxdWVzdBIKCgJpZBgBIAEoCSJAChdMaXN0Q3VzdG9tRmllbGRzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCSJjChhMaXN0Q3VzdG9tRmllbGRzUmVzcG9uc2USLgoNY3VzdG9tX2ZpZWxkcxgBIAMoCzIXLnJld2FyZHMudjEuQ3VzdG9tRmllbGQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIiYKGERlbGV0ZUN1c3RvbUZpZWxkUmVxdWVzdBIKCgJpZBgBIAEoCSJvCh5DcmVhdGVGdWxmaWxsbWVudFN0YXR1c1JlcXVlc3QSOQoSZnVsZmlsbG1lbnRfc3RhdHVzGAEgASgLMh0ucmV3YXJkcy52MS5GdWxmaWxsbWVudFN0YXR1cxISCgpyZXF1ZXN0X2lkGAIgASgJIikKG0dldEZ1bGZpbGxtZW50U3RhdHVzUmVxdWVzdBIKCgJpZBgBIAEoCSJHCh5MaXN0RnVsZmlsbG1lbnRTdGF0dXNlc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkidwofTGlzdEZ1bGZpbGxtZW50U3RhdHVzZXNSZXNwb25zZRI7ChRmdWxmaWxsbWVudF9zdGF0dXNlcxgBIAMoCzIdLnJld2FyZHMudjEuRnVsZmlsbG1lbnRTdGF0dXMSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIiwKHkRlbGV0ZUZ1bGZpbGxtZW50U3RhdHVzUmVxdWVzdBIKCgJpZBgBIAEoCSqsAQoPQ3VzdG9tRmllbGRUeXBlEiEKHUNVU1RPTV9GSUVMRF9UWVBFX1VOU1BFQ0lGSUVEEAASHAoYQ1VTVE9NX0ZJRUxEX1RZUEVfU1RSSU5HEAESHQoZQ1VTVE9NX0ZJRUxEX1RZUEVfSU5URUdFUhACEh0KGUNVU1RPTV9GSUVMRF9UWVBFX0JPT0xFQU4QAxIaChZDVVNUT01fRklFTERfVFlQRV9EQVRFEAQyhgYKD1Byb2dyYW1SZWdpc3RyeRJSChFDcmVhdGVDdXN0b21GaWVsZBIkLnJld2FyZHMudjEuQ3JlYXRlQ3VzdG9tRmllbGRSZXF1ZXN0GhcucmV3YXJkcy52MS5DdXN0b21GaWVsZBJMCg5HZXRDdXN0b21GaWVsZBIhLnJld2FyZHMudjEuR2V0Q3VzdG9tRmllbGRSZXF1ZXN0GhcucmV3YXJkcy52MS5DdXN0b21GaWVsZBJdChBMaXN0Q3VzdG9tRmllbGRzEiMucmV3YXJkcy52MS5MaXN0Q3VzdG9tRmllbGRzUmVxdWVzdBokLnJld2FyZHMudjEuTGlzdEN1c3RvbUZpZWxkc1Jlc3BvbnNlElIKEURlbGV0ZUN1c3RvbUZpZWxkEiQucmV3YXJkcy52MS5EZWxldGVDdXN0b21GaWVsZFJlcXVlc3QaFy5yZXdhcmRzLnYxLkN1c3RvbUZpZWxkEmQKF0NyZWF0ZUZ1bGZpbGxtZW50U3RhdHVzEioucmV3YXJkcy52MS5DcmVhdGVGdWxmaWxsbWVudFN0YXR1c1JlcXVlc3QaHS5yZXdhcmRzLnYxLkZ1bGZpbGxtZW50U3RhdHVzEl4KFEdldEZ1bGZpbGxtZW50U3RhdHVzEicucmV3YXJkcy52MS5HZXRGdWxmaWxsbWVudFN0YXR1c1JlcXVlc3QaHS5yZXdhcmRzLnYxLkZ1bGZpbGxtZW50U3RhdHVzEnIKF0xpc3RGdWxmaWxsbWVudFN0YXR1c2VzEioucmV3YXJkcy52MS5MaXN0RnVsZmlsbG1lbnRTdGF0dXNlc1JlcXVlc3QaKy5yZXdhcmRzLnYxLkxpc3RGdWxmaWxsbWVudFN0YXR1c2VzUmVzcG9uc2USZAoXRGVsZXRlRnVsZmlsbG1lbnRTdGF0dXMSKi5yZXdhcmRzLnYxLkRlbGV0ZUZ1bGZpbGxtZW50U3RhdHVzUmVxdWVzdBodLnJld2FyZHMudjEuRnVsZmlsbG1lbnRTdGF0dXNiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * A custom field the program's issuances may carry.
@@ -129,6 +129,27 @@ export const CreateCustomFieldRequestSchema: GenMessage<CreateCustomFieldRequest
   messageDesc(file_rewards_v1_programs, 2);
 
 /**
+ * Request of GetCustomField.
+ *
+ * @generated from message rewards.v1.GetCustomFieldRequest
+ */
+export type GetCustomFieldRequest = Message<"rewards.v1.GetCustomFieldRequest"> & {
+  /**
+   * Custom field id (cfd_...).
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message rewards.v1.GetCustomFieldRequest.
+ * Use `create(GetCustomFieldRequestSchema)` to create a new message.
+ */
+export const GetCustomFieldRequestSchema: GenMessage<GetCustomFieldRequest> = /*@__PURE__*/
+  messageDesc(file_rewards_v1_programs, 3);
+
+/**
  * Request of ListCustomFields.
  *
  * @generated from message rewards.v1.ListCustomFieldsRequest
@@ -154,7 +175,7 @@ export type ListCustomFieldsRequest = Message<"rewards.v1.ListCustomFieldsReques
  * Use `create(ListCustomFieldsRequestSchema)` to create a new message.
  */
 export const ListCustomFieldsRequestSchema: GenMessage<ListCustomFieldsRequest> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_programs, 3);
+  messageDesc(file_rewards_v1_programs, 4);
 
 /**
  * Response of ListCustomFields.
@@ -182,7 +203,7 @@ export type ListCustomFieldsResponse = Message<"rewards.v1.ListCustomFieldsRespo
  * Use `create(ListCustomFieldsResponseSchema)` to create a new message.
  */
 export const ListCustomFieldsResponseSchema: GenMessage<ListCustomFieldsResponse> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_programs, 4);
+  messageDesc(file_rewards_v1_programs, 5);
 
 /**
  * Request of DeleteCustomField.
@@ -203,7 +224,7 @@ export type DeleteCustomFieldRequest = Message<"rewards.v1.DeleteCustomFieldRequ
  * Use `create(DeleteCustomFieldRequestSchema)` to create a new message.
  */
 export const DeleteCustomFieldRequestSchema: GenMessage<DeleteCustomFieldRequest> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_programs, 5);
+  messageDesc(file_rewards_v1_programs, 6);
 
 /**
  * Request of CreateFulfillmentStatus.
@@ -231,7 +252,28 @@ export type CreateFulfillmentStatusRequest = Message<"rewards.v1.CreateFulfillme
  * Use `create(CreateFulfillmentStatusRequestSchema)` to create a new message.
  */
 export const CreateFulfillmentStatusRequestSchema: GenMessage<CreateFulfillmentStatusRequest> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_programs, 6);
+  messageDesc(file_rewards_v1_programs, 7);
+
+/**
+ * Request of GetFulfillmentStatus.
+ *
+ * @generated from message rewards.v1.GetFulfillmentStatusRequest
+ */
+export type GetFulfillmentStatusRequest = Message<"rewards.v1.GetFulfillmentStatusRequest"> & {
+  /**
+   * Fulfillment status id (fst_...).
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message rewards.v1.GetFulfillmentStatusRequest.
+ * Use `create(GetFulfillmentStatusRequestSchema)` to create a new message.
+ */
+export const GetFulfillmentStatusRequestSchema: GenMessage<GetFulfillmentStatusRequest> = /*@__PURE__*/
+  messageDesc(file_rewards_v1_programs, 8);
 
 /**
  * Request of ListFulfillmentStatuses.
@@ -259,7 +301,7 @@ export type ListFulfillmentStatusesRequest = Message<"rewards.v1.ListFulfillment
  * Use `create(ListFulfillmentStatusesRequestSchema)` to create a new message.
  */
 export const ListFulfillmentStatusesRequestSchema: GenMessage<ListFulfillmentStatusesRequest> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_programs, 7);
+  messageDesc(file_rewards_v1_programs, 9);
 
 /**
  * Response of ListFulfillmentStatuses.
@@ -287,7 +329,7 @@ export type ListFulfillmentStatusesResponse = Message<"rewards.v1.ListFulfillmen
  * Use `create(ListFulfillmentStatusesResponseSchema)` to create a new message.
  */
 export const ListFulfillmentStatusesResponseSchema: GenMessage<ListFulfillmentStatusesResponse> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_programs, 8);
+  messageDesc(file_rewards_v1_programs, 10);
 
 /**
  * Request of DeleteFulfillmentStatus.
@@ -308,7 +350,7 @@ export type DeleteFulfillmentStatusRequest = Message<"rewards.v1.DeleteFulfillme
  * Use `create(DeleteFulfillmentStatusRequestSchema)` to create a new message.
  */
 export const DeleteFulfillmentStatusRequestSchema: GenMessage<DeleteFulfillmentStatusRequest> = /*@__PURE__*/
-  messageDesc(file_rewards_v1_programs, 9);
+  messageDesc(file_rewards_v1_programs, 11);
 
 /**
  * The type a custom field's values must have (they are sent as text).
@@ -381,6 +423,17 @@ export const ProgramRegistry: GenService<{
     output: typeof CustomFieldSchema;
   },
   /**
+   * Gets a custom field by id: NOT_FOUND `CUSTOM_FIELD_NOT_FOUND` when the program has none
+   * with it.
+   *
+   * @generated from rpc rewards.v1.ProgramRegistry.GetCustomField
+   */
+  getCustomField: {
+    methodKind: "unary";
+    input: typeof GetCustomFieldRequestSchema;
+    output: typeof CustomFieldSchema;
+  },
+  /**
    * Lists the program's custom fields, oldest first.
    *
    * @generated from rpc rewards.v1.ProgramRegistry.ListCustomFields
@@ -411,6 +464,17 @@ export const ProgramRegistry: GenService<{
   createFulfillmentStatus: {
     methodKind: "unary";
     input: typeof CreateFulfillmentStatusRequestSchema;
+    output: typeof FulfillmentStatusSchema;
+  },
+  /**
+   * Gets a fulfillment status by id: NOT_FOUND `FULFILLMENT_STATUS_NOT_FOUND` when the
+   * program has none with it.
+   *
+   * @generated from rpc rewards.v1.ProgramRegistry.GetFulfillmentStatus
+   */
+  getFulfillmentStatus: {
+    methodKind: "unary";
+    input: typeof GetFulfillmentStatusRequestSchema;
     output: typeof FulfillmentStatusSchema;
   },
   /**
