@@ -851,6 +851,7 @@ def _registry_bases(world) -> dict[str, list]:
                 )
             ),
         ],
+        "GetCustomField": [r.GetCustomFieldRequest(id=world.ids["custom_field"][0])],
         "ListCustomFields": [r.ListCustomFieldsRequest(page_size=1)],
         "DeleteCustomField": [r.DeleteCustomFieldRequest(id=world.ids["custom_field"][0])],
         "CreateFulfillmentStatus": [
@@ -861,6 +862,9 @@ def _registry_bases(world) -> dict[str, list]:
             r.CreateFulfillmentStatusRequest(
                 fulfillment_status=r.FulfillmentStatus(status="SHIPPED")
             ),
+        ],
+        "GetFulfillmentStatus": [
+            r.GetFulfillmentStatusRequest(id=world.ids["fulfillment_status"][0])
         ],
         "ListFulfillmentStatuses": [r.ListFulfillmentStatusesRequest(page_size=1)],
         "DeleteFulfillmentStatus": [
