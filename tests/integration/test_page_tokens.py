@@ -62,3 +62,18 @@ def test_a_token_made_by_one_server_pages_on_another(store, admin):
     finally:
         assert other.stop() == 0
     assert [first.assets[0].id, second.assets[0].id] == made
+
+
+def test_a_token_of_one_list_is_refused_by_another(admin):
+    """Both lists have no filters: only the list the token came from tells them apart."""
+    for code in ("C0", "C1"):
+        f.asset(admin, code=code)
+    f.code_pool(admin, ["ONE"])
+    f.code_pool(admin, ["TWO"])
+    token = admin.catalog.ListAssets(catalog_pb2.ListAssetsRequest(page_size=1)).next_page_token
+    failure = expect_failure(
+        admin.catalog.ListCodePools,
+        catalog_pb2.ListCodePoolsRequest(page_size=1, page_token=token),
+    )
+    assert failure.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert set(failure.violations) == {"page_token"}

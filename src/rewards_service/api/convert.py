@@ -41,8 +41,10 @@ def timestamp_in(v: Violations, field: str, holder: Message, name: str) -> datet
 
 
 def page_in(v: Violations, request: Message, filters: dict[str, object]) -> PageRequest:
-    """page_size and page_token of a List request; its token must be bound to `filters`."""
-    return parse_page(v, request.page_size, request.page_token, filters, secret=page_token_secret())
+    """page_size and page_token of a List request; its token must be bound to `filters` and
+    to the list it came from (a ListGroups token would page ListAssets by a group's id)."""
+    bound = {"list": request.DESCRIPTOR.full_name, **filters}
+    return parse_page(v, request.page_size, request.page_token, bound, secret=page_token_secret())
 
 
 def timestamp_out(value: datetime | None) -> timestamp_pb2.Timestamp | None:

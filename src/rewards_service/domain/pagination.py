@@ -73,7 +73,7 @@ def parse_page(
             v.check(
                 token_digest == digest,
                 "page_token",
-                "was issued for different filters; start again without a token",
+                "was issued for another list or different filters; start again without a token",
             )
     return PageRequest(size=max(size, 1), after=after, filters_digest=digest, secret=secret)
 
