@@ -7,6 +7,7 @@ import grpc
 import pytest
 from rewards.v1 import issuance_pb2, programs_pb2
 
+from rewards_service.services import registries
 from tests import factories as f
 from tests.conftest import new_program
 from tests.helpers import expect_failure, make_api, spawn_server
@@ -164,6 +165,26 @@ def test_entries_are_read_one_by_one_and_only_in_their_program(admin, api_for, c
     assert (gone.code, gone.reason) == field_missing
     gone = expect_failure(reader.registry.GetFulfillmentStatus, get_status)
     assert (gone.code, gone.reason) == status_missing
+
+
+def test_a_program_holds_a_bounded_registry(admin, monkeypatch):
+    monkeypatch.setattr(registries, "MAX_ENTRIES", 2)
+    fields = [define_field(admin, k, FT.CUSTOM_FIELD_TYPE_STRING) for k in ("a", "b")]
+    statuses = [define_status(admin, s) for s in ("PACKED", "SHIPPED")]
+    for make, reason in (
+        (lambda: define_field(admin, "c", FT.CUSTOM_FIELD_TYPE_STRING), "TOO_MANY_CUSTOM_FIELDS"),
+        (lambda: define_status(admin, "LOST"), "TOO_MANY_FULFILLMENT_STATUSES"),
+    ):
+        failure = expect_failure(make)
+        assert (failure.code, failure.reason) == (grpc.StatusCode.RESOURCE_EXHAUSTED, reason)
+    listed = admin.registry.ListCustomFields(programs_pb2.ListCustomFieldsRequest())
+    assert [x.key for x in listed.custom_fields] == ["a", "b"]
+    admin.registry.DeleteCustomField(programs_pb2.DeleteCustomFieldRequest(id=fields[0].id))
+    admin.registry.DeleteFulfillmentStatus(
+        programs_pb2.DeleteFulfillmentStatusRequest(id=statuses[0].id)
+    )
+    assert define_field(admin, "c", FT.CUSTOM_FIELD_TYPE_STRING).key == "c"
+    assert define_status(admin, "LOST").status == "LOST"
 
 
 @pytest.fixture(scope="module")

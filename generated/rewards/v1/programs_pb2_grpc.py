@@ -90,8 +90,9 @@ class ProgramRegistryServicer:
     def CreateCustomField(self, request, context):
         """Defines a custom field. IssueReward then refuses, with INVALID_ARGUMENT naming the
         field, custom_fields keys that are not defined, values not of their type, and missing
-        required fields. A key defined already is ALREADY_EXISTS `CUSTOM_FIELD_EXISTS`.
-        Idempotent on request_id. Admin only.
+        required fields. A key defined already is ALREADY_EXISTS `CUSTOM_FIELD_EXISTS`; a
+        program holds at most 100 (RESOURCE_EXHAUSTED `TOO_MANY_CUSTOM_FIELDS`). Idempotent on
+        request_id. Admin only.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -122,8 +123,9 @@ class ProgramRegistryServicer:
     def CreateFulfillmentStatus(self, request, context):
         """Defines a fulfillment status. UpdateFulfillment (and IssueReward's initial
         fulfillment_status) then refuse statuses not defined, with INVALID_ARGUMENT. A status
-        defined already is ALREADY_EXISTS `FULFILLMENT_STATUS_EXISTS`. Idempotent on
-        request_id. Admin only.
+        defined already is ALREADY_EXISTS `FULFILLMENT_STATUS_EXISTS`; a program holds at most
+        100 (RESOURCE_EXHAUSTED `TOO_MANY_FULFILLMENT_STATUSES`). Idempotent on request_id.
+        Admin only.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -40,8 +40,9 @@ class ProgramRegistryStub:
     CreateCustomField: _grpc.UnaryUnaryMultiCallable[_programs_pb2.CreateCustomFieldRequest, _programs_pb2.CustomField]
     """Defines a custom field. IssueReward then refuses, with INVALID_ARGUMENT naming the
     field, custom_fields keys that are not defined, values not of their type, and missing
-    required fields. A key defined already is ALREADY_EXISTS `CUSTOM_FIELD_EXISTS`.
-    Idempotent on request_id. Admin only.
+    required fields. A key defined already is ALREADY_EXISTS `CUSTOM_FIELD_EXISTS`; a
+    program holds at most 100 (RESOURCE_EXHAUSTED `TOO_MANY_CUSTOM_FIELDS`). Idempotent on
+    request_id. Admin only.
     """
     GetCustomField: _grpc.UnaryUnaryMultiCallable[_programs_pb2.GetCustomFieldRequest, _programs_pb2.CustomField]
     """Gets a custom field by id: NOT_FOUND `CUSTOM_FIELD_NOT_FOUND` when the program has none
@@ -54,8 +55,9 @@ class ProgramRegistryStub:
     CreateFulfillmentStatus: _grpc.UnaryUnaryMultiCallable[_programs_pb2.CreateFulfillmentStatusRequest, _programs_pb2.FulfillmentStatus]
     """Defines a fulfillment status. UpdateFulfillment (and IssueReward's initial
     fulfillment_status) then refuse statuses not defined, with INVALID_ARGUMENT. A status
-    defined already is ALREADY_EXISTS `FULFILLMENT_STATUS_EXISTS`. Idempotent on
-    request_id. Admin only.
+    defined already is ALREADY_EXISTS `FULFILLMENT_STATUS_EXISTS`; a program holds at most
+    100 (RESOURCE_EXHAUSTED `TOO_MANY_FULFILLMENT_STATUSES`). Idempotent on request_id.
+    Admin only.
     """
     GetFulfillmentStatus: _grpc.UnaryUnaryMultiCallable[_programs_pb2.GetFulfillmentStatusRequest, _programs_pb2.FulfillmentStatus]
     """Gets a fulfillment status by id: NOT_FOUND `FULFILLMENT_STATUS_NOT_FOUND` when the
@@ -78,8 +80,9 @@ class ProgramRegistryAsyncStub(ProgramRegistryStub):
     CreateCustomField: _aio.UnaryUnaryMultiCallable[_programs_pb2.CreateCustomFieldRequest, _programs_pb2.CustomField]  # type: ignore[assignment]
     """Defines a custom field. IssueReward then refuses, with INVALID_ARGUMENT naming the
     field, custom_fields keys that are not defined, values not of their type, and missing
-    required fields. A key defined already is ALREADY_EXISTS `CUSTOM_FIELD_EXISTS`.
-    Idempotent on request_id. Admin only.
+    required fields. A key defined already is ALREADY_EXISTS `CUSTOM_FIELD_EXISTS`; a
+    program holds at most 100 (RESOURCE_EXHAUSTED `TOO_MANY_CUSTOM_FIELDS`). Idempotent on
+    request_id. Admin only.
     """
     GetCustomField: _aio.UnaryUnaryMultiCallable[_programs_pb2.GetCustomFieldRequest, _programs_pb2.CustomField]  # type: ignore[assignment]
     """Gets a custom field by id: NOT_FOUND `CUSTOM_FIELD_NOT_FOUND` when the program has none
@@ -92,8 +95,9 @@ class ProgramRegistryAsyncStub(ProgramRegistryStub):
     CreateFulfillmentStatus: _aio.UnaryUnaryMultiCallable[_programs_pb2.CreateFulfillmentStatusRequest, _programs_pb2.FulfillmentStatus]  # type: ignore[assignment]
     """Defines a fulfillment status. UpdateFulfillment (and IssueReward's initial
     fulfillment_status) then refuse statuses not defined, with INVALID_ARGUMENT. A status
-    defined already is ALREADY_EXISTS `FULFILLMENT_STATUS_EXISTS`. Idempotent on
-    request_id. Admin only.
+    defined already is ALREADY_EXISTS `FULFILLMENT_STATUS_EXISTS`; a program holds at most
+    100 (RESOURCE_EXHAUSTED `TOO_MANY_FULFILLMENT_STATUSES`). Idempotent on request_id.
+    Admin only.
     """
     GetFulfillmentStatus: _aio.UnaryUnaryMultiCallable[_programs_pb2.GetFulfillmentStatusRequest, _programs_pb2.FulfillmentStatus]  # type: ignore[assignment]
     """Gets a fulfillment status by id: NOT_FOUND `FULFILLMENT_STATUS_NOT_FOUND` when the
@@ -119,8 +123,9 @@ class ProgramRegistryServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_programs_pb2.CustomField, _abc.Awaitable[_programs_pb2.CustomField]]:
         """Defines a custom field. IssueReward then refuses, with INVALID_ARGUMENT naming the
         field, custom_fields keys that are not defined, values not of their type, and missing
-        required fields. A key defined already is ALREADY_EXISTS `CUSTOM_FIELD_EXISTS`.
-        Idempotent on request_id. Admin only.
+        required fields. A key defined already is ALREADY_EXISTS `CUSTOM_FIELD_EXISTS`; a
+        program holds at most 100 (RESOURCE_EXHAUSTED `TOO_MANY_CUSTOM_FIELDS`). Idempotent on
+        request_id. Admin only.
         """
 
     @_abc_1.abstractmethod
@@ -157,8 +162,9 @@ class ProgramRegistryServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_programs_pb2.FulfillmentStatus, _abc.Awaitable[_programs_pb2.FulfillmentStatus]]:
         """Defines a fulfillment status. UpdateFulfillment (and IssueReward's initial
         fulfillment_status) then refuse statuses not defined, with INVALID_ARGUMENT. A status
-        defined already is ALREADY_EXISTS `FULFILLMENT_STATUS_EXISTS`. Idempotent on
-        request_id. Admin only.
+        defined already is ALREADY_EXISTS `FULFILLMENT_STATUS_EXISTS`; a program holds at most
+        100 (RESOURCE_EXHAUSTED `TOO_MANY_FULFILLMENT_STATUSES`). Idempotent on request_id.
+        Admin only.
         """
 
     @_abc_1.abstractmethod

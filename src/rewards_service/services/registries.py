@@ -8,7 +8,7 @@ replica bumps the version in the same transaction, so the next call anywhere loa
 registry."""
 
 from rewards_service.bounded import BoundedCache
-from rewards_service.domain.errors import AlreadyExists, NotFound
+from rewards_service.domain.errors import AlreadyExists, NotFound, ResourceExhausted
 from rewards_service.domain.ids import new_id
 from rewards_service.domain.issuance import digest
 from rewards_service.domain.pagination import PageRequest
@@ -26,6 +26,9 @@ from rewards_service.store.db import in_transaction
 from rewards_service.store.models import CustomFieldDef, FulfillmentStatusDef
 
 CACHE_BYTES = 4 * 1024 * 1024
+# Entries per program and kind: every issue checks against the whole registry, which is
+# kept in memory, so a program cannot grow it without bound.
+MAX_ENTRIES = 100
 # program_id -> (registry_version, its registry)
 _registries: BoundedCache[str, tuple[int, Registry]] = BoundedCache(CACHE_BYTES)
 
@@ -52,6 +55,16 @@ def registry_of(program_id: str, version: int | None = None) -> Registry:
     return registry
 
 
+def _check_room(model, program_id: str, what: str, reason: str) -> None:
+    """In the creating transaction: refuses the entry past MAX_ENTRIES of its kind."""
+    if model.select().where(model.program == program_id).count() >= MAX_ENTRIES:
+        raise ResourceExhausted(
+            f"This program has {MAX_ENTRIES} {what}; delete one first.",
+            reason=reason,
+            metadata={"limit": MAX_ENTRIES},
+        )
+
+
 # Custom fields
 
 
@@ -76,6 +89,7 @@ def create_custom_field(
         )
         if taken.exists():
             raise exists()
+        _check_room(CustomFieldDef, program_id, "custom fields", "TOO_MANY_CUSTOM_FIELDS")
         queries.bump_registry_version(program_id)
         return CustomFieldDef(
             id=new_id("cfd"), program=program_id, key=key, type=field_type, required=required
@@ -150,6 +164,12 @@ def create_fulfillment_status(
         )
         if taken.exists():
             raise exists()
+        _check_room(
+            FulfillmentStatusDef,
+            program_id,
+            "fulfillment statuses",
+            "TOO_MANY_FULFILLMENT_STATUSES",
+        )
         queries.bump_registry_version(program_id)
         return FulfillmentStatusDef(id=new_id("fst"), program=program_id, status=status)
 
