@@ -48,6 +48,25 @@ def test_a_program_without_a_registry_stays_free_form(admin):
     assert fulfil(admin, issued.id, "ANY STATUS").fulfillment_status == "ANY STATUS"
 
 
+def test_statuses_hold_no_control_characters(admin):
+    reward, user = f.reward(admin), f.participant(admin)
+    issued = f.issue(admin, reward.id, user.id).issuance
+    for refused, field in (
+        (lambda: fulfil(admin, issued.id, "PACKED\nSHIPPED"), "status"),
+        (lambda: define_status(admin, "LOST\tFOUND"), "fulfillment_status.status"),
+        (
+            lambda: f.issue(admin, reward.id, user.id, fulfillment_status="A\rB"),
+            "fulfillment_status",
+        ),
+    ):
+        failure = expect_failure(refused)
+        assert (failure.code, list(failure.violations)) == (
+            grpc.StatusCode.INVALID_ARGUMENT,
+            [field],
+        )
+    assert f.get_issuance(admin, issued.id).fulfillment_history == []
+
+
 def test_defined_custom_fields_are_enforced_on_issue(admin):
     reward, user = f.reward(admin), f.participant(admin)
     define_field(admin, "store", FT.CUSTOM_FIELD_TYPE_STRING, required=True)

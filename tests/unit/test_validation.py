@@ -8,6 +8,7 @@ from rewards_service.domain.errors import InvalidArgument
 from rewards_service.domain.validation import (
     Violations,
     check_action_code,
+    check_label,
     check_request_id,
     check_string_map,
     check_text,
@@ -286,3 +287,17 @@ def test_an_operator_chosen_key_must_be_hard_to_guess(key, weak):
     reason = weak_key_reason(key)
     assert (reason is not None) == weak
     assert reason is None or len(key) == 1 or key not in reason
+
+
+@pytest.mark.parametrize("value", ["SHIPPED", "En route \u2013 \U0001f69a", "x" * 64, "a/b"])
+def test_labels_are_any_text_without_control_characters(value):
+    v = Violations()
+    check_label(v, "status", value, max_len=64, required=True)
+    assert not v
+
+
+@pytest.mark.parametrize("value", ["", " ", "x" * 65, "A\nB", "tab\there", "\x7f", "\r"])
+def test_labels_refused_once_each(value):
+    v = Violations()
+    check_label(v, "status", value, max_len=64, required=True)
+    assert fields(v) == ["status"]

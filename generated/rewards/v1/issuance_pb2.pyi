@@ -526,8 +526,8 @@ class IssueRewardRequest(_message.Message):
     notes: _builtins.str
     """Free text, up to 1000 characters."""
     fulfillment_status: _builtins.str
-    """Initial fulfillment status, up to 64 characters; one the program defines, where it
-    defines them (ProgramRegistry).
+    """Initial fulfillment status, up to 64 characters, no control characters; one the
+    program defines, where it defines them (ProgramRegistry).
     """
     payment_option_id: _builtins.str
     """The reward's payment option to pay by (PaymentOption.id). Required when the reward has
@@ -991,8 +991,8 @@ class UpdateFulfillmentRequest(_message.Message):
     id: _builtins.str
     """Issuance id (iss_...)."""
     status: _builtins.str
-    """New status, 1-64 characters, e.g. SHIPPED; one the program defines, where it defines
-    them (ProgramRegistry), else INVALID_ARGUMENT.
+    """New status, 1-64 characters without control characters, e.g. SHIPPED; one the program
+    defines, where it defines them (ProgramRegistry), else INVALID_ARGUMENT.
     """
     note: _builtins.str
     """Optional note, up to 1000 characters."""

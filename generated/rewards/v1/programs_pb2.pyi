@@ -106,8 +106,8 @@ class FulfillmentStatus(_message.Message):
     id: _builtins.str
     """Output only. Server id (fst_...)."""
     status: _builtins.str
-    """The status as sent to UpdateFulfillment, e.g. SHIPPED: 1-64 characters. Unique in the
-    program.
+    """The status as sent to UpdateFulfillment, e.g. SHIPPED: 1-64 characters, no control
+    characters. Unique in the program.
     """
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp:

@@ -16,6 +16,7 @@ from rewards_service.domain.validation import (
     Violations,
     check_action_code,
     check_client_reference,
+    check_label,
     check_request_id,
     check_string_map,
     check_text,
@@ -170,7 +171,7 @@ def check_issue_request(v: Violations, r: IssueRequest, prefix: str = "") -> Non
     check_text(v, prefix + "notes", r.notes, max_len=1000)
     check_string_map(v, prefix + "metadata", r.metadata)
     check_string_map(v, prefix + "custom_fields", r.custom_fields)
-    check_text(v, prefix + "fulfillment_status", r.fulfillment_status, max_len=64)
+    check_label(v, prefix + "fulfillment_status", r.fulfillment_status, max_len=64)
     v.check(r.owner_type in OWNER_TYPES, prefix + "owner.owner_type", "is not a known owner type")
     check_text(v, prefix + "owner.owner_id", r.owner_id, max_len=128)
     check_text(v, prefix + "payment_option_id", r.payment_option_id, max_len=64)

@@ -7,7 +7,7 @@ from datetime import date
 
 from rewards.v1 import programs_pb2
 
-from rewards_service.domain.validation import Violations, check_text
+from rewards_service.domain.validation import Violations, check_label
 
 FT = programs_pb2.CustomFieldType
 FIELD_TYPES = frozenset(FT.values()) - {FT.CUSTOM_FIELD_TYPE_UNSPECIFIED}
@@ -55,7 +55,7 @@ def check_field_definition(v: Violations, key: str, field_type: int) -> None:
 
 
 def check_status_definition(v: Violations, status: str) -> None:
-    check_text(v, "fulfillment_status.status", status, max_len=64, required=True)
+    check_label(v, "fulfillment_status.status", status, max_len=64, required=True)
 
 
 def _valid(field_type: int, value: str) -> bool:

@@ -73,15 +73,21 @@ def check_request_id(v: Violations, field: str, value: str, *, required: bool = 
     v.check(bool(REQUEST_ID_RE.fullmatch(value)), field, "must be 1-128 printable ASCII characters")
 
 
+def check_label(
+    v: Violations, field: str, value: str, *, max_len: int, required: bool = False
+) -> None:
+    """Text that names something (a status, a client reference): any characters but
+    control characters, which would split it across lines wherever it is shown."""
+    found = len(v.items)
+    check_text(v, field, value, max_len=max_len, required=required)
+    if len(v.items) == found and any(unicodedata.category(c) in _CONTROL for c in value):
+        v.add(field, "must not contain control characters")
+
+
 def check_client_reference(v: Violations, field: str, value: str) -> None:
     """GrantCustomReward's client_reference (Ownli): any text of 1-128 characters without
     control characters, e.g. "order 1". IssueReward's request_id stays printable ASCII."""
-    if not value.strip():
-        v.add(field, "is required")
-    elif len(value) > 128:
-        v.add(field, "must be at most 128 characters")
-    elif any(unicodedata.category(c) in _CONTROL for c in value):
-        v.add(field, "must not contain control characters")
+    check_label(v, field, value, max_len=128, required=True)
 
 
 def check_action_code(v: Violations, field: str, value: str) -> None:

@@ -39,7 +39,7 @@ from rewards_service.domain.issuance import (
 from rewards_service.domain.pagination import PageRequest
 from rewards_service.domain.participants import ParticipantRef, is_eligible
 from rewards_service.domain.registries import EMPTY, check_custom_fields, check_fulfillment_status
-from rewards_service.domain.validation import MAX_MINOR_UNITS, Violations, check_text
+from rewards_service.domain.validation import MAX_MINOR_UNITS, Violations, check_label, check_text
 from rewards_service.services import groups, registries
 from rewards_service.services.participants import resolve, same_participant
 from rewards_service.services.replay import Once
@@ -758,7 +758,7 @@ def update_fulfillment(
     program_id: str, issuance_id: str, status: str, note: str
 ) -> Scaled[Issuance]:
     v = Violations()
-    check_text(v, "status", status, max_len=64, required=True)
+    check_label(v, "status", status, max_len=64, required=True)
     check_text(v, "note", note, max_len=1000)
     v.raise_if_any()
 

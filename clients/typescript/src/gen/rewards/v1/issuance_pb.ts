@@ -551,8 +551,8 @@ export type IssueRewardRequest = Message<"rewards.v1.IssueRewardRequest"> & {
   customFields: { [key: string]: string };
 
   /**
-   * Initial fulfillment status, up to 64 characters; one the program defines, where it
-   * defines them (ProgramRegistry).
+   * Initial fulfillment status, up to 64 characters, no control characters; one the
+   * program defines, where it defines them (ProgramRegistry).
    *
    * @generated from field: string fulfillment_status = 10;
    */
@@ -1018,8 +1018,8 @@ export type UpdateFulfillmentRequest = Message<"rewards.v1.UpdateFulfillmentRequ
   id: string;
 
   /**
-   * New status, 1-64 characters, e.g. SHIPPED; one the program defines, where it defines
-   * them (ProgramRegistry), else INVALID_ARGUMENT.
+   * New status, 1-64 characters without control characters, e.g. SHIPPED; one the program
+   * defines, where it defines them (ProgramRegistry), else INVALID_ARGUMENT.
    *
    * @generated from field: string status = 2;
    */

@@ -78,8 +78,8 @@ export type FulfillmentStatus = Message<"rewards.v1.FulfillmentStatus"> & {
   id: string;
 
   /**
-   * The status as sent to UpdateFulfillment, e.g. SHIPPED: 1-64 characters. Unique in the
-   * program.
+   * The status as sent to UpdateFulfillment, e.g. SHIPPED: 1-64 characters, no control
+   * characters. Unique in the program.
    *
    * @generated from field: string status = 2;
    */
