@@ -7,6 +7,8 @@ it: a program that defines nothing costs no query at all, and a change made thro
 replica bumps the version in the same transaction, so the next call anywhere loads the new
 registry."""
 
+from typing import TypeVar
+
 from rewards_service.bounded import BoundedCache
 from rewards_service.domain.errors import AlreadyExists, NotFound, ResourceExhausted
 from rewards_service.domain.ids import new_id
@@ -24,6 +26,8 @@ from rewards_service.services.catalog import create_once
 from rewards_service.store import queries
 from rewards_service.store.db import in_transaction
 from rewards_service.store.models import CustomFieldDef, FulfillmentStatusDef
+
+E = TypeVar("E", CustomFieldDef, FulfillmentStatusDef)
 
 CACHE_BYTES = 4 * 1024 * 1024
 # Entries per program and kind: every issue checks against the whole registry, which is
@@ -63,6 +67,23 @@ def _check_room(model, program_id: str, what: str, reason: str) -> None:
             reason=reason,
             metadata={"limit": MAX_ENTRIES},
         )
+
+
+def _entry(model: type[E], program_id: str, entry_id: str, what: str, reason: str) -> E:
+    row = model.get_or_none((model.id == entry_id) & (model.program == program_id))
+    if row is None:
+        raise NotFound(f"No {what} {entry_id}.", reason=reason, metadata={"id": entry_id})
+    return row
+
+
+def _delete(model: type[E], program_id: str, entry_id: str, what: str, reason: str) -> E:
+    def work() -> E:
+        row = _entry(model, program_id, entry_id, what, reason)
+        row.delete_instance()
+        queries.bump_registry_version(program_id)
+        return row
+
+    return in_transaction(work)
 
 
 # Custom fields
@@ -107,26 +128,11 @@ def list_custom_fields(program_id: str, page: PageRequest) -> tuple[list[CustomF
 
 
 def get_custom_field(program_id: str, field_id: str) -> CustomFieldDef:
-    row = CustomFieldDef.get_or_none(
-        (CustomFieldDef.id == field_id) & (CustomFieldDef.program == program_id)
-    )
-    if row is None:
-        raise NotFound(
-            f"No custom field {field_id}.",
-            reason="CUSTOM_FIELD_NOT_FOUND",
-            metadata={"id": field_id},
-        )
-    return row
+    return _entry(CustomFieldDef, program_id, field_id, "custom field", "CUSTOM_FIELD_NOT_FOUND")
 
 
 def delete_custom_field(program_id: str, field_id: str) -> CustomFieldDef:
-    def work() -> CustomFieldDef:
-        row = get_custom_field(program_id, field_id)
-        row.delete_instance()
-        queries.bump_registry_version(program_id)
-        return row
-
-    return in_transaction(work)
+    return _delete(CustomFieldDef, program_id, field_id, "custom field", "CUSTOM_FIELD_NOT_FOUND")
 
 
 def custom_field_by_key(program_id: str, key: str) -> CustomFieldDef:
@@ -187,26 +193,23 @@ def list_fulfillment_statuses(
 
 
 def get_fulfillment_status(program_id: str, status_id: str) -> FulfillmentStatusDef:
-    row = FulfillmentStatusDef.get_or_none(
-        (FulfillmentStatusDef.id == status_id) & (FulfillmentStatusDef.program == program_id)
+    return _entry(
+        FulfillmentStatusDef,
+        program_id,
+        status_id,
+        "fulfillment status",
+        "FULFILLMENT_STATUS_NOT_FOUND",
     )
-    if row is None:
-        raise NotFound(
-            f"No fulfillment status {status_id}.",
-            reason="FULFILLMENT_STATUS_NOT_FOUND",
-            metadata={"id": status_id},
-        )
-    return row
 
 
 def delete_fulfillment_status(program_id: str, status_id: str) -> FulfillmentStatusDef:
-    def work() -> FulfillmentStatusDef:
-        row = get_fulfillment_status(program_id, status_id)
-        row.delete_instance()
-        queries.bump_registry_version(program_id)
-        return row
-
-    return in_transaction(work)
+    return _delete(
+        FulfillmentStatusDef,
+        program_id,
+        status_id,
+        "fulfillment status",
+        "FULFILLMENT_STATUS_NOT_FOUND",
+    )
 
 
 def fulfillment_status_by_name(program_id: str, status: str) -> FulfillmentStatusDef:
