@@ -231,3 +231,17 @@ def test_an_unknown_pay_from_is_invalid_argument(admin, pay_from):
         grpc.StatusCode.INVALID_ARGUMENT,
         True,
     )
+
+
+@pytest.mark.parametrize("delta", ["NaN", "1e9999", " 1", "1_000"])
+def test_a_malformed_group_delta_is_refused_before_anything_is_looked_up(admin, delta):
+    points = f.asset(admin)
+    group = make_group(admin, "Home")
+    adjust(admin, group.id, points.id, "1.00", request_id="used")
+    for group_id, asset_id, fields in (
+        ("grp_nothing", points.id, {}),
+        (group.id, "ast_nothing", {}),
+        (group.id, points.id, {"request_id": "used"}),
+    ):
+        failure = expect_failure(adjust, admin, group_id, asset_id, delta, **fields)
+        assert (failure.reason, set(failure.violations)) == ("VALIDATION_FAILED", {"delta"})

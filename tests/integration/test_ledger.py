@@ -168,6 +168,20 @@ def test_adjust_delta_must_fit_the_asset(admin, scale, delta):
     f.assert_ledger_consistent(admin, user.id, points.id)
 
 
+@pytest.mark.parametrize("delta", ["NaN", "1e9999", " 1", "1_000"])
+def test_a_malformed_delta_is_refused_before_anything_is_looked_up(admin, delta):
+    points = f.asset(admin)
+    user = f.participant(admin)
+    adjust(admin, user.id, points.id, "1.00", request_id="used")
+    for participant_id, asset_id, fields in (
+        ("par_nobody", points.id, {}),
+        (user.id, "ast_nothing", {}),
+        (user.id, points.id, {"request_id": "used"}),
+    ):
+        failure = expect_failure(adjust, admin, participant_id, asset_id, delta, **fields)
+        assert (failure.reason, set(failure.violations)) == ("VALIDATION_FAILED", {"delta"})
+
+
 def test_adjust_delta_with_a_trailing_newline_is_refused(admin):
     points = f.asset(admin)
     user = f.participant(admin)

@@ -17,6 +17,7 @@ from rewards_service.domain.validation import (
     check_string_map,
     check_text,
     parse_amount,
+    parse_decimal,
     to_minor,
 )
 from rewards_service.services.catalog import create_once
@@ -181,6 +182,7 @@ def adjust_group_balance(
     check_text(v, "asset_id", asset_id, max_len=128, required=True)
     check_text(v, "reason", reason, max_len=1000)
     check_request_id(v, "request_id", request_id)
+    parse_decimal(v, "delta", delta)  # its places are checked against the asset's scale later
     v.raise_if_any()
     fingerprint = digest("adjust_group", group_id, asset_id, canonical_decimal(delta))
 

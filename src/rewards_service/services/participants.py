@@ -22,6 +22,7 @@ from rewards_service.domain.validation import (
     check_request_id,
     check_text,
     parse_amount,
+    parse_decimal,
     to_minor,
 )
 from rewards_service.services.replay import Once
@@ -180,6 +181,7 @@ def adjust_balance(
     check_text(v, "asset_id", asset_id, max_len=128, required=True)
     check_text(v, "reason", reason, max_len=1000)
     check_request_id(v, "request_id", request_id)
+    parse_decimal(v, "delta", delta)  # its places are checked against the asset's scale later
     v.raise_if_any()
     assert ref is not None
     fingerprint = digest("adjust", asset_id, canonical_decimal(delta))
