@@ -67,8 +67,9 @@ def _too_large(field: str) -> InvalidArgument:
     """Balances and their lifetime totals are kept below MAX_MINOR_UNITS, so no sum can
     overflow the 64-bit column (or, on SQLite, turn into a float)."""
     return InvalidArgument(
-        "This would take the balance past the largest amount the ledger holds.",
-        violations=(FieldViolation(field, "is too large for the participant's balance"),),
+        "This would take the balance, or its lifetime earned or spent total, past the "
+        "largest amount the ledger holds.",
+        violations=(FieldViolation(field, "is too large for the balance or its lifetime totals"),),
     )
 
 
