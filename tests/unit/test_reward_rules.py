@@ -428,3 +428,20 @@ def test_every_catalog_type_has_its_own_config_member():
         "non_unique_coupon",
     }
     assert T.REWARD_TYPE_CUSTOM not in rules.CONFIG_FOR_TYPE
+
+
+def test_refusals_name_enum_values_as_sent_on_the_wire():
+    found = violations_of(
+        spec(type=99, redemption_type=7, cost_rounding=9, config_kind=None, config={})
+    )
+    assert found["reward.type"] == (
+        "must be one of REWARD_TYPE_POINTS, REWARD_TYPE_PRODUCT, REWARD_TYPE_COMPETITION_ENTRY, "
+        "REWARD_TYPE_UNIQUE_COUPON, REWARD_TYPE_NON_UNIQUE_COUPON"
+    )
+    assert found["reward.redemption_type"] == (
+        "must be one of REDEMPTION_TYPE_UNIT_BASED, REDEMPTION_TYPE_AMOUNT_BASED"
+    )
+    assert "COST_ROUNDING_HALF_UP" in found["reward.cost_rounding"]
+    with pytest.raises(InvalidArgument) as refused:
+        rules.check_transition(S.REWARD_STATUS_ACTIVE, 42)
+    assert "REWARD_STATUS_ARCHIVED" in refused.value.violations[0].description

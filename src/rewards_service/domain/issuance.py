@@ -20,6 +20,7 @@ from rewards_service.domain.validation import (
     check_request_id,
     check_string_map,
     check_text,
+    one_of,
     parse_decimal,
 )
 
@@ -172,12 +173,12 @@ def check_issue_request(v: Violations, r: IssueRequest, prefix: str = "") -> Non
     check_string_map(v, prefix + "metadata", r.metadata)
     check_string_map(v, prefix + "custom_fields", r.custom_fields)
     check_label(v, prefix + "fulfillment_status", r.fulfillment_status, max_len=64)
-    v.check(r.owner_type in OWNER_TYPES, prefix + "owner.owner_type", "is not a known owner type")
+    v.check(r.owner_type in OWNER_TYPES, prefix + "owner.owner_type", one_of(common.OwnerType))
     check_text(v, prefix + "owner.owner_id", r.owner_id, max_len=128)
     check_text(v, prefix + "payment_option_id", r.payment_option_id, max_len=64)
     check_text(v, prefix + "payment_method", r.payment_method, max_len=32)
     check_text(v, prefix + "source_event_id", r.source_event_id, max_len=128)
-    v.check(r.pay_from in PAY_FROM_VALUES, prefix + "pay_from", "is not a known PayFrom value")
+    v.check(r.pay_from in PAY_FROM_VALUES, prefix + "pay_from", one_of(groups_pb2.PayFrom))
 
 
 def check_grant_request(v: Violations, r: GrantRequest) -> None:

@@ -17,6 +17,7 @@ from rewards_service.domain.validation import (
     check_name,
     check_string_map,
     check_text,
+    one_of,
     parse_decimal,
 )
 
@@ -109,10 +110,7 @@ def check_reward(v: Violations, spec: RewardSpec, *, prefix: str = "reward.") ->
     check_text(v, prefix + "category", spec.category, max_len=100)
     expected_config = CONFIG_FOR_TYPE.get(spec.type)
     if expected_config is None:
-        v.add(
-            prefix + "type",
-            "must be one of POINTS, PRODUCT, COMPETITION_ENTRY, UNIQUE_COUPON, NON_UNIQUE_COUPON",
-        )
+        v.add(prefix + "type", one_of(T, CONFIG_FOR_TYPE))
     elif spec.config_kind is None:
         v.add(prefix + expected_config, "is required for this reward type")
     elif spec.config_kind != expected_config:
@@ -179,7 +177,10 @@ def _check_pricing(v: Violations, prefix: str, spec: RewardSpec) -> None:
         R.REDEMPTION_TYPE_UNIT_BASED,
         R.REDEMPTION_TYPE_AMOUNT_BASED,
     ):
-        v.add(prefix + "redemption_type", "is not a known redemption type")
+        v.add(
+            prefix + "redemption_type",
+            one_of(R, (R.REDEMPTION_TYPE_UNIT_BASED, R.REDEMPTION_TYPE_AMOUNT_BASED)),
+        )
     amount_based = spec.redemption_type == R.REDEMPTION_TYPE_AMOUNT_BASED
     if spec.cost_asset_id and spec.payment_options:
         for name in ("unit_cost", "conversion_ratio"):
@@ -202,7 +203,7 @@ def _check_pricing(v: Violations, prefix: str, spec: RewardSpec) -> None:
     v.check(
         spec.cost_rounding in pricing.CR.values(),
         prefix + "cost_rounding",
-        "is not a known CostRounding",
+        one_of(pricing.CR),
     )
     check_text(v, prefix + "redemption_unit", spec.redemption_unit, max_len=32)
 
@@ -266,7 +267,7 @@ def check_transition(current: int, wanted: int) -> None:
     if wanted not in ALLOWED_TRANSITIONS:
         raise InvalidArgument(
             "reward.status is not a known status.",
-            violations=(FieldViolation("reward.status", "is not a known RewardStatus"),),
+            violations=(FieldViolation("reward.status", one_of(S, ALLOWED_TRANSITIONS)),),
         )
     if wanted not in ALLOWED_TRANSITIONS.get(current, set()):
         raise FailedPrecondition(

@@ -73,6 +73,14 @@ def check_request_id(v: Violations, field: str, value: str, *, required: bool = 
     v.check(bool(REQUEST_ID_RE.fullmatch(value)), field, "must be 1-128 printable ASCII characters")
 
 
+def one_of(enum, values=None) -> str:
+    """A refusal naming the accepted values of a proto enum as they are sent on the wire
+    (REWARD_TYPE_POINTS, not POINTS); all but UNSPECIFIED unless `values` says which."""
+    if values is None:
+        values = [x for x in enum.values() if not enum.Name(x).endswith("_UNSPECIFIED")]
+    return "must be one of " + ", ".join(enum.Name(x) for x in values)
+
+
 def check_label(
     v: Violations, field: str, value: str, *, max_len: int, required: bool = False
 ) -> None:
