@@ -232,6 +232,7 @@ async def test_participants_balances_and_ledger(client):
         external_id="ann", segments=[S.Segment(segment="tier", partition="gold")]
     )
     assert await client.get_participant(ann.id) == ann
+    assert await client.get_participant(participant=ann) == ann
     assert [p.id async for p in client.iter_participants(segment="tier")] == [ann.id]
     out = await client.adjust_balance(ann, asset_id=asset.id, delta="7.50", reason="welcome")
     assert out.balance.available == "7.50"

@@ -76,6 +76,7 @@ def test_upsert_get_and_list_participants(client):
     bob = client.upsert_participant(participants_pb2.Participant(external_id="bob", mobile="+100"))
     assert ann.id.startswith("par_") and bob.id.startswith("par_")
     assert client.get_participant(ann.id) == ann
+    assert client.get_participant(participant=ref(email="ANN@example.com")) == ann
     again = client.upsert_participant(external_id="ann", email="ann@new.example.com")
     assert again.id == ann.id and again.email == "ann@new.example.com"
     assert list(again.segments) == []  # no mask: email, mobile and segments are all set

@@ -128,6 +128,44 @@ def test_get_participant(admin, channel):
     assert expect_failure(get, other, created.id).reason == "PARTICIPANT_NOT_FOUND"
 
 
+def test_get_participant_by_any_identifier(admin, channel):
+    user = upsert(admin, external_id="ada", email="ada@example.com", mobile="+44 20 7946 0002")
+    upsert(admin, external_id="twin-1", email="twins@example.com")
+    upsert(admin, external_id="twin-2", email="twins@example.com")
+
+    def by(ref):
+        return admin.participants.GetParticipant(
+            participants_pb2.GetParticipantRequest(participant=ref)
+        )
+
+    for ref in (
+        f.ref(id=user.id),
+        f.ref(external_id="ada"),
+        f.ref(email="ADA@Example.com"),  # matched as stored: normalised
+        f.ref(mobile="+44 20 7946 0002"),
+    ):
+        assert by(ref) == user
+    for ref, code, reason in (
+        (f.ref(email="twins@example.com"), "FAILED_PRECONDITION", "AMBIGUOUS_PARTICIPANT"),
+        (f.ref(external_id="nobody"), "NOT_FOUND", "PARTICIPANT_NOT_FOUND"),
+        (f.ref(email="a" * 321), "INVALID_ARGUMENT", "VALIDATION_FAILED"),
+    ):
+        failure = expect_failure(by, ref)
+        assert (failure.code.name, failure.reason) == (code, reason)
+    both = expect_failure(
+        admin.participants.GetParticipant,
+        participants_pb2.GetParticipantRequest(id=user.id, participant=f.ref(external_id="ada")),
+    )
+    assert (both.code, set(both.violations)) == (grpc.StatusCode.INVALID_ARGUMENT, {"id"})
+    issued = new_program("other")
+    other = make_api(channel, issued.program_id, issued.api_key)
+    elsewhere = expect_failure(
+        other.participants.GetParticipant,
+        participants_pb2.GetParticipantRequest(participant=f.ref(external_id="ada")),
+    )
+    assert elsewhere.reason == "PARTICIPANT_NOT_FOUND"
+
+
 def test_external_ids_are_per_program(admin, channel):
     issued = new_program("other")
     other = make_api(channel, issued.program_id, issued.api_key)

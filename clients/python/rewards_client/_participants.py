@@ -36,9 +36,16 @@ def upsert_participant(
     return Call(request, participants_pb2.Participant, timeout)
 
 
-def get_participant(id: str, *, timeout: float | None = None) -> Call[participants_pb2.Participant]:
-    """One participant by id. ParticipantNotFound if there is none."""
-    request = participants_pb2.GetParticipantRequest(id=id)
+def get_participant(
+    id: str = "",
+    *,
+    participant: ParticipantLike | None = None,
+    timeout: float | None = None,
+) -> Call[participants_pb2.Participant]:
+    """One participant by id, or by any of its identifiers (`participant`, e.g.
+    ref(email="ada@example.com")). ParticipantNotFound if there is none."""
+    ref = None if participant is None else to_ref(participant)
+    request = participants_pb2.GetParticipantRequest(id=id, participant=ref)
     return Call(request, participants_pb2.Participant, timeout)
 
 

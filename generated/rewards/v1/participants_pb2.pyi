@@ -217,16 +217,26 @@ class GetParticipantRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
+    PARTICIPANT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
-    """Participant id (par_...)."""
+    """Participant id (par_...). Set this or participant."""
+    @_builtins.property
+    def participant(self) -> _common_pb2.ParticipantRef:
+        """The participant by any of its identifiers (id, external_id, email or mobile), as the
+        other calls take it; set this or id. Email and mobile are matched as stored
+        (normalised); one that several participants share is FAILED_PRECONDITION
+        `AMBIGUOUS_PARTICIPANT`.
+        """
+
     def __init__(
         self,
         *,
         id: _builtins.str = ...,
+        participant: _common_pb2.ParticipantRef | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["participant", b"participant"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "participant", b"participant"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

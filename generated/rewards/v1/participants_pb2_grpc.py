@@ -80,7 +80,7 @@ class ParticipantsServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetParticipant(self, request, context):
-        """Returns one participant.
+        """Returns one participant, by id or by any of its identifiers.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -38,7 +38,7 @@ class ParticipantsStub:
     the named fields change on an existing participant. Issuer or admin.
     """
     GetParticipant: _grpc.UnaryUnaryMultiCallable[_participants_pb2.GetParticipantRequest, _participants_pb2.Participant]
-    """Returns one participant."""
+    """Returns one participant, by id or by any of its identifiers."""
     ListParticipants: _grpc.UnaryUnaryMultiCallable[_participants_pb2.ListParticipantsRequest, _participants_pb2.ListParticipantsResponse]
     """Lists participants, oldest first."""
     GetBalance: _grpc.UnaryUnaryMultiCallable[_participants_pb2.GetBalanceRequest, _participants_pb2.Balance]
@@ -63,7 +63,7 @@ class ParticipantsAsyncStub(ParticipantsStub):
     the named fields change on an existing participant. Issuer or admin.
     """
     GetParticipant: _aio.UnaryUnaryMultiCallable[_participants_pb2.GetParticipantRequest, _participants_pb2.Participant]  # type: ignore[assignment]
-    """Returns one participant."""
+    """Returns one participant, by id or by any of its identifiers."""
     ListParticipants: _aio.UnaryUnaryMultiCallable[_participants_pb2.ListParticipantsRequest, _participants_pb2.ListParticipantsResponse]  # type: ignore[assignment]
     """Lists participants, oldest first."""
     GetBalance: _aio.UnaryUnaryMultiCallable[_participants_pb2.GetBalanceRequest, _participants_pb2.Balance]  # type: ignore[assignment]
@@ -97,7 +97,7 @@ class ParticipantsServicer(metaclass=_abc_1.ABCMeta):
         request: _participants_pb2.GetParticipantRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_participants_pb2.Participant, _abc.Awaitable[_participants_pb2.Participant]]:
-        """Returns one participant."""
+        """Returns one participant, by id or by any of its identifiers."""
 
     @_abc_1.abstractmethod
     def ListParticipants(

@@ -30,9 +30,8 @@ class ParticipantsServicer(participants_pb2_grpc.ParticipantsServicer):
         return convert.participant_out(row)
 
     def GetParticipant(self, request, context):
-        return convert.participant_out(
-            participants.get_participant(caller().program_id, request.id)
-        )
+        row = participants.get_participant(caller().program_id, request.id, convert.ref_in(request))
+        return convert.participant_out(row)
 
     def ListParticipants(self, request, context):
         v = Violations()

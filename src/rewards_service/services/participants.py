@@ -114,8 +114,17 @@ def upsert_participant(program_id: str, spec: ParticipantSpec, paths: set[str]) 
     return in_transaction(work, on_conflict=work)
 
 
-def get_participant(program_id: str, participant_id: str) -> Participant:
-    return resolve(program_id, ParticipantRef("id", participant_id))
+def get_participant(
+    program_id: str, participant_id: str, ref: ParticipantRef | None = None
+) -> Participant:
+    """By id, or by any of its identifiers (`ref`): one of the two."""
+    if ref is None:
+        return resolve(program_id, ParticipantRef("id", participant_id))
+    v = Violations()
+    check_ref(v, "participant", ref)
+    v.check(not participant_id, "id", "must be empty when participant is set")
+    v.raise_if_any()
+    return resolve(program_id, ref)
 
 
 def list_participants(
