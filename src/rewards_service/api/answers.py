@@ -12,6 +12,7 @@ reused (a window may open, a limit may roll over, without any commit).
 """
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from google.protobuf.message import Message
 
@@ -75,34 +76,36 @@ def _keep_if_unchanged(key: _Key | None, token: bytes | None, answer: Message) -
         _keep(key, token, answer)
 
 
-def kept(call: tuple[str, str, Message]) -> Message | None:
-    """The earlier answer to `call` while the store is unchanged since, else None. It runs
-    no query and takes no lock, so the event loop asks it before handing a call to a thread."""
-    return _earlier(_key_of(*call))[1]
+@dataclass(frozen=True, slots=True)
+class Earlier:
+    """What the kept answers hold for one call: its key (None when it is never kept), the
+    change token read for it, and the answer kept under both, if any."""
+
+    key: _Key | None
+    token: bytes | None
+    answer: Message | None
 
 
-def given_again(call: tuple[str, str, Message], compute: Callable[[], Message]) -> Message:
-    """The earlier answer to `call` (method, program, parsed request) if the store is
-    unchanged since; else `compute()`'s, kept if nothing was committed while it was computed
-    (it is then what the store held before). A refusal raises out of `compute` and is never
-    kept."""
+def look_up(call: tuple[str, str, Message]) -> Earlier:
+    """The earlier answer to `call` (method, program, parsed request) while the store is
+    unchanged since. It runs no query and takes no lock: the event loop asks it before it
+    hands a call to a thread."""
     key = _key_of(*call)
     token, found = _earlier(key)
-    if found is not None:
-        return found
+    return Earlier(key, token, found)
+
+
+def computed(earlier: Earlier, compute: Callable[[], Message]) -> Message:
+    """`compute()`'s answer, kept if nothing was committed since `earlier` was looked up (it
+    is then what the store held before). A refusal raises out of `compute` and is never
+    kept."""
     answer = compute()
-    _keep_if_unchanged(key, token, answer)
+    _keep_if_unchanged(earlier.key, earlier.token, answer)
     return answer
 
 
-async def given_again_async(
-    call: tuple[str, str, Message], compute: Callable[[], Awaitable[Message]]
-) -> Message:
-    """`given_again` for a servicer that runs on the event loop."""
-    key = _key_of(*call)
-    token, found = _earlier(key)
-    if found is not None:
-        return found
+async def computed_async(earlier: Earlier, compute: Callable[[], Awaitable[Message]]) -> Message:
+    """`computed` for a servicer that runs on the event loop."""
     answer = await compute()
-    _keep_if_unchanged(key, token, answer)
+    _keep_if_unchanged(earlier.key, earlier.token, answer)
     return answer

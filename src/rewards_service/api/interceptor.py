@@ -71,30 +71,27 @@ class _CallState:
         return self._active
 
 
-def _run(method: str, behavior, request, found: Caller, state: _CallState):
-    """On a pool thread, in one store session: the servicer, as the authenticated caller."""
+def _run(behavior, request, found: Caller, state: _CallState, earlier: answers.Earlier | None):
+    """On a pool thread, in one store session: the servicer, as the authenticated caller;
+    its answer kept when `earlier` says the call's answers are (api/answers.py)."""
     token = current_caller.set(found)
     try:
         with session():
-            if method in answers.REUSABLE:
-                return answers.given_again(
-                    (method, found.program_id, request), lambda: behavior(request, state)
-                )
+            if earlier is not None:
+                return answers.computed(earlier, lambda: behavior(request, state))
             return behavior(request, state)
     finally:
         current_caller.reset(token)
 
 
-async def _run_on_loop(method: str, behavior, request, found: Caller, context):
+async def _run_on_loop(behavior, request, found: Caller, context, earlier: answers.Earlier | None):
     """A servicer written as a coroutine: it runs on the event loop, with the call's own
     context, and hands its store work over itself (e.g. to the store's writer), holding no
     thread while it waits."""
     token = current_caller.set(found)
     try:
-        if method in answers.REUSABLE:
-            return await answers.given_again_async(
-                (method, found.program_id, request), lambda: behavior(request, context)
-            )
+        if earlier is not None:
+            return await answers.computed_async(earlier, lambda: behavior(request, context))
         return await behavior(request, context)
     finally:
         current_caller.reset(token)
@@ -128,8 +125,7 @@ class _Calls:
 
 def _wrap(method: str, behavior, deserialize, calls: _Calls):
     on_loop = inspect.iscoroutinefunction(behavior)
-    # A kept answer is found without a query: the loop gives it without taking a thread.
-    kept_on_loop = method in answers.REUSABLE and not on_loop
+    reusable = method in answers.REUSABLE
 
     async def wrapped(raw: bytes, context: grpc.aio.ServicerContext):
         started = time.perf_counter()
@@ -149,14 +145,18 @@ def _wrap(method: str, behavior, deserialize, calls: _Calls):
             found = await calls.caller(context.invocation_metadata())
             program = found.program_id
             check_role(found.role, method)
-            if kept_on_loop and (again := answers.kept((method, program, request))) is not None:
-                return again
+            earlier = None
+            if reusable:
+                # A kept answer is found without a query: the loop gives it, no thread.
+                earlier = answers.look_up((method, program, request))
+                if earlier.answer is not None:
+                    return earlier.answer
             async with calls.per_program.slot(program):
                 if on_loop:
-                    return await _run_on_loop(method, behavior, request, found, context)
+                    return await _run_on_loop(behavior, request, found, context, earlier)
                 run = _run if span is None else tracing.in_call_context(_run)
                 return await calls.on_pool(
-                    run, method, behavior, request, found, _CallState(context)
+                    run, behavior, request, found, _CallState(context), earlier
                 )
         except RewardsError as exc:
             error = exc
