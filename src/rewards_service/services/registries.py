@@ -59,7 +59,7 @@ def registry_of(program_id: str, version: int | None = None) -> Registry:
     return registry
 
 
-def _check_room(model, program_id: str, what: str, reason: str) -> None:
+def _check_room(model: type[E], program_id: str, what: str, reason: str) -> None:
     """In the creating transaction: refuses the entry past MAX_ENTRIES of its kind."""
     if model.select().where(model.program == program_id).count() >= MAX_ENTRIES:
         raise ResourceExhausted(
