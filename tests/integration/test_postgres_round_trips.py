@@ -272,13 +272,14 @@ def _priced_reward(admin):
     return reward, users
 
 
-def test_an_issue_of_a_priced_reward_takes_seven_round_trips(admin, writer_statements):
+def test_an_issue_of_a_priced_reward_takes_six_round_trips(admin, writer_statements):
     reward, users = _priced_reward(admin)
     writer_statements.clear()
     f.issue(admin, reward.id, users[0].id, request_id=_new_id())
-    # Lock; replay lookup; reward; participant; stock; balance; then the ledger entry, the
-    # issuance and the events go with the COMMIT. No sold-out check: 999 units are left.
-    assert len(writer_statements) == 7, writer_statements
+    # Lock; replay lookup; the reward with its stock taken; participant; balance; then the
+    # ledger entry, the issuance and the events go with the COMMIT. No sold-out check: 999
+    # units are left.
+    assert len(writer_statements) == 6, writer_statements
     assert writer_statements[-1].endswith("; COMMIT")
     assert not any('SET "status"' in sql for sql in writer_statements)
 
@@ -295,7 +296,7 @@ def _waiting_on_lock(store: str, reward_id: str) -> bool:
     return waiting
 
 
-def test_each_further_issue_in_a_group_takes_six_round_trips(admin, store, writer_statements):
+def test_each_further_issue_in_a_group_takes_five_round_trips(admin, store, writer_statements):
     reward, users = _priced_reward(admin)
     writer_statements.clear()
     with ThreadPoolExecutor(3) as pool:
@@ -314,7 +315,7 @@ def test_each_further_issue_in_a_group_takes_six_round_trips(admin, store, write
     groups = [i for i, sql in enumerate(writer_statements) if sql.startswith("BEGIN")]
     assert len(groups) == 2, writer_statements
     second = writer_statements[groups[1] :]
-    # The lock, six per issue with a request_id (the sixth: its ledger entry and issuance
+    # The lock, five per issue with a request_id (the fifth: its ledger entry and issuance
     # with its RELEASE), and the events with the COMMIT.
-    assert len(second) == 1 + 6 * 2 + 1, second
+    assert len(second) == 1 + 5 * 2 + 1, second
     assert second[-1].endswith("; COMMIT")

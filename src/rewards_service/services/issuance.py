@@ -313,6 +313,10 @@ def _check_window(reward: Reward, now: datetime) -> None:
         )
 
 
+def _took_last(reward: Reward) -> bool:
+    return reward.max_total is not None and reward.redeemed_count >= reward.max_total
+
+
 def _take_stock(reward: Reward, units: int) -> bool:
     """One conditional UPDATE: it caps max_total and, on PostgreSQL, locks the reward row so
     every later check of this issue sees the other issues of this reward. Whether it took
@@ -490,9 +494,16 @@ def _credit(
 
 
 def _issue(program_id: str, request: IssueRequest) -> Issuance:
-    # Locked first: an issue queued behind a change of the reward (its price, segments,
-    # window, limits) checks and pays what it is at commit.
-    reward, registry_version = queries.reward_to_issue(program_id, request.reward_id)
+    # The stock is taken first, with the reward read (and locked) in the same statement: an
+    # issue queued behind a change of the reward (its price, segments, window, limits)
+    # checks and pays what it is at commit. A refusal below rolls the taking back with the
+    # rest; when it cannot be taken, the checks run in the contract's order on the reward
+    # as it is, and the first that fails says why.
+    taken = queries.take_reward(program_id, request.reward_id, request.quantity or 1)
+    if taken is None:
+        reward, registry_version = queries.reward_to_issue(program_id, request.reward_id)
+    else:
+        reward, registry_version = taken
     assert request.participant is not None
     participant = resolve(program_id, request.participant)
     units, amount = _units(reward, request)
@@ -511,7 +522,7 @@ def _issue(program_id: str, request: IssueRequest) -> Issuance:
             reason="NOT_ELIGIBLE",
             metadata={"reward_id": reward.id},
         )
-    sold_out = _take_stock(reward, units)
+    sold_out = _took_last(reward) if taken else _take_stock(reward, units)
     _check_caps(reward, participant.id, units, now, rolling=not request.manual)
     group_id = None
     if request.pay_from == PAY_FROM_GROUP:

@@ -79,12 +79,14 @@ def _models(model: type[M], cursor) -> list[M]:
     return _built(model, tuple(d[0] for d in cursor.description), cursor.fetchall())
 
 
-def _built(model: type[M], columns: tuple[str, ...], records: list[tuple]) -> list[M]:
+def _built(
+    model: type[M], columns: tuple[str, ...], records: list[tuple], *, remember: bool = True
+) -> list[M]:
     readers = _readers(model, columns)
     rows = []
     for values in records:
         key = (model, columns, values)
-        stored = _stored.get(key)
+        stored = _stored.get(key) if remember else None
         if stored is None:
             stored = _Stored(
                 {
@@ -97,7 +99,8 @@ def _built(model: type[M], columns: tuple[str, ...], records: list[tuple]) -> li
                     if isinstance(value, str) and convert is not None
                 ),
             )
-            _stored.put(key, stored, _cost(values))
+            if remember:
+                _stored.put(key, stored, _cost(values))
         rows.append(_from_stored(model, stored))
     return rows
 
@@ -182,12 +185,19 @@ def select_one_and(
 ) -> tuple[M, tuple] | None:
     """A row whose SELECT ends with `extras` more columns (e.g. a scalar subquery), so that
     a value read beside it costs no round trip of its own: (row, those values), or None."""
-    cursor = execute(text, *params)
+    return one_and(model, extras, execute(text, *params))
+
+
+def one_and(
+    model: type[M], extras: int, cursor, *, remember: bool = True
+) -> tuple[M, tuple] | None:
+    """`select_one_and` of a statement already run. `remember=False` for a row that is new
+    at every call (one an UPDATE returns): kept, it would only push others out of the memo."""
     record = cursor.fetchone()
     if record is None:
         return None
     columns = tuple(d[0] for d in cursor.description)[:-extras]
-    [row] = _built(model, columns, [tuple(record[:-extras])])
+    [row] = _built(model, columns, [tuple(record[:-extras])], remember=remember)
     return row, tuple(record[-extras:])
 
 
