@@ -79,14 +79,12 @@ def _models(model: type[M], cursor) -> list[M]:
     return _built(model, tuple(d[0] for d in cursor.description), cursor.fetchall())
 
 
-def _built(
-    model: type[M], columns: tuple[str, ...], records: list[tuple], *, remember: bool = True
-) -> list[M]:
+def _built(model: type[M], columns: tuple[str, ...], records: list[tuple]) -> list[M]:
     readers = _readers(model, columns)
     rows = []
     for values in records:
         key = (model, columns, values)
-        stored = _stored.get(key) if remember else None
+        stored = _stored.get(key)
         if stored is None:
             stored = _Stored(
                 {
@@ -99,8 +97,7 @@ def _built(
                     if isinstance(value, str) and convert is not None
                 ),
             )
-            if remember:
-                _stored.put(key, stored, _cost(values))
+            _stored.put(key, stored, _cost(values))
         rows.append(_from_stored(model, stored))
     return rows
 
@@ -159,7 +156,7 @@ def select_all(model: type[M], text: str, *params: object) -> list[M]:
 
 
 @cache
-def _column_names(model: type[peewee.Model]) -> tuple[str, ...]:
+def column_names(model: type[peewee.Model]) -> tuple[str, ...]:
     return tuple(f.column_name for f in model._meta.sorted_fields)
 
 
@@ -173,7 +170,7 @@ def run_select(query: peewee.ModelSelect) -> list:
     text, params = query.select(peewee.SQL("*")).sql()
     if not is_sqlite():
         return _models(query.model, database.execute_sql(text, params))
-    columns = _column_names(query.model)
+    columns = column_names(query.model)
     packed = ", ".join(f'"{name}"' for name in columns)
     text = f"SELECT json_group_array(json_array({packed})) FROM ({text})"
     (records,) = database.execute_sql(text, params).fetchone()
@@ -188,16 +185,13 @@ def select_one_and(
     return one_and(model, extras, execute(text, *params))
 
 
-def one_and(
-    model: type[M], extras: int, cursor, *, remember: bool = True
-) -> tuple[M, tuple] | None:
-    """`select_one_and` of a statement already run. `remember=False` for a row that is new
-    at every call (one an UPDATE returns): kept, it would only push others out of the memo."""
+def one_and(model: type[M], extras: int, cursor) -> tuple[M, tuple] | None:
+    """`select_one_and` of a statement already run (e.g. an UPDATE … RETURNING)."""
     record = cursor.fetchone()
     if record is None:
         return None
     columns = tuple(d[0] for d in cursor.description)[:-extras]
-    [row] = _built(model, columns, [tuple(record[:-extras])], remember=remember)
+    [row] = _built(model, columns, [tuple(record[:-extras])])
     return row, tuple(record[-extras:])
 
 
@@ -228,7 +222,7 @@ def _unread(text: str, params) -> None:
 
 @cache
 def _insert_sql(model: type[peewee.Model], param: str) -> str:
-    names = _column_names(model)
+    names = column_names(model)
     columns = ", ".join(f'"{name}"' for name in names)
     marks = ", ".join([param] * len(names))
     return f'INSERT INTO "{model._meta.table_name}" ({columns}) VALUES ({marks})'
@@ -285,4 +279,4 @@ def from_columns(model: type[M], values: dict[str, object]) -> M:
 
 def snapshot(row: peewee.Model) -> dict[str, object]:
     """A row's stored column values by name (what `from_columns` takes back)."""
-    return dict(zip(_column_names(type(row)), column_values(row), strict=True))
+    return dict(zip(column_names(type(row)), column_values(row), strict=True))

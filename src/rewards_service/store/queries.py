@@ -119,27 +119,34 @@ def reward_to_issue(program_id: str, reward_id: str) -> tuple[Reward, int]:
     return reward, int(version or 0)
 
 
+@cache
+def _take_reward_sql() -> str:
+    # redeemed_count, which every issue changes, comes apart from the other columns: the
+    # reward is then read as stored from the memo (fast.py), not converted afresh each time.
+    kept = [name for name in fast.column_names(Reward) if name != "redeemed_count"]
+    columns = ", ".join(f'"{name}"' for name in kept)
+    return (
+        'UPDATE "reward" SET "redeemed_count" = "redeemed_count" + ? '
+        'WHERE "id" = ? AND "program_id" = ? AND "status" = ? '
+        'AND ("max_total" IS NULL OR "redeemed_count" + ? <= "max_total") '
+        f'RETURNING {columns}, "redeemed_count", (SELECT "registry_version" FROM "program" AS "p" '
+        'WHERE "p"."id" = "reward"."program_id") AS "registry_version"'
+    )
+
+
 def take_reward(program_id: str, reward_id: str, units: int) -> tuple[Reward, int] | None:
     """`take_stock` that also reads what `reward_to_issue` reads, in one statement: the
     reward as it is after taking `units` of it, and its program's registry_version; None
     when the reward is missing, not ACTIVE or has too few left. The common issue costs one
     statement here instead of two; the others then ask again in the contract's order."""
     cursor = fast.execute(
-        'UPDATE "reward" SET "redeemed_count" = "redeemed_count" + ? '
-        'WHERE "id" = ? AND "program_id" = ? AND "status" = ? '
-        'AND ("max_total" IS NULL OR "redeemed_count" + ? <= "max_total") '
-        'RETURNING *, (SELECT "registry_version" FROM "program" AS "p" '
-        'WHERE "p"."id" = "reward"."program_id") AS "registry_version"',
-        units,
-        reward_id,
-        program_id,
-        common.REWARD_STATUS_ACTIVE,
-        units,
+        _take_reward_sql(), units, reward_id, program_id, common.REWARD_STATUS_ACTIVE, units
     )
-    found = fast.one_and(Reward, 1, cursor, remember=False)
+    found = fast.one_and(Reward, 2, cursor)
     if found is None:
         return None
-    reward, (version,) = found
+    reward, (redeemed_count, version) = found
+    reward.redeemed_count = redeemed_count
     return reward, int(version or 0)
 
 
