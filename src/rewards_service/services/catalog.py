@@ -21,6 +21,7 @@ from rewards_service.domain.validation import (
     check_text,
     parse_amount,
 )
+from rewards_service.services.ports import Creates
 from rewards_service.services.replay import Once
 from rewards_service.store import queries
 from rewards_service.store.db import Conflict, in_transaction
@@ -37,18 +38,26 @@ INSERT_BATCH = 500
 
 
 def create_once(
-    model, program_id: str, request_id: str, fingerprint: str, create, duplicate=None, event=None
+    model,
+    program_id: str,
+    request_id: str,
+    fingerprint: str,
+    create,
+    duplicate=None,
+    event=None,
+    store: Creates = queries.ROWS,
 ):
     """AIP-155 create of the unsaved row that `create()` makes. With a request_id, a retry
     returns the first result, even when it raced the original; the same request_id with other
     fields is IDEMPOTENCY_KEY_REUSED. `duplicate` is the error of a clash on another key;
-    `event` the type of the event a create records. Every create of a program-owned
-    resource (catalog, groups, registries) goes through it."""
+    `event` the type of the event a create records; `store` where the row goes (a fake one in
+    tests). Every create of a program-owned resource (catalog, groups, registries) goes
+    through it."""
 
     def earlier():
         if not request_id:
             return None
-        found = queries.find_by_request_id(model, program_id, request_id)
+        found = store.find_by_request_id(model, program_id, request_id)
         if found is not None and found.request_hash != fingerprint:
             raise idempotency_key_reused(request_id, id=found.id)
         return found
@@ -57,7 +66,7 @@ def create_once(
         row = create()  # unsaved
         if request_id:
             row.request_id, row.request_hash = request_id, fingerprint
-        row.save(force_insert=True)
+        store.add(row)
         if event is not None:
             emit(program_id, event, row)
         return row
@@ -66,7 +75,7 @@ def create_once(
         return row
 
     try:
-        return Once(request_id, earlier, created, answer).run()
+        return Once(request_id, earlier, created, answer).run(store.transaction)
     except Conflict:  # not on the request_id: on the other unique key
         if duplicate is None:
             raise

@@ -5,9 +5,10 @@ The issue path reads the program's registry_version in the statement that reads 
 the reward, in the call's own transaction, and keeps each program's registry in memory under
 it: a program that defines nothing costs no query at all, and a change made through any
 replica bumps the version in the same transaction, so the next call anywhere loads the new
-registry."""
+registry.
 
-from typing import TypeVar
+Each use case reaches the database through `store` (services/ports.RegistryStore): the
+store's own by default, an in-memory one in unit tests."""
 
 from rewards_service.bounded import BoundedCache
 from rewards_service.domain.errors import AlreadyExists, NotFound, ResourceExhausted
@@ -23,11 +24,9 @@ from rewards_service.domain.registries import (
 )
 from rewards_service.domain.validation import Violations, check_request_id
 from rewards_service.services.catalog import create_once
-from rewards_service.store import queries
-from rewards_service.store.db import in_transaction
+from rewards_service.services.ports import Entry, RegistryStore
 from rewards_service.store.models import CustomFieldDef, FulfillmentStatusDef
-
-E = TypeVar("E", CustomFieldDef, FulfillmentStatusDef)
+from rewards_service.store.registries import REGISTRIES
 
 CACHE_BYTES = 4 * 1024 * 1024
 # Entries per program and kind: every issue checks against the whole registry, which is
@@ -37,20 +36,22 @@ MAX_ENTRIES = 100
 _registries: BoundedCache[str, tuple[int, Registry]] = BoundedCache(CACHE_BYTES)
 
 
-def registry_of(program_id: str, version: int | None = None) -> Registry:
+def registry_of(
+    program_id: str, version: int | None = None, *, store: RegistryStore = REGISTRIES
+) -> Registry:
     """The program's registry as of the running transaction; `version` is its
     registry_version when the caller read it already (the issue path reads it with the
     reward)."""
     if version is None:
-        version = queries.registry_version(program_id)
+        version = store.registry_version(program_id)
     if not version:
         return EMPTY
     cached = _registries.get(program_id)
     if cached is not None and cached[0] == version:
         return cached[1]
     # Read after the version: these rows are at least as new as it, never older.
-    fields = CustomFieldDef.select().where(CustomFieldDef.program == program_id)
-    statuses = FulfillmentStatusDef.select().where(FulfillmentStatusDef.program == program_id)
+    fields = store.entries(CustomFieldDef, program_id)
+    statuses = store.entries(FulfillmentStatusDef, program_id)
     registry = Registry(
         fields=tuple(sorted((f.key, FieldRule(f.type, f.required)) for f in fields)),
         statuses=frozenset(s.status for s in statuses),
@@ -59,9 +60,11 @@ def registry_of(program_id: str, version: int | None = None) -> Registry:
     return registry
 
 
-def _check_room(model: type[E], program_id: str, what: str, reason: str) -> None:
+def _check_room(
+    store: RegistryStore, kind: type[Entry], program_id: str, what: str, reason: str
+) -> None:
     """In the creating transaction: refuses the entry past MAX_ENTRIES of its kind."""
-    if model.select().where(model.program == program_id).count() >= MAX_ENTRIES:
+    if store.count(kind, program_id) >= MAX_ENTRIES:
         raise ResourceExhausted(
             f"This program has {MAX_ENTRIES} {what}; delete one first.",
             reason=reason,
@@ -69,28 +72,38 @@ def _check_room(model: type[E], program_id: str, what: str, reason: str) -> None
         )
 
 
-def _entry(model: type[E], program_id: str, entry_id: str, what: str, reason: str) -> E:
-    row = model.get_or_none((model.id == entry_id) & (model.program == program_id))
+def _entry(
+    store: RegistryStore, kind: type[Entry], program_id: str, entry_id: str, what: str, reason: str
+) -> Entry:
+    row = store.find(kind, program_id, entry_id)
     if row is None:
         raise NotFound(f"No {what} {entry_id}.", reason=reason, metadata={"id": entry_id})
     return row
 
 
-def _delete(model: type[E], program_id: str, entry_id: str, what: str, reason: str) -> E:
-    def work() -> E:
-        row = _entry(model, program_id, entry_id, what, reason)
-        row.delete_instance()
-        queries.bump_registry_version(program_id)
+def _delete(
+    store: RegistryStore, kind: type[Entry], program_id: str, entry_id: str, what: str, reason: str
+) -> Entry:
+    def work() -> Entry:
+        row = _entry(store, kind, program_id, entry_id, what, reason)
+        store.delete(row)
+        store.bump_version(program_id)
         return row
 
-    return in_transaction(work)
+    return store.transaction(work)
 
 
 # Custom fields
 
 
 def create_custom_field(
-    program_id: str, key: str, field_type: int, required: bool, request_id: str
+    program_id: str,
+    key: str,
+    field_type: int,
+    required: bool,
+    request_id: str,
+    *,
+    store: RegistryStore = REGISTRIES,
 ) -> CustomFieldDef:
     v = Violations()
     check_field_definition(v, key, field_type)
@@ -105,40 +118,46 @@ def create_custom_field(
         )
 
     def create() -> CustomFieldDef:
-        taken = CustomFieldDef.select().where(
-            (CustomFieldDef.program == program_id) & (CustomFieldDef.key == key)
-        )
-        if taken.exists():
+        if store.find_named(CustomFieldDef, program_id, key) is not None:
             raise exists()
-        _check_room(CustomFieldDef, program_id, "custom fields", "TOO_MANY_CUSTOM_FIELDS")
-        queries.bump_registry_version(program_id)
+        _check_room(store, CustomFieldDef, program_id, "custom fields", "TOO_MANY_CUSTOM_FIELDS")
+        store.bump_version(program_id)
         return CustomFieldDef(
             id=new_id("cfd"), program=program_id, key=key, type=field_type, required=required
         )
 
     fingerprint = digest("custom_field", key, field_type, required)
     return create_once(
-        CustomFieldDef, program_id, request_id, fingerprint, create, duplicate=exists
+        CustomFieldDef, program_id, request_id, fingerprint, create, duplicate=exists, store=store
     )
 
 
-def list_custom_fields(program_id: str, page: PageRequest) -> tuple[list[CustomFieldDef], str]:
-    query = CustomFieldDef.select().where(CustomFieldDef.program == program_id)
-    return queries.keyset_page(query, CustomFieldDef.id, page)
+def list_custom_fields(
+    program_id: str, page: PageRequest, *, store: RegistryStore = REGISTRIES
+) -> tuple[list[CustomFieldDef], str]:
+    return store.page(CustomFieldDef, program_id, page)
 
 
-def get_custom_field(program_id: str, field_id: str) -> CustomFieldDef:
-    return _entry(CustomFieldDef, program_id, field_id, "custom field", "CUSTOM_FIELD_NOT_FOUND")
-
-
-def delete_custom_field(program_id: str, field_id: str) -> CustomFieldDef:
-    return _delete(CustomFieldDef, program_id, field_id, "custom field", "CUSTOM_FIELD_NOT_FOUND")
-
-
-def custom_field_by_key(program_id: str, key: str) -> CustomFieldDef:
-    row = CustomFieldDef.get_or_none(
-        (CustomFieldDef.program == program_id) & (CustomFieldDef.key == key)
+def get_custom_field(
+    program_id: str, field_id: str, *, store: RegistryStore = REGISTRIES
+) -> CustomFieldDef:
+    return _entry(
+        store, CustomFieldDef, program_id, field_id, "custom field", "CUSTOM_FIELD_NOT_FOUND"
     )
+
+
+def delete_custom_field(
+    program_id: str, field_id: str, *, store: RegistryStore = REGISTRIES
+) -> CustomFieldDef:
+    return _delete(
+        store, CustomFieldDef, program_id, field_id, "custom field", "CUSTOM_FIELD_NOT_FOUND"
+    )
+
+
+def custom_field_by_key(
+    program_id: str, key: str, *, store: RegistryStore = REGISTRIES
+) -> CustomFieldDef:
+    row = store.find_named(CustomFieldDef, program_id, key)
     if row is None:
         raise NotFound(
             f"No custom field {key}.", reason="CUSTOM_FIELD_NOT_FOUND", metadata={"key": key}
@@ -150,7 +169,7 @@ def custom_field_by_key(program_id: str, key: str) -> CustomFieldDef:
 
 
 def create_fulfillment_status(
-    program_id: str, status: str, request_id: str
+    program_id: str, status: str, request_id: str, *, store: RegistryStore = REGISTRIES
 ) -> FulfillmentStatusDef:
     v = Violations()
     check_status_definition(v, status)
@@ -165,35 +184,41 @@ def create_fulfillment_status(
         )
 
     def create() -> FulfillmentStatusDef:
-        taken = FulfillmentStatusDef.select().where(
-            (FulfillmentStatusDef.program == program_id) & (FulfillmentStatusDef.status == status)
-        )
-        if taken.exists():
+        if store.find_named(FulfillmentStatusDef, program_id, status) is not None:
             raise exists()
         _check_room(
+            store,
             FulfillmentStatusDef,
             program_id,
             "fulfillment statuses",
             "TOO_MANY_FULFILLMENT_STATUSES",
         )
-        queries.bump_registry_version(program_id)
+        store.bump_version(program_id)
         return FulfillmentStatusDef(id=new_id("fst"), program=program_id, status=status)
 
     fingerprint = digest("fulfillment_status", status)
     return create_once(
-        FulfillmentStatusDef, program_id, request_id, fingerprint, create, duplicate=exists
+        FulfillmentStatusDef,
+        program_id,
+        request_id,
+        fingerprint,
+        create,
+        duplicate=exists,
+        store=store,
     )
 
 
 def list_fulfillment_statuses(
-    program_id: str, page: PageRequest
+    program_id: str, page: PageRequest, *, store: RegistryStore = REGISTRIES
 ) -> tuple[list[FulfillmentStatusDef], str]:
-    query = FulfillmentStatusDef.select().where(FulfillmentStatusDef.program == program_id)
-    return queries.keyset_page(query, FulfillmentStatusDef.id, page)
+    return store.page(FulfillmentStatusDef, program_id, page)
 
 
-def get_fulfillment_status(program_id: str, status_id: str) -> FulfillmentStatusDef:
+def get_fulfillment_status(
+    program_id: str, status_id: str, *, store: RegistryStore = REGISTRIES
+) -> FulfillmentStatusDef:
     return _entry(
+        store,
         FulfillmentStatusDef,
         program_id,
         status_id,
@@ -202,8 +227,11 @@ def get_fulfillment_status(program_id: str, status_id: str) -> FulfillmentStatus
     )
 
 
-def delete_fulfillment_status(program_id: str, status_id: str) -> FulfillmentStatusDef:
+def delete_fulfillment_status(
+    program_id: str, status_id: str, *, store: RegistryStore = REGISTRIES
+) -> FulfillmentStatusDef:
     return _delete(
+        store,
         FulfillmentStatusDef,
         program_id,
         status_id,
@@ -212,10 +240,10 @@ def delete_fulfillment_status(program_id: str, status_id: str) -> FulfillmentSta
     )
 
 
-def fulfillment_status_by_name(program_id: str, status: str) -> FulfillmentStatusDef:
-    row = FulfillmentStatusDef.get_or_none(
-        (FulfillmentStatusDef.program == program_id) & (FulfillmentStatusDef.status == status)
-    )
+def fulfillment_status_by_name(
+    program_id: str, status: str, *, store: RegistryStore = REGISTRIES
+) -> FulfillmentStatusDef:
+    row = store.find_named(FulfillmentStatusDef, program_id, status)
     if row is None:
         raise NotFound(
             f"No fulfillment status {status}.",

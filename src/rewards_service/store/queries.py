@@ -15,7 +15,7 @@ from rewards_service.domain.errors import NotFound
 from rewards_service.domain.pagination import PageRequest, next_token
 from rewards_service.domain.participants import REF_KINDS
 from rewards_service.store import fast, outbox
-from rewards_service.store.db import is_sqlite
+from rewards_service.store.db import in_transaction, is_sqlite
 from rewards_service.store.fields import utcnow
 from rewards_service.store.models import Asset, Code, CodePool, Issuance, Participant, Reward
 
@@ -154,6 +154,21 @@ def find_by_request_id(model: type[M], program_id: str, request_id: str) -> M | 
     table = model._meta.table_name
     text = f'SELECT * FROM "{table}" WHERE "program_id" = ? AND "request_id" = ? LIMIT 1'
     return fast.select_one(model, text, program_id, request_id)
+
+
+class Rows:
+    """What create_once asks of the store (services/ports.Creates), over the database."""
+
+    def find_by_request_id(self, kind: type[M], program_id: str, request_id: str) -> M | None:
+        return find_by_request_id(kind, program_id, request_id)
+
+    def add(self, row: peewee.Model) -> None:
+        row.save(force_insert=True)
+
+    transaction = staticmethod(in_transaction)
+
+
+ROWS = Rows()
 
 
 def participants_with(program_id: str, column: str, value: str, *, limit: int) -> list[Participant]:
