@@ -9,7 +9,7 @@ from rewards.v1 import common_pb2
 
 from rewards_service.api import convert
 from rewards_service.store import fast
-from rewards_service.store.db import database, session
+from rewards_service.store.db import database, in_transaction, session
 from rewards_service.store.models import Issuance, Reward
 from rewards_service.store.queries import get_reward
 from tests import factories
@@ -95,3 +95,47 @@ def test_the_row_memo_is_bounded_by_bytes(admin, monkeypatch):
         newest = _read(admin.program_id, made[-1].id)
     assert fast.is_unchanged(newest)
     assert len([1 for key in fast._stored if key[0] is Reward and made[0].id in key[2]]) == 0
+
+
+def _new_issuance(admin) -> Issuance:
+    reward = factories.reward(admin)
+    user = factories.participant(admin)
+    return Issuance(
+        id=f"iss_{uuid.uuid4().hex}",
+        program=admin.program_id,
+        reward=reward.id,
+        participant=user.id,
+        type=reward.type,
+        status=common_pb2.ISSUANCE_STATUS_CONFIRMED,
+        quantity=1,
+        metadata={"k": "v"},
+        notes="as written",
+    )
+
+
+def test_the_snapshot_of_an_inserted_row_is_what_was_written(admin, store):
+    row = _new_issuance(admin)
+
+    def work():
+        fast.insert(row)
+        return fast.snapshot(row)
+
+    written = in_transaction(work)
+    assert written == {
+        name: value
+        for name, value in zip(fast.column_names(Issuance), fast.column_values(row), strict=True)
+    }
+    with session():
+        stored = Issuance.get_by_id(row.id)
+    assert fast.snapshot(stored) == written
+
+
+def test_a_field_assigned_after_the_insert_shows_in_the_snapshot(admin, store):
+    row = _new_issuance(admin)
+
+    def work():
+        fast.insert(row)
+        row.notes = "changed after"
+        return fast.snapshot(row)
+
+    assert in_transaction(work)["notes"] == "changed after"

@@ -265,7 +265,11 @@ def column_values(row: peewee.Model) -> list[object]:
 def insert(row: M) -> M:
     """INSERT every column of a new row whose primary key is already set; its result is
     not read (execute_unread): a broken unique key fails the write at its end."""
-    _unread(_insert_sql(type(row), database.param), column_values(row))
+    values = column_values(row)
+    _unread(_insert_sql(type(row), database.param), values)
+    # What was written, for its event's snapshot: assigning a field marks it dirty again.
+    row._dirty.clear()
+    row._written = values
     return row
 
 
@@ -279,4 +283,6 @@ def from_columns(model: type[M], values: dict[str, object]) -> M:
 
 def snapshot(row: peewee.Model) -> dict[str, object]:
     """A row's stored column values by name (what `from_columns` takes back)."""
-    return dict(zip(column_names(type(row)), column_values(row), strict=True))
+    written = getattr(row, "_written", None)
+    values = written if written is not None and not row._dirty else column_values(row)
+    return dict(zip(column_names(type(row)), values, strict=True))
