@@ -1,5 +1,8 @@
 """Participant groups: membership, and balances the members share (one ledger, the
-participants' rules: store/ledger.py with the group as owner). One function per RPC."""
+participants' rules: store/ledger.py with the group as owner). One function per RPC.
+
+Each use case reaches the database through `store` (services/ports.GroupStore): the store's
+own by default, an in-memory one in unit tests."""
 
 from dataclasses import dataclass
 
@@ -22,10 +25,11 @@ from rewards_service.domain.validation import (
 )
 from rewards_service.services.catalog import create_once
 from rewards_service.services.participants import resolve
+from rewards_service.services.ports import GroupStore
 from rewards_service.services.replay import Once
 from rewards_service.services.scaled import Scaled, scaled, scaled_page
-from rewards_service.store import ledger, queries
-from rewards_service.store.db import in_transaction
+from rewards_service.store import queries
+from rewards_service.store.groups import GROUPS
 from rewards_service.store.models import GroupLedgerEntry, GroupMember, ParticipantGroup
 
 K = common.LedgerEntryKind
@@ -58,19 +62,20 @@ def group_of(participant_id: str) -> str | None:
     return queries.group_of(participant_id)
 
 
-def _get(program_id: str, group_id: str) -> ParticipantGroup:
-    group = (
-        ParticipantGroup.select()
-        .where((ParticipantGroup.id == group_id) & (ParticipantGroup.program == program_id))
-        .first()
-    )
+def _get(store: GroupStore, program_id: str, group_id: str) -> ParticipantGroup:
+    group = store.find_group(program_id, group_id)
     if group is None:
         raise NotFound(f"No group {group_id}.", reason="GROUP_NOT_FOUND", metadata={"id": group_id})
     return group
 
 
 def create_group(
-    program_id: str, name: str, metadata: dict[str, str], request_id: str
+    program_id: str,
+    name: str,
+    metadata: dict[str, str],
+    request_id: str,
+    *,
+    store: GroupStore = GROUPS,
 ) -> ParticipantGroup:
     v = Violations()
     check_name(v, "group.name", name)
@@ -82,16 +87,17 @@ def create_group(
         return ParticipantGroup(id=new_id("grp"), program=program_id, name=name, metadata=metadata)
 
     fingerprint = digest("group", name, sorted(metadata.items()))
-    return create_once(ParticipantGroup, program_id, request_id, fingerprint, create)
+    return create_once(ParticipantGroup, program_id, request_id, fingerprint, create, store=store)
 
 
-def get_group(program_id: str, group_id: str) -> ParticipantGroup:
-    return _get(program_id, group_id)
+def get_group(program_id: str, group_id: str, *, store: GroupStore = GROUPS) -> ParticipantGroup:
+    return _get(store, program_id, group_id)
 
 
-def list_groups(program_id: str, page: PageRequest) -> tuple[list[ParticipantGroup], str]:
-    query = ParticipantGroup.select().where(ParticipantGroup.program == program_id)
-    return queries.keyset_page(query, ParticipantGroup.id, page)
+def list_groups(
+    program_id: str, page: PageRequest, *, store: GroupStore = GROUPS
+) -> tuple[list[ParticipantGroup], str]:
+    return store.groups_page(program_id, page)
 
 
 def _checked_ref(ref: ParticipantRef | None) -> ParticipantRef:
@@ -102,13 +108,15 @@ def _checked_ref(ref: ParticipantRef | None) -> ParticipantRef:
     return ref
 
 
-def add_member(program_id: str, group_id: str, ref: ParticipantRef | None) -> GroupMember:
+def add_member(
+    program_id: str, group_id: str, ref: ParticipantRef | None, *, store: GroupStore = GROUPS
+) -> GroupMember:
     ref = _checked_ref(ref)
 
     def work() -> GroupMember:
-        _get(program_id, group_id)
+        _get(store, program_id, group_id)
         participant = resolve(program_id, ref)
-        found = GroupMember.get_or_none(GroupMember.participant == participant.id)
+        found = store.membership(participant.id)
         if found is not None and found.group_id == group_id:
             return found
         if found is not None:
@@ -117,65 +125,72 @@ def add_member(program_id: str, group_id: str, ref: ParticipantRef | None) -> Gr
                 reason="ALREADY_IN_GROUP",
                 metadata={"participant_id": participant.id, "group_id": found.group_id},
             )
-        return GroupMember.create(participant=participant.id, group=group_id)
+        member = GroupMember(participant=participant.id, group=group_id)
+        store.add(member)
+        return member
 
     # Two first adds of one participant race on its key: the loser reports what won.
-    return in_transaction(work, on_conflict=work, locks=[(GROUP_TABLE, group_id)])
+    return store.transaction(work, on_conflict=work, locks=[(GROUP_TABLE, group_id)])
 
 
-def remove_member(program_id: str, group_id: str, ref: ParticipantRef | None) -> GroupMember:
+def remove_member(
+    program_id: str, group_id: str, ref: ParticipantRef | None, *, store: GroupStore = GROUPS
+) -> GroupMember:
     ref = _checked_ref(ref)
 
     def work() -> GroupMember:
-        _get(program_id, group_id)
+        _get(store, program_id, group_id)
         participant = resolve(program_id, ref)
-        found = GroupMember.get_or_none(
-            (GroupMember.participant == participant.id) & (GroupMember.group == group_id)
-        )
+        found = store.member(group_id, participant.id)
         if found is None:
             raise not_a_member(participant.id, group_id)
-        found.delete_instance()
+        store.delete(found)
         return found
 
-    return in_transaction(work, locks=[(GROUP_TABLE, group_id)])
+    return store.transaction(work, locks=[(GROUP_TABLE, group_id)])
 
 
 def list_members(
-    program_id: str, group_id: str, page: PageRequest
+    program_id: str, group_id: str, page: PageRequest, *, store: GroupStore = GROUPS
 ) -> tuple[list[GroupMember], str]:
-    _get(program_id, group_id)
-    query = GroupMember.select().where(GroupMember.group == group_id)
-    return queries.keyset_page(query, GroupMember.participant, page)
+    _get(store, program_id, group_id)
+    return store.members_page(group_id, page)
 
 
-def _view(group_id: str, asset_id: str, scale: int) -> GroupBalanceView:
-    row = ledger.group_balance_of(group_id, asset_id)
+def _view(store: GroupStore, group_id: str, asset_id: str, scale: int) -> GroupBalanceView:
+    row = store.balance(group_id, asset_id)
     return GroupBalanceView(
         group_id, asset_id, scale, row.available, row.lifetime_earned, row.lifetime_spent
     )
 
 
-def get_group_balance(program_id: str, group_id: str, asset_id: str) -> GroupBalanceView:
-    group = _get(program_id, group_id)
-    asset = queries.get_asset(program_id, asset_id)
-    return _view(group.id, asset.id, asset.scale)
+def get_group_balance(
+    program_id: str, group_id: str, asset_id: str, *, store: GroupStore = GROUPS
+) -> GroupBalanceView:
+    group = _get(store, program_id, group_id)
+    asset = store.get_asset(program_id, asset_id)
+    return _view(store, group.id, asset.id, asset.scale)
 
 
 def list_group_ledger_entries(
-    program_id: str, group_id: str, asset_id: str, page: PageRequest
+    program_id: str, group_id: str, asset_id: str, page: PageRequest, *, store: GroupStore = GROUPS
 ) -> tuple[list[Scaled[GroupLedgerEntry]], str]:
-    group = _get(program_id, group_id)
-    query = GroupLedgerEntry.select().where(GroupLedgerEntry.group == group.id)
+    group = _get(store, program_id, group_id)
     if asset_id:
-        # One account: in commit order, by its sequence.
-        asset = queries.get_asset(program_id, asset_id)
-        query = query.where(GroupLedgerEntry.asset == asset.id)
-        return scaled_page(queries.keyset_page(query, GroupLedgerEntry.seq, page, descending=True))
-    return scaled_page(queries.keyset_page(query, GroupLedgerEntry.id, page, descending=True))
+        asset_id = store.get_asset(program_id, asset_id).id
+    found = store.ledger_page(group.id, asset_id, page)
+    return scaled_page(found, scale_of=store.asset_scale)
 
 
 def adjust_group_balance(
-    program_id: str, group_id: str, asset_id: str, delta: str, reason: str, request_id: str
+    program_id: str,
+    group_id: str,
+    asset_id: str,
+    delta: str,
+    reason: str,
+    request_id: str,
+    *,
+    store: GroupStore = GROUPS,
 ) -> tuple[Scaled[GroupLedgerEntry], GroupBalanceView, bool]:
     v = Violations()
     check_text(v, "group_id", group_id, max_len=128, required=True)
@@ -189,21 +204,20 @@ def adjust_group_balance(
     def earlier() -> GroupLedgerEntry | None:
         if not request_id:
             return None
-        entry = queries.find_by_request_id(GroupLedgerEntry, program_id, request_id)
+        entry = store.find_by_request_id(GroupLedgerEntry, program_id, request_id)
         if entry is not None and entry.request_hash != fingerprint:
             raise idempotency_key_reused(request_id, entry_id=entry.id)
         return entry
 
     def post() -> GroupLedgerEntry:
-        group = _get(program_id, group_id)
-        asset = queries.get_asset(program_id, asset_id)
+        group = _get(store, program_id, group_id)
+        asset = store.get_asset(program_id, asset_id)
         checks = Violations()
         units = parse_amount(checks, "delta", delta, scale=asset.scale, allow_negative=True)
         checks.raise_if_any()
         assert units is not None
-        entry = ledger.post(
+        return store.post(
             program_id=program_id,
-            participant_id=None,
             group_id=group.id,
             asset=asset,
             delta=to_minor(units, asset.scale),
@@ -213,14 +227,13 @@ def adjust_group_balance(
             request_hash=fingerprint,
             field="delta",
         )
-        assert isinstance(entry, GroupLedgerEntry)
-        return entry
 
     def answer(
         entry: GroupLedgerEntry, replayed: bool
     ) -> tuple[Scaled[GroupLedgerEntry], GroupBalanceView, bool]:
-        found = scaled(entry)
+        found = scaled(entry, scale_of=store.asset_scale)
         scale = found.scale(entry.asset_id)
-        return found, _view(entry.group_id, entry.asset_id, scale), replayed
+        return found, _view(store, entry.group_id, entry.asset_id, scale), replayed
 
-    return Once(request_id, earlier, post, answer, locks=[(GROUP_TABLE, group_id)]).run()
+    once = Once(request_id, earlier, post, answer, locks=[(GROUP_TABLE, group_id)])
+    return once.run(store.transaction)

@@ -6,7 +6,14 @@ from typing import Protocol, TypeVar
 
 from rewards_service.domain.pagination import PageRequest
 from rewards_service.store.db import RowKey
-from rewards_service.store.models import BaseModel
+from rewards_service.store.models import (
+    Asset,
+    BaseModel,
+    GroupBalance,
+    GroupLedgerEntry,
+    GroupMember,
+    ParticipantGroup,
+)
 from rewards_service.store.registries import Entry
 
 T = TypeVar("T")
@@ -57,3 +64,59 @@ class RegistryStore(Creates, Protocol):
         ...
 
     def delete(self, row: Entry) -> None: ...
+
+
+class GroupStore(Creates, Protocol):
+    """Participant groups, their members (a participant is in one group at most) and the
+    balances the members share. Adds and deletes of members go through `add` and `delete`."""
+
+    def find_group(self, program_id: str, group_id: str) -> ParticipantGroup | None: ...
+
+    def groups_page(
+        self, program_id: str, page: PageRequest
+    ) -> tuple[list[ParticipantGroup], str]: ...
+
+    def membership(self, participant_id: str) -> GroupMember | None:
+        """The participant's membership, in whichever group it is."""
+        ...
+
+    def member(self, group_id: str, participant_id: str) -> GroupMember | None: ...
+
+    def members_page(self, group_id: str, page: PageRequest) -> tuple[list[GroupMember], str]:
+        """One page of the group's members, by participant id."""
+        ...
+
+    def delete(self, row: GroupMember) -> None: ...
+
+    def get_asset(self, program_id: str, asset_id: str) -> Asset:
+        """queries.get_asset: NotFound (ASSET_NOT_FOUND) when the program has no such asset."""
+        ...
+
+    def asset_scale(self, asset_id: str) -> int: ...
+
+    def balance(self, group_id: str, asset_id: str) -> GroupBalance:
+        """The group's holding of the asset, all zero before its first movement."""
+        ...
+
+    def ledger_page(
+        self, group_id: str, asset_id: str, page: PageRequest
+    ) -> tuple[list[GroupLedgerEntry], str]:
+        """Newest first: one asset's entries by sequence, or with asset_id "" all, by id."""
+        ...
+
+    def post(
+        self,
+        *,
+        program_id: str,
+        group_id: str,
+        asset: Asset,
+        delta: int,
+        kind: int,
+        reason: str,
+        request_id: str | None,
+        request_hash: str,
+        field: str,
+    ) -> GroupLedgerEntry:
+        """ledger.post on the group's balance, the one way it moves: the entry, or a
+        refusal (INSUFFICIENT_BALANCE; `field` names a delta too large) that moves nothing."""
+        ...
