@@ -28,7 +28,6 @@ from rewards_service.services.participants import resolve
 from rewards_service.services.ports import GroupStore
 from rewards_service.services.replay import Once
 from rewards_service.services.scaled import Scaled, scaled, scaled_page
-from rewards_service.store import queries
 from rewards_service.store.groups import GROUPS
 from rewards_service.store.models import GroupLedgerEntry, GroupMember, ParticipantGroup
 
@@ -55,11 +54,6 @@ def not_a_member(participant_id: str, group_id: str = "") -> FailedPrecondition:
         reason="NOT_GROUP_MEMBER",
         metadata={"participant_id": participant_id, **({"group_id": group_id} if group_id else {})},
     )
-
-
-def group_of(participant_id: str) -> str | None:
-    """The group a participant is in, if any (one indexed read)."""
-    return queries.group_of(participant_id)
 
 
 def _get(store: GroupStore, program_id: str, group_id: str) -> ParticipantGroup:
