@@ -3,7 +3,7 @@ of every asset its amounts are in, so that an answer is built from the record al
 asking the store again. Assets never change and the store remembers them per process
 (queries.asset), so attaching their scales costs no query beyond the use case's own."""
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -31,12 +31,16 @@ class Scaled(Generic[R]):
         return self.scales[asset_id] if asset_id else 0
 
 
-def scaled(row: R) -> Scaled[R]:
+def scaled(row: R, scale_of: Callable[[str], int] = queries.asset_scale) -> Scaled[R]:
+    """The record with the scales of its assets; `scale_of` reads one (the store's by default,
+    a fake one in unit tests)."""
     asset_ids = [getattr(row, column) for column in _ASSET_COLUMNS.get(type(row), ())]
-    return Scaled(row, {a: queries.asset_scale(a) for a in asset_ids if a})
+    return Scaled(row, {a: scale_of(a) for a in asset_ids if a})
 
 
-def scaled_page(page: tuple[list[R], str]) -> tuple[list[Scaled[R]], str]:
+def scaled_page(
+    page: tuple[list[R], str], scale_of: Callable[[str], int] = queries.asset_scale
+) -> tuple[list[Scaled[R]], str]:
     """A page of records (rows, next_page_token), each with its scales."""
     rows, token = page
-    return [scaled(row) for row in rows], token
+    return [scaled(row, scale_of) for row in rows], token
