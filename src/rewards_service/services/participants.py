@@ -1,4 +1,7 @@
-"""Participants and balances: one function per RPC, one transaction each."""
+"""Participants and balances: one function per RPC, one transaction each.
+
+Each use case reaches the database through `store` (services/ports.ParticipantStore): the
+store's own by default, an in-memory one in unit tests."""
 
 from dataclasses import dataclass
 
@@ -25,12 +28,12 @@ from rewards_service.domain.validation import (
     parse_decimal,
     to_minor,
 )
+from rewards_service.services.ports import ParticipantStore
 from rewards_service.services.replay import Once
 from rewards_service.services.scaled import Scaled, scaled, scaled_page
-from rewards_service.store import ledger, queries
-from rewards_service.store.db import in_transaction
 from rewards_service.store.fields import utcnow
 from rewards_service.store.models import LedgerEntry, Participant
+from rewards_service.store.participants import PARTICIPANTS
 
 K = common.LedgerEntryKind
 
@@ -45,18 +48,22 @@ class BalanceView:
     lifetime_spent: int
 
 
-def same_participant(ref: ParticipantRef, participant_id: str) -> bool:
+def same_participant(
+    ref: ParticipantRef, participant_id: str, *, store: ParticipantStore = PARTICIPANTS
+) -> bool:
     """For replays: does `ref` name the participant of the original call?"""
     if ref.kind == "id":
         return ref.value == participant_id
-    return refers_to(ref, Participant.get_by_id(participant_id))
+    return refers_to(ref, store.participant(participant_id))
 
 
-def resolve(program_id: str, ref: ParticipantRef) -> Participant:
+def resolve(
+    program_id: str, ref: ParticipantRef, *, store: ParticipantStore = PARTICIPANTS
+) -> Participant:
     """id and external_id are unique; email and mobile may be shared and then are ambiguous.
     Identifiers are looked up in the normalised form they are stored in."""
     ref = normalised_ref(ref)
-    found = queries.participants_with(program_id, ref.kind, ref.value, limit=2)
+    found = store.participants_with(program_id, ref.kind, ref.value, limit=2)
     if not found:
         raise NotFound(
             f"No participant with {ref.kind} {ref.value!r}.",
@@ -72,7 +79,13 @@ def resolve(program_id: str, ref: ParticipantRef) -> Participant:
     return found[0]
 
 
-def upsert_participant(program_id: str, spec: ParticipantSpec, paths: set[str]) -> Participant:
+def upsert_participant(
+    program_id: str,
+    spec: ParticipantSpec,
+    paths: set[str],
+    *,
+    store: ParticipantStore = PARTICIPANTS,
+) -> Participant:
     v = Violations()
     spec = check_participant(v, spec)
     for path in paths - UPDATABLE_PATHS:
@@ -81,16 +94,10 @@ def upsert_participant(program_id: str, spec: ParticipantSpec, paths: set[str]) 
     paths = paths or set(UPDATABLE_PATHS)
 
     def work() -> Participant:
-        row = (
-            Participant.select()
-            .where(
-                (Participant.program == program_id) & (Participant.external_id == spec.external_id)
-            )
-            .first()
-        )
+        row = store.find_external(program_id, spec.external_id)
         now = utcnow()
         if row is None:
-            return Participant.create(
+            row = Participant(
                 id=new_id("par"),
                 program=program_id,
                 external_id=spec.external_id,
@@ -100,6 +107,8 @@ def upsert_participant(program_id: str, spec: ParticipantSpec, paths: set[str]) 
                 created_at=now,
                 updated_at=now,
             )
+            store.add(row)
+            return row
         if "email" in paths:
             row.email = spec.email or None
         if "mobile" in paths:
@@ -107,40 +116,43 @@ def upsert_participant(program_id: str, spec: ParticipantSpec, paths: set[str]) 
         if "segments" in paths:
             row.segments = spec.segments
         row.updated_at = now
-        row.save()
+        store.save(row)
         return row
 
     # Two first upserts of one external_id race on the unique key: the loser updates instead.
-    return in_transaction(work, on_conflict=work)
+    return store.transaction(work, on_conflict=work)
 
 
 def get_participant(
-    program_id: str, participant_id: str, ref: ParticipantRef | None = None
+    program_id: str,
+    participant_id: str,
+    ref: ParticipantRef | None = None,
+    *,
+    store: ParticipantStore = PARTICIPANTS,
 ) -> Participant:
     """By id, or by any of its identifiers (`ref`): one of the two."""
     if ref is None:
-        return resolve(program_id, ParticipantRef("id", participant_id))
+        return resolve(program_id, ParticipantRef("id", participant_id), store=store)
     v = Violations()
     check_ref(v, "participant", ref)
     v.check(not participant_id, "id", "must be empty when participant is set")
     v.raise_if_any()
-    return resolve(program_id, ref)
+    return resolve(program_id, ref, store=store)
 
 
 def list_participants(
-    program_id: str, page: PageRequest, *, segment: str, partition: str, email: str, mobile: str
+    program_id: str,
+    page: PageRequest,
+    *,
+    segment: str,
+    partition: str,
+    email: str,
+    mobile: str,
+    store: ParticipantStore = PARTICIPANTS,
 ) -> tuple[list[Participant], str]:
-    query = Participant.select().where(Participant.program == program_id)
-    if email:
-        query = query.where(Participant.email == email)
-    if mobile:
-        query = query.where(Participant.mobile == mobile)
-    scope = None
+    rows, token = store.page(program_id, page, segment=segment, email=email, mobile=mobile)
     if segment:
-        # Matched by text (no index): bounded pages.
-        scope, query = query, query.where(queries.mentions_segment(segment))
-    rows, token = queries.keyset_page(query, Participant.id, page, scope=scope)
-    if segment:
+        # The store matched the segment by text: keep the participants that hold it.
         rows = [
             r
             for r in rows
@@ -152,29 +164,35 @@ def list_participants(
     return rows, token
 
 
-def _view(participant_id: str, asset_id: str, scale: int) -> BalanceView:
-    row = ledger.balance_of(participant_id, asset_id)
+def _view(store: ParticipantStore, participant_id: str, asset_id: str, scale: int) -> BalanceView:
+    row = store.balance(participant_id, asset_id)
     return BalanceView(
         participant_id, asset_id, scale, row.available, row.lifetime_earned, row.lifetime_spent
     )
 
 
-def get_balance(program_id: str, ref: ParticipantRef, asset_id: str) -> BalanceView:
-    participant = resolve(program_id, ref)
-    asset = queries.get_asset(program_id, asset_id)
-    return _view(participant.id, asset.id, asset.scale)
+def get_balance(
+    program_id: str, ref: ParticipantRef, asset_id: str, *, store: ParticipantStore = PARTICIPANTS
+) -> BalanceView:
+    participant = resolve(program_id, ref, store=store)
+    asset = store.asset(program_id, asset_id)
+    return _view(store, participant.id, asset.id, asset.scale)
 
 
 def list_ledger_entries(
-    program_id: str, ref: ParticipantRef, asset_id: str, page: PageRequest
+    program_id: str,
+    ref: ParticipantRef,
+    asset_id: str,
+    page: PageRequest,
+    *,
+    store: ParticipantStore = PARTICIPANTS,
 ) -> tuple[list[Scaled[LedgerEntry]], str]:
-    participant = resolve(program_id, ref)
-    query = LedgerEntry.select().where(LedgerEntry.participant == participant.id)
+    participant = resolve(program_id, ref, store=store)
     if asset_id:
-        # One account: in commit order, by its sequence.
-        query = query.where(LedgerEntry.asset == queries.get_asset(program_id, asset_id).id)
-        return scaled_page(queries.keyset_page(query, LedgerEntry.seq, page, descending=True))
-    return scaled_page(queries.keyset_page(query, LedgerEntry.id, page, descending=True))
+        asset_id = store.asset(program_id, asset_id).id
+    return scaled_page(
+        store.ledger_page(participant.id, asset_id, page), scale_of=store.asset_scale
+    )
 
 
 def adjust_balance(
@@ -184,6 +202,8 @@ def adjust_balance(
     delta: str,
     reason: str,
     request_id: str,
+    *,
+    store: ParticipantStore = PARTICIPANTS,
 ) -> tuple[Scaled[LedgerEntry], BalanceView, bool]:
     v = Violations()
     check_ref(v, "participant", ref)
@@ -198,21 +218,23 @@ def adjust_balance(
     def earlier() -> LedgerEntry | None:
         if not request_id:
             return None
-        entry = queries.find_by_request_id(LedgerEntry, program_id, request_id)
+        entry = store.find_by_request_id(LedgerEntry, program_id, request_id)
         if entry is None:
             return None
-        if entry.request_hash != fingerprint or not same_participant(ref, entry.participant_id):
+        if entry.request_hash != fingerprint or not same_participant(
+            ref, entry.participant_id, store=store
+        ):
             raise idempotency_key_reused(request_id, entry_id=entry.id)
         return entry
 
     def post() -> LedgerEntry:
-        participant = resolve(program_id, ref)
-        asset = queries.get_asset(program_id, asset_id)
+        participant = resolve(program_id, ref, store=store)
+        asset = store.asset(program_id, asset_id)
         checks = Violations()
         units = parse_amount(checks, "delta", delta, scale=asset.scale, allow_negative=True)
         checks.raise_if_any()
         assert units is not None
-        return ledger.post(
+        return store.post(
             program_id=program_id,
             participant_id=participant.id,
             asset=asset,
@@ -225,8 +247,8 @@ def adjust_balance(
         )
 
     def answer(entry: LedgerEntry, replayed: bool) -> tuple[Scaled[LedgerEntry], BalanceView, bool]:
-        found = scaled(entry)
+        found = scaled(entry, scale_of=store.asset_scale)
         scale = found.scale(entry.asset_id)
-        return found, _view(entry.participant_id, entry.asset_id, scale), replayed
+        return found, _view(store, entry.participant_id, entry.asset_id, scale), replayed
 
-    return Once(request_id, earlier, post, answer).run()
+    return Once(request_id, earlier, post, answer).run(store.transaction)

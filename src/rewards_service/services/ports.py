@@ -8,10 +8,13 @@ from rewards_service.domain.pagination import PageRequest
 from rewards_service.store.db import RowKey
 from rewards_service.store.models import (
     Asset,
+    Balance,
     BaseModel,
     GroupBalance,
     GroupLedgerEntry,
     GroupMember,
+    LedgerEntry,
+    Participant,
     ParticipantGroup,
 )
 from rewards_service.store.registries import Entry
@@ -119,4 +122,68 @@ class GroupStore(Creates, Protocol):
     ) -> GroupLedgerEntry:
         """ledger.post on the group's balance, the one way it moves: the entry, or a
         refusal (INSUFFICIENT_BALANCE; `field` names a delta too large) that moves nothing."""
+        ...
+
+
+class ParticipantStore(Creates, Protocol):
+    """A program's participants, their balances and ledger entries. Balances move through
+    `post` only (store.ledger.post), which records each movement in the ledger."""
+
+    def participants_with(
+        self, program_id: str, column: str, value: str, *, limit: int
+    ) -> list[Participant]:
+        """Up to `limit` of the program's participants whose identifier `column` (one of
+        domain.participants.REF_KINDS) holds `value`, in one query: every issue resolves its
+        participant through it."""
+        ...
+
+    def participant(self, participant_id: str) -> Participant:
+        """Any program's participant, by id; it must exist."""
+        ...
+
+    def find_external(self, program_id: str, external_id: str) -> Participant | None: ...
+
+    def save(self, row: Participant) -> None:
+        """Writes the changes of a participant that exists (`add` inserts a new one)."""
+
+    def page(
+        self, program_id: str, page: PageRequest, *, segment: str, email: str, mobile: str
+    ) -> tuple[list[Participant], str]:
+        """One page in id order, with the given email and mobile. With a segment, only rows
+        that mention it in their segments (a text match, over a bounded scan): the caller
+        keeps those that hold it."""
+        ...
+
+    def asset(self, program_id: str, asset_id: str) -> Asset:
+        """The program's asset; NotFound (ASSET_NOT_FOUND) when it has none by that id."""
+        ...
+
+    def asset_scale(self, asset_id: str) -> int: ...
+
+    def balance(self, participant_id: str, asset_id: str) -> Balance:
+        """The balance, all zero when it never moved."""
+        ...
+
+    def ledger_page(
+        self, participant_id: str, asset_id: str, page: PageRequest
+    ) -> tuple[list[LedgerEntry], str]:
+        """One page of a participant's entries, newest first: of one asset (`asset_id`) in
+        the account's commit order, else of every asset in id order."""
+        ...
+
+    def post(
+        self,
+        *,
+        program_id: str,
+        participant_id: str,
+        asset: Asset,
+        delta: int,
+        kind: int,
+        reason: str = "",
+        request_id: str | None = None,
+        request_hash: str = "",
+        field: str = "quantity",
+    ) -> LedgerEntry | GroupLedgerEntry:
+        """store.ledger.post: moves the balance by `delta` minor units and records the entry,
+        or refuses (INSUFFICIENT_BALANCE, too large) and changes nothing."""
         ...
