@@ -1,4 +1,7 @@
-"""Catalog use cases: one function per RPC, one transaction each."""
+"""Catalog use cases: one function per RPC, one transaction each.
+
+Each use case reaches the database through `store` (services/ports.CatalogStore): the
+store's own by default, an in-memory one in unit tests."""
 
 import dataclasses
 import re
@@ -21,20 +24,19 @@ from rewards_service.domain.validation import (
     check_text,
     parse_amount,
 )
-from rewards_service.services.ports import Creates
+from rewards_service.services.ports import CatalogStore, Creates
 from rewards_service.services.replay import Once
 from rewards_service.store import queries
-from rewards_service.store.db import Conflict, in_transaction
+from rewards_service.store.catalog import CATALOG
+from rewards_service.store.db import Conflict
 from rewards_service.store.fields import utcnow
 from rewards_service.store.models import Asset, CodePool, Reward
-from rewards_service.store.outbox import emit
 
 S = common.RewardStatus
 ASSET_CODE_RE = re.compile(r"^[A-Z][A-Z0-9_]{0,31}$")
 MAX_SCALE = 8
 MAX_CODES_PER_CALL = 10_000
 CODE_RE = re.compile(r"^[\x21-\x7e]{1,128}$")
-INSERT_BATCH = 500
 
 
 def create_once(
@@ -68,7 +70,7 @@ def create_once(
             row.request_id, row.request_hash = request_id, fingerprint
         store.add(row)
         if event is not None:
-            emit(program_id, event, row)
+            store.emit(program_id, event, row)
         return row
 
     def answer(row, replayed: bool):
@@ -85,25 +87,29 @@ def create_once(
 # Rewards
 
 
-def _check_references(v: Violations, program_id: str, spec: rules.RewardSpec) -> None:
+def _check_references(
+    store: CatalogStore, v: Violations, program_id: str, spec: rules.RewardSpec
+) -> None:
     """Checks that need the store: assets and pools must exist in this program."""
     if spec.config_kind == "points" and spec.config.get("asset_id"):
-        asset = queries.find_asset(program_id, str(spec.config["asset_id"]))
+        asset = store.find_asset(program_id, str(spec.config["asset_id"]))
         if asset is None:
             v.add("reward.points.asset_id", "is not an asset of this program")
         elif not any(item.field == "reward.points.amount" for item in v.items):
             parse_amount(v, "reward.points.amount", str(spec.config["amount"]), scale=asset.scale)
     pool_id = str(spec.config.get("code_pool_id", ""))
-    pool_missing = pool_id and queries.find_code_pool(program_id, pool_id) is None
+    pool_missing = pool_id and store.find_code_pool(program_id, pool_id) is None
     if spec.config_kind == "unique_coupon" and pool_missing:
         v.add("reward.unique_coupon.code_pool_id", "is not a code pool of this program")
-    if spec.cost_asset_id and queries.find_asset(program_id, spec.cost_asset_id) is None:
+    if spec.cost_asset_id and store.find_asset(program_id, spec.cost_asset_id) is None:
         v.add("reward.cost_asset_id", "is not an asset of this program")
 
 
-def _validated(program_id: str, spec: rules.RewardSpec, v: Violations) -> rules.RewardSpec:
+def _validated(
+    store: CatalogStore, program_id: str, spec: rules.RewardSpec, v: Violations
+) -> rules.RewardSpec:
     rules.check_reward(v, spec)
-    _check_references(v, program_id, spec)
+    _check_references(store, v, program_id, spec)
     v.raise_if_any()
     redemption = spec.redemption_type or common.REDEMPTION_TYPE_UNIT_BASED
     return replace(
@@ -117,21 +123,23 @@ def _validated(program_id: str, spec: rules.RewardSpec, v: Violations) -> rules.
     )
 
 
-def _pool_available(spec: rules.RewardSpec) -> int | None:
+def _pool_available(store: CatalogStore, spec: rules.RewardSpec) -> int | None:
     """1 when the reward's pool has a code to draw (one not expired), 0 when not, None
     without a pool."""
     if spec.config_kind != "unique_coupon":
         return None
-    return int(queries.has_live_code(str(spec.config["code_pool_id"]), utcnow()))
+    return int(store.has_live_code(str(spec.config["code_pool_id"]), utcnow()))
 
 
-def create_reward(program_id: str, spec: rules.RewardSpec, request_id: str) -> Reward:
+def create_reward(
+    program_id: str, spec: rules.RewardSpec, request_id: str, *, store: CatalogStore = CATALOG
+) -> Reward:
     v = Violations()
     check_request_id(v, "request_id", request_id)
     status = rules.check_create_status(v, spec.status)
 
     def create() -> Reward:
-        valid = _validated(program_id, replace(spec, status=status), v)
+        valid = _validated(store, program_id, replace(spec, status=status), v)
         now = utcnow()
         row = Reward(
             id=new_id("rew"),
@@ -144,13 +152,19 @@ def create_reward(program_id: str, spec: rules.RewardSpec, request_id: str) -> R
             valid.status,
             redeemed_count=0,
             max_total=valid.max_total,
-            pool_available=_pool_available(valid),
+            pool_available=_pool_available(store, valid),
         )
         return row
 
     fingerprint = digest("reward", _fingerprinted(spec))
     return create_once(
-        Reward, program_id, request_id, fingerprint, create, event=events.EVENT_TYPE_REWARD_CREATED
+        Reward,
+        program_id,
+        request_id,
+        fingerprint,
+        create,
+        event=events.EVENT_TYPE_REWARD_CREATED,
+        store=store,
     )
 
 
@@ -172,21 +186,8 @@ def _fingerprinted(spec: rules.RewardSpec) -> dict[str, object]:
     return fields
 
 
-def get_reward(program_id: str, reward_id: str) -> Reward:
-    return queries.get_reward(program_id, reward_id)
-
-
-def _rewards(program_id: str, *, status: int, reward_type: int, category: str, show_archived: bool):
-    query = Reward.select().where(Reward.program == program_id)
-    if status:
-        query = query.where(Reward.status == status)
-    elif not show_archived:
-        query = query.where(Reward.status != S.REWARD_STATUS_ARCHIVED)
-    if reward_type:
-        query = query.where(Reward.type == reward_type)
-    if category:
-        query = query.where(Reward.category == category)
-    return query
+def get_reward(program_id: str, reward_id: str, *, store: CatalogStore = CATALOG) -> Reward:
+    return store.get_reward(program_id, reward_id)
 
 
 def list_rewards(
@@ -197,37 +198,49 @@ def list_rewards(
     reward_type: int,
     category: str,
     show_archived: bool,
+    store: CatalogStore = CATALOG,
 ) -> tuple[list[Reward], str]:
-    query = _rewards(
+    return store.rewards(
         program_id,
+        page,
         status=status,
         reward_type=reward_type,
         category=category,
         show_archived=show_archived,
     )
-    return queries.keyset_page(query, Reward.id, page)
 
 
 def count_rewards(
-    program_id: str, *, status: int, reward_type: int, category: str, show_archived: bool
+    program_id: str,
+    *,
+    status: int,
+    reward_type: int,
+    category: str,
+    show_archived: bool,
+    store: CatalogStore = CATALOG,
 ) -> int:
     """ListRewards' total_size: one COUNT over the program's rewards (its (program_id, id)
     index), run only when the caller asks for it."""
-    query = _rewards(
+    return store.count_rewards(
         program_id,
         status=status,
         reward_type=reward_type,
         category=category,
         show_archived=show_archived,
     )
-    return query.count()
 
 
 def update_reward(
-    program_id: str, reward_id: str, patch: rules.RewardSpec, paths: set[str], etag: str
+    program_id: str,
+    reward_id: str,
+    patch: rules.RewardSpec,
+    paths: set[str],
+    etag: str,
+    *,
+    store: CatalogStore = CATALOG,
 ) -> Reward:
     def work() -> Reward:
-        row = queries.get_reward(program_id, reward_id, for_update=True)
+        row = store.get_reward(program_id, reward_id, for_update=True)
         rules.check_etag(row.version, etag)
         current = queries.reward_spec(row)
         merged = replace(current)
@@ -248,42 +261,52 @@ def update_reward(
             )
         rules.check_transition(row.status, merged.status)
         status_before = row.status
-        valid = _validated(program_id, merged, Violations())
+        valid = _validated(store, program_id, merged, Violations())
         queries.apply_reward_spec(row, valid)
         row.status = rules.stock_status(
             valid.status,
             redeemed_count=row.redeemed_count,
             max_total=valid.max_total,
-            pool_available=_pool_available(valid),
+            pool_available=_pool_available(store, valid),
         )
-        queries.save_reward(row)
-        emit(program_id, events.EVENT_TYPE_REWARD_UPDATED, row)
+        store.save_reward(row)
+        store.emit(program_id, events.EVENT_TYPE_REWARD_UPDATED, row)
         if row.status != status_before:
-            emit(program_id, events.EVENT_TYPE_REWARD_STATUS_CHANGED, row)
+            store.emit(program_id, events.EVENT_TYPE_REWARD_STATUS_CHANGED, row)
         return row
 
-    return in_transaction(work)
+    return store.transaction(work)
 
 
-def delete_reward(program_id: str, reward_id: str, etag: str) -> Reward:
+def delete_reward(
+    program_id: str, reward_id: str, etag: str, *, store: CatalogStore = CATALOG
+) -> Reward:
     def work() -> Reward:
-        row = queries.get_reward(program_id, reward_id, for_update=True)
+        row = store.get_reward(program_id, reward_id, for_update=True)
         rules.check_etag(row.version, etag)
         if row.status == S.REWARD_STATUS_ARCHIVED:
             return row
         rules.check_transition(row.status, S.REWARD_STATUS_ARCHIVED)
         row.status = S.REWARD_STATUS_ARCHIVED
-        queries.save_reward(row)
-        emit(program_id, events.EVENT_TYPE_REWARD_STATUS_CHANGED, row)
+        store.save_reward(row)
+        store.emit(program_id, events.EVENT_TYPE_REWARD_STATUS_CHANGED, row)
         return row
 
-    return in_transaction(work)
+    return store.transaction(work)
 
 
 # Assets
 
 
-def create_asset(program_id: str, code: str, name: str, scale: int, request_id: str) -> Asset:
+def create_asset(
+    program_id: str,
+    code: str,
+    name: str,
+    scale: int,
+    request_id: str,
+    *,
+    store: CatalogStore = CATALOG,
+) -> Asset:
     v = Violations()
     v.check(
         bool(ASSET_CODE_RE.fullmatch(code)),
@@ -303,7 +326,7 @@ def create_asset(program_id: str, code: str, name: str, scale: int, request_id: 
         )
 
     def create() -> Asset:
-        if Asset.select().where((Asset.program == program_id) & (Asset.code == code)).exists():
+        if store.has_asset_code(program_id, code):
             raise exists()
         return Asset(
             id=new_id("ast"),
@@ -314,22 +337,32 @@ def create_asset(program_id: str, code: str, name: str, scale: int, request_id: 
         )
 
     fingerprint = digest("asset", code, name, scale)
-    return create_once(Asset, program_id, request_id, fingerprint, create, duplicate=exists)
+    return create_once(
+        Asset, program_id, request_id, fingerprint, create, duplicate=exists, store=store
+    )
 
 
-def get_asset(program_id: str, asset_id: str) -> Asset:
-    return queries.get_asset(program_id, asset_id)
+def get_asset(program_id: str, asset_id: str, *, store: CatalogStore = CATALOG) -> Asset:
+    return store.get_asset(program_id, asset_id)
 
 
-def list_assets(program_id: str, page: PageRequest) -> tuple[list[Asset], str]:
-    return queries.keyset_page(Asset.select().where(Asset.program == program_id), Asset.id, page)
+def list_assets(
+    program_id: str, page: PageRequest, *, store: CatalogStore = CATALOG
+) -> tuple[list[Asset], str]:
+    return store.assets(program_id, page)
 
 
 # Code pools
 
 
 def create_code_pool(
-    program_id: str, name: str, description: str, request_id: str, low_stock_threshold: int = 0
+    program_id: str,
+    name: str,
+    description: str,
+    request_id: str,
+    low_stock_threshold: int = 0,
+    *,
+    store: CatalogStore = CATALOG,
 ) -> CodePool:
     v = Violations()
     check_name(v, "code_pool.name", name)
@@ -350,18 +383,19 @@ def create_code_pool(
     # The threshold joins the digest only when set, so earlier pools' retries still match.
     extra = (low_stock_threshold,) if low_stock_threshold else ()
     fingerprint = digest("code_pool", name, description, *extra)
-    return create_once(CodePool, program_id, request_id, fingerprint, create)
+    return create_once(CodePool, program_id, request_id, fingerprint, create, store=store)
 
 
-def get_code_pool(program_id: str, pool_id: str) -> CodePool:
-    return queries.with_expired_count(queries.get_code_pool(program_id, pool_id))
+def get_code_pool(program_id: str, pool_id: str, *, store: CatalogStore = CATALOG) -> CodePool:
+    return store.with_expired_count(store.get_code_pool(program_id, pool_id))
 
 
-def list_code_pools(program_id: str, page: PageRequest) -> tuple[list[CodePool], str]:
-    query = CodePool.select().where(CodePool.program == program_id)
-    rows, token = queries.keyset_page(query, CodePool.id, page)
+def list_code_pools(
+    program_id: str, page: PageRequest, *, store: CatalogStore = CATALOG
+) -> tuple[list[CodePool], str]:
+    rows, token = store.code_pools(program_id, page)
     now = utcnow()
-    return [queries.with_expired_count(row, now) for row in rows], token
+    return [store.with_expired_count(row, now) for row in rows], token
 
 
 def add_codes(
@@ -370,6 +404,8 @@ def add_codes(
     codes: list[str],
     expires_at: datetime | None = None,
     entries: Sequence[tuple[str, datetime | None]] = (),
+    *,
+    store: CatalogStore = CATALOG,
 ) -> tuple[int, int, CodePool]:
     """Returns (added, duplicates, pool). Duplicates are skipped, within the call or the pool.
     `codes` expire at `expires_at` (None: never); each of `entries` at its own expiry, or at
@@ -399,18 +435,13 @@ def add_codes(
 
     def work() -> tuple[int, int, CodePool]:
         # Locking the pool row first serialises AddCodes with draws from the same pool.
-        queries.get_code_pool(program_id, pool_id, for_update=True)
-        added = 0
-        for start in range(0, len(unique), INSERT_BATCH):
-            added += queries.insert_codes(pool_id, unique[start : start + INSERT_BATCH])
-        CodePool.update(
-            total_count=CodePool.total_count + added,
-            available_count=CodePool.available_count + added,
-        ).where(CodePool.id == pool_id).execute()
+        store.get_code_pool(program_id, pool_id, for_update=True)
+        added = store.add_codes(pool_id, unique)
+        store.add_to_pool_counts(pool_id, added)
         now = utcnow()
-        if added and queries.has_live_code(pool_id, now):
-            queries.restock_pool_rewards(pool_id)
-        pool = queries.with_expired_count(CodePool.get_by_id(pool_id), now)
+        if added and store.has_live_code(pool_id, now):
+            store.restock_pool_rewards(pool_id)
+        pool = store.with_expired_count(store.reload_code_pool(pool_id), now)
         return added, len(given) - added, pool
 
-    return in_transaction(work)
+    return store.transaction(work)

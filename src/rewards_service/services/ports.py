@@ -2,6 +2,7 @@
 over the database, and unit tests hand the use cases in-memory fakes instead."""
 
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Protocol, TypeVar
 
 from rewards_service.domain.pagination import PageRequest
@@ -10,12 +11,14 @@ from rewards_service.store.models import (
     Asset,
     Balance,
     BaseModel,
+    CodePool,
     GroupBalance,
     GroupLedgerEntry,
     GroupMember,
     LedgerEntry,
     Participant,
     ParticipantGroup,
+    Reward,
 )
 from rewards_service.store.registries import Entry
 
@@ -24,12 +27,16 @@ R = TypeVar("R", bound=BaseModel)
 
 
 class Creates(Protocol):
-    """What create_once needs: the request_id look-up, the insert and one transaction."""
+    """What create_once needs: the request_id look-up, the insert, the event and one
+    transaction."""
 
     def find_by_request_id(self, kind: type[R], program_id: str, request_id: str) -> R | None: ...
 
     def add(self, row: R) -> None:
         """Inserts a new row; one that breaks a unique key raises Conflict."""
+
+    def emit(self, program_id: str, event_type: int, row: BaseModel) -> None:
+        """Records the event of a change, written with the transaction's other writes."""
 
     def transaction(
         self,
@@ -186,4 +193,79 @@ class ParticipantStore(Creates, Protocol):
     ) -> LedgerEntry | GroupLedgerEntry:
         """store.ledger.post: moves the balance by `delta` minor units and records the entry,
         or refuses (INSUFFICIENT_BALANCE, too large) and changes nothing."""
+        ...
+
+
+class CatalogStore(Creates, Protocol):
+    """A program's assets, its code pools with their codes, and its rewards. Rows of another
+    program are not found; the get_ methods raise NotFound (ASSET_NOT_FOUND,
+    CODE_POOL_NOT_FOUND, REWARD_NOT_FOUND) where the find_ ones return None."""
+
+    def find_asset(self, program_id: str, asset_id: str) -> Asset | None: ...
+
+    def get_asset(self, program_id: str, asset_id: str) -> Asset: ...
+
+    def has_asset_code(self, program_id: str, code: str) -> bool: ...
+
+    def assets(self, program_id: str, page: PageRequest) -> tuple[list[Asset], str]: ...
+
+    def find_code_pool(self, program_id: str, pool_id: str) -> CodePool | None: ...
+
+    def get_code_pool(self, program_id: str, pool_id: str, *, for_update: bool = False) -> CodePool:
+        """for_update: locked until the transaction ends, which serialises it with draws."""
+        ...
+
+    def reload_code_pool(self, pool_id: str) -> CodePool:
+        """The pool as this transaction has changed it."""
+        ...
+
+    def code_pools(self, program_id: str, page: PageRequest) -> tuple[list[CodePool], str]: ...
+
+    def with_expired_count(self, pool: CodePool, now: datetime | None = None) -> CodePool:
+        """`pool` with its expired_count set: its codes never issued that expired by `now`."""
+        ...
+
+    def has_live_code(self, pool_id: str, now: datetime) -> bool:
+        """Whether the pool has a code to draw: never issued and not expired by `now`."""
+        ...
+
+    def add_codes(self, pool_id: str, codes: list[tuple[str, datetime | None]]) -> int:
+        """Inserts (code, expires_at) pairs, skipping codes the pool holds; how many it
+        added. The pool's counts are the caller's to move."""
+        ...
+
+    def add_to_pool_counts(self, pool_id: str, added: int) -> None:
+        """total_count and available_count up by `added`."""
+
+    def restock_pool_rewards(self, pool_id: str) -> int:
+        """Rewards of the pool that were OUT_OF_STOCK only for lack of codes are ACTIVE again,
+        each with its event; how many."""
+        ...
+
+    def get_reward(self, program_id: str, reward_id: str, *, for_update: bool = False) -> Reward:
+        """for_update: locked until the transaction ends."""
+        ...
+
+    def save_reward(self, row: Reward) -> Reward:
+        """Writes a changed reward, moving its version (the etag) and updated_at."""
+        ...
+
+    def rewards(
+        self,
+        program_id: str,
+        page: PageRequest,
+        *,
+        status: int,
+        reward_type: int,
+        category: str,
+        show_archived: bool,
+    ) -> tuple[list[Reward], str]:
+        """One page in id order; archived rewards only when asked for by status or
+        show_archived."""
+        ...
+
+    def count_rewards(
+        self, program_id: str, *, status: int, reward_type: int, category: str, show_archived: bool
+    ) -> int:
+        """What `rewards` pages through, counted."""
         ...

@@ -165,6 +165,7 @@ class Rows:
     def add(self, row: peewee.Model) -> None:
         row.save(force_insert=True)
 
+    emit = staticmethod(outbox.emit)
     transaction = staticmethod(in_transaction)
 
 
