@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import peewee
 import psycopg2
 import pytest
+from rewards.v1 import issuance_pb2
 
 from rewards_service.store import db as store_db
 from rewards_service.store.db import database, database_settings
@@ -272,16 +273,49 @@ def _priced_reward(admin):
     return reward, users
 
 
-def test_an_issue_of_a_priced_reward_takes_six_round_trips(admin, writer_statements):
+def test_an_issue_of_a_priced_reward_takes_five_round_trips(admin, writer_statements):
     reward, users = _priced_reward(admin)
     writer_statements.clear()
     f.issue(admin, reward.id, users[0].id, request_id=_new_id())
-    # Lock; replay lookup; the reward with its stock taken; participant; balance; then the
-    # ledger entry, the issuance and the events go with the COMMIT. No sold-out check: 999
-    # units are left.
-    assert len(writer_statements) == 6, writer_statements
+    # Lock; replay lookup; the reward with its stock taken and the participant; balance;
+    # then the ledger entry, the issuance and the events go with the COMMIT. No sold-out
+    # check: 999 units are left.
+    assert len(writer_statements) == 5, writer_statements
     assert writer_statements[-1].endswith("; COMMIT")
     assert not any('SET "status"' in sql for sql in writer_statements)
+
+
+@pytest.mark.parametrize(
+    ("kind", "trips"),
+    [("external_id", 5), ("email", 6)],  # an email may be shared: looked up on its own
+)
+def test_the_participant_is_read_with_the_reward_when_its_identifier_is_unique(
+    admin, writer_statements, kind, trips
+):
+    points = f.asset(admin)
+    reward = f.reward(admin, cost_asset_id=points.id, unit_cost="1", max_total=1000)
+    tag = uuid.uuid4().hex[:8]
+    user = f.participant(admin, f"ext-{tag}", email=f"{tag}@example.com")
+    f.fund(admin, user.id, points.id, "100")
+    writer_statements.clear()
+    value = {"external_id": user.external_id, "email": user.email}[kind]
+    issued = admin.issuance.IssueReward(
+        issuance_pb2.IssueRewardRequest(
+            reward_id=reward.id, participant=f.ref(**{kind: value}), request_id=_new_id()
+        )
+    ).issuance
+    assert issued.participant_id == user.id
+    assert len(writer_statements) == trips, writer_statements
+
+
+def test_a_participant_missing_from_the_joined_read_is_not_found_and_takes_no_stock(admin):
+    reward, _ = _priced_reward(admin)
+    failure = f.refused(
+        admin,
+        lambda: f.issue(admin, reward.id, f"par_{uuid.uuid4().hex}"),
+        rewards=(reward.id,),
+    )
+    assert failure.reason == "PARTICIPANT_NOT_FOUND"
 
 
 def _waiting_on_lock(store: str, reward_id: str) -> bool:
@@ -296,7 +330,7 @@ def _waiting_on_lock(store: str, reward_id: str) -> bool:
     return waiting
 
 
-def test_each_further_issue_in_a_group_takes_five_round_trips(admin, store, writer_statements):
+def test_each_further_issue_in_a_group_takes_four_round_trips(admin, store, writer_statements):
     reward, users = _priced_reward(admin)
     writer_statements.clear()
     with ThreadPoolExecutor(3) as pool:
@@ -315,7 +349,7 @@ def test_each_further_issue_in_a_group_takes_five_round_trips(admin, store, writ
     groups = [i for i, sql in enumerate(writer_statements) if sql.startswith("BEGIN")]
     assert len(groups) == 2, writer_statements
     second = writer_statements[groups[1] :]
-    # The lock, five per issue with a request_id (the fifth: its ledger entry and issuance
+    # The lock, four per issue with a request_id (the fourth: its ledger entry and issuance
     # with its RELEASE), and the events with the COMMIT.
-    assert len(second) == 1 + 5 * 2 + 1, second
+    assert len(second) == 1 + 4 * 2 + 1, second
     assert second[-1].endswith("; COMMIT")

@@ -9,6 +9,8 @@ from rewards_service.domain.validation import Violations, check_text
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
 MOBILE_RE = re.compile(r"\+?[0-9 ()-]{3,32}", re.ASCII)
 REF_KINDS = ("id", "external_id", "email", "mobile")
+# The identifiers no two participants of a program share: email and mobile may be shared.
+UNIQUE_KINDS = ("id", "external_id")
 UPDATABLE_PATHS = frozenset({"email", "mobile", "segments"})
 MAX_SEGMENTS = 100
 

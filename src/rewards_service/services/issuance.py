@@ -37,7 +37,12 @@ from rewards_service.domain.issuance import (
     normalize_dollars,
 )
 from rewards_service.domain.pagination import PageRequest
-from rewards_service.domain.participants import ParticipantRef, is_eligible
+from rewards_service.domain.participants import (
+    UNIQUE_KINDS,
+    ParticipantRef,
+    is_eligible,
+    normalised_ref,
+)
 from rewards_service.domain.registries import EMPTY, check_custom_fields, check_fulfillment_status
 from rewards_service.domain.validation import MAX_MINOR_UNITS, Violations, check_label, check_text
 from rewards_service.services import groups, registries
@@ -499,13 +504,17 @@ def _issue(program_id: str, request: IssueRequest) -> Issuance:
     # checks and pays what it is at commit. A refusal below rolls the taking back with the
     # rest; when it cannot be taken, the checks run in the contract's order on the reward
     # as it is, and the first that fails says why.
-    taken = queries.take_reward(program_id, request.reward_id, request.quantity or 1)
+    assert request.participant is not None
+    ref = normalised_ref(request.participant)
+    unique = (ref.kind, ref.value) if ref.kind in UNIQUE_KINDS else None
+    taken = queries.take_reward_for(program_id, request.reward_id, request.quantity or 1, unique)
+    participant = None
     if taken is None:
         reward, registry_version = queries.reward_to_issue(program_id, request.reward_id)
     else:
-        reward, registry_version = taken
-    assert request.participant is not None
-    participant = resolve(program_id, request.participant)
+        reward, registry_version, participant = taken
+    if participant is None:  # not read with the reward (or missing: resolve says so)
+        participant = resolve(program_id, request.participant)
     units, amount = _units(reward, request)
     price = _price(reward, request)
     _check_registry(program_id, registry_version, request)

@@ -15,6 +15,7 @@ from rewards_service.store.fields import ExpiryField, JSONField, TimestampField
 from rewards_service.store.postgres import PostgresDatabase
 
 M = TypeVar("M", bound=peewee.Model)
+N = TypeVar("N", bound=peewee.Model)
 R = TypeVar("R")
 
 
@@ -193,6 +194,24 @@ def one_and(model: type[M], extras: int, cursor) -> tuple[M, tuple] | None:
     columns = tuple(d[0] for d in cursor.description)[:-extras]
     [row] = _built(model, columns, [tuple(record[:-extras])])
     return row, tuple(record[-extras:])
+
+
+def joined_one(
+    first: type[M], width: int, extras: int, second: type[N], cursor
+) -> tuple[M, tuple, N | None] | None:
+    """A joined row: `width` columns of `first`, `extras` more values, then the columns of
+    `second` (all NULL when the join found none). (first's row, the extras, second's row or
+    None), or None when there is no row."""
+    record = cursor.fetchone()
+    if record is None:
+        return None
+    names = tuple(d[0] for d in cursor.description)
+    [row] = _built(first, names[:width], [tuple(record[:width])])
+    rest = width + extras
+    other = None
+    if record[rest] is not None:  # its primary key
+        [other] = _built(second, names[rest:], [tuple(record[rest:])])
+    return row, tuple(record[width:rest]), other
 
 
 def select_one(model: type[M], text: str, *params: object) -> M | None:

@@ -13,7 +13,7 @@ from rewards.v1 import common_pb2 as common
 from rewards_service.domain import rewards as rules
 from rewards_service.domain.errors import NotFound
 from rewards_service.domain.pagination import PageRequest, next_token
-from rewards_service.domain.participants import REF_KINDS
+from rewards_service.domain.participants import REF_KINDS, UNIQUE_KINDS
 from rewards_service.store import fast, outbox
 from rewards_service.store.db import in_transaction, is_sqlite
 from rewards_service.store.fields import utcnow
@@ -119,12 +119,16 @@ def reward_to_issue(program_id: str, reward_id: str) -> tuple[Reward, int]:
     return reward, int(version or 0)
 
 
+# redeemed_count, which every issue changes, comes apart from the other columns: the reward
+# is then read as stored from the memo (fast.py), not converted afresh each time.
+@cache
+def _kept_reward_columns() -> tuple[str, ...]:
+    return tuple(name for name in fast.column_names(Reward) if name != "redeemed_count")
+
+
 @cache
 def _take_reward_sql() -> str:
-    # redeemed_count, which every issue changes, comes apart from the other columns: the
-    # reward is then read as stored from the memo (fast.py), not converted afresh each time.
-    kept = [name for name in fast.column_names(Reward) if name != "redeemed_count"]
-    columns = ", ".join(f'"{name}"' for name in kept)
+    columns = ", ".join(f'"{name}"' for name in _kept_reward_columns())
     return (
         'UPDATE "reward" SET "redeemed_count" = "redeemed_count" + ? '
         'WHERE "id" = ? AND "program_id" = ? AND "status" = ? '
@@ -134,20 +138,52 @@ def _take_reward_sql() -> str:
     )
 
 
+@cache
+def _take_reward_for_sql(column: str) -> str:
+    # PostgreSQL runs an UPDATE in a WITH; SQLite does not, and has no round trip to save.
+    return (
+        f'WITH "taken" AS ({_take_reward_sql()}) SELECT "taken".*, "t".* FROM "taken" '
+        f'LEFT JOIN "participant" AS "t" ON "t"."program_id" = ? AND "t"."{column}" = ?'
+    )
+
+
 def take_reward(program_id: str, reward_id: str, units: int) -> tuple[Reward, int] | None:
     """`take_stock` that also reads what `reward_to_issue` reads, in one statement: the
     reward as it is after taking `units` of it, and its program's registry_version; None
     when the reward is missing, not ACTIVE or has too few left. The common issue costs one
     statement here instead of two; the others then ask again in the contract's order."""
-    cursor = fast.execute(
-        _take_reward_sql(), units, reward_id, program_id, common.REWARD_STATUS_ACTIVE, units
-    )
-    found = fast.one_and(Reward, 2, cursor)
-    if found is None:
-        return None
-    reward, (redeemed_count, version) = found
+    taken = take_reward_for(program_id, reward_id, units, None)
+    return None if taken is None else taken[:2]
+
+
+def take_reward_for(
+    program_id: str, reward_id: str, units: int, ref: tuple[str, str] | None
+) -> tuple[Reward, int, Participant | None] | None:
+    """`take_reward`, and on PostgreSQL, in the same round trip, the participant whose
+    `ref` (column, normalised value) is one of domain.participants.UNIQUE_KINDS: (reward,
+    registry_version, that participant, or None when it was not read or not found)."""
+    params = [units, reward_id, program_id, common.REWARD_STATUS_ACTIVE, units]
+    if ref is None or is_sqlite():
+        cursor = fast.execute(_take_reward_sql(), *params)
+        found = fast.one_and(Reward, 2, cursor)
+        if found is None:
+            return None
+        (reward, extras), participant = found, None
+    else:
+        column, value = ref
+        if column not in UNIQUE_KINDS:  # it is written into the SQL: one of ours
+            raise ValueError(f"not a unique participant identifier: {column!r}")
+        text = _take_reward_for_sql(column)
+        width = len(_kept_reward_columns())
+        joined = fast.joined_one(
+            Reward, width, 2, Participant, fast.execute(text, *params, program_id, value)
+        )
+        if joined is None:
+            return None
+        reward, extras, participant = joined
+    redeemed_count, version = extras
     reward.redeemed_count = redeemed_count
-    return reward, int(version or 0)
+    return reward, int(version or 0), participant
 
 
 def find_by_request_id(model: type[M], program_id: str, request_id: str) -> M | None:
