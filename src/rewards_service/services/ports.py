@@ -8,6 +8,7 @@ from typing import Protocol, TypeVar
 from rewards_service.domain.pagination import PageRequest
 from rewards_service.store.db import RowKey
 from rewards_service.store.models import (
+    ApiKey,
     Asset,
     Balance,
     BaseModel,
@@ -18,6 +19,7 @@ from rewards_service.store.models import (
     LedgerEntry,
     Participant,
     ParticipantGroup,
+    Program,
     Reward,
 )
 from rewards_service.store.outbox import StoredEvent
@@ -320,3 +322,31 @@ class EventStore(Transacts, Protocol):
         """The scale of an asset an event's record names."""
         ...
 
+
+class ProgramStore(Transacts, Protocol):
+    """Programs and their API keys. Keys are found by the hash of their secret, which is
+    unique; the secret itself is never stored."""
+
+    def add(self, row: Program | ApiKey) -> None:
+        """Inserts a new row; one that breaks a unique key raises Conflict."""
+
+    def save(self, row: ApiKey) -> None:
+        """Writes the changes of a key that exists."""
+
+    def has_any_program(self) -> bool: ...
+
+    def has_program(self, program_id: str) -> bool: ...
+
+    def programs(self) -> list[Program]:
+        """Every program, in id order."""
+        ...
+
+    def find_key(self, key_id: str) -> ApiKey | None: ...
+
+    def key_by_hash(self, key_hash: str) -> ApiKey | None:
+        """The key whose secret hashes to `key_hash`, revoked or not: one indexed read."""
+        ...
+
+    def keys(self, program_id: str) -> list[ApiKey]:
+        """The program's keys, revoked ones too, in id order."""
+        ...
