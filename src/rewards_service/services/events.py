@@ -3,6 +3,9 @@
 Reads never pass a position that is not committed yet: they read the program's last
 committed position first, then the events up to it. Every event up to that position was
 committed before it (store/outbox.py), so the second read sees them all.
+
+Each use case reaches the database through `store` (services/ports.EventStore): the
+store's own by default, an in-memory one in unit tests.
 """
 
 from dataclasses import dataclass
@@ -13,9 +16,10 @@ from rewards.v1 import events_pb2
 from rewards_service.domain.errors import FailedPrecondition, ResourceExhausted
 from rewards_service.domain.pagination import PageRequest, next_token
 from rewards_service.domain.validation import Violations, check_request_id
+from rewards_service.services.ports import EventStore
 from rewards_service.services.scaled import Scaled, scaled
 from rewards_service.store import outbox
-from rewards_service.store.db import in_transaction
+from rewards_service.store.events import EVENTS
 from rewards_service.store.fields import utcnow
 
 # A stream's bell, rung by this process's writer when the program commits events.
@@ -39,8 +43,11 @@ class Event:
     record: Scaled  # the row it is about (an issuance, a reward...) as of the event
 
 
-def _events(found: list[outbox.StoredEvent]) -> list[Event]:
-    return [Event(e.position, e.type, e.created_at, scaled(e.row)) for e in found]
+def _events(store: EventStore, found: list[outbox.StoredEvent]) -> list[Event]:
+    return [
+        Event(e.position, e.type, e.created_at, scaled(e.row, scale_of=store.asset_scale))
+        for e in found
+    ]
 
 
 @dataclass(frozen=True)
@@ -74,61 +81,75 @@ def _window_end(after: int, committed: int, types: frozenset[int]) -> int:
     return min(committed, after + SCAN_EVENTS) if types else committed
 
 
-def read(program_id: str, after: int, types: frozenset[int], limit: int) -> Page:
-    committed = outbox.last_position(program_id)
+def read(
+    program_id: str,
+    after: int,
+    types: frozenset[int],
+    limit: int,
+    *,
+    store: EventStore = EVENTS,
+) -> Page:
+    committed = store.last_position(program_id)
     upto = _window_end(after, committed, types)
-    found = outbox.read_events(program_id, after, upto, types, limit)
+    found = store.read_events(program_id, after, upto, types, limit)
     if len(found) == limit:
-        return Page(_events(found), found[-1].position, True)
-    return Page(_events(found), max(after, upto), upto < committed)
+        return Page(_events(store, found), found[-1].position, True)
+    return Page(_events(store, found), max(after, upto), upto < committed)
 
 
 def list_events(
-    program_id: str, after: int, types: frozenset[int], page: PageRequest
+    program_id: str,
+    after: int,
+    types: frozenset[int],
+    page: PageRequest,
+    *,
+    store: EventStore = EVENTS,
 ) -> tuple[list[Event], str]:
     start = max(after, int(page.after)) if page.after is not None else after
-    committed = outbox.last_position(program_id)
+    committed = store.last_position(program_id)
     upto = _window_end(start, committed, types)
-    found = outbox.read_events(program_id, start, upto, types, page.size + 1)
+    found = store.read_events(program_id, start, upto, types, page.size + 1)
     has_more = len(found) > page.size
     found = found[: page.size]
     if not has_more and upto < committed:  # the filter looked at part of the feed only
-        return _events(found), next_token(page, str(upto), True)
+        return _events(store, found), next_token(page, str(upto), True)
     last = str(found[-1].position) if found else None
-    return _events(found), next_token(page, last, has_more)
+    return _events(store, found), next_token(page, last, has_more)
 
 
-def start_position(program_id: str, after: int, consumer: str) -> int:
+def start_position(
+    program_id: str, after: int, consumer: str, *, store: EventStore = EVENTS
+) -> int:
     """Where a watch starts: after `after`, else after the named consumer's position."""
     if after or not consumer:
         return after
-    return outbox.consumer_position(program_id, consumer) or 0
+    return store.consumer_position(program_id, consumer) or 0
 
 
-def ack_events(program_id: str, consumer: str, position: int) -> int:
+def ack_events(program_id: str, consumer: str, position: int, *, store: EventStore = EVENTS) -> int:
     v = Violations()
     check_consumer(v, "consumer", consumer, required=True)
     check_position(v, "position", position)
     v.raise_if_any()
 
     def work() -> int:
-        last = outbox.last_position(program_id)
+        last = store.last_position(program_id)
         if position > last:
             raise FailedPrecondition(
                 f"Position {position} is past the program's last event ({last}).",
                 reason="POSITION_NOT_REACHED",
                 metadata={"position": position, "last_position": last},
             )
-        known = outbox.consumer_position(program_id, consumer) is not None
-        if not known and outbox.consumer_count(program_id) >= MAX_CONSUMERS:
+        known = store.consumer_position(program_id, consumer) is not None
+        if not known and store.consumer_count(program_id) >= MAX_CONSUMERS:
             raise ResourceExhausted(
                 f"This program has {MAX_CONSUMERS} named consumers; reuse one of them.",
                 reason="TOO_MANY_CONSUMERS",
                 metadata={"limit": MAX_CONSUMERS},
             )
-        return outbox.ack(program_id, consumer, position)
+        return store.ack(program_id, consumer, position)
 
-    return in_transaction(work)
+    return store.transaction(work)
 
 
 def record_events(enabled: bool) -> None:
@@ -136,7 +157,7 @@ def record_events(enabled: bool) -> None:
     outbox.ENABLED = enabled
 
 
-def delete_expired(retention: timedelta) -> int:
+def delete_expired(retention: timedelta, *, store: EventStore = EVENTS) -> int:
     """One bounded retention step; how many events it deleted."""
     cutoff = utcnow() - retention
-    return in_transaction(lambda: outbox.delete_expired(cutoff, RETENTION_BATCH))
+    return store.transaction(lambda: store.delete_expired(cutoff, RETENTION_BATCH))

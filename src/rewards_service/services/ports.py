@@ -8,6 +8,7 @@ from typing import Protocol, TypeVar
 from rewards_service.domain.pagination import PageRequest
 from rewards_service.store.db import RowKey
 from rewards_service.store.models import (
+    ApiKey,
     Asset,
     Balance,
     BaseModel,
@@ -18,8 +19,10 @@ from rewards_service.store.models import (
     LedgerEntry,
     Participant,
     ParticipantGroup,
+    Program,
     Reward,
 )
+from rewards_service.store.outbox import StoredEvent
 from rewards_service.store.registries import Entry
 
 T = TypeVar("T")
@@ -268,4 +271,82 @@ class CatalogStore(Creates, Protocol):
         self, program_id: str, *, status: int, reward_type: int, category: str, show_archived: bool
     ) -> int:
         """What `rewards` pages through, counted."""
+        ...
+
+
+class Transacts(Protocol):
+    """One transaction, for stores that create nothing through create_once."""
+
+    def transaction(
+        self,
+        work: Callable[[], T],
+        *,
+        on_conflict: Callable[[], T] | None = None,
+        locks: Sequence[RowKey] = (),
+    ) -> T:
+        """store.db.in_transaction: `work` in one transaction, none of it kept if it raises."""
+        ...
+
+
+class EventStore(Transacts, Protocol):
+    """A program's event feed (store/outbox.py): events by position, the last committed
+    position, named consumers' positions, and retention."""
+
+    def last_position(self, program_id: str) -> int:
+        """The program's last committed position: every event up to it is committed."""
+        ...
+
+    def read_events(
+        self, program_id: str, after: int, upto: int, types: frozenset[int], limit: int
+    ) -> list[StoredEvent]:
+        """Up to `limit` events in (after, upto], in position order; of `types` only, unless
+        it is empty."""
+        ...
+
+    def consumer_position(self, program_id: str, name: str) -> int | None:
+        """The named consumer's acknowledged position; None for a name never acked."""
+        ...
+
+    def consumer_count(self, program_id: str) -> int: ...
+
+    def ack(self, program_id: str, name: str, position: int) -> int:
+        """Moves the consumer to `position`, never back; the position it keeps."""
+        ...
+
+    def delete_expired(self, older_than: datetime, max_rows: int) -> int:
+        """Deletes up to `max_rows` events created before `older_than`, oldest first,
+        keeping those after the lowest position a consumer of their program acked; how many."""
+        ...
+
+    def asset_scale(self, asset_id: str) -> int:
+        """The scale of an asset an event's record names."""
+        ...
+
+
+class ProgramStore(Transacts, Protocol):
+    """Programs and their API keys. Keys are found by the hash of their secret, which is
+    unique; the secret itself is never stored."""
+
+    def add(self, row: Program | ApiKey) -> None:
+        """Inserts a new row; one that breaks a unique key raises Conflict."""
+
+    def save(self, row: ApiKey) -> None:
+        """Writes the changes of a key that exists."""
+
+    def has_any_program(self) -> bool: ...
+
+    def has_program(self, program_id: str) -> bool: ...
+
+    def programs(self) -> list[Program]:
+        """Every program, in id order."""
+        ...
+
+    def find_key(self, key_id: str) -> ApiKey | None: ...
+
+    def key_by_hash(self, key_hash: str) -> ApiKey | None:
+        """The key whose secret hashes to `key_hash`, revoked or not: one indexed read."""
+        ...
+
+    def keys(self, program_id: str) -> list[ApiKey]:
+        """The program's keys, revoked ones too, in id order."""
         ...

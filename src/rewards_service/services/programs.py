@@ -1,4 +1,7 @@
-"""Programs (tenants) and their API keys: used by the operator CLI and by authentication."""
+"""Programs (tenants) and their API keys: used by the operator CLI and by authentication.
+
+Each use case reaches the database through `store` (services/ports.ProgramStore): the
+store's own by default, an in-memory one in unit tests."""
 
 import time
 from dataclasses import dataclass
@@ -6,9 +9,10 @@ from dataclasses import dataclass
 from rewards_service.auth import ROLES, Caller, generate_key, hash_key, same_hash
 from rewards_service.domain.errors import InvalidArgument, NotFound, Unauthenticated
 from rewards_service.domain.ids import new_id
-from rewards_service.store.db import in_transaction
+from rewards_service.services.ports import ProgramStore
 from rewards_service.store.fields import utcnow
 from rewards_service.store.models import ApiKey, Program
+from rewards_service.store.programs import PROGRAMS
 
 DEFAULT_PROGRAM = "default"
 UNKNOWN_KEY_MESSAGE = "The API key is not valid."
@@ -23,40 +27,45 @@ class IssuedKey:
 
 
 def _add_key(
-    program_id: str, role: str, api_key: str | None = None, *, name: str = ""
+    store: ProgramStore, program_id: str, role: str, api_key: str | None = None, *, name: str = ""
 ) -> IssuedKey:
     if role not in ROLES:
         raise InvalidArgument(f"role must be one of {', '.join(ROLES)}.")
     if len(name) > 255 or not name.isprintable():
         raise InvalidArgument("A key name must be at most 255 printable characters.")
     secret = api_key or generate_key()
-    key = ApiKey.create(
+    key = ApiKey(
         id=new_id("key"), program=program_id, role=role, key_hash=hash_key(secret), name=name
     )
+    store.add(key)
     return IssuedKey(program_id, key.id, secret, role)
 
 
-def create_program(name: str, *, api_key: str | None = None) -> IssuedKey:
+def _add_program(store: ProgramStore, name: str, api_key: str | None) -> IssuedKey:
+    """The program and its first admin key."""
+    program = Program(id=new_id("prg"), name=name)
+    store.add(program)
+    return _add_key(store, program.id, "admin", api_key)
+
+
+def create_program(
+    name: str, *, api_key: str | None = None, store: ProgramStore = PROGRAMS
+) -> IssuedKey:
     if not name.strip() or len(name) > 255:
         raise InvalidArgument("A program name must be 1-255 characters.")
 
-    def work() -> IssuedKey:
-        program = Program.create(id=new_id("prg"), name=name)
-        return _add_key(program.id, "admin", api_key)
-
-    return in_transaction(work)
+    return store.transaction(lambda: _add_program(store, name, api_key))
 
 
-def bootstrap(api_key: str | None) -> IssuedKey | None:
+def bootstrap(api_key: str | None, *, store: ProgramStore = PROGRAMS) -> IssuedKey | None:
     """On an empty database, make the `default` program and its first admin key."""
 
     def work() -> IssuedKey | None:
-        if Program.select().exists():
+        if store.has_any_program():
             return None
-        program = Program.create(id=new_id("prg"), name=DEFAULT_PROGRAM)
-        return _add_key(program.id, "admin", api_key)
+        return _add_program(store, DEFAULT_PROGRAM, api_key)
 
-    return in_transaction(work)
+    return store.transaction(work)
 
 
 def bootstrap_notice(created: IssuedKey, chosen_key: str | None) -> str:
@@ -68,37 +77,42 @@ def bootstrap_notice(created: IssuedKey, chosen_key: str | None) -> str:
     return f"{made}\nAdmin API key (shown once, store it now): {created.api_key}"
 
 
-def create_key(program_id: str, role: str, *, name: str = "") -> IssuedKey:
+def _check_program(store: ProgramStore, program_id: str) -> None:
+    if not store.has_program(program_id):
+        raise NotFound(f"No program {program_id}.", reason="PROGRAM_NOT_FOUND")
+
+
+def create_key(
+    program_id: str, role: str, *, name: str = "", store: ProgramStore = PROGRAMS
+) -> IssuedKey:
     def work() -> IssuedKey:
-        if not Program.select().where(Program.id == program_id).exists():
-            raise NotFound(f"No program {program_id}.", reason="PROGRAM_NOT_FOUND")
-        return _add_key(program_id, role, name=name)
+        _check_program(store, program_id)
+        return _add_key(store, program_id, role, name=name)
 
-    return in_transaction(work)
+    return store.transaction(work)
 
 
-def revoke_key(key_id: str) -> ApiKey:
+def revoke_key(key_id: str, *, store: ProgramStore = PROGRAMS) -> ApiKey:
     def work() -> ApiKey:
-        key = ApiKey.get_or_none(ApiKey.id == key_id)
+        key = store.find_key(key_id)
         if key is None:
             raise NotFound(f"No API key {key_id}.", reason="KEY_NOT_FOUND")
         if key.revoked_at is None:
             key.revoked_at = utcnow()
-            key.save()
+            store.save(key)
         _valid_keys.pop(key.key_hash, None)
         return key
 
-    return in_transaction(work)
+    return store.transaction(work)
 
 
-def list_keys(program_id: str) -> list[ApiKey]:
-    if not Program.select().where(Program.id == program_id).exists():
-        raise NotFound(f"No program {program_id}.", reason="PROGRAM_NOT_FOUND")
-    return list(ApiKey.select().where(ApiKey.program == program_id).order_by(ApiKey.id))
+def list_keys(program_id: str, *, store: ProgramStore = PROGRAMS) -> list[ApiKey]:
+    _check_program(store, program_id)
+    return store.keys(program_id)
 
 
-def list_programs() -> list[Program]:
-    return list(Program.select().order_by(Program.id))
+def list_programs(*, store: ProgramStore = PROGRAMS) -> list[Program]:
+    return store.programs()
 
 
 # Valid keys are remembered briefly so a hot path does not query for every call. A key revoked
@@ -116,13 +130,13 @@ def remembered(api_key: str) -> Caller | None:
     return None
 
 
-def authenticate(api_key: str) -> Caller:
+def authenticate(api_key: str, *, store: ProgramStore = PROGRAMS) -> Caller:
     """Unknown and revoked keys get the same answer, so a probe learns nothing."""
     digest = hash_key(api_key)
     cached = _valid_keys.get(digest)
     if cached is not None and cached[1] > time.monotonic():
         return cached[0]
-    key = ApiKey.get_or_none(ApiKey.key_hash == digest)
+    key = store.key_by_hash(digest)
     if key is None or key.revoked_at is not None or not same_hash(key.key_hash, digest):
         _valid_keys.pop(digest, None)
         raise Unauthenticated(UNKNOWN_KEY_MESSAGE, reason="INVALID_CREDENTIALS")
