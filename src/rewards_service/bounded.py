@@ -39,6 +39,12 @@ class BoundedCache(Generic[K, V]):
             self._entries[key] = (value, cost)
             self._held += cost
 
+    def discard(self, key: K) -> None:
+        with self._lock:
+            dropped = self._entries.pop(key, None)
+            if dropped is not None:
+                self._held -= dropped[1]
+
     def held_bytes(self) -> int:
         return self._held
 

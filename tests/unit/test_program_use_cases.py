@@ -7,6 +7,7 @@ import copy
 import pytest
 
 from rewards_service.auth import ROLES, Caller, hash_key
+from rewards_service.bounded import BoundedCache
 from rewards_service.domain.errors import InvalidArgument, NotFound, Unauthenticated
 from rewards_service.services import programs
 from rewards_service.store.db import Conflict
@@ -105,7 +106,7 @@ class Clock:
 @pytest.fixture(autouse=True)
 def clock(monkeypatch):
     # Each test starts with nothing remembered, the default lifetime, and its own clock.
-    monkeypatch.setattr(programs, "_valid_keys", {})
+    monkeypatch.setattr(programs, "_valid_keys", BoundedCache(programs.AUTH_CACHE_BYTES))
     monkeypatch.setattr(programs, "AUTH_CACHE_SECONDS", 1.0)
     found = Clock()
     monkeypatch.setattr(programs, "time", found)
@@ -308,7 +309,7 @@ def test_a_key_revoked_elsewhere_works_until_it_is_forgotten(store, clock):
     assert programs.authenticate(issued.api_key, store=store) == found
     clock.now += programs.AUTH_CACHE_SECONDS
     assert refused(store, issued.api_key).reason == "INVALID_CREDENTIALS"
-    assert programs._valid_keys == {}
+    assert len(programs._valid_keys) == 0
 
 
 def test_the_cache_lifetime_is_the_configured_one(store, clock, monkeypatch):
@@ -328,3 +329,22 @@ def test_a_remembered_key_asks_the_store_nothing(store):
     issued = programs.create_program("Shop", store=store)
     found = programs.authenticate(issued.api_key, store=store)
     assert programs.authenticate(issued.api_key, store=Untouchable()) == found
+
+
+def test_the_remembered_keys_are_bounded_in_bytes_and_the_oldest_go_first(store, monkeypatch):
+    room = 3 * (programs.ENTRY_BYTES + len("k"))
+    monkeypatch.setattr(programs, "_valid_keys", BoundedCache(room))
+    shop = programs.create_program("Shop", store=store)
+    issued = [
+        programs.create_key(shop.program_id, "reader", name="k", store=store) for _ in range(5)
+    ]
+    for key in issued:
+        programs.authenticate(key.api_key, store=store)
+    assert programs._valid_keys.held_bytes() <= room
+    assert len(programs._valid_keys) == 3
+    reads = store.key_reads
+    programs.authenticate(issued[-1].api_key, store=store)  # among the newest: remembered
+    assert store.key_reads == reads
+    assert programs.remembered(issued[0].api_key) is None  # the oldest went first
+    programs.authenticate(issued[0].api_key, store=store)
+    assert store.key_reads == reads + 1

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 
 from rewards_service.auth import ROLES, Caller, generate_key, hash_key, same_hash
+from rewards_service.bounded import BoundedCache
 from rewards_service.domain.errors import InvalidArgument, NotFound, Unauthenticated
 from rewards_service.domain.ids import new_id
 from rewards_service.services.ports import ProgramStore
@@ -100,7 +101,7 @@ def revoke_key(key_id: str, *, store: ProgramStore = PROGRAMS) -> ApiKey:
         if key.revoked_at is None:
             key.revoked_at = utcnow()
             store.save(key)
-        _valid_keys.pop(key.key_hash, None)
+        _valid_keys.discard(key.key_hash)
         return key
 
     return store.transaction(work)
@@ -119,7 +120,11 @@ def list_programs(*, store: ProgramStore = PROGRAMS) -> list[Program]:
 # through another process stops working within this many seconds; in this process, at once.
 # Set from the server's configuration (REWARDS_AUTH_CACHE_SECONDS), checked there.
 AUTH_CACHE_SECONDS = 1.0
-_valid_keys: dict[str, tuple[Caller, float]] = {}
+# Keys of every program in use at once fit many times over; a flood of valid keys pushes out
+# the oldest, which are looked up again.
+AUTH_CACHE_BYTES = 4 * 1024 * 1024
+ENTRY_BYTES = 512  # a digest and a Caller with its ids, beside the key's name
+_valid_keys: BoundedCache[str, tuple[Caller, float]] = BoundedCache(AUTH_CACHE_BYTES)
 
 
 def remembered(api_key: str) -> Caller | None:
@@ -138,8 +143,10 @@ def authenticate(api_key: str, *, store: ProgramStore = PROGRAMS) -> Caller:
         return cached[0]
     key = store.key_by_hash(digest)
     if key is None or key.revoked_at is not None or not same_hash(key.key_hash, digest):
-        _valid_keys.pop(digest, None)
+        _valid_keys.discard(digest)
         raise Unauthenticated(UNKNOWN_KEY_MESSAGE, reason="INVALID_CREDENTIALS")
     found = Caller(program_id=key.program_id, role=key.role, key_id=key.id, key_name=key.name)
-    _valid_keys[digest] = (found, time.monotonic() + AUTH_CACHE_SECONDS)
+    _valid_keys.put(
+        digest, (found, time.monotonic() + AUTH_CACHE_SECONDS), ENTRY_BYTES + len(key.name)
+    )
     return found
