@@ -1,6 +1,9 @@
 """Issuance use cases. IssueReward runs every check and every effect in one transaction, in
 the order of the contract: status, window, eligibility, max_total, max_per_participant, rolling
-limits, balance; then code draw, debit, credit, counters, the issuance and its entries."""
+limits, balance; then code draw, debit, credit, counters, the issuance and its entries.
+
+Each use case reaches the database through `store` (services/ports.IssuanceStore): the
+store's own by default, an in-memory one in unit tests."""
 
 import asyncio
 from collections.abc import Callable
@@ -47,13 +50,13 @@ from rewards_service.domain.registries import EMPTY, check_custom_fields, check_
 from rewards_service.domain.validation import MAX_MINOR_UNITS, Violations, check_label, check_text
 from rewards_service.services import groups, registries
 from rewards_service.services.participants import resolve, same_participant
+from rewards_service.services.ports import IssuanceStore
 from rewards_service.services.replay import Once
 from rewards_service.services.scaled import Scaled, scaled, scaled_page
-from rewards_service.store import ledger, queries
-from rewards_service.store.db import RowKey, in_transaction, session, write
+from rewards_service.store.db import RowKey
 from rewards_service.store.fields import utcnow
-from rewards_service.store.models import Code, CodePool, Issuance, Reward
-from rewards_service.store.outbox import emit
+from rewards_service.store.issuance import ISSUANCES
+from rewards_service.store.models import Issuance, Reward
 
 S = common.RewardStatus
 T = common.RewardType
@@ -65,14 +68,18 @@ R = TypeVar("R")
 
 
 def _replay(
-    program_id: str, request_id: str, request: IssueRequest | GrantRequest, ref: ParticipantRef
+    store: IssuanceStore,
+    program_id: str,
+    request_id: str,
+    request: IssueRequest | GrantRequest,
+    ref: ParticipantRef,
 ) -> Issuance | None:
-    earlier = queries.find_by_request_id(Issuance, program_id, request_id)
+    earlier = store.find_by_request_id(Issuance, program_id, request_id)
     if earlier is None:
         return None
     # Fingerprints are computed only for a request_id already used: most calls have none.
     if earlier.request_hash not in request.fingerprints() or not same_participant(
-        ref, earlier.participant_id
+        ref, earlier.participant_id, store=store
     ):
         raise idempotency_key_reused(request_id, issuance_id=earlier.id)
     return earlier
@@ -82,20 +89,21 @@ def _answerable(outcome: Outcome) -> Outcome:
     return outcome
 
 
-def _group_hint(program_id: str, request: IssueRequest) -> list[RowKey]:
+def _group_hint(store: IssuanceStore, program_id: str, request: IssueRequest) -> list[RowKey]:
     """The group row an issue paid by the group will lock, read ahead so that the writer
     takes it in order with the others (store.db.in_transaction). Only a hint: the issue
     looks the membership up again inside its transaction, and fails there if need be."""
     if request.pay_from != PAY_FROM_GROUP or request.participant is None:
         return []
     try:
-        group_id = queries.group_of(resolve(program_id, request.participant).id)
+        group_id = store.group_of(resolve(program_id, request.participant, store=store).id)
     except RewardsError:
         return []
     return [(groups.GROUP_TABLE, group_id)] if group_id else []
 
 
 def _issue_once(
+    store: IssuanceStore,
     program_id: str,
     request: IssueRequest,
     answer: Callable[[Outcome], R],
@@ -108,13 +116,13 @@ def _issue_once(
     ref = request.participant
 
     def earlier() -> Issuance | None:
-        return _replay(program_id, request.request_id, request, ref)
+        return _replay(store, program_id, request.request_id, request, ref)
 
     return Once(
         request.request_id,
         earlier,
-        lambda: _issue(program_id, request),
-        lambda row, replayed: answer((scaled(row), replayed)),
+        lambda: _issue(store, program_id, request),
+        lambda row, replayed: answer((scaled(row, scale_of=store.asset_scale), replayed)),
         # Its reward's row is the one every issue of that reward waits on.
         locks=[("reward", request.reward_id), *(locks or [])],
     )
@@ -124,18 +132,25 @@ def issue_reward(
     program_id: str,
     request: IssueRequest,
     answerable: Callable[[Outcome], Outcome] = _answerable,
+    *,
+    store: IssuanceStore = ISSUANCES,
 ) -> Outcome:
     """`answerable` sees the outcome inside the transaction, before the commit: raising there
     refuses the call and rolls it back."""
+    locks = _group_hint(store, program_id, request)
     try:
-        return _issue_once(program_id, request, answerable, _group_hint(program_id, request)).run()
+        return _issue_once(store, program_id, request, answerable, locks).run(store.transaction)
     except PoolRanDry as dry:
-        in_transaction(partial(_mark_pool_dry, program_id, dry.pool_id))
+        store.transaction(partial(_mark_pool_dry, store, program_id, dry.pool_id))
         raise
 
 
 async def issue_reward_async(
-    program_id: str, request: IssueRequest, answer: Callable[[Outcome], R]
+    program_id: str,
+    request: IssueRequest,
+    answer: Callable[[Outcome], R],
+    *,
+    store: IssuanceStore = ISSUANCES,
 ) -> R:
     """IssueReward from the event loop: the replay lookup, every check and every effect run
     as one unit on the store's writer, and `answer` builds the caller's answer there, before
@@ -144,14 +159,14 @@ async def issue_reward_async(
     if request.pay_from == PAY_FROM_GROUP:  # a read, off the event loop
 
         def hint() -> list[RowKey]:
-            with session():
-                return _group_hint(program_id, request)
+            with store.session():
+                return _group_hint(store, program_id, request)
 
         locks = await asyncio.get_running_loop().run_in_executor(None, hint)
     try:
-        return await _issue_once(program_id, request, answer, locks).run_async()
+        return await _issue_once(store, program_id, request, answer, locks).run_async(store.write)
     except PoolRanDry as dry:
-        await write(partial(_mark_pool_dry, program_id, dry.pool_id))
+        await store.write(partial(_mark_pool_dry, store, program_id, dry.pool_id))
         raise
 
 
@@ -171,6 +186,8 @@ def batch_issue_rewards(
     render: Callable[[Outcome | RewardsError], R],
     size: Callable[[R], int],
     max_bytes: int,
+    *,
+    store: IssuanceStore = ISSUANCES,
 ) -> list[R]:
     """Each item in its own transaction; items refused while parsing pass through. Stops
     between items once the caller is gone (e.g. the shutdown grace ran out): items done stay
@@ -203,7 +220,7 @@ def batch_issue_rewards(
         outcome: Outcome | RewardsError = request
         if not isinstance(request, RewardsError):  # else refused while parsing
             try:
-                outcome = issue_reward(program_id, request, answerable)
+                outcome = issue_reward(program_id, request, answerable, store=store)
             except RewardsError as error:
                 outcome = error
         if rendered and rendered[0][0] is outcome:
@@ -217,10 +234,10 @@ def batch_issue_rewards(
     return results
 
 
-def _status_error(reward: Reward) -> FailedPrecondition:
+def _status_error(store: IssuanceStore, reward: Reward) -> FailedPrecondition:
     if reward.status == S.REWARD_STATUS_OUT_OF_STOCK:
-        pool = CodePool.get_or_none(CodePool.id == reward.code_pool_id)
-        if pool is not None and not queries.has_live_code(pool.id, utcnow()):
+        pool = store.code_pool(reward.code_pool_id)
+        if pool is not None and not store.has_live_code(pool.id, utcnow()):
             return FailedPrecondition(
                 "The reward's code pool has no codes left.",
                 reason="CODE_POOL_EXHAUSTED",
@@ -292,11 +309,13 @@ def _redemption(
     return details
 
 
-def _check_registry(program_id: str, version: int, request: IssueRequest) -> None:
+def _check_registry(
+    store: IssuanceStore, program_id: str, version: int, request: IssueRequest
+) -> None:
     """custom_fields and the initial fulfillment status, where the program defines them."""
     if not version:  # it never defined any
         return
-    registry = registries.registry_of(program_id, version)
+    registry = registries.registry_of(program_id, version, store=store.registries)
     if registry is EMPTY:
         return
     v = Violations()
@@ -322,17 +341,17 @@ def _took_last(reward: Reward) -> bool:
     return reward.max_total is not None and reward.redeemed_count >= reward.max_total
 
 
-def _take_stock(reward: Reward, units: int) -> bool:
+def _take_stock(store: IssuanceStore, reward: Reward, units: int) -> bool:
     """One conditional UPDATE: it caps max_total and, on PostgreSQL, locks the reward row so
     every later check of this issue sees the other issues of this reward. Whether it took
     the last unit."""
-    taken = queries.take_stock(reward.id, units)
+    taken = store.take_stock(reward.id, units)
     if taken is not None:
         redeemed_count, max_total = taken
         return max_total is not None and redeemed_count >= max_total
-    fresh = Reward.get_by_id(reward.id)
+    fresh = store.reward(reward.id)
     if fresh.status != S.REWARD_STATUS_ACTIVE:
-        raise _status_error(fresh)
+        raise _status_error(store, fresh)
     raise FailedPrecondition(
         f"Only {fresh.max_total - fresh.redeemed_count} units of this reward are left.",
         reason="OUT_OF_STOCK",
@@ -345,13 +364,19 @@ def _take_stock(reward: Reward, units: int) -> bool:
 
 
 def _check_caps(
-    reward: Reward, participant_id: str, units: int, now: datetime, *, rolling: bool = True
+    store: IssuanceStore,
+    reward: Reward,
+    participant_id: str,
+    units: int,
+    now: datetime,
+    *,
+    rolling: bool = True,
 ) -> None:
     """max_per_participant (one code per participant for unique coupons unless it says
     more), then (unless a manual grant skips them) the rolling limits."""
     cap = reward_rules.participant_cap(reward.type, reward.max_per_participant)
     if cap is not None:
-        used = queries.issued_units(reward.id, participant_id, None)
+        used = store.issued_units(reward.id, participant_id, None)
         if used + units > cap:
             raise FailedPrecondition(
                 f"The participant may receive at most {cap} units of this reward.",
@@ -361,7 +386,7 @@ def _check_caps(
     for limit in reward.limits if rolling else ():
         per_participant = limit["scope"] == common.LIMIT_SCOPE_PARTICIPANT
         since = now - timedelta(seconds=limit["window_seconds"])
-        used = queries.issued_units(reward.id, participant_id if per_participant else None, since)
+        used = store.issued_units(reward.id, participant_id if per_participant else None, since)
         if used + units > limit["max_quantity"]:
             scope = "participant" if per_participant else "all participants"
             raise FailedPrecondition(
@@ -378,6 +403,7 @@ def _check_caps(
 
 
 def _charge(
+    store: IssuanceStore,
     program_id: str,
     reward: Reward,
     participant_id: str,
@@ -391,7 +417,7 @@ def _charge(
     with `group_id`; a cash part is only recorded (its tender)."""
     if price is None:
         return None, 0
-    asset = queries.asset(reward.cost_asset_id)
+    asset = store.known_asset(reward.cost_asset_id)
     cost = price.cost(
         units=units, amount=amount, scale=asset.scale, cost_rounding=reward.cost_rounding
     )
@@ -402,7 +428,7 @@ def _charge(
             metadata={"asset_id": asset.id},
         )
     if cost > 0:
-        ledger.post(
+        store.post(
             program_id=program_id,
             participant_id=participant_id,
             asset=asset,
@@ -428,39 +454,27 @@ class PoolRanDry(FailedPrecondition):
         self.pool_id = pool_id
 
 
-def _draw_code(pool_id: str, issuance_id: str, now: datetime) -> tuple[str, datetime | None]:
+def _draw_code(
+    store: IssuanceStore, pool_id: str, issuance_id: str, now: datetime
+) -> tuple[str, datetime | None]:
     """(code, its expiry) of a code taken from the pool: never an expired one."""
-    drawn = queries.draw_code(pool_id, now)
+    drawn = store.draw_code(pool_id, now)
     if drawn is None:
         raise PoolRanDry(pool_id)
     code_id, code, expires_at = drawn
-    Code.update(status=Code.STATUS_ISSUED, issuance_id=issuance_id).where(
-        Code.id == code_id
-    ).execute()
-    left = (
-        CodePool.update(
-            available_count=CodePool.available_count - 1,
-            issued_count=CodePool.issued_count + 1,
-        )
-        .where(CodePool.id == pool_id)
-        .returning(CodePool)
-        .execute()
-    )
-    pool = next(iter(left))
+    store.issue_code(code_id, issuance_id)
+    pool = store.take_from_pool(pool_id)
     if pool.available_count == pool.low_stock_threshold - 1:
         # The payload shows what GetCodePool would: expired codes included.
-        pool = queries.with_expired_count(pool, now)
-        emit(pool.program_id, events.EVENT_TYPE_CODE_POOL_LOW, pool)
+        pool = store.with_expired_count(pool, now)
+        store.emit(pool.program_id, events.EVENT_TYPE_CODE_POOL_LOW, pool)
     if pool.available_count <= 0:
-        emit(pool.program_id, events.EVENT_TYPE_CODE_POOL_EXHAUSTED, pool)
-        queries.set_reward_status(
-            (Reward.code_pool_id == pool_id) & (Reward.status == S.REWARD_STATUS_ACTIVE),
-            S.REWARD_STATUS_OUT_OF_STOCK,
-        )
+        store.emit(pool.program_id, events.EVENT_TYPE_CODE_POOL_EXHAUSTED, pool)
+        store.sell_out_pool(pool_id)
     return code, expires_at
 
 
-def _mark_pool_dry(program_id: str, pool_id: str) -> None:
+def _mark_pool_dry(store: IssuanceStore, program_id: str, pool_id: str) -> None:
     """After a draw found only expired codes (its own call rolled back): the pool is
     exhausted and its rewards turn OUT_OF_STOCK, unless codes came in meanwhile. The next
     issue then fails at the status check, without looking at the pool; AddCodes lifts it.
@@ -470,23 +484,29 @@ def _mark_pool_dry(program_id: str, pool_id: str) -> None:
     so issues that found the pool dry together announce it once; the pool's row, locked
     first as AddCodes does, makes them take turns. No LOW: expiry does not move
     available_count, which LOW is about."""
-    pool = queries.get_code_pool(program_id, pool_id, for_update=True)
+    pool = store.get_code_pool(program_id, pool_id, for_update=True)
     now = utcnow()
-    active = (Reward.code_pool_id == pool_id) & (Reward.status == S.REWARD_STATUS_ACTIVE)
-    if queries.has_live_code(pool_id, now) or not Reward.select().where(active).exists():
+    if store.has_live_code(pool_id, now) or not store.pool_has_active_reward(pool_id):
         return
-    emit(program_id, events.EVENT_TYPE_CODE_POOL_EXHAUSTED, queries.with_expired_count(pool, now))
-    queries.set_reward_status(active, S.REWARD_STATUS_OUT_OF_STOCK)
+    store.emit(
+        program_id, events.EVENT_TYPE_CODE_POOL_EXHAUSTED, store.with_expired_count(pool, now)
+    )
+    store.sell_out_pool(pool_id)
 
 
 def _credit(
-    program_id: str, reward: Reward, participant_id: str, units: int, issuance_id: str
+    store: IssuanceStore,
+    program_id: str,
+    reward: Reward,
+    participant_id: str,
+    units: int,
+    issuance_id: str,
 ) -> tuple[str | None, int]:
     if reward.type != T.REWARD_TYPE_POINTS:
         return None, 0
-    asset = queries.asset(reward.config["asset_id"])
+    asset = store.known_asset(reward.config["asset_id"])
     credit = pricing.points_credit(Decimal(reward.config["amount"]), units, asset.scale)
-    ledger.post(
+    store.post(
         program_id=program_id,
         participant_id=participant_id,
         asset=asset,
@@ -498,7 +518,7 @@ def _credit(
     return asset.id, credit
 
 
-def _issue(program_id: str, request: IssueRequest) -> Issuance:
+def _issue(store: IssuanceStore, program_id: str, request: IssueRequest) -> Issuance:
     # The stock is taken first, with the reward read (and locked) in the same statement: an
     # issue queued behind a change of the reward (its price, segments, window, limits)
     # checks and pays what it is at commit. A refusal below rolls the taking back with the
@@ -507,20 +527,20 @@ def _issue(program_id: str, request: IssueRequest) -> Issuance:
     assert request.participant is not None
     ref = normalised_ref(request.participant)
     unique = (ref.kind, ref.value) if ref.kind in UNIQUE_KINDS else None
-    taken = queries.take_reward_for(program_id, request.reward_id, request.quantity or 1, unique)
+    taken = store.take_reward_for(program_id, request.reward_id, request.quantity or 1, unique)
     participant = None
     if taken is None:
-        reward, registry_version = queries.reward_to_issue(program_id, request.reward_id)
+        reward, registry_version = store.reward_to_issue(program_id, request.reward_id)
     else:
         reward, registry_version, participant = taken
     if participant is None:  # not read with the reward (or missing: resolve says so)
-        participant = resolve(program_id, request.participant)
+        participant = resolve(program_id, request.participant, store=store)
     units, amount = _units(reward, request)
     price = _price(reward, request)
-    _check_registry(program_id, registry_version, request)
+    _check_registry(store, program_id, registry_version, request)
     now = utcnow()
     if reward.status != S.REWARD_STATUS_ACTIVE:
-        raise _status_error(reward)
+        raise _status_error(store, reward)
     # A manual grant (admin only, checked by the caller) skips the campaign rules: the
     # window, the segments and the rolling limits.
     if not request.manual:
@@ -531,35 +551,30 @@ def _issue(program_id: str, request: IssueRequest) -> Issuance:
             reason="NOT_ELIGIBLE",
             metadata={"reward_id": reward.id},
         )
-    sold_out = _took_last(reward) if taken else _take_stock(reward, units)
-    _check_caps(reward, participant.id, units, now, rolling=not request.manual)
+    sold_out = _took_last(reward) if taken else _take_stock(store, reward, units)
+    _check_caps(store, reward, participant.id, units, now, rolling=not request.manual)
     group_id = None
     if request.pay_from == PAY_FROM_GROUP:
-        group_id = queries.group_of(participant.id)
+        group_id = store.group_of(participant.id)
         if group_id is None:
             raise groups.not_a_member(participant.id)
     issuance_id = new_id("iss")
     cost_asset, cost = _charge(
-        program_id, reward, participant.id, units, amount, issuance_id, price, group_id
+        store, program_id, reward, participant.id, units, amount, issuance_id, price, group_id
     )
     code_expires_at = None
     if reward.type == T.REWARD_TYPE_UNIQUE_COUPON:
-        coupon_code, code_expires_at = _draw_code(reward.code_pool_id, issuance_id, now)
+        coupon_code, code_expires_at = _draw_code(store, reward.code_pool_id, issuance_id, now)
     else:
         coupon_code = str(reward.config.get("code", ""))
-    credit_asset, credit = _credit(program_id, reward, participant.id, units, issuance_id)
+    credit_asset, credit = _credit(store, program_id, reward, participant.id, units, issuance_id)
     if sold_out:
         # The last unit was just taken: OUT_OF_STOCK at once, in this same transaction.
-        queries.set_reward_status(
-            (Reward.id == reward.id)
-            & (Reward.status == S.REWARD_STATUS_ACTIVE)
-            & (Reward.redeemed_count >= Reward.max_total),
-            S.REWARD_STATUS_OUT_OF_STOCK,
-        )
+        store.sell_out(reward.id)
     history = []
     if request.fulfillment_status:
         history.append({"status": request.fulfillment_status, "note": "", "at": now.isoformat()})
-    row = queries.insert(
+    row = store.insert_issuance(
         Issuance(
             id=issuance_id,
             program=program_id,
@@ -600,22 +615,24 @@ def _issue(program_id: str, request: IssueRequest) -> Issuance:
             source_event_id=request.source_event_id or None,
         )
     )
-    emit(program_id, events.EVENT_TYPE_ISSUANCE_ISSUED, row)
+    store.emit(program_id, events.EVENT_TYPE_ISSUANCE_ISSUED, row)
     return row
 
 
 # GrantCustomReward
 
 
-def grant_custom_reward(program_id: str, request: GrantRequest) -> Outcome:
+def grant_custom_reward(
+    program_id: str, request: GrantRequest, *, store: IssuanceStore = ISSUANCES
+) -> Outcome:
     v = Violations()
     check_grant_request(v, request)
     v.raise_if_any()
 
     def create() -> Issuance:
         assert request.participant is not None
-        participant = resolve(program_id, request.participant)
-        row = Issuance.create(
+        participant = resolve(program_id, request.participant, store=store)
+        row = Issuance(
             id=new_id("iss"),
             program=program_id,
             participant=participant.id,
@@ -632,25 +649,27 @@ def grant_custom_reward(program_id: str, request: GrantRequest) -> Outcome:
             issuer_key_id=request.issuer_key_id or None,
             issuer_key_name=request.issuer_key_name,
         )
-        emit(program_id, events.EVENT_TYPE_CUSTOM_GRANTED, row)
+        store.add(row)
+        store.emit(program_id, events.EVENT_TYPE_CUSTOM_GRANTED, row)
         return row
 
     assert request.participant is not None
     ref = request.participant
     return Once(
         request.client_reference,
-        lambda: _replay(program_id, request.client_reference, request, ref),
+        lambda: _replay(store, program_id, request.client_reference, request, ref),
         create,
-        lambda row, replayed: (scaled(row), replayed),
-    ).run()
+        lambda row, replayed: (scaled(row, scale_of=store.asset_scale), replayed),
+    ).run(store.transaction)
 
 
 # Reads and the issuance lifecycle
 
 
-def _get(program_id: str, issuance_id: str, *, for_update: bool = False) -> Issuance:
-    query = Issuance.select().where((Issuance.id == issuance_id) & (Issuance.program == program_id))
-    row = (queries.locked(query) if for_update else query).first()
+def _get(
+    store: IssuanceStore, program_id: str, issuance_id: str, *, for_update: bool = False
+) -> Issuance:
+    row = store.find_issuance(program_id, issuance_id, for_update=for_update)
     if row is None:
         raise NotFound(
             f"No issuance {issuance_id}.",
@@ -660,8 +679,10 @@ def _get(program_id: str, issuance_id: str, *, for_update: bool = False) -> Issu
     return row
 
 
-def get_issuance(program_id: str, issuance_id: str) -> Scaled[Issuance]:
-    return scaled(_get(program_id, issuance_id))
+def get_issuance(
+    program_id: str, issuance_id: str, *, store: IssuanceStore = ISSUANCES
+) -> Scaled[Issuance]:
+    return scaled(_get(store, program_id, issuance_id), scale_of=store.asset_scale)
 
 
 def list_issuances(
@@ -677,55 +698,55 @@ def list_issuances(
     issuer_key_id: str = "",
     source_event_id: str = "",
     action_code: str = "",
+    store: IssuanceStore = ISSUANCES,
 ) -> tuple[list[Scaled[Issuance]], str]:
-    query = Issuance.select().where(Issuance.program == program_id)
-    if participant is not None:
-        query = query.where(Issuance.participant == resolve(program_id, participant).id)
-    unfiltered = query
-    if reward_id:
-        query = query.where(Issuance.reward == reward_id)
-    if status:
-        query = query.where(Issuance.status == status)
-    if reward_type:
-        query = query.where(Issuance.type == reward_type)
-    if created_after:
-        query = query.where(Issuance.issued_at >= created_after)
-    if created_before:
-        query = query.where(Issuance.issued_at < created_before)
-    if issuer_key_id:
-        query = query.where(Issuance.issuer_key_id == issuer_key_id)
-    if source_event_id:
-        query = query.where(Issuance.source_event_id == source_event_id)
-    if action_code:
-        query = query.where(Issuance.action_code == action_code)
-    scope = None if query is unfiltered else unfiltered  # filtered: bounded pages
-    return scaled_page(queries.keyset_page(query, Issuance.id, page, descending=True, scope=scope))
+    participant_id = "" if participant is None else resolve(program_id, participant, store=store).id
+    return scaled_page(
+        store.issuances(
+            program_id,
+            page,
+            participant_id=participant_id,
+            reward_id=reward_id,
+            status=status,
+            reward_type=reward_type,
+            created_after=created_after,
+            created_before=created_before,
+            issuer_key_id=issuer_key_id,
+            source_event_id=source_event_id,
+            action_code=action_code,
+        ),
+        scale_of=store.asset_scale,
+    )
 
 
-def claim_issuance(program_id: str, issuance_id: str) -> Scaled[Issuance]:
+def claim_issuance(
+    program_id: str, issuance_id: str, *, store: IssuanceStore = ISSUANCES
+) -> Scaled[Issuance]:
     def work() -> Issuance:
-        row = _get(program_id, issuance_id, for_update=True)
+        row = _get(store, program_id, issuance_id, for_update=True)
         if check_claim(row.status):
             row.status = IS.ISSUANCE_STATUS_CLAIMED
             row.claimed_at = utcnow()
-            row.save()
-            emit(program_id, events.EVENT_TYPE_ISSUANCE_CLAIMED, row)
+            store.save_issuance(row)
+            store.emit(program_id, events.EVENT_TYPE_ISSUANCE_CLAIMED, row)
         return row
 
-    return scaled(in_transaction(work))
+    return scaled(store.transaction(work), scale_of=store.asset_scale)
 
 
-def revoke_issuance(program_id: str, issuance_id: str, reason: str) -> Scaled[Issuance]:
+def revoke_issuance(
+    program_id: str, issuance_id: str, reason: str, *, store: IssuanceStore = ISSUANCES
+) -> Scaled[Issuance]:
     v = Violations()
     check_text(v, "reason", reason, max_len=1000)
     v.raise_if_any()
 
     def work() -> Issuance:
-        row = _get(program_id, issuance_id, for_update=True)
+        row = _get(store, program_id, issuance_id, for_update=True)
         if row.status == IS.ISSUANCE_STATUS_REVOKED:
             return row
         if row.reward_id:
-            _release_stock(row)
+            _release_stock(store, row)
         # Refund the cost; take back credited points (refused with INSUFFICIENT_BALANCE when
         # they were already spent).
         for asset_id, delta, group_id in (
@@ -733,10 +754,10 @@ def revoke_issuance(program_id: str, issuance_id: str, reason: str) -> Scaled[Is
             (row.credit_asset_id, -row.credit_amount, None),
         ):
             if delta:
-                ledger.post(
+                store.post(
                     program_id=program_id,
                     participant_id=row.participant_id,
-                    asset=queries.asset(asset_id),
+                    asset=store.known_asset(asset_id),
                     delta=delta,
                     kind=K.LEDGER_ENTRY_KIND_REVERSAL,
                     issuance_id=row.id,
@@ -744,38 +765,41 @@ def revoke_issuance(program_id: str, issuance_id: str, reason: str) -> Scaled[Is
                     group_id=group_id,
                 )
         # A drawn code may have been seen by the participant: void it, never reissue it.
-        Code.update(status=Code.STATUS_VOIDED).where(Code.issuance_id == row.id).execute()
+        store.void_codes(row.id)
         row.status = IS.ISSUANCE_STATUS_REVOKED
         row.revoked_at = utcnow()
         row.revoke_reason = reason
-        row.save()
-        emit(program_id, events.EVENT_TYPE_ISSUANCE_REVOKED, row)
+        store.save_issuance(row)
+        store.emit(program_id, events.EVENT_TYPE_ISSUANCE_REVOKED, row)
         return row
 
-    return scaled(in_transaction(work))
+    return scaled(store.transaction(work), scale_of=store.asset_scale)
 
 
-def _release_stock(row: Issuance) -> None:
+def _release_stock(store: IssuanceStore, row: Issuance) -> None:
     """Give the units back to max_total (caps count only unrevoked issuances) and lift
     OUT_OF_STOCK when there is stock again."""
-    Reward.update(redeemed_count=Reward.redeemed_count - row.quantity).where(
-        Reward.id == row.reward_id
-    ).execute()
-    reward = Reward.get_by_id(row.reward_id)
+    store.give_back_stock(row.reward_id, row.quantity)
+    reward = store.reward(row.reward_id)
     pool_id = reward.code_pool_id
     status = reward_rules.stock_status(
         reward.status,
         redeemed_count=reward.redeemed_count,
         max_total=reward.max_total,
         # Codes that expired do not count: only one that can be drawn lifts OUT_OF_STOCK.
-        pool_available=int(queries.has_live_code(pool_id, utcnow())) if pool_id else None,
+        pool_available=int(store.has_live_code(pool_id, utcnow())) if pool_id else None,
     )
     if status != reward.status:
-        queries.set_reward_status(Reward.id == reward.id, status)
+        store.set_reward_status(reward.id, status)
 
 
 def update_fulfillment(
-    program_id: str, issuance_id: str, status: str, note: str
+    program_id: str,
+    issuance_id: str,
+    status: str,
+    note: str,
+    *,
+    store: IssuanceStore = ISSUANCES,
 ) -> Scaled[Issuance]:
     v = Violations()
     check_label(v, "status", status, max_len=64, required=True)
@@ -783,8 +807,8 @@ def update_fulfillment(
     v.raise_if_any()
 
     def work() -> Issuance:
-        check_fulfillment_status(registries.registry_of(program_id), status)
-        row = _get(program_id, issuance_id, for_update=True)
+        check_fulfillment_status(registries.registry_of(program_id, store=store.registries), status)
+        row = _get(store, program_id, issuance_id, for_update=True)
         check_fulfillable(row.status)
         check_fulfillment_append(len(row.fulfillment_history))
         row.fulfillment_status = status
@@ -792,8 +816,8 @@ def update_fulfillment(
             *row.fulfillment_history,
             {"status": status, "note": note, "at": utcnow().isoformat()},
         ]
-        row.save()
-        emit(program_id, events.EVENT_TYPE_ISSUANCE_FULFILLMENT_UPDATED, row)
+        store.save_issuance(row)
+        store.emit(program_id, events.EVENT_TYPE_ISSUANCE_FULFILLMENT_UPDATED, row)
         return row
 
-    return scaled(in_transaction(work))
+    return scaled(store.transaction(work), scale_of=store.asset_scale)

@@ -2,6 +2,7 @@
 over the database, and unit tests hand the use cases in-memory fakes instead."""
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Protocol, TypeVar
 
@@ -16,6 +17,7 @@ from rewards_service.store.models import (
     GroupBalance,
     GroupLedgerEntry,
     GroupMember,
+    Issuance,
     LedgerEntry,
     Participant,
     ParticipantGroup,
@@ -29,17 +31,8 @@ T = TypeVar("T")
 R = TypeVar("R", bound=BaseModel)
 
 
-class Creates(Protocol):
-    """What create_once needs: the request_id look-up, the insert, the event and one
-    transaction."""
-
-    def find_by_request_id(self, kind: type[R], program_id: str, request_id: str) -> R | None: ...
-
-    def add(self, row: R) -> None:
-        """Inserts a new row; one that breaks a unique key raises Conflict."""
-
-    def emit(self, program_id: str, event_type: int, row: BaseModel) -> None:
-        """Records the event of a change, written with the transaction's other writes."""
+class Transacts(Protocol):
+    """One unit of work in one transaction: what every store gives its use cases."""
 
     def transaction(
         self,
@@ -50,6 +43,19 @@ class Creates(Protocol):
     ) -> T:
         """store.db.in_transaction: `work` in one transaction, none of it kept if it raises."""
         ...
+
+
+class Creates(Transacts, Protocol):
+    """What create_once needs: the request_id look-up, the insert, the event and one
+    transaction."""
+
+    def find_by_request_id(self, kind: type[R], program_id: str, request_id: str) -> R | None: ...
+
+    def add(self, row: R) -> None:
+        """Inserts a new row; one that breaks a unique key raises Conflict."""
+
+    def emit(self, program_id: str, event_type: int, row: BaseModel) -> None:
+        """Records the event of a change, written with the transaction's other writes."""
 
 
 class RegistryStore(Creates, Protocol):
@@ -274,20 +280,6 @@ class CatalogStore(Creates, Protocol):
         ...
 
 
-class Transacts(Protocol):
-    """One transaction, for stores that create nothing through create_once."""
-
-    def transaction(
-        self,
-        work: Callable[[], T],
-        *,
-        on_conflict: Callable[[], T] | None = None,
-        locks: Sequence[RowKey] = (),
-    ) -> T:
-        """store.db.in_transaction: `work` in one transaction, none of it kept if it raises."""
-        ...
-
-
 class EventStore(Transacts, Protocol):
     """A program's event feed (store/outbox.py): events by position, the last committed
     position, named consumers' positions, and retention."""
@@ -349,4 +341,167 @@ class ProgramStore(Transacts, Protocol):
 
     def keys(self, program_id: str) -> list[ApiKey]:
         """The program's keys, revoked ones too, in id order."""
+        ...
+
+
+class IssuanceStore(ParticipantStore, Protocol):
+    """What IssueReward and the issuance lifecycle ask of the store. It is the participants'
+    store too, which resolves each issue's participant; `post` moves a participant's balance
+    or, with group_id, the group's, and is the one way either moves. Most of these run on
+    every issue, on the store's single writer."""
+
+    @property
+    def registries(self) -> RegistryStore:
+        """The program's registry, which an issue's custom fields and status must fit."""
+        ...
+
+    def session(self) -> AbstractContextManager[None]:
+        """A connection for reads made outside the writer."""
+        ...
+
+    async def write(
+        self,
+        work: Callable[[], T],
+        *,
+        on_conflict: Callable[[], T] | None = None,
+        locks: Sequence[RowKey] = (),
+    ) -> T:
+        """`transaction` awaited from the event loop (store.db.write)."""
+        ...
+
+    def post(
+        self,
+        *,
+        program_id: str,
+        participant_id: str,
+        asset: Asset,
+        delta: int,
+        kind: int,
+        issuance_id: str | None = None,
+        reason: str = "",
+        request_id: str | None = None,
+        request_hash: str = "",
+        field: str = "quantity",
+        group_id: str | None = None,
+    ) -> LedgerEntry | GroupLedgerEntry: ...
+
+    # Rewards and their stock
+
+    def take_reward_for(
+        self, program_id: str, reward_id: str, units: int, ref: tuple[str, str] | None
+    ) -> tuple[Reward, int, Participant | None] | None:
+        """queries.take_reward_for: takes `units` of an ACTIVE reward with enough left, in one
+        statement: the reward after it, locked, its program's registry_version and, where
+        the store reads it in the same statement, the participant `ref` (a unique
+        identifier's column and normalised value) names; None when it took nothing."""
+        ...
+
+    def reward_to_issue(self, program_id: str, reward_id: str) -> tuple[Reward, int]:
+        """The reward, locked, and its program's registry_version; NotFound (REWARD_NOT_FOUND)."""
+        ...
+
+    def take_stock(self, reward_id: str, units: int) -> tuple[int, int | None] | None:
+        """Takes `units` of an ACTIVE reward with enough left: (redeemed_count, max_total)
+        after it, or None when it took nothing."""
+        ...
+
+    def reward(self, reward_id: str) -> Reward:
+        """Any program's reward, by id, as it is now; it must exist."""
+        ...
+
+    def issued_units(
+        self, reward_id: str, participant_id: str | None, since: datetime | None
+    ) -> int:
+        """Units of the reward issued and not revoked, to one participant or to all (None),
+        after `since` or ever (None)."""
+        ...
+
+    def group_of(self, participant_id: str) -> str | None:
+        """The id of the group the participant is in, if any."""
+        ...
+
+    def known_asset(self, asset_id: str) -> Asset | None:
+        """An asset a stored row names, any program's, by id (from memory after one read)."""
+        ...
+
+    def sell_out(self, reward_id: str) -> None:
+        """The reward turns OUT_OF_STOCK, with its event, if ACTIVE with none left."""
+
+    def give_back_stock(self, reward_id: str, units: int) -> None:
+        """redeemed_count down by `units`, whatever the status."""
+
+    def set_reward_status(self, reward_id: str, status: int) -> None:
+        """A status change of the service's own, with its event."""
+
+    # Code pools and their codes
+
+    def code_pool(self, pool_id: str) -> CodePool | None:
+        """Any program's pool, by id."""
+        ...
+
+    def get_code_pool(self, program_id: str, pool_id: str, *, for_update: bool = False) -> CodePool:
+        """for_update: locked until the transaction ends; NotFound (CODE_POOL_NOT_FOUND)."""
+        ...
+
+    def has_live_code(self, pool_id: str, now: datetime) -> bool:
+        """Whether the pool has a code to draw: never issued and not expired by `now`."""
+        ...
+
+    def with_expired_count(self, pool: CodePool, now: datetime | None = None) -> CodePool:
+        """`pool` with its expired_count set: its codes never issued that expired by `now`."""
+        ...
+
+    def draw_code(self, pool_id: str, now: datetime) -> tuple[int, str, datetime | None] | None:
+        """(id, code, expires_at) of a code never issued nor expired, the first to expire,
+        locked; None when the pool has none."""
+        ...
+
+    def issue_code(self, code_id: int, issuance_id: str) -> None:
+        """The drawn code is the issuance's."""
+
+    def take_from_pool(self, pool_id: str) -> CodePool:
+        """One code fewer available and one more issued: the pool with its counts after."""
+        ...
+
+    def pool_has_active_reward(self, pool_id: str) -> bool: ...
+
+    def sell_out_pool(self, pool_id: str) -> None:
+        """The pool's ACTIVE rewards turn OUT_OF_STOCK, each with its event."""
+
+    def void_codes(self, issuance_id: str) -> None:
+        """The issuance's codes are voided: never drawn again."""
+
+    # Issuances
+
+    def insert_issuance(self, row: Issuance) -> Issuance:
+        """queries.insert: the issue's own INSERT (`add` is any other's); a request_id the
+        program used already raises Conflict."""
+        ...
+
+    def find_issuance(
+        self, program_id: str, issuance_id: str, *, for_update: bool = False
+    ) -> Issuance | None:
+        """for_update: locked until the transaction ends."""
+        ...
+
+    def save_issuance(self, row: Issuance) -> None:
+        """Writes the changes of an issuance that exists."""
+
+    def issuances(
+        self,
+        program_id: str,
+        page: PageRequest,
+        *,
+        participant_id: str,
+        reward_id: str,
+        status: int,
+        reward_type: int,
+        created_after: datetime | None,
+        created_before: datetime | None,
+        issuer_key_id: str,
+        source_event_id: str,
+        action_code: str,
+    ) -> tuple[list[Issuance], str]:
+        """One page, newest first (by id), of those matching every filter given; ("" or 0:
+        any). Filtered pages look at a bounded stretch of the program's issuances."""
         ...

@@ -147,21 +147,15 @@ def _take_reward_for_sql(column: str) -> str:
     )
 
 
-def take_reward(program_id: str, reward_id: str, units: int) -> tuple[Reward, int] | None:
-    """`take_stock` that also reads what `reward_to_issue` reads, in one statement: the
-    reward as it is after taking `units` of it, and its program's registry_version; None
-    when the reward is missing, not ACTIVE or has too few left. The common issue costs one
-    statement here instead of two; the others then ask again in the contract's order."""
-    taken = take_reward_for(program_id, reward_id, units, None)
-    return None if taken is None else taken[:2]
-
-
 def take_reward_for(
     program_id: str, reward_id: str, units: int, ref: tuple[str, str] | None
 ) -> tuple[Reward, int, Participant | None] | None:
-    """`take_reward`, and on PostgreSQL, in the same round trip, the participant whose
-    `ref` (column, normalised value) is one of domain.participants.UNIQUE_KINDS: (reward,
-    registry_version, that participant, or None when it was not read or not found)."""
+    """`take_stock` that also reads what `reward_to_issue` reads, in one statement: the
+    reward as it is after taking `units` of it, its program's registry_version and, on
+    PostgreSQL, the participant whose `ref` (column, normalised value; the column one of
+    domain.participants.UNIQUE_KINDS) names, None when it was not read or not found. None
+    when the reward is missing, not ACTIVE or has too few left. The common issue costs one
+    statement here instead of three; the others then ask again in the contract's order."""
     params = [units, reward_id, program_id, common.REWARD_STATUS_ACTIVE, units]
     if ref is None or is_sqlite():
         cursor = fast.execute(_take_reward_sql(), *params)
