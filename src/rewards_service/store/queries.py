@@ -155,7 +155,7 @@ def take_reward_for(
     PostgreSQL, the participant whose `ref` (column, normalised value; the column one of
     domain.participants.UNIQUE_KINDS) names, None when it was not read or not found. None
     when the reward is missing, not ACTIVE or has too few left. The common issue costs one
-    statement here instead of three; the others then ask again in the contract's order."""
+    statement here instead of two or three; the others then ask again in the contract's order."""
     params = [units, reward_id, program_id, common.REWARD_STATUS_ACTIVE, units]
     if ref is None or is_sqlite():
         cursor = fast.execute(_take_reward_sql(), *params)
