@@ -2,7 +2,6 @@
 pools and their codes, rewards; what they create, refuse, find and change, the events they
 record, and request_id replays, without a database."""
 
-import copy
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -19,11 +18,12 @@ from rewards_service.domain.errors import (
     NotFound,
 )
 from rewards_service.domain.ids import new_id
-from rewards_service.domain.pagination import PageRequest, next_token
+from rewards_service.domain.pagination import PageRequest
 from rewards_service.services import catalog
 from rewards_service.services.records import Asset, CodePool, Reward
 from rewards_service.store.db import Conflict
 from rewards_service.store.fields import utcnow
+from tests.unit.fakes import RecordsEvents, Untouchable, copy_row, keyset_page
 
 S = common.RewardStatus
 T = common.RewardType
@@ -36,55 +36,33 @@ FUTURE = utcnow() + timedelta(days=365)
 NOT_FOUND = {Asset: "ASSET_NOT_FOUND", CodePool: "CODE_POOL_NOT_FOUND", Reward: "REWARD_NOT_FOUND"}
 
 
-class FakeCatalogStore:
+class FakeCatalogStore(RecordsEvents):
     """The catalog tables in dicts, keeping what the schema keeps (an asset code and a
     request_id once per program, a code once per pool) and no more: the rules under test are
-    the use cases'. Rows go in and come out as copies, as they would from a database. Writes
-    happen in a transaction only, and one that raises leaves nothing behind."""
+    the use cases'. Rows go in and come out as copies, as they would from a database."""
+
+    TABLES = ("rows", "codes", "events")
+    DEEP_SNAPSHOT = True  # pools count their codes and rewards restock in place
 
     def __init__(self) -> None:
+        super().__init__()
         self.rows: dict[type, dict[str, Asset | CodePool | Reward]] = {k: {} for k in NOT_FOUND}
         # (pool_id, code) -> (status, expires_at)
         self.codes: dict[tuple[str, str], tuple[str, datetime | None]] = {}
-        self.events: list[tuple[int, str]] = []  # (event type, id of the row)
-        self._open = 0
-
-    def transaction(self, work, *, on_conflict=None, locks=()):
-        before = copy.deepcopy((self.rows, self.codes, self.events))
-        self._open += 1
-        try:
-            return work()
-        except Exception as error:
-            self.rows, self.codes, self.events = before
-            if isinstance(error, Conflict) and on_conflict is not None:
-                answer = on_conflict()
-                if answer is not None:
-                    return answer
-            raise
-        finally:
-            self._open -= 1
-
-    def _writing(self) -> None:
-        assert self._open, "a write outside a transaction"
 
     def _of(self, kind, program_id):
         rows = (r for r in self.rows[kind].values() if r.program_id == program_id)
-        return [_copy(row) for row in sorted(rows, key=lambda row: row.id)]
+        return [copy_row(row) for row in sorted(rows, key=lambda row: row.id)]
 
     def _find(self, kind, program_id, row_id):
         row = self.rows[kind].get(row_id)
-        return _copy(row) if row is not None and row.program_id == program_id else None
+        return copy_row(row) if row is not None and row.program_id == program_id else None
 
     def _get(self, kind, program_id, row_id):
         row = self._find(kind, program_id, row_id)
         if row is None:
             raise NotFound(f"No {row_id}.", reason=NOT_FOUND[kind], metadata={"id": row_id})
         return row
-
-    def _page(self, rows, page):
-        rows = [r for r in rows if page.after is None or r.id > page.after]
-        shown = rows[: page.size]
-        return shown, next_token(page, shown[-1].id if shown else None, len(rows) > page.size)
 
     # Creates
 
@@ -98,11 +76,7 @@ class FakeCatalogStore:
             same_code = kind is Asset and other.code == row.code
             if same_code or (row.request_id and other.request_id == row.request_id):
                 raise Conflict(f"UNIQUE constraint failed: {kind._meta.table_name}")
-        self.rows[kind][row.id] = _copy(row)
-
-    def emit(self, program_id, event_type, row):
-        self._writing()
-        self.events.append((event_type, row.id))
+        self.rows[kind][row.id] = copy_row(row)
 
     # Assets
 
@@ -116,7 +90,7 @@ class FakeCatalogStore:
         return any(asset.code == code for asset in self._of(Asset, program_id))
 
     def assets(self, program_id, page):
-        return self._page(self._of(Asset, program_id), page)
+        return keyset_page(self._of(Asset, program_id), page)
 
     # Code pools and codes
 
@@ -127,10 +101,10 @@ class FakeCatalogStore:
         return self._get(CodePool, program_id, pool_id)
 
     def reload_code_pool(self, pool_id):
-        return _copy(self.rows[CodePool][pool_id])
+        return copy_row(self.rows[CodePool][pool_id])
 
     def code_pools(self, program_id, page):
-        return self._page(self._of(CodePool, program_id), page)
+        return keyset_page(self._of(CodePool, program_id), page)
 
     def _available(self, pool_id):
         return [
@@ -186,7 +160,7 @@ class FakeCatalogStore:
         assert row.id in self.rows[Reward], "an update of a reward never added"
         row.version += 1
         row.updated_at = utcnow()
-        self.rows[Reward][row.id] = _copy(row)
+        self.rows[Reward][row.id] = copy_row(row)
         return row
 
     def _rewards(self, program_id, *, status, reward_type, category, show_archived):
@@ -199,7 +173,7 @@ class FakeCatalogStore:
         ]
 
     def rewards(self, program_id, page, **filters):
-        return self._page(self._rewards(program_id, **filters), page)
+        return keyset_page(self._rewards(program_id, **filters), page)
 
     def count_rewards(self, program_id, **filters):
         return len(self._rewards(program_id, **filters))
@@ -213,23 +187,12 @@ class FakeCatalogStore:
         return self.codes.get((pool_id, code))
 
 
-def _copy(row):
-    return type(row)(**copy.deepcopy(row.__data__))
-
-
 class RacedStore(FakeCatalogStore):
     """Another call takes each asset code just after this one looked for it: the look-up
     misses, and the insert breaks the unique key."""
 
     def has_asset_code(self, program_id, code):
         return False
-
-
-class Untouchable:
-    """A store whose every use fails the test."""
-
-    def __getattr__(self, name):
-        raise AssertionError(f"the store was asked for {name}")
 
 
 @pytest.fixture

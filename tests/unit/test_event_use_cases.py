@@ -2,7 +2,6 @@
 and pages that never pass the committed position, consumers' positions and acks, and
 retention steps, without a database."""
 
-import copy
 from datetime import timedelta
 
 import pytest
@@ -16,6 +15,7 @@ from rewards_service.services import events
 from rewards_service.services.records import LedgerEntry, Reward
 from rewards_service.store.fields import utcnow
 from rewards_service.store.outbox import StoredEvent
+from tests.unit.fakes import InMemoryStore, Untouchable
 
 E = events_pb2.EventType
 UPDATED, ISSUED, BALANCE = (
@@ -27,21 +27,24 @@ SECRET = b"page-secret"
 ALL: frozenset[int] = frozenset()
 
 
-class FakeEventStore:
+class FakeEventStore(InMemoryStore):
     """The event tables in dicts: each program's events by position, the sequencer's last
     committed position, and the consumers' positions (one per name in a program, which an ack
-    never moves back: the store's upsert keeps the larger). Writes happen in a transaction
-    only, and one that raises leaves nothing behind. Retention here deletes by age only: the
-    rule that keeps what a consumer has not acked is the store's SQL (integration tests)."""
+    never moves back: the store's upsert keeps the larger). Retention here deletes by age
+    only: the rule that keeps what a consumer has not acked is the store's SQL (integration
+    tests)."""
+
+    TABLES = ("events", "consumers")
+    DEEP_SNAPSHOT = True  # each program's events are one list
 
     def __init__(self) -> None:
+        super().__init__()
         self.events: dict[str, list[StoredEvent]] = {}
         self.written: dict[str, int] = {}  # the last position taken, committed or not
         self.committed: dict[str, int] = {}
         self.consumers: dict[tuple[str, str], int] = {}
         self.scales: dict[str, int] = {}
         self.retention_steps: list[tuple] = []  # delete_expired's (older_than, max_rows)
-        self._open = 0
 
     def append(self, program_id, event_type=UPDATED, row=None, *, age=timedelta(0)) -> int:
         """A committed event; its position."""
@@ -57,20 +60,6 @@ class FakeEventStore:
         stored = StoredEvent(position, event_type, utcnow() - age, row)
         self.events.setdefault(program_id, []).append(stored)
         return position
-
-    def transaction(self, work, *, on_conflict=None, locks=()):
-        before = copy.deepcopy((self.events, self.consumers))
-        self._open += 1
-        try:
-            return work()
-        except Exception:
-            self.events, self.consumers = before
-            raise
-        finally:
-            self._open -= 1
-
-    def _writing(self) -> None:
-        assert self._open, "a write outside a transaction"
 
     def last_position(self, program_id):
         return self.committed.get(program_id, 0)
@@ -108,13 +97,6 @@ class FakeEventStore:
 
     def asset_scale(self, asset_id):
         return self.scales[asset_id]
-
-
-class Untouchable:
-    """A store whose every use fails the test."""
-
-    def __getattr__(self, name):
-        raise AssertionError(f"the store was asked for {name}")
 
 
 @pytest.fixture

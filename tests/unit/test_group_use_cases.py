@@ -12,11 +12,10 @@ from rewards_service.domain.errors import (
     NotFound,
 )
 from rewards_service.domain.ids import new_id
-from rewards_service.domain.pagination import PageRequest, next_token
+from rewards_service.domain.pagination import PageRequest
 from rewards_service.domain.participants import ParticipantRef
 from rewards_service.services import groups
 from rewards_service.services.records import (
-    Asset,
     GroupLedgerEntry,
     GroupMember,
     Participant,
@@ -24,68 +23,29 @@ from rewards_service.services.records import (
 )
 from rewards_service.store.db import Conflict
 from rewards_service.store.models import GroupBalance
+from tests.unit.fakes import Accounts, Untouchable, keyset_page
 
 ADJUST = common_pb2.LEDGER_ENTRY_KIND_ADJUST
 FIRST_PAGE = PageRequest(size=50, after=None, filters_digest="")
 
 
 def _page(rows, key, page, *, descending=False):
-    """A first page in key order, as queries.keyset_page gives it."""
     assert page.after is None, "these tests read first pages only"
-    rows = sorted(rows, key=key, reverse=descending)
-    shown = rows[: page.size]
-    last = str(key(shown[-1])) if shown else None
-    return shown, next_token(page, last, len(rows) > page.size)
+    return keyset_page(rows, page, key, descending=descending)
 
 
-class FakeGroupStore:
+class FakeGroupStore(Accounts):
     """The group tables in dicts, keeping what the schema keeps and no more: one membership
     per participant, one row per request_id in a program, and ledger.post's balance rule
-    (never below zero). Writes happen in a transaction only; one that raises leaves nothing
-    behind."""
+    (never below zero)."""
+
+    TABLES = ("groups", "members", "entries", "balances")
+    ENTRY, BALANCE, OWNER = GroupLedgerEntry, GroupBalance, "group_id"
 
     def __init__(self) -> None:
+        super().__init__()
         self.groups: dict[str, ParticipantGroup] = {}
         self.members: dict[str, GroupMember] = {}  # by participant, their primary key
-        self.entries: dict[str, GroupLedgerEntry] = {}
-        # (group_id, asset_id) -> (available, lifetime_earned, lifetime_spent, seq)
-        self.balances: dict[tuple[str, str], tuple[int, int, int, int]] = {}
-        self.assets: dict[str, Asset] = {}
-        self.locks: list[list[tuple[str, str]]] = []  # each transaction's, in order
-        self._open = 0
-
-    def with_asset(self, program_id: str, scale: int) -> Asset:
-        asset = Asset(id=new_id("ast"), program=program_id, code="PTS", name="Points", scale=scale)
-        self.assets[asset.id] = asset
-        return asset
-
-    def _atomic(self, work):
-        before = (dict(self.groups), dict(self.members), dict(self.entries), dict(self.balances))
-        self._open += 1
-        try:
-            return work()
-        except Exception:
-            self.groups, self.members, self.entries, self.balances = before
-            raise
-        finally:
-            self._open -= 1
-
-    def transaction(self, work, *, on_conflict=None, locks=()):
-        # As the store's writer: after a unique-key clash the work's writes are gone, and
-        # on_conflict answers in a transaction of its own; when it answers None, the clash stands.
-        self.locks.append(list(locks))
-        try:
-            return self._atomic(work)
-        except Conflict:
-            if on_conflict is None:
-                raise
-            answer = self._atomic(on_conflict)
-            if answer is None:
-                raise
-            return answer
-
-    def _writing(self) -> None:
-        assert self._open, "a write outside a transaction"
 
     @staticmethod
     def _check_request_id(row, rows) -> None:
@@ -135,68 +95,27 @@ class FakeGroupStore:
         self._writing()
         del self.members[row.participant_id]
 
-    def get_asset(self, program_id, asset_id):
-        asset = self.assets.get(asset_id)
-        if asset is None or asset.program_id != program_id:
-            raise NotFound(
-                f"No asset {asset_id}.", reason="ASSET_NOT_FOUND", metadata={"id": asset_id}
-            )
-        return asset
-
-    def asset_scale(self, asset_id):
-        return self.assets[asset_id].scale
-
-    def balance(self, group_id, asset_id):
-        available, earned, spent, seq = self.balances.get((group_id, asset_id), (0, 0, 0, 0))
-        return GroupBalance(
-            group=group_id,
-            asset=asset_id,
-            available=available,
-            lifetime_earned=earned,
-            lifetime_spent=spent,
-            seq=seq,
-        )
-
     def ledger_page(self, group_id, asset_id, page):
-        rows = [
-            e
-            for e in self.entries.values()
-            if e.group_id == group_id and (not asset_id or e.asset_id == asset_id)
-        ]
-        key = (lambda e: e.seq) if asset_id else (lambda e: e.id)
-        return _page(rows, key, page, descending=True)
+        assert page.after is None, "these tests read first pages only"
+        return super().ledger_page(group_id, asset_id, page)
 
     def post(
         self, *, program_id, group_id, asset, delta, kind, reason, request_id, request_hash, field
     ):
         self._writing()
         assert kind == ADJUST, "the only kind these use cases post"
-        available, earned, spent, seq = self.balances.get((group_id, asset.id), (0, 0, 0, 0))
-        if available + delta < 0:
-            raise FailedPrecondition(
-                "The group's balance does not cover this.", reason="INSUFFICIENT_BALANCE"
-            )
-        entry = GroupLedgerEntry(
-            id=new_id("led"),
+        entry = self._entry(
+            group_id,
+            asset,
+            delta,
             program=program_id,
-            group=group_id,
-            asset=asset.id,
-            delta=delta,
-            balance_after=available + delta,
-            seq=seq + 1,
             kind=kind,
             reason=reason,
             request_id=request_id,
             request_hash=request_hash,
         )
         self._check_request_id(entry, self.entries)
-        self.entries[entry.id] = entry
-        self.balances[(group_id, asset.id)] = (
-            available + delta,
-            earned + max(delta, 0),
-            spent + max(-delta, 0),
-            seq + 1,
-        )
+        self._book(entry)
         return entry
 
 
@@ -218,13 +137,6 @@ class LateStore(FakeGroupStore):
         if self._missed():
             return None
         return super().find_by_request_id(kind, program_id, request_id)
-
-
-class Untouchable:
-    """A store whose every use fails the test."""
-
-    def __getattr__(self, name):
-        raise AssertionError(f"the store was asked for {name}")
 
 
 @pytest.fixture
@@ -370,7 +282,7 @@ def test_removing_a_participant_not_in_the_group_is_refused_and_changes_nothing(
 
 def test_every_write_names_the_group_row_it_locks(store, people, program):
     home = group(store, program)
-    asset = store.with_asset(program, 0)
+    asset = store.add_asset(program, 0)
     ref = person(people, program)
     store.locks.clear()
     groups.add_member(program, home, ref, store=store)
@@ -384,7 +296,7 @@ def test_every_write_names_the_group_row_it_locks(store, people, program):
 
 def test_an_adjustment_moves_the_group_balance_and_its_ledger(store, program):
     home = group(store, program)
-    asset = store.with_asset(program, 2)
+    asset = store.add_asset(program, 2)
     assert available(store, program, home, asset) == 0
     entry, view, replayed = adjust(store, program, home, asset, "10.5")
     assert (entry.row.delta, entry.scale(asset.id), replayed) == (1050, 2, False)
@@ -394,7 +306,7 @@ def test_an_adjustment_moves_the_group_balance_and_its_ledger(store, program):
     assert (view.group_id, view.asset_id, view.scale) == (home, asset.id, 2)
     assert available(store, program, home, asset) == 750
 
-    other = store.with_asset(program, 0)
+    other = store.add_asset(program, 0)
     adjust(store, program, home, other, "7")
     for asset_id, deltas in ((asset.id, [-300, 1050]), ("", [7, -300, 1050])):
         rows, _ = groups.list_group_ledger_entries(program, home, asset_id, FIRST_PAGE, store=store)
@@ -406,7 +318,7 @@ def test_an_adjustment_moves_the_group_balance_and_its_ledger(store, program):
 
 def test_an_adjustment_the_balance_does_not_cover_is_refused_and_changes_nothing(store, program):
     home = group(store, program)
-    asset = store.with_asset(program, 0)
+    asset = store.add_asset(program, 0)
     adjust(store, program, home, asset, "5")
     with pytest.raises(FailedPrecondition) as refused:
         adjust(store, program, home, asset, "-6", "req-1")
@@ -417,7 +329,7 @@ def test_an_adjustment_the_balance_does_not_cover_is_refused_and_changes_nothing
 
 def test_a_delta_finer_than_the_asset_is_refused_and_changes_nothing(store, program):
     home = group(store, program)
-    asset = store.with_asset(program, 1)
+    asset = store.add_asset(program, 1)
     with pytest.raises(InvalidArgument) as refused:
         adjust(store, program, home, asset, "1.25")
     assert [v.field for v in refused.value.violations] == ["delta"]
@@ -426,7 +338,7 @@ def test_a_delta_finer_than_the_asset_is_refused_and_changes_nothing(store, prog
 
 def test_an_adjustment_request_id_replays_the_first_result(store, program):
     home = group(store, program)
-    asset = store.with_asset(program, 2)
+    asset = store.add_asset(program, 2)
     first, _, _ = adjust(store, program, home, asset, "5", "req-1")
     # The same amount written another way is the same request.
     again, view, replayed = adjust(store, program, home, asset, "5.00", "req-1")
@@ -438,7 +350,7 @@ def test_an_adjustment_request_id_replays_the_first_result(store, program):
 def test_an_adjustment_raced_by_its_own_retry_answers_with_the_winner(program):
     store = LateStore()
     home = group(store, program)
-    asset = store.with_asset(program, 0)
+    asset = store.add_asset(program, 0)
     first, _, _ = adjust(store, program, home, asset, "5", "req-1")
     store.misses = 2  # the retry looks before and inside its transaction, and misses both
     again, view, replayed = adjust(store, program, home, asset, "5", "req-1")
@@ -449,7 +361,7 @@ def test_an_adjustment_raced_by_its_own_retry_answers_with_the_winner(program):
 @pytest.mark.parametrize("other", ["delta", "group", "asset"])
 def test_an_adjustment_request_id_reused_for_another_one_is_refused(store, program, other):
     home, work = group(store, program, "Home"), group(store, program, "Work")
-    asset, points = store.with_asset(program, 0), store.with_asset(program, 0)
+    asset, points = store.add_asset(program, 0), store.add_asset(program, 0)
     first, _, _ = adjust(store, program, home, asset, "5", "req-1")
     group_id, asset_used, delta = home, asset, "5"
     if other == "delta":
@@ -471,7 +383,7 @@ def test_an_adjustment_request_id_reused_for_another_one_is_refused(store, progr
 
 def test_what_is_not_there_is_not_found_and_changes_nothing(store, people, program):
     home = group(store, program)
-    asset = store.with_asset(program, 0)
+    asset = store.add_asset(program, 0)
     ref = person(people, program)
     elsewhere = new_id("prg")
     missing = {
@@ -490,7 +402,7 @@ def test_what_is_not_there_is_not_found_and_changes_nothing(store, people, progr
             lambda: groups.list_group_ledger_entries(
                 program, home, "ast_nope", FIRST_PAGE, store=store
             ),
-            lambda: adjust(store, program, home, store.with_asset(elsewhere, 0), "5"),
+            lambda: adjust(store, program, home, store.add_asset(elsewhere, 0), "5"),
         ],
     }
     for reason, calls in missing.items():

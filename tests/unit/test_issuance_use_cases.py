@@ -22,14 +22,15 @@ from rewards_service.domain.errors import (
 )
 from rewards_service.domain.ids import new_id
 from rewards_service.domain.issuance import PAY_FROM_GROUP, GrantRequest, IssueRequest
-from rewards_service.domain.pagination import PageRequest, next_token
+from rewards_service.domain.pagination import PageRequest
 from rewards_service.domain.participants import ParticipantRef
 from rewards_service.services import issuance, registries
 from rewards_service.services.groups import GROUP_TABLE
 from rewards_service.services.records import CodePool, Issuance, Participant, Reward
 from rewards_service.store.db import Conflict
 from rewards_service.store.fields import utcnow
-from tests.unit.test_participant_use_cases import FakeParticipantStore, Untouchable, _copy
+from tests.unit.fakes import RecordsEvents, Untouchable, copy_row, keyset_page
+from tests.unit.test_participant_use_cases import FakeParticipantStore
 from tests.unit.test_registry_use_cases import FakeRegistryStore
 
 S = common.RewardStatus
@@ -45,12 +46,11 @@ AVAILABLE, ISSUED, VOIDED = "available", "issued", "voided"
 FIRST_PAGE = PageRequest(size=50, after=None, filters_digest="")
 
 
-class FakeIssuanceStore(FakeParticipantStore):
+class FakeIssuanceStore(RecordsEvents, FakeParticipantStore):
     """The participants' fake (participants, assets, balances that never go below zero) with
     rewards, code pools and their codes, issuances, group memberships and events beside it,
     keeping what the schema keeps and no more: a conditional take of stock that takes nothing
-    when too few are left, one issuance per request_id in a program. Writes happen in a
-    transaction only, and one that raises leaves nothing behind."""
+    when too few are left, one issuance per request_id in a program."""
 
     TABLES = (
         "participants",
@@ -63,6 +63,7 @@ class FakeIssuanceStore(FakeParticipantStore):
         "members",
         "events",
     )
+    DEEP_SNAPSHOT = True  # stock, pool counts, codes and statuses change in place
 
     def __init__(self) -> None:
         super().__init__()
@@ -73,36 +74,13 @@ class FakeIssuanceStore(FakeParticipantStore):
         self.codes: dict[int, dict] = {}
         self.issuance_rows: dict[str, Issuance] = {}
         self.members: dict[str, str] = {}  # participant -> group: one group at most
-        self.events: list[tuple[int, str]] = []  # (event type, id of the row)
-        self.locks: list[list[tuple[str, str]]] = []  # each transaction's
         self._code_ids = itertools.count(1)
-
-    def transaction(self, work, *, on_conflict=None, locks=()):
-        self.locks.append(list(locks))
-        before = {name: copy.deepcopy(getattr(self, name)) for name in self.TABLES}
-        self._open += 1
-        try:
-            return work()
-        except Exception as error:
-            for name, rows in before.items():
-                setattr(self, name, rows)
-            if isinstance(error, Conflict) and on_conflict is not None:
-                answer = on_conflict()
-                if answer is not None:
-                    return answer
-            raise
-        finally:
-            self._open -= 1
 
     async def write(self, work, *, on_conflict=None, locks=()):
         return self.transaction(work, on_conflict=on_conflict, locks=locks)
 
     def session(self):
         return contextlib.nullcontext()
-
-    def emit(self, program_id, event_type, row):
-        self._writing()
-        self.events.append((event_type, row.id))
 
     def post(self, *, group_id=None, issuance_id=None, **movement):
         # A group's balance is kept beside its members', by the group's id.
@@ -194,20 +172,20 @@ class FakeIssuanceStore(FakeParticipantStore):
         # As PostgreSQL does: the participant a unique identifier names, read with the reward.
         found = self.participants_with(program_id, *ref, limit=1) if ref else []
         version = self.registries.registry_version(program_id)
-        return _copy(row), version, found[0] if found else None
+        return copy_row(row), version, found[0] if found else None
 
     def reward_to_issue(self, program_id, reward_id):
         row = self.rewards.get(reward_id)
         if row is None or row.program_id != program_id:
             raise NotFound(f"No reward {reward_id}.", reason="REWARD_NOT_FOUND")
-        return _copy(row), self.registries.registry_version(program_id)
+        return copy_row(row), self.registries.registry_version(program_id)
 
     def take_stock(self, reward_id, units):
         row = self.rewards[reward_id]
         return (row.redeemed_count, row.max_total) if self._took(row, units) else None
 
     def reward(self, reward_id):
-        return _copy(self.rewards[reward_id])
+        return copy_row(self.rewards[reward_id])
 
     def issued_units(self, reward_id, participant_id, since):
         return sum(
@@ -247,7 +225,7 @@ class FakeIssuanceStore(FakeParticipantStore):
 
     def code_pool(self, pool_id):
         pool = self.pools.get(pool_id)
-        return None if pool is None else _copy(pool)
+        return None if pool is None else copy_row(pool)
 
     def get_code_pool(self, program_id, pool_id, *, for_update=False):
         pool = self.code_pool(pool_id)
@@ -293,7 +271,7 @@ class FakeIssuanceStore(FakeParticipantStore):
         pool = self.pools[pool_id]
         pool.available_count -= 1
         pool.issued_count += 1
-        return _copy(pool)
+        return copy_row(pool)
 
     def _pool_active(self, pool_id):
         return [
@@ -321,7 +299,7 @@ class FakeIssuanceStore(FakeParticipantStore):
             for row in self.issuance_rows.values()
             if (row.program_id, row.request_id) == (program_id, request_id)
         )
-        return next((_copy(row) for row in found), None)
+        return next((copy_row(row) for row in found), None)
 
     def insert_issuance(self, row):
         self._writing()
@@ -330,7 +308,7 @@ class FakeIssuanceStore(FakeParticipantStore):
             for other in self.issuance_rows.values()
         ):
             raise Conflict("UNIQUE constraint failed: issuance.program_id, issuance.request_id")
-        self.issuance_rows[row.id] = _copy(row)
+        self.issuance_rows[row.id] = copy_row(row)
         return row
 
     def add(self, row):
@@ -339,33 +317,27 @@ class FakeIssuanceStore(FakeParticipantStore):
 
     def find_issuance(self, program_id, issuance_id, *, for_update=False):
         row = self.issuance_rows.get(issuance_id)
-        return _copy(row) if row is not None and row.program_id == program_id else None
+        return copy_row(row) if row is not None and row.program_id == program_id else None
 
     def save_issuance(self, row):
         self._writing()
         assert row.id in self.issuance_rows, "a save of an issuance never added"
-        self.issuance_rows[row.id] = _copy(row)
+        self.issuance_rows[row.id] = copy_row(row)
 
     def issuances(self, program_id, page, *, participant_id, **filters):
         assert page.after is None, "these tests read first pages only"
         reward_id, status = filters.pop("reward_id"), filters.pop("status")
         assert not any(filters.values()), "these tests filter by participant, reward, status"
-        rows = sorted(
-            (
-                row
-                for row in self.issuance_rows.values()
-                if row.program_id == program_id
-                and (not participant_id or row.participant_id == participant_id)
-                and (not reward_id or row.reward_id == reward_id)
-                and (not status or row.status == status)
-            ),
-            key=lambda row: row.id,
-            reverse=True,
-        )
-        shown = rows[: page.size]
-        return [_copy(row) for row in shown], next_token(
-            page, shown[-1].id if shown else None, len(rows) > page.size
-        )
+        rows = [
+            row
+            for row in self.issuance_rows.values()
+            if row.program_id == program_id
+            and (not participant_id or row.participant_id == participant_id)
+            and (not reward_id or row.reward_id == reward_id)
+            and (not status or row.status == status)
+        ]
+        shown, token = keyset_page(rows, page, descending=True)
+        return [copy_row(row) for row in shown], token
 
 
 class RacedStore(FakeIssuanceStore):

@@ -2,7 +2,6 @@
 ParticipantRef resolves, what an upsert creates or changes, what AdjustBalance posts, replays
 and refuses, and what is not found, without a database."""
 
-import copy
 import json
 
 import pytest
@@ -15,63 +14,30 @@ from rewards_service.domain.errors import (
     NotFound,
 )
 from rewards_service.domain.ids import new_id
-from rewards_service.domain.pagination import PageRequest, next_token
+from rewards_service.domain.pagination import PageRequest
 from rewards_service.domain.participants import ParticipantRef, ParticipantSpec
 from rewards_service.services import participants
-from rewards_service.services.records import Asset, LedgerEntry, Participant
+from rewards_service.services.records import LedgerEntry, Participant
 from rewards_service.store.db import Conflict
 from rewards_service.store.models import Balance
+from tests.unit.fakes import Accounts, Untouchable, copy_row, keyset_page
 
 FIRST_PAGE = PageRequest(size=50, after=None, filters_digest="")
 ADJUST = common_pb2.LEDGER_ENTRY_KIND_ADJUST
 
 
-def _copy(row):
-    """A row as a read hands it out: changing it changes nothing stored until it is saved."""
-    return type(row)(**copy.deepcopy(row.__data__))
-
-
-def _page(rows, page, key, *, descending=False):
-    rows = sorted(rows, key=key, reverse=descending)
-    if page.after is not None:
-        rows = [r for r in rows if (key(r) < page.after if descending else key(r) > page.after)]
-    shown = rows[: page.size]
-    return shown, next_token(page, str(key(shown[-1])) if shown else None, len(rows) > page.size)
-
-
-class FakeParticipantStore:
+class FakeParticipantStore(Accounts):
     """Participants, assets, balances and ledger entries in dicts, keeping what the schema
     keeps (one external_id and one request_id per program, balances never below zero) and
-    no more: the rules under test are the use cases'. Writes happen in a transaction only,
-    and one that raises leaves nothing behind. Stored rows are never changed in place."""
+    no more: the rules under test are the use cases'. Stored rows are never changed in place."""
+
+    TABLES = ("participants", "balances", "entries")
+    ENTRY, BALANCE, OWNER = LedgerEntry, Balance, "participant_id"
 
     def __init__(self) -> None:
+        super().__init__()
         self.participants: dict[str, Participant] = {}
-        self.assets: dict[str, Asset] = {}
-        self.balances: dict[tuple[str, str], tuple[int, int, int, int]] = {}
-        self.entries: dict[str, LedgerEntry] = {}
         self.lookups: list[tuple[str, str, int]] = []  # participants_with(): (column, value, limit)
-        self._open = 0
-
-    def transaction(self, work, *, on_conflict=None, locks=()):
-        tables = ("participants", "balances", "entries")
-        before = {name: dict(getattr(self, name)) for name in tables}
-        self._open += 1
-        try:
-            return work()
-        except Exception as error:
-            for name, rows in before.items():
-                setattr(self, name, rows)
-            if isinstance(error, Conflict) and on_conflict is not None:
-                answer = on_conflict()
-                if answer is not None:
-                    return answer
-            raise
-        finally:
-            self._open -= 1
-
-    def _writing(self):
-        assert self._open, "a write outside a transaction"
 
     # Participants
 
@@ -83,28 +49,28 @@ class FakeParticipantStore:
         found = sorted(
             (r for r in self._of(program_id) if getattr(r, column) == value), key=lambda r: r.id
         )
-        return [_copy(r) for r in found[:limit]]
+        return [copy_row(r) for r in found[:limit]]
 
     def participant(self, participant_id):
         if participant_id not in self.participants:
             raise Participant.DoesNotExist(participant_id)
-        return _copy(self.participants[participant_id])
+        return copy_row(self.participants[participant_id])
 
     def find_external(self, program_id, external_id):
         found = [r for r in self._of(program_id) if r.external_id == external_id]
-        return _copy(found[0]) if found else None
+        return copy_row(found[0]) if found else None
 
     def add(self, row):
         self._writing()
         assert isinstance(row, Participant), "the use cases add participants only"
         if any(other.external_id == row.external_id for other in self._of(row.program_id)):
             raise Conflict("UNIQUE constraint failed: participant.program_id, external_id")
-        self.participants[row.id] = _copy(row)
+        self.participants[row.id] = copy_row(row)
 
     def save(self, row):
         self._writing()
         assert row.id in self.participants, "a save of a participant never added"
-        self.participants[row.id] = _copy(row)
+        self.participants[row.id] = copy_row(row)
 
     def page(self, program_id, page, *, segment, email, mobile):
         rows = [
@@ -115,34 +81,13 @@ class FakeParticipantStore:
             # The real store's match is by text too: it may keep rows that do not hold it.
             and segment in json.dumps(r.segments)
         ]
-        shown, token = _page(rows, page, lambda r: r.id)
-        return [_copy(r) for r in shown], token
+        shown, token = keyset_page(rows, page, lambda r: r.id)
+        return [copy_row(r) for r in shown], token
 
     # Assets, balances and the ledger
 
-    def add_asset(self, program_id, scale=2):
-        asset = Asset(id=new_id("ast"), program=program_id, code="PTS", name="P", scale=scale)
-        self.assets[asset.id] = asset
-        return asset
-
     def asset(self, program_id, asset_id):
-        found = self.assets.get(asset_id)
-        if found is None or found.program_id != program_id:
-            raise NotFound(f"No asset {asset_id}.", reason="ASSET_NOT_FOUND")
-        return found
-
-    def asset_scale(self, asset_id):
-        return self.assets[asset_id].scale
-
-    def balance(self, participant_id, asset_id):
-        available, earned, spent, _ = self.balances.get((participant_id, asset_id), (0, 0, 0, 0))
-        return Balance(
-            participant=participant_id,
-            asset=asset_id,
-            available=available,
-            lifetime_earned=earned,
-            lifetime_spent=spent,
-        )
+        return self.get_asset(program_id, asset_id)
 
     def find_by_request_id(self, kind, program_id, request_id):
         assert kind is LedgerEntry, "the use cases look request_ids up among entries only"
@@ -158,36 +103,18 @@ class FakeParticipantStore:
         request_id = request.get("request_id")
         if request_id and self.find_by_request_id(LedgerEntry, program_id, request_id):
             raise Conflict("UNIQUE constraint failed: ledger_entry.program_id, request_id")
-        account = (participant_id, asset.id)
-        available, earned, spent, seq = self.balances.get(account, (0, 0, 0, 0))
-        if available + delta < 0:  # the schema's CHECK; the ledger answers it so
-            raise FailedPrecondition("Not covered.", reason="INSUFFICIENT_BALANCE")
-        earned, spent = earned + max(delta, 0), spent + max(-delta, 0)
-        self.balances[account] = (available + delta, earned, spent, seq + 1)
-        entry = LedgerEntry(
-            id=new_id("led"),
+        entry = self._entry(
+            participant_id,
+            asset,
+            delta,
             program=program_id,
-            participant=participant_id,
-            asset=asset.id,
-            delta=delta,
-            balance_after=available + delta,
-            seq=seq + 1,
             kind=kind,
             reason=reason,
             request_id=request_id,
             request_hash=request.get("request_hash", ""),
         )
-        self.entries[entry.id] = entry
+        self._book(entry)
         return entry
-
-    def ledger_page(self, participant_id, asset_id, page):
-        rows = [
-            e
-            for e in self.entries.values()
-            if e.participant_id == participant_id and (not asset_id or e.asset_id == asset_id)
-        ]
-        key = (lambda e: e.seq) if asset_id else (lambda e: e.id)
-        return _page(rows, page, key, descending=True)
 
 
 class RacedStore(FakeParticipantStore):
@@ -203,13 +130,6 @@ class RacedStore(FakeParticipantStore):
             self.missed = True
             return None
         return super().find_external(program_id, external_id)
-
-
-class Untouchable:
-    """A store whose every use fails the test."""
-
-    def __getattr__(self, name):
-        raise AssertionError(f"the store was asked for {name}")
 
 
 @pytest.fixture

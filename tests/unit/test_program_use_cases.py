@@ -2,8 +2,6 @@
 and keys, bootstrap, revoking and listing, and authentication with the cache that keeps it
 off the store for a while, without a database."""
 
-import copy
-
 import pytest
 
 from rewards_service.auth import ROLES, Caller, hash_key
@@ -12,52 +10,36 @@ from rewards_service.domain.errors import InvalidArgument, NotFound, Unauthentic
 from rewards_service.services import programs
 from rewards_service.store.db import Conflict
 from rewards_service.store.models import ApiKey, Program
+from tests.unit.fakes import InMemoryStore, Untouchable, copy_row
 
 
-def _copy(row):
-    return type(row)(**copy.deepcopy(row.__data__))
-
-
-class FakeProgramStore:
+class FakeProgramStore(InMemoryStore):
     """The program and api_key tables in dicts, keeping what the schema keeps (a key hash
     once, a key of a program that exists) and no more. Rows go in and come out as copies, as
-    they would from a database. Writes happen in a transaction only, and one that raises
-    leaves nothing behind."""
+    they would from a database."""
+
+    TABLES = ("programs_by_id", "keys_by_id")
 
     def __init__(self) -> None:
+        super().__init__()
         self.programs_by_id: dict[str, Program] = {}
         self.keys_by_id: dict[str, ApiKey] = {}
         self.key_reads = 0  # key_by_hash calls: what authentication costs the store
-        self._open = 0
-
-    def transaction(self, work, *, on_conflict=None, locks=()):
-        before = (dict(self.programs_by_id), dict(self.keys_by_id))
-        self._open += 1
-        try:
-            return work()
-        except Exception:
-            self.programs_by_id, self.keys_by_id = before
-            raise
-        finally:
-            self._open -= 1
-
-    def _writing(self) -> None:
-        assert self._open, "a write outside a transaction"
 
     def add(self, row):
         self._writing()
         if isinstance(row, Program):
-            self.programs_by_id[row.id] = _copy(row)
+            self.programs_by_id[row.id] = copy_row(row)
             return
         assert row.program_id in self.programs_by_id, "a key of no program"
         if any(other.key_hash == row.key_hash for other in self.keys_by_id.values()):
             raise Conflict("UNIQUE constraint failed: apikey.key_hash")
-        self.keys_by_id[row.id] = _copy(row)
+        self.keys_by_id[row.id] = copy_row(row)
 
     def save(self, row):
         self._writing()
         assert row.id in self.keys_by_id, "an update of a key never added"
-        self.keys_by_id[row.id] = _copy(row)
+        self.keys_by_id[row.id] = copy_row(row)
 
     def has_any_program(self):
         return bool(self.programs_by_id)
@@ -66,31 +48,24 @@ class FakeProgramStore:
         return program_id in self.programs_by_id
 
     def programs(self):
-        return [_copy(self.programs_by_id[i]) for i in sorted(self.programs_by_id)]
+        return [copy_row(self.programs_by_id[i]) for i in sorted(self.programs_by_id)]
 
     def find_key(self, key_id):
         found = self.keys_by_id.get(key_id)
-        return None if found is None else _copy(found)
+        return None if found is None else copy_row(found)
 
     def key_by_hash(self, key_hash):
         self.key_reads += 1
         found = (key for key in self.keys_by_id.values() if key.key_hash == key_hash)
-        return next((_copy(key) for key in found), None)
+        return next((copy_row(key) for key in found), None)
 
     def keys(self, program_id):
         mine = (key for key in self.keys_by_id.values() if key.program_id == program_id)
-        return [_copy(key) for key in sorted(mine, key=lambda key: key.id)]
+        return [copy_row(key) for key in sorted(mine, key=lambda key: key.id)]
 
     def revoke_elsewhere(self, key_id):
         """As another process's revoke: this one's cache does not hear of it."""
         self.keys_by_id[key_id].revoked_at = programs.utcnow()
-
-
-class Untouchable:
-    """A store whose every use fails the test."""
-
-    def __getattr__(self, name):
-        raise AssertionError(f"the store was asked for {name}")
 
 
 class Clock:

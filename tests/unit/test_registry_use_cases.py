@@ -14,46 +14,32 @@ from rewards_service.domain.errors import (
     ResourceExhausted,
 )
 from rewards_service.domain.ids import new_id
-from rewards_service.domain.pagination import PageRequest, next_token
+from rewards_service.domain.pagination import PageRequest
 from rewards_service.domain.registries import EMPTY, FieldRule
 from rewards_service.services import registries
 from rewards_service.services.records import CustomFieldDef, FulfillmentStatusDef
 from rewards_service.store.db import Conflict
+from tests.unit.fakes import InMemoryStore, Untouchable, keyset_page
 
 FT = programs_pb2.CustomFieldType
 STRING, INTEGER = FT.CUSTOM_FIELD_TYPE_STRING, FT.CUSTOM_FIELD_TYPE_INTEGER
 FIRST_PAGE = PageRequest(size=50, after=None, filters_digest="")
 
 
-class FakeRegistryStore:
+class FakeRegistryStore(InMemoryStore):
     """The registry tables in dicts, keeping what the schema keeps (one entry per name and
-    one per request_id in a program) and no more: the rules under test are the use cases'.
-    Writes happen in a transaction only, and one that raises leaves nothing behind."""
+    one per request_id in a program) and no more: the rules under test are the use cases'."""
 
+    TABLES = ("rows", "versions")
     NAME = {CustomFieldDef: "key", FulfillmentStatusDef: "status"}
 
     def __init__(self) -> None:
+        super().__init__()
         self.rows: dict[type, dict[str, CustomFieldDef | FulfillmentStatusDef]] = {
             kind: {} for kind in self.NAME
         }
         self.versions: dict[str, int] = {}
         self.loads = 0  # entries() calls: how often a registry was read in full
-        self._open = 0
-
-    def transaction(self, work, *, on_conflict=None, locks=()):
-        before = ({kind: dict(rows) for kind, rows in self.rows.items()}, dict(self.versions))
-        self._open += 1
-        try:
-            return work()
-        except Exception as error:
-            self.rows, self.versions = before
-            if isinstance(error, Conflict) and on_conflict is not None:
-                answer = on_conflict()
-                if answer is not None:
-                    return answer
-            raise
-        finally:
-            self._open -= 1
 
     def _of(self, kind, program_id):
         return sorted(
@@ -65,7 +51,7 @@ class FakeRegistryStore:
         return self.versions.get(program_id, 0)
 
     def bump_version(self, program_id):
-        assert self._open, "a write outside a transaction"
+        self._writing()
         self.versions[program_id] = self.registry_version(program_id) + 1
 
     def entries(self, kind, program_id):
@@ -73,9 +59,7 @@ class FakeRegistryStore:
         return self._of(kind, program_id)
 
     def page(self, kind, program_id, page):
-        rows = [r for r in self._of(kind, program_id) if page.after is None or r.id > page.after]
-        shown = rows[: page.size]
-        return shown, next_token(page, shown[-1].id if shown else None, len(rows) > page.size)
+        return keyset_page(self._of(kind, program_id), page)
 
     def count(self, kind, program_id):
         return len(self._of(kind, program_id))
@@ -92,7 +76,7 @@ class FakeRegistryStore:
         return next(found, None)
 
     def add(self, row):
-        assert self._open, "a write outside a transaction"
+        self._writing()
         kind = type(row)
         for other in self._of(kind, row.program_id):
             if self._name(other) == self._name(row) or (
@@ -102,7 +86,7 @@ class FakeRegistryStore:
         self.rows[kind][row.id] = row
 
     def delete(self, row):
-        assert self._open, "a write outside a transaction"
+        self._writing()
         del self.rows[type(row)][row.id]
 
     def _name(self, row):
@@ -115,13 +99,6 @@ class RacedStore(FakeRegistryStore):
 
     def find_named(self, kind, program_id, name):
         return None
-
-
-class Untouchable:
-    """A store whose every use fails the test."""
-
-    def __getattr__(self, name):
-        raise AssertionError(f"the store was asked for {name}")
 
 
 @dataclass(frozen=True)
