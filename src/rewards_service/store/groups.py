@@ -40,11 +40,8 @@ class Groups(Rows):
     def delete(self, row: GroupMember) -> None:
         row.delete_instance()
 
-    def get_asset(self, program_id: str, asset_id: str) -> Asset:
-        return queries.get_asset(program_id, asset_id)
-
-    def asset_scale(self, asset_id: str) -> int:
-        return queries.asset_scale(asset_id)
+    get_asset = staticmethod(queries.get_asset)
+    asset_scale = staticmethod(queries.asset_scale)
 
     def balance(self, group_id: str, asset_id: str) -> GroupBalance:
         return ledger.group_balance_of(group_id, asset_id)
@@ -52,12 +49,9 @@ class Groups(Rows):
     def ledger_page(
         self, group_id: str, asset_id: str, page: PageRequest
     ) -> tuple[list[GroupLedgerEntry], str]:
-        query = GroupLedgerEntry.select().where(GroupLedgerEntry.group == group_id)
-        if asset_id:
-            # One account: in commit order, by its sequence.
-            query = query.where(GroupLedgerEntry.asset == asset_id)
-            return queries.keyset_page(query, GroupLedgerEntry.seq, page, descending=True)
-        return queries.keyset_page(query, GroupLedgerEntry.id, page, descending=True)
+        return queries.ledger_page(
+            GroupLedgerEntry, GroupLedgerEntry.group, group_id, asset_id, page
+        )
 
     def post(
         self,

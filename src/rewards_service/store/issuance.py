@@ -104,8 +104,7 @@ class Issuances(Participants):
         )
         return (queries.locked(query) if for_update else query).first()
 
-    def save_issuance(self, row: Issuance) -> None:
-        row.save()
+    save_issuance = Participants.save
 
     def issuances(
         self,

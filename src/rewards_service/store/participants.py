@@ -27,9 +27,6 @@ class Participants(Rows):
             .first()
         )
 
-    def save(self, row: Participant) -> None:
-        row.save()
-
     def page(
         self, program_id: str, page: PageRequest, *, segment: str, email: str, mobile: str
     ) -> tuple[list[Participant], str]:
@@ -47,12 +44,9 @@ class Participants(Rows):
     def ledger_page(
         self, participant_id: str, asset_id: str, page: PageRequest
     ) -> tuple[list[LedgerEntry], str]:
-        query = LedgerEntry.select().where(LedgerEntry.participant == participant_id)
-        if asset_id:
-            # One account: in commit order, by its sequence.
-            query = query.where(LedgerEntry.asset == asset_id)
-            return queries.keyset_page(query, LedgerEntry.seq, page, descending=True)
-        return queries.keyset_page(query, LedgerEntry.id, page, descending=True)
+        return queries.ledger_page(
+            LedgerEntry, LedgerEntry.participant, participant_id, asset_id, page
+        )
 
 
 PARTICIPANTS = Participants()

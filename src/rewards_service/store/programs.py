@@ -5,9 +5,6 @@ from rewards_service.store.queries import Rows
 
 
 class Programs(Rows):
-    def save(self, row: ApiKey) -> None:
-        row.save()
-
     def has_any_program(self) -> bool:
         return Program.select().exists()
 

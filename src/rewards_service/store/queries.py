@@ -195,11 +195,27 @@ class Rows:
     def add(self, row: peewee.Model) -> None:
         row.save(force_insert=True)
 
+    def save(self, row: peewee.Model) -> None:
+        """Writes the changes of a row that exists."""
+        row.save()
+
     emit = staticmethod(outbox.emit)
     transaction = staticmethod(in_transaction)
 
 
 ROWS = Rows()
+
+
+def ledger_page(
+    entry: type[M], owner: peewee.Field, owner_id: str, asset_id: str, page: PageRequest
+) -> tuple[list[M], str]:
+    """A page of a participant's or a group's ledger (`entry` and its `owner` column), newest
+    first: by id, or for one asset by its sequence, which is commit order."""
+    query = entry.select().where(owner == owner_id)
+    if asset_id:
+        query = query.where(entry.asset == asset_id)
+        return keyset_page(query, entry.seq, page, descending=True)
+    return keyset_page(query, entry.id, page, descending=True)
 
 
 def participants_with(program_id: str, column: str, value: str, *, limit: int) -> list[Participant]:
