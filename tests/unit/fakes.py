@@ -9,7 +9,7 @@ from rewards_service.domain.errors import FailedPrecondition, NotFound
 from rewards_service.domain.ids import new_id
 from rewards_service.domain.pagination import next_token
 from rewards_service.services.records import Asset
-from rewards_service.store.db import Conflict, RowKey
+from rewards_service.store.db import Conflict, RequestKey, RowKey
 
 
 def copy_row(row):
@@ -44,6 +44,7 @@ class InMemoryStore:
 
     def __init__(self) -> None:
         self.locks: list[list[RowKey]] = []  # each transaction's, in order
+        self.reads: list[list[RequestKey]] = []  # each transaction's look-ups by request_id
         self._open = 0
 
     def _atomic(self, work):
@@ -59,10 +60,11 @@ class InMemoryStore:
         finally:
             self._open -= 1
 
-    def transaction(self, work, *, on_conflict=None, locks=()):
+    def transaction(self, work, *, on_conflict=None, locks=(), reads=()):
         # As the store's writer: after a unique-key clash the work's writes are gone, and
         # on_conflict answers in a transaction of its own; when it answers None, the clash stands.
         self.locks.append(list(locks))
+        self.reads.append(list(reads))
         try:
             return self._atomic(work)
         except Conflict:

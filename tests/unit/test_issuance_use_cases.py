@@ -76,8 +76,8 @@ class FakeIssuanceStore(RecordsEvents, FakeParticipantStore):
         self.members: dict[str, str] = {}  # participant -> group: one group at most
         self._code_ids = itertools.count(1)
 
-    async def write(self, work, *, on_conflict=None, locks=()):
-        return self.transaction(work, on_conflict=on_conflict, locks=locks)
+    async def write(self, work, *, on_conflict=None, locks=(), reads=()):
+        return self.transaction(work, on_conflict=on_conflict, locks=locks, reads=reads)
 
     def session(self):
         return contextlib.nullcontext()
@@ -419,6 +419,14 @@ def test_an_issue_takes_stock_pays_and_records_the_issuance(store, program):
     assert store.events == [(E.EVENT_TYPE_ISSUANCE_ISSUED, row.id)]
     # The reward's row is the one every issue of it waits on.
     assert store.locks[-1] == [("reward", reward.id)]
+    assert store.reads[-1] == []  # no request_id: nothing to look up
+
+
+def test_an_issue_with_a_request_id_names_its_look_up_for_the_group_to_read_ahead(store, program):
+    reward = store.add_reward(program)
+    ann = store.add_participant(program, "ann")
+    issue(store, program, reward, ann, request_id="order-1")
+    assert store.reads[-1] == [("issuance", program, "order-1")]
 
 
 def test_the_checks_run_in_the_contracts_order_and_a_refusal_changes_nothing(store, program):

@@ -17,7 +17,7 @@ class FakeStore:
     def __init__(self) -> None:
         self.transactions = 0
 
-    def transaction(self, work, *, on_conflict=None, locks=()):
+    def transaction(self, work, *, on_conflict=None, locks=(), reads=()):
         self.transactions += 1
         self.locks = locks
         try:

@@ -125,6 +125,7 @@ def _issue_once(
         lambda row, replayed: answer((scaled(row, scale_of=store.asset_scale), replayed)),
         # Its reward's row is the one every issue of that reward waits on.
         locks=[("reward", request.reward_id), *(locks or [])],
+        reads=[("issuance", program_id, request.request_id)] if request.request_id else [],
     )
 
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Protocol, TypeVar
 
 from rewards_service.domain.pagination import PageRequest
-from rewards_service.store.db import RowKey
+from rewards_service.store.db import RequestKey, RowKey
 from rewards_service.store.models import (
     ApiKey,
     Asset,
@@ -40,6 +40,7 @@ class Transacts(Protocol):
         *,
         on_conflict: Callable[[], T] | None = None,
         locks: Sequence[RowKey] = (),
+        reads: Sequence[RequestKey] = (),
     ) -> T:
         """store.db.in_transaction: `work` in one transaction, none of it kept if it raises."""
         ...
@@ -365,6 +366,7 @@ class IssuanceStore(ParticipantStore, Protocol):
         *,
         on_conflict: Callable[[], T] | None = None,
         locks: Sequence[RowKey] = (),
+        reads: Sequence[RequestKey] = (),
     ) -> T:
         """`transaction` awaited from the event loop (store.db.write)."""
         ...

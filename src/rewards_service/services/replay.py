@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from rewards_service.store.db import RowKey, in_transaction, write
+from rewards_service.store.db import RequestKey, RowKey, in_transaction, write
 
 T = TypeVar("T")
 A = TypeVar("A")
@@ -23,7 +23,8 @@ class Once(Generic[T, A]):
     `earlier()` finds the result of an earlier call with the request_id (None when there is
     none, or when the call has no request_id); `create()` does the work. `answer` turns
     (result, replayed) into what the caller gets, inside the transaction: a refusal raised
-    there rolls the call back. `locks` are the rows the work locks (store.db.in_transaction).
+    there rolls the call back. `locks` are the rows the work locks, `reads` those it looks up
+    by request_id (store.db.in_transaction).
     """
 
     request_id: str
@@ -31,6 +32,7 @@ class Once(Generic[T, A]):
     create: Callable[[], T]
     answer: Callable[[T, bool], A]
     locks: Sequence[RowKey] = ()
+    reads: Sequence[RequestKey] = ()
 
     def _work(self) -> A:
         # Looked for again inside: a first call with this request_id may have committed (or
@@ -50,11 +52,15 @@ class Once(Generic[T, A]):
         never queue for the writer. `transaction` is the store's (a fake one in tests)."""
         if self.request_id and (found := self.earlier()) is not None:
             return self.answer(found, True)
-        return transaction(self._work, on_conflict=self._conflict_handler(), locks=self.locks)
+        return transaction(
+            self._work, on_conflict=self._conflict_handler(), locks=self.locks, reads=self.reads
+        )
 
     async def run_async(self, transaction: Callable[..., Awaitable[A]] = write) -> A:
         """From the event loop: the lookup and the work are one unit on the writer."""
-        return await transaction(self._work, on_conflict=self._conflict_handler(), locks=self.locks)
+        return await transaction(
+            self._work, on_conflict=self._conflict_handler(), locks=self.locks, reads=self.reads
+        )
 
     def _conflict_handler(self) -> Callable[[], A | None] | None:
         return self._on_conflict if self.request_id else None

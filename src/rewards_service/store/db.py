@@ -1,12 +1,13 @@
 """Database selection and the transaction runner every use case goes through."""
 
+import contextlib
 import fcntl
 import os
 import random
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import TypeVar
 from urllib.parse import urlparse
 
@@ -14,11 +15,11 @@ import peewee
 from playhouse import db_url
 from playhouse.pool import PooledPostgresqlDatabase
 
-from rewards_service.store.group_commit import Conflict, GroupCommit, RowKey
+from rewards_service.store.group_commit import Conflict, GroupCommit, RequestKey, RowKey
 from rewards_service.store.postgres import PostgresDatabase
 from rewards_service.store.wal_header import WalHeader
 
-__all__ = ["Conflict", "RowKey"]  # for services, with in_transaction and write
+__all__ = ["Conflict", "RequestKey", "RowKey"]  # for services, with in_transaction and write
 
 database = peewee.DatabaseProxy()
 
@@ -224,6 +225,7 @@ def in_transaction(
     *,
     on_conflict: Callable[[], T] | None = None,
     locks: Sequence[RowKey] = (),
+    reads: Sequence[RequestKey] = (),
 ) -> T:
     """Run `work` on the store's writer, in one transaction, retried from the start on
     contention; its result once committed.
@@ -232,9 +234,10 @@ def in_transaction(
     the loser's writes were rolled back, typically to return the winner's result; when it
     returns None the clash was on another key, and the call fails with it. Concurrent
     calls share one commit (group_commit.py); each still succeeds or fails alone. `locks` names
-    rows the work will lock on PostgreSQL, taken for the whole group in one order.
+    rows the work will lock on PostgreSQL, taken for the whole group in one order; `reads`
+    names rows it will look up by request_id, read for the whole group at once there.
     """
-    return _group_commit.submit(work, on_conflict, locks)
+    return _group_commit.submit(work, on_conflict, locks, reads)
 
 
 async def write(
@@ -242,9 +245,10 @@ async def write(
     *,
     on_conflict: Callable[[], T] | None = None,
     locks: Sequence[RowKey] = (),
+    reads: Sequence[RequestKey] = (),
 ) -> T:
     """`in_transaction` for coroutines: awaited on the event loop, holding no thread."""
-    return await _group_commit.submit_async(work, on_conflict, locks)
+    return await _group_commit.submit_async(work, on_conflict, locks, reads)
 
 
 def _lock_rows(keys: list[RowKey]) -> None:
@@ -256,9 +260,27 @@ def _lock_rows(keys: list[RowKey]) -> None:
     for table, key in keys:
         by_table.setdefault(table, []).append(key)
     for table, ids in by_table.items():
-        database.execute_sql(
+        # Nobody reads its rows: it goes with the group's next statement (postgres.py).
+        database.obj.execute_unread(
             f'SELECT 1 FROM "{table}" WHERE "id" = ANY(%s) ORDER BY "id" FOR UPDATE', (ids,)
         )
+
+
+def _read_ahead(keys: list[RequestKey]) -> AbstractContextManager:
+    """A group's look-ups by request_id in one statement, on PostgreSQL (queries.py); SQLite
+    has no round trips to save."""
+    if not keys or is_sqlite():
+        return contextlib.nullcontext()
+    from rewards_service.store import queries  # it imports this module
+
+    return queries.read_ahead(keys)
+
+
+def _carrying() -> AbstractContextManager:
+    """A group's statements nobody reads wait past each write's savepoint (postgres.py)."""
+    if isinstance(database.obj, PostgresDatabase):
+        return database.obj.carrying()
+    return contextlib.nullcontext()
 
 
 def _publish_events(events: list) -> None:
@@ -282,6 +304,8 @@ _group_commit = GroupCommit(
     lock_rows=_lock_rows,
     publish=_publish_events,
     published=_events_published,
+    carrying=_carrying,
+    read_ahead=_read_ahead,
 )
 
 

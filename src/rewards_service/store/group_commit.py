@@ -36,12 +36,15 @@ from typing import Any
 import peewee
 
 from rewards_service.domain.errors import Unavailable
+from rewards_service.store.postgres import CarriedStatementFailed
 
 # Bounds how long one commit keeps the callers in its group waiting.
 MAX_GROUP = 16
 
 # A row a write will lock: (table, primary key).
 RowKey = tuple[str, str]
+# A row a write will look up by its request_id: (table, program_id, request_id).
+RequestKey = tuple[str, str, str]
 
 # What the current write recorded to be published with its effects (the outbox's events):
 # per write, dropped when its savepoint rolls back.
@@ -97,6 +100,7 @@ class _Write:
     # The caller's context variables (the authenticated caller), for the writer thread.
     context: contextvars.Context
     locks: Sequence[RowKey] = ()
+    reads: Sequence[RequestKey] = ()
     # How the caller learns the outcome: a thread waits on `done`; a coroutine awaits `future`,
     # settled on its event loop.
     done: threading.Event | None = None
@@ -169,7 +173,7 @@ class _Write:
                     return
                 step, clash = self.on_conflict, exc  # answer as the loser of the race
             except peewee.DatabaseError as exc:
-                if is_retryable(exc):
+                if is_retryable(exc) or isinstance(exc, CarriedStatementFailed):
                     raise
                 self.error = exc
                 return
@@ -205,10 +209,20 @@ class GroupCommit:
         lock_rows: Callable[[list[RowKey]], None],
         publish: Callable[[list], None] = lambda items: None,
         published: Callable[[list], None] = lambda items: None,
+        carrying: Callable[[], AbstractContextManager] = contextlib.nullcontext,
+        read_ahead: Callable[[list[RequestKey]], AbstractContextManager] = (
+            lambda keys: contextlib.nullcontext()
+        ),
     ) -> None:
         """`publish` writes what a group's successful writes recorded, inside its transaction
-        just before COMMIT; `published` hears of them after the commit."""
+        just before COMMIT; `published` hears of them after the commit. A group of several
+        writes runs within `carrying()` (store/postgres.py) until a statement carried from one
+        write to the next fails; it then runs again without. `read_ahead` reads, right after
+        the row locks, the rows the group's writes will look up by request_id (`reads`),
+        and keeps them for those look-ups while the group runs."""
         self._database = database
+        self._carrying = carrying
+        self._read_ahead = read_ahead
         self._publish = publish
         self._published = published
         self._one_writer = one_writer
@@ -232,9 +246,10 @@ class GroupCommit:
         work: Callable[[], Any],
         on_conflict: Callable[[], Any] | None,
         locks: Sequence[RowKey] = (),
+        reads: Sequence[RequestKey] = (),
     ) -> Any:
         """`work`'s result once committed, or its error once its savepoint rolled back."""
-        write = _Write(work, on_conflict, contextvars.copy_context(), locks)
+        write = _Write(work, on_conflict, contextvars.copy_context(), locks, reads)
         if getattr(self._local, "in_group", False):
             # Called from inside a write of the group: a savepoint of its transaction.
             write.run(self._database, self._is_retryable)
@@ -249,10 +264,11 @@ class GroupCommit:
         work: Callable[[], Any],
         on_conflict: Callable[[], Any] | None,
         locks: Sequence[RowKey] = (),
+        reads: Sequence[RequestKey] = (),
     ) -> Any:
         """`submit` for a coroutine: the event loop waits without a thread, and the writer
         settles a whole group's futures with one wake-up of the loop."""
-        write = _Write(work, on_conflict, contextvars.copy_context(), locks)
+        write = _Write(work, on_conflict, contextvars.copy_context(), locks, reads)
         write.future = asyncio.get_running_loop().create_future()
         self._enqueue(write)
         return await write.future
@@ -343,23 +359,22 @@ class GroupCommit:
             self._database.close()
 
     def _run_with_retries(self, group: list[_Write]) -> None:
-        for attempt in range(self._max_attempts):
+        carry = len(group) > 1
+        attempt = 0
+        while attempt < self._max_attempts:
             try:
                 if len(group) == 1:
                     # Its savepoint is its transaction: what it wrote unread goes with the
                     # COMMIT (store/postgres.py), where an error is still this write's.
                     self._run_alone(group[0])
                     return
-                with self._database.atomic():
-                    self._lock_rows(sorted({key for write in group for key in write.locks}))
-                    for write in group:
-                        write.run(self._database, self._is_retryable)
-                        if write.error is not None and not self._still_open():
-                            raise _TransactionLost(write.error)
-                    recorded = [item for write in group for item in write.recorded]
-                    if recorded:
-                        self._publish(recorded)
+                carrying = self._carrying() if carry else contextlib.nullcontext()
+                with self._database.atomic(), carrying:
+                    self._run_group(group)
                 return
+            except CarriedStatementFailed:
+                carry = False  # again, each write answering for its own statements
+                continue
             except (_TransactionLost, peewee.DatabaseError) as exc:
                 # Some errors (disk full, I/O, RAISE(ROLLBACK)) make SQLite roll back the
                 # whole transaction, not just the savepoint; the rollback on the way out
@@ -372,10 +387,21 @@ class GroupCommit:
                     self._fail(group, exc)
                     self._drop_broken_connection()
                     return
-                last = attempt + 1 == self._max_attempts
-                (hooks.gave_up if last else hooks.retried)(exc)
-            self._backoff(attempt)
+                attempt += 1
+                (hooks.gave_up if attempt == self._max_attempts else hooks.retried)(exc)
+            self._backoff(attempt - 1)
         self._fail(group, Unavailable("The store is too busy to finish this call; retry it."))
+
+    def _run_group(self, group: list[_Write]) -> None:
+        self._lock_rows(sorted({key for write in group for key in write.locks}))
+        with self._read_ahead([key for write in group for key in write.reads]):
+            for write in group:
+                write.run(self._database, self._is_retryable)
+                if write.error is not None and not self._still_open():
+                    raise _TransactionLost(write.error)
+        recorded = [item for write in group for item in write.recorded]
+        if recorded:
+            self._publish(recorded)
 
     def _run_alone(self, write: _Write) -> None:
         keys = sorted(set(write.locks))

@@ -16,10 +16,23 @@ outlive the savepoint that made them: its RELEASE (or COMMIT) goes with them, so
 one (a unique key taken) is raised in the write that made it and rolls back that write
 alone; a savepoint opened while they wait goes with them, so their error is never raised
 inside it. A rollback drops them.
+
+Within `carrying()` (the writer's groups of several writes) they do outlive it: a write's
+RELEASE, and the next write's SAVEPOINT, wait with them for the next statement that needs
+an answer, so a write costs no round trip of its own for its last statements. (What was
+made outside any savepoint, such as the group's row locks, still goes with the next
+SAVEPOINT: its error is the group's.) Their errors
+are rare (a unique key another replica took meanwhile) but can no longer be told apart from
+the later write's: such a failure is raised as `CarriedStatementFailed`, every savepoint
+rollback after it is a no-op, and the writer rolls the group back and runs it again outside
+`carrying()`, where each write answers for its own statements.
 """
 
+import contextlib
 import threading
+from collections.abc import Iterator
 
+import peewee
 from playhouse.pool import PooledPostgresqlDatabase
 from psycopg2.extensions import TRANSACTION_STATUS_INTRANS, encodings
 
@@ -27,10 +40,28 @@ _DEFERRED = ("SAVEPOINT ", "RELEASE SAVEPOINT ")
 _CONTROL = ("BEGIN", *_DEFERRED)
 _RELEASE = "RELEASE SAVEPOINT "
 _ROLLBACK_TO = "ROLLBACK TO SAVEPOINT "
+_SAVEPOINT_CONTROL = (*_DEFERRED, _ROLLBACK_TO)
 
 
 def _unread_in(waiting: list[str]) -> bool:
     return any(not s.startswith(_CONTROL) for s in waiting)
+
+
+def _carries(waiting: list[str]) -> bool:
+    """Whether statements nobody read wait from a savepoint already released."""
+    unread = False
+    for statement in waiting:
+        if not statement.startswith(_CONTROL):
+            unread = True
+        elif unread and statement.startswith(_RELEASE):
+            return True
+    return False
+
+
+class CarriedStatementFailed(peewee.DatabaseError):
+    """A query string that carried statements of an earlier, released savepoint failed: whose
+    statement broke is unknown, and the transaction is lost. Roll it back and run its writes
+    again outside `carrying()`."""
 
 
 class PostgresDatabase(PooledPostgresqlDatabase):
@@ -43,6 +74,15 @@ class PostgresDatabase(PooledPostgresqlDatabase):
         if waiting is None:
             waiting = self._held.statements = []
         return waiting
+
+    @contextlib.contextmanager
+    def carrying(self) -> Iterator[None]:
+        """Within: statements nobody reads wait past the end of their savepoint (above)."""
+        self._held.carry = True
+        try:
+            yield
+        finally:
+            self._held.carry = False
 
     def begin(self, isolation_level=None) -> None:
         if self.is_closed():
@@ -67,10 +107,23 @@ class PostgresDatabase(PooledPostgresqlDatabase):
         # The string it joins is sent with parameters (peewee passes at least an empty
         # tuple), so psycopg2 reads every % in it as a placeholder.
         self._waiting().append(rendered.replace("%", "%%"))
+        if not getattr(self._held, "depth", 0):
+            self._held.outside = True  # no savepoint of its own: the next one takes it
 
     def execute_sql(self, sql, params=None):
         waiting = self._waiting()
-        if sql.startswith(_DEFERRED) and not _unread_in(waiting):
+        if sql.startswith(_SAVEPOINT_CONTROL):
+            # Savepoints open: peewee counts transactions only.
+            depth = getattr(self._held, "depth", 0)
+            self._held.depth = depth + 1 if sql.startswith("SAVEPOINT ") else max(depth - 1, 0)
+        if getattr(self._held, "lost", None) is not None:
+            if sql.startswith(_ROLLBACK_TO):  # the savepoint went with the lost transaction
+                return None
+            raise CarriedStatementFailed(*self._held.lost.args) from self._held.lost
+        if sql.startswith(_DEFERRED) and (
+            not _unread_in(waiting)
+            or (getattr(self._held, "carry", False) and not getattr(self._held, "outside", False))
+        ):
             opened = "SAVEPOINT " + sql[len(_RELEASE) :]
             if sql.startswith(_RELEASE) and waiting and waiting[-1] == opened:
                 waiting.pop()  # nothing ran inside it
@@ -85,10 +138,18 @@ class PostgresDatabase(PooledPostgresqlDatabase):
             # What waits was made inside the savepoint (what waited when it was taken went
             # with it): undone unsent.
             waiting.clear()
+        carried = _carries(waiting)
         if waiting:
             sql = "; ".join(s.rstrip(";") for s in [*waiting, sql])
             waiting.clear()
-        return super().execute_sql(sql, params)
+        self._held.outside = False
+        if not carried:
+            return super().execute_sql(sql, params)
+        try:
+            return super().execute_sql(sql, params)
+        except peewee.DatabaseError as exc:
+            self._held.lost = exc
+            raise CarriedStatementFailed(*exc.args) from exc
 
     def transaction_usable(self) -> bool:
         """Whether the open transaction can go on after a write failed: one whose BEGIN still
@@ -102,6 +163,9 @@ class PostgresDatabase(PooledPostgresqlDatabase):
         waiting = self._waiting()
         sent = not any(s.startswith("BEGIN") for s in waiting)
         waiting.clear()
+        self._held.lost = None
+        self._held.depth = 0
+        self._held.outside = False
         return sent
 
     def commit(self) -> None:
@@ -115,5 +179,5 @@ class PostgresDatabase(PooledPostgresqlDatabase):
             super().rollback()
 
     def close(self) -> bool:
-        self._waiting().clear()
+        self._end()
         return super().close()

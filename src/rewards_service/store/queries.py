@@ -2,6 +2,9 @@
 resource is simply not found."""
 
 import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from functools import cache
 from operator import attrgetter
@@ -15,9 +18,17 @@ from rewards_service.domain.errors import NotFound
 from rewards_service.domain.pagination import PageRequest, next_token
 from rewards_service.domain.participants import REF_KINDS, UNIQUE_KINDS
 from rewards_service.store import fast, outbox
-from rewards_service.store.db import in_transaction, is_sqlite
+from rewards_service.store.db import RequestKey, in_transaction, is_sqlite
 from rewards_service.store.fields import utcnow
-from rewards_service.store.models import Asset, Code, CodePool, Issuance, Participant, Reward
+from rewards_service.store.models import (
+    Asset,
+    BaseModel,
+    Code,
+    CodePool,
+    Issuance,
+    Participant,
+    Reward,
+)
 
 M = TypeVar("M", bound=peewee.Model)
 S = common.RewardStatus
@@ -180,8 +191,49 @@ def take_reward_for(
     return reward, int(version or 0), participant
 
 
+# The rows a group's writes look up by request_id, read as the group starts (read_ahead):
+# each look-up takes its own once. A second look-up of one (a request_id race's loser, or
+# the same request_id twice in one group) asks the database, which then holds the group's
+# own writes.
+_ahead = threading.local()
+
+
+@cache
+def _with_request_ids() -> dict[str, type[BaseModel]]:
+    return {
+        model._meta.table_name: model
+        for model in BaseModel.__subclasses__()
+        if "request_id" in model._meta.fields
+    }
+
+
+@contextmanager
+def read_ahead(keys: list[RequestKey]) -> Iterator[None]:
+    """Read the rows `keys` name, one statement per table (on PostgreSQL it also carries the
+    group's row locks: one round trip for both), for find_by_request_id while the group runs."""
+    by_table: dict[str, list[str]] = {}
+    rows: dict[RequestKey, peewee.Model | None] = {}
+    for key in keys:
+        table, program_id, request_id = key
+        by_table.setdefault(table, []).extend((program_id, request_id))
+        rows[key] = None
+    for table, params in by_table.items():
+        pairs = ", ".join(["(?, ?)"] * (len(params) // 2))
+        text = f'SELECT * FROM "{table}" WHERE ("program_id", "request_id") IN ({pairs})'
+        for row in fast.select_all(_with_request_ids()[table], text, *params):
+            rows[(table, row.program_id, row.request_id)] = row
+    _ahead.rows = rows
+    try:
+        yield
+    finally:
+        _ahead.rows = None
+
+
 def find_by_request_id(model: type[M], program_id: str, request_id: str) -> M | None:
     table = model._meta.table_name
+    ahead = getattr(_ahead, "rows", None)
+    if ahead is not None and (table, program_id, request_id) in ahead:
+        return ahead.pop((table, program_id, request_id))
     text = f'SELECT * FROM "{table}" WHERE "program_id" = ? AND "request_id" = ? LIMIT 1'
     return fast.select_one(model, text, program_id, request_id)
 
