@@ -1,6 +1,7 @@
 """PostgreSQL: BEGIN, SAVEPOINT and RELEASE, and statements nobody reads the result of, travel
 with the next statement (store/postgres.py), and savepoints still undo exactly what they must."""
 
+import re
 import threading
 import time
 import uuid
@@ -340,17 +341,23 @@ def test_a_carried_statement_that_fails_loses_the_transaction_until_it_rolls_bac
     assert _rows(db) == [1, 3]
 
 
+_EXECUTE = re.compile(r"EXECUTE (rewards_\d+)(?: \(%s(?:, %s)*\))?")
+
+
 @pytest.fixture
 def writer_statements(store):
     """Every query string the store's writer sends from now on (a COMMIT goes through here
-    whenever statements wait for it)."""
+    whenever statements wait for it). Not counted: a statement's PREPARE, sent once per
+    connection."""
     if not store.startswith("postgres"):
         pytest.skip("PostgreSQL only: SQLite has no round trips")
     sent: list[str] = []
 
     def hook(event) -> None:
         if threading.get_ident() == store_db._group_commit.writer_ident():
-            sent.append(event.sql)
+            # A prepared statement's EXECUTE, shown as the text it runs.
+            texts = {name: text for text, name in database.obj.connection().prepared.items()}
+            sent.append(_EXECUTE.sub(lambda m: texts[m.group(1)], event.sql))
 
     database.obj.query_hooks.append(hook)
     yield sent
@@ -453,3 +460,41 @@ def test_each_further_issue_in_a_group_takes_two_round_trips(admin, store, write
     assert len(second) == 1 + 2 * 2 + 1, second
     assert second[0].count("(%s, %s)") == 2  # both look-ups in one statement
     assert second[-1].endswith("; COMMIT")
+
+
+def _prepared_names(db) -> set[str]:
+    return {name for (name,) in db.execute_sql("SELECT name FROM pg_prepared_statements")}
+
+
+def test_a_statement_is_prepared_once_per_connection_and_answers_as_its_text(db):
+    text = f'INSERT INTO "{db.table}" ("x", "note") VALUES (%s, %s) RETURNING "x", "note"'
+    for value in (1, 2):
+        sql, params = db.prepared(text, (value, f"n{value}%"))
+        assert sql.startswith("EXECUTE ") and params == (value, f"n{value}%")
+        assert db.execute_sql(sql, params).fetchone() == (value, f"n{value}%")
+    assert len(_prepared_names(db)) == 1
+    with db.atomic():  # unread, it waits rendered like any other
+        db.execute_unread(*db.prepared(text, (3, "three")))
+    assert db.execute_sql(f'SELECT "note" FROM "{db.table}" WHERE "x" = 3').fetchone() == ("three",)
+
+
+def test_a_prepared_statement_outlives_a_rollback(db):
+    text = f'SELECT count(*) FROM "{db.table}" WHERE "x" > %s'
+    with pytest.raises(ValueError), db.atomic():
+        _insert(db, 1)
+        assert db.execute_sql(*db.prepared(text, (0,))).fetchone() == (1,)
+        raise ValueError("rolled back")
+    sql, params = db.prepared(text, (0,))
+    assert sql.startswith("EXECUTE ")
+    assert db.execute_sql(sql, params).fetchone() == (0,)
+
+
+def test_a_statement_that_cannot_be_prepared_goes_as_text_and_leaves_the_transaction_usable(db):
+    untyped = "SELECT %s IS NULL"  # PostgreSQL cannot tell the parameter's type
+    with db.atomic():
+        _insert(db, 1)
+        assert db.prepared(untyped, (None,)) == (untyped, (None,))
+        _insert(db, 2)
+    assert db.prepared("SELECT '100%%' || %s", ("x",))[0] == "SELECT '100%%' || %s"
+    assert _rows(db) == [1, 2]
+    assert not _prepared_names(db)

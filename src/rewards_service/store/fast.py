@@ -220,7 +220,10 @@ def select_one(model: type[M], text: str, *params: object) -> M | None:
 
 
 def execute(text: str, *params: object):
-    return database.execute_sql(sql(text), params)
+    db = database.obj
+    if isinstance(db, PostgresDatabase):
+        return db.execute_sql(*db.prepared(sql(text), params))
+    return db.execute_sql(sql(text), params)
 
 
 def execute_unread(text: str, *params: object) -> None:
@@ -234,7 +237,7 @@ def execute_unread(text: str, *params: object) -> None:
 def _unread(text: str, params) -> None:
     db = database.obj
     if isinstance(db, PostgresDatabase):
-        db.execute_unread(text, params)
+        db.execute_unread(*db.prepared(text, params))
     else:
         db.execute_sql(text, params)
 

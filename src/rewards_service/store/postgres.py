@@ -29,12 +29,19 @@ rollback after it is a no-op, and the writer rolls the group back and runs it ag
 """
 
 import contextlib
+import re
 import threading
 from collections.abc import Iterator
 
 import peewee
+import psycopg2
 from playhouse.pool import PooledPostgresqlDatabase
-from psycopg2.extensions import TRANSACTION_STATUS_INTRANS, encodings
+from psycopg2.extensions import (
+    TRANSACTION_STATUS_INERROR,
+    TRANSACTION_STATUS_INTRANS,
+    connection,
+    encodings,
+)
 
 _DEFERRED = ("SAVEPOINT ", "RELEASE SAVEPOINT ")
 _CONTROL = ("BEGIN", *_DEFERRED)
@@ -64,10 +71,87 @@ class CarriedStatementFailed(peewee.DatabaseError):
     again outside `carrying()`."""
 
 
-class PostgresDatabase(PooledPostgresqlDatabase):
+# Prepared statements (`prepared`): PostgreSQL plans a statement sent as text every time;
+# the hot path's statements, planned once per connection, cost its server about half as much
+# (the stock take: 283 -> 140 us). Their texts are few, but some grow with a batch's size:
+# each connection keeps at most this many, of at most this many parameters.
+MAX_PREPARED = 128
+MAX_PREPARED_PARAMS = 100
+_PLACEHOLDER = re.compile(r"%s")
+# Texts whose parameters' types PostgreSQL cannot infer; they go as text. Bounded as above.
+_unpreparable: set[str] = set()
+
+
+class _Connection(connection):
+    """A psycopg2 connection that remembers what was prepared on it: text -> name."""
+
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self.prepared: dict[str, str] = {}
+
+
+def _numbered(sql: str) -> str | None:
+    """`sql` with $1, $2, ... for its %s placeholders; None when it holds other % forms."""
+    if "%" in _PLACEHOLDER.sub("", sql):
+        return None
+    count = iter(range(1, MAX_PREPARED_PARAMS + 2))
+    return _PLACEHOLDER.sub(lambda _: f"${next(count)}", sql)
+
+
+class PostgresDatabase(PooledPostgresqlDatabase):
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("connection_factory", _Connection)
+        super().__init__(*args, **kwargs)
         self._held = threading.local()  # per connection, as peewee's own state is per thread
+
+    def prepared(self, sql: str, params: tuple) -> tuple[str, tuple]:
+        """(sql, params) to send instead: an EXECUTE of `sql` prepared on this connection,
+        the first time here (plans survive rollbacks); `sql` itself when it cannot be."""
+        if len(params) > MAX_PREPARED_PARAMS or sql in _unpreparable:
+            return sql, params
+        conn = self.connection()
+        prepared = getattr(conn, "prepared", None)
+        if prepared is None:
+            return sql, params
+        name = prepared.get(sql)
+        if name is None:
+            if len(prepared) >= MAX_PREPARED:
+                return sql, params
+            name = self._prepare(conn, sql)
+            if name is None:
+                return sql, params
+        if not params:
+            return f"EXECUTE {name}", params
+        return f"EXECUTE {name} ({', '.join(['%s'] * len(params))})", params
+
+    @staticmethod
+    def _prepare(conn: _Connection, sql: str) -> str | None:
+        numbered = _numbered(sql)
+        status = conn.get_transaction_status()
+        if numbered is None or status == TRANSACTION_STATUS_INERROR:
+            return None
+        name = f"rewards_{len(conn.prepared)}"
+        # Sent now, ahead of what waits: it touches no data. Inside a transaction it runs in
+        # a savepoint of its own, so that a failure leaves the transaction as it was.
+        inside = status == TRANSACTION_STATUS_INTRANS
+        statement = f"PREPARE {name} AS {numbered}"
+        with conn.cursor() as cursor:
+            try:
+                cursor.execute(
+                    f"SAVEPOINT rewards_prepare; {statement}; RELEASE SAVEPOINT rewards_prepare"
+                    if inside
+                    else statement
+                )
+            except psycopg2.Error:
+                if inside:
+                    cursor.execute(
+                        "ROLLBACK TO SAVEPOINT rewards_prepare; RELEASE SAVEPOINT rewards_prepare"
+                    )
+                if len(_unpreparable) < MAX_PREPARED:
+                    _unpreparable.add(sql)
+                return None
+        conn.prepared[sql] = name
+        return name
 
     def _waiting(self) -> list[str]:
         waiting = getattr(self._held, "statements", None)
