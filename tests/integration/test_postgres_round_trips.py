@@ -208,9 +208,10 @@ def _group_commit(db) -> GroupCommit:
     )
 
 
-def test_in_a_group_an_unread_insert_that_breaks_a_key_fails_its_own_write_only(db):
-    _insert(db, 1)
-    writer = _group_commit(db)
+def _in_one_group(writer: GroupCommit, writes, *, before=lambda: None) -> list:
+    """Run `writes` ((work, on_conflict) pairs) as one group of `writer`, in this order: they
+    queue behind a write that holds the writer. `before` runs just before it lets go. Their
+    outcomes, settled."""
     started, go_on = threading.Event(), threading.Event()
 
     def hold() -> str:
@@ -218,26 +219,41 @@ def test_in_a_group_an_unread_insert_that_breaks_a_key_fails_its_own_write_only(
         assert go_on.wait(30)
         return "held"
 
-    def put(value: int):
-        return lambda: _insert_unread(db, value) or value
-
-    with ThreadPoolExecutor(5) as pool:
+    with ThreadPoolExecutor(len(writes) + 1) as pool:
         first = pool.submit(writer.submit, hold, None)
         assert started.wait(30)
-        # Queued behind the first: they make up the next group, in this order.
         outcomes = []
-        for value, answer in ((10, None), (1, lambda: "answered"), (11, None), (1, None)):
-            outcomes.append(pool.submit(writer.submit, put(value), answer, [("t", "1")]))
+        for work, on_conflict in writes:
+            outcomes.append(pool.submit(writer.submit, work, on_conflict, [("t", "1")]))
             while len(writer._queue) < len(outcomes):
                 time.sleep(0.001)
+        before()
         go_on.set()
         assert first.result(30) == "held"
-        assert outcomes[0].result(30) == 10
-        assert outcomes[1].result(30) == "answered"  # the request_id race's answer still works
-        assert outcomes[2].result(30) == 11
-        with pytest.raises(Conflict):
-            outcomes[3].result(30)
     writer.close()
+    return outcomes
+
+
+def _put(db, value: int):
+    return lambda: _insert_unread(db, value) or value
+
+
+def test_in_a_group_an_unread_insert_that_breaks_a_key_fails_its_own_write_only(db):
+    _insert(db, 1)
+    outcomes = _in_one_group(
+        _group_commit(db),
+        [
+            (_put(db, 10), None),
+            (_put(db, 1), lambda: "answered"),
+            (_put(db, 11), None),
+            (_put(db, 1), None),
+        ],
+    )
+    assert outcomes[0].result(30) == 10
+    assert outcomes[1].result(30) == "answered"  # the request_id race's answer still works
+    assert outcomes[2].result(30) == 11
+    with pytest.raises(Conflict):
+        outcomes[3].result(30)
     assert _rows(db) == [1, 10, 11]
     # First the four INSERTs waited past their writes' RELEASEs and went together; the
     # duplicate failed them all, so the group ran again with each INSERT going with its own
@@ -249,30 +265,9 @@ def test_in_a_group_an_unread_insert_that_breaks_a_key_fails_its_own_write_only(
 
 
 def test_in_a_group_unread_statements_wait_past_their_writes_savepoints(db):
-    writer = _group_commit(db)
-    started, go_on = threading.Event(), threading.Event()
-
-    def hold() -> str:
-        started.set()
-        assert go_on.wait(30)
-        return "held"
-
-    def put(value: int):
-        return lambda: _insert_unread(db, value) or value
-
-    with ThreadPoolExecutor(4) as pool:
-        first = pool.submit(writer.submit, hold, None)
-        assert started.wait(30)
-        outcomes = []
-        for value in (1, 2, 3):
-            outcomes.append(pool.submit(writer.submit, put(value), None, [("t", "1")]))
-            while len(writer._queue) < len(outcomes):
-                time.sleep(0.001)
-        db.sent.clear()
-        go_on.set()
-        assert first.result(30) == "held"
-        assert [outcome.result(30) for outcome in outcomes] == [1, 2, 3]
-    writer.close()
+    writes = [(_put(db, value), None) for value in (1, 2, 3)]
+    outcomes = _in_one_group(_group_commit(db), writes, before=db.sent.clear)
+    assert [outcome.result(30) for outcome in outcomes] == [1, 2, 3]
     # The lock, then the three writes whole with the COMMIT.
     assert len(db.sent) == 2, db.sent
     assert db.sent[-1].count("INSERT") == 3 and db.sent[-1].endswith("COMMIT")
@@ -299,32 +294,14 @@ def test_in_a_group_a_row_lock_that_fails_is_retried_as_the_groups_failure(db):
         lock_rows=lock_rows,
         carrying=db.carrying,
     )
-    writer_hooks = hooks
-    retried = writer_hooks.retried
-    writer_hooks.retried = failures.append
-    started, go_on = threading.Event(), threading.Event()
-
-    def hold() -> str:
-        started.set()
-        assert go_on.wait(30)
-        return "held"
-
+    retried = hooks.retried
+    hooks.retried = failures.append
     try:
-        with ThreadPoolExecutor(3) as pool:
-            first = pool.submit(writer.submit, hold, None)
-            assert started.wait(30)
-            outcomes = []
-            for value in (1, 2):
-                write = lambda value=value: _insert(db, value) or value  # noqa: E731
-                outcomes.append(pool.submit(writer.submit, write, None, [("t", "1")]))
-                while len(writer._queue) < len(outcomes):
-                    time.sleep(0.001)
-            go_on.set()
-            assert first.result(30) == "held"
-            assert [outcome.result(30) for outcome in outcomes] == [1, 2]
+        writes = [(lambda value=value: _insert(db, value) or value, None) for value in (1, 2)]
+        outcomes = _in_one_group(writer, writes)
     finally:
-        writer_hooks.retried = retried
-        writer.close()
+        hooks.retried = retried
+    assert [outcome.result(30) for outcome in outcomes] == [1, 2]
     assert len(failures) == 1 and "division by zero" in str(failures[0])
     assert _rows(db) == [1, 2]
 
