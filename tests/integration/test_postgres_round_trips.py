@@ -439,6 +439,28 @@ def test_each_further_issue_in_a_group_takes_two_round_trips(admin, store, write
     assert second[-1].endswith("; COMMIT")
 
 
+def test_one_request_id_twice_in_a_group_issues_once_and_replays_once(admin, store):
+    reward, users = _priced_reward(admin)
+    request_id = _new_id()
+    with ThreadPoolExecutor(3) as pool:
+        with writes_held(store, [reward.id]):
+            first = pool.submit(f.issue, admin, reward.id, users[1].id, request_id=_new_id())
+            while not _waiting_on_lock(store, reward.id):
+                time.sleep(0.01)
+            # Both read ahead as missing; the second's look-up then finds the first's.
+            twice = [
+                pool.submit(f.issue, admin, reward.id, users[0].id, request_id=request_id)
+                for _ in range(2)
+            ]
+            while len(store_db._group_commit._queue) < 2:
+                time.sleep(0.001)
+        first.result(30)
+        answers = [call.result(30) for call in twice]
+    assert answers[0].issuance.id == answers[1].issuance.id
+    assert sorted(answer.idempotent_replay for answer in answers) == [False, True]
+    assert f.balance(admin, users[0].id, reward.cost_asset_id).available == "99.00"
+
+
 def _prepared_names(db) -> set[str]:
     return {name for (name,) in db.execute_sql("SELECT name FROM pg_prepared_statements")}
 
