@@ -647,6 +647,14 @@ def test_an_update_refused_changes_nothing_and_records_nothing(store, program):
     assert _update(store, program, made.id, {"name"}, rules.etag(made.version), name="New")
 
 
+def test_a_change_of_a_reward_names_its_row_for_the_writers_group_to_lock(store, program):
+    made = _reward(store, program, _product())
+    _update(store, program, made.id, {"name"}, name="Renamed")
+    assert store.locks[-1] == [("reward", made.id)]
+    catalog.delete_reward(program, made.id, "", store=store)
+    assert store.locks[-1] == [("reward", made.id)]
+
+
 def test_an_archived_reward_is_final(store, program):
     made = _reward(store, program, _product())
     archived = catalog.delete_reward(program, made.id, rules.etag(made.version), store=store)

@@ -751,6 +751,7 @@ def test_a_revoke_refunds_the_cost_takes_the_credit_back_and_returns_the_stock(s
     assert store.stored(reward).status == OUT_OF_STOCK
 
     revoked = issuance.revoke_issuance(program, found.row.id, "mistake", store=store).row
+    assert store.locks[-1] == [("reward", reward.id)]  # the stock comes back to its row
     assert (revoked.status, revoked.revoke_reason) == (IS.ISSUANCE_STATUS_REVOKED, "mistake")
     assert (store.available(ann.id, points), store.available(ann.id, miles)) == (1000, 0)
     assert store.stored(reward).redeemed_count == 0

@@ -275,7 +275,8 @@ def update_reward(
             store.emit(program_id, events.EVENT_TYPE_REWARD_STATUS_CHANGED, row)
         return row
 
-    return store.transaction(work)
+    # Named, so that a group of the writer takes it in order with the others' rows.
+    return store.transaction(work, locks=[("reward", reward_id)])
 
 
 def delete_reward(
@@ -292,7 +293,7 @@ def delete_reward(
         store.emit(program_id, events.EVENT_TYPE_REWARD_STATUS_CHANGED, row)
         return row
 
-    return store.transaction(work)
+    return store.transaction(work, locks=[("reward", reward_id)])
 
 
 # Assets

@@ -774,7 +774,11 @@ def revoke_issuance(
         store.emit(program_id, events.EVENT_TYPE_ISSUANCE_REVOKED, row)
         return row
 
-    return scaled(store.transaction(work), scale_of=store.asset_scale)
+    # The reward whose stock comes back, read ahead (an issuance's reward never changes) so
+    # that a group of the writer takes its row in order with the others'.
+    found = store.find_issuance(program_id, issuance_id)
+    locks = [("reward", found.reward_id)] if found is not None and found.reward_id else []
+    return scaled(store.transaction(work, locks=locks), scale_of=store.asset_scale)
 
 
 def _release_stock(store: IssuanceStore, row: Issuance) -> None:
