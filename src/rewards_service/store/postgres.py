@@ -19,13 +19,13 @@ inside it. A rollback drops them.
 
 Within `carrying()` (the writer's groups of several writes) they do outlive it: a write's
 RELEASE, and the next write's SAVEPOINT, wait with them for the next statement that needs
-an answer, so a write costs no round trip of its own for its last statements. (What was
-made outside any savepoint, such as the group's row locks, still goes with the next
-SAVEPOINT: its error is the group's.) Their errors
+an answer, so a write costs no round trip of its own for its last statements. Their errors
 are rare (a unique key another replica took meanwhile) but can no longer be told apart from
 the later write's: such a failure is raised as `CarriedStatementFailed`, every savepoint
 rollback after it is a no-op, and the writer rolls the group back and runs it again outside
-`carrying()`, where each write answers for its own statements.
+`carrying()`, where each write answers for its own statements. What was made outside any
+savepoint (the group's row locks) still goes with the next SAVEPOINT: its error is the
+group's, and a deadlock there is retried as one.
 """
 
 import contextlib
