@@ -499,3 +499,21 @@ def test_a_statement_that_cannot_be_prepared_goes_as_text_and_leaves_the_transac
     assert db.prepared("SELECT '100%%' || %s", ("x",))[0] == "SELECT '100%%' || %s"
     assert _rows(db) == [1, 2]
     assert not _prepared_names(db)
+
+
+def test_after_its_table_changes_shape_a_statement_is_prepared_afresh(db):
+    _insert(db, 1)
+    text = f'SELECT * FROM "{db.table}" WHERE "x" = %s'
+    sql, params = db.prepared(text, (1,))
+    assert db.execute_sql(sql, params).fetchone() == (1, "")
+    # Another replica's migration adds a column: the plan prepared here no longer fits.
+    other = PostgresDatabase(db.database, **db.connect_params)
+    other.execute_sql(f'ALTER TABLE "{db.table}" ADD COLUMN "y" integer NOT NULL DEFAULT 7')
+    other.close()
+    with pytest.raises(peewee.DatabaseError) as stale:
+        db.execute_sql(sql, params)
+    assert store_db.contention_reason(stale.value) == "stale_plan"  # the writer runs it again
+    sql, params = db.prepared(text, (1,))
+    assert sql.startswith("EXECUTE ")
+    assert db.execute_sql(sql, params).fetchone() == (1, "", 7)
+    assert len(_prepared_names(db)) == 1

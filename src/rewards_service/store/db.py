@@ -16,7 +16,7 @@ from playhouse import db_url
 from playhouse.pool import PooledPostgresqlDatabase
 
 from rewards_service.store.group_commit import Conflict, GroupCommit, RequestKey, RowKey
-from rewards_service.store.postgres import PostgresDatabase
+from rewards_service.store.postgres import PostgresDatabase, is_stale_plan
 from rewards_service.store.wal_header import WalHeader
 
 __all__ = ["Conflict", "RequestKey", "RowKey"]  # for services, with in_transaction and write
@@ -204,11 +204,13 @@ CONTENTION_CODES = {"40001": "serialization_failure", "40P01": "deadlock_detecte
 
 def contention_reason(exc: Exception) -> str | None:
     """Why `exc` is worth running the transaction again: serialization_failure,
-    deadlock_detected, busy (SQLite); None when it is not."""
+    deadlock_detected, busy (SQLite), stale_plan (postgres.py); None when it is not."""
     # peewee re-raises the driver's error inside its except block: the original is the context.
     cause = exc.__cause__ or exc.__context__ or exc
     if isinstance(cause, sqlite3.OperationalError):
         return "busy" if "locked" in str(cause) or "busy" in str(cause) else None
+    if is_stale_plan(exc):
+        return "stale_plan"
     return CONTENTION_CODES.get(getattr(cause, "pgcode", None) or "")
 
 

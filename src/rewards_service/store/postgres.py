@@ -88,6 +88,16 @@ class _Connection(connection):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.prepared: dict[str, str] = {}
+        self.made = 0  # names are never reused: a stale one may still be on the server
+        self.stale = False  # DEALLOCATE ALL before preparing again
+
+
+def is_stale_plan(exc: BaseException) -> bool:
+    """A prepared `SELECT *` whose table changed shape since (a migration of another
+    replica): PostgreSQL refuses it from then on. Statements are prepared afresh and the
+    transaction can run again."""
+    cause = exc.__cause__ or exc.__context__ or exc
+    return getattr(cause, "pgcode", None) == "0A000" and "cached plan" in str(cause)
 
 
 def _numbered(sql: str) -> str | None:
@@ -113,6 +123,8 @@ class PostgresDatabase(PooledPostgresqlDatabase):
         prepared = getattr(conn, "prepared", None)
         if prepared is None:
             return sql, params
+        if conn.stale and not self._deallocated(conn):
+            return sql, params
         name = prepared.get(sql)
         if name is None:
             if len(prepared) >= MAX_PREPARED:
@@ -130,7 +142,8 @@ class PostgresDatabase(PooledPostgresqlDatabase):
         status = conn.get_transaction_status()
         if numbered is None or status == TRANSACTION_STATUS_INERROR:
             return None
-        name = f"rewards_{len(conn.prepared)}"
+        name = f"rewards_{conn.made}"
+        conn.made += 1
         # Sent now, ahead of what waits: it touches no data. Inside a transaction it runs in
         # a savepoint of its own, so that a failure leaves the transaction as it was.
         inside = status == TRANSACTION_STATUS_INTRANS
@@ -152,6 +165,17 @@ class PostgresDatabase(PooledPostgresqlDatabase):
                 return None
         conn.prepared[sql] = name
         return name
+
+    @staticmethod
+    def _deallocated(conn: _Connection) -> bool:
+        """Drop what was prepared on `conn`, unless its transaction has failed (then later)."""
+        if conn.get_transaction_status() == TRANSACTION_STATUS_INERROR:
+            return False
+        with conn.cursor() as cursor:
+            cursor.execute("DEALLOCATE ALL")  # allowed in a transaction, and not undone
+        conn.prepared.clear()
+        conn.stale = False
+        return True
 
     def _waiting(self) -> list[str]:
         waiting = getattr(self._held, "statements", None)
@@ -227,11 +251,13 @@ class PostgresDatabase(PooledPostgresqlDatabase):
             sql = "; ".join(s.rstrip(";") for s in [*waiting, sql])
             waiting.clear()
         self._held.outside = False
-        if not carried:
-            return super().execute_sql(sql, params)
         try:
             return super().execute_sql(sql, params)
         except peewee.DatabaseError as exc:
+            if is_stale_plan(exc):
+                self.connection().stale = True
+            if not carried:
+                raise
             self._held.lost = exc
             raise CarriedStatementFailed(*exc.args) from exc
 
