@@ -929,6 +929,10 @@ def test_a_custom_grant_is_recorded_once_per_client_reference(store, program):
 # Validation comes first
 
 
+def _bad_group_issue() -> IssueRequest:
+    return IssueRequest("r", ParticipantRef("id", "p"), quantity=-1, pay_from=PAY_FROM_GROUP)
+
+
 @pytest.mark.parametrize(
     ("call", "field"),
     [
@@ -950,6 +954,17 @@ def test_a_custom_grant_is_recorded_once_per_client_reference(store, program):
                 "prg_1", GrantRequest(ParticipantRef("id", "p"), "0.5", "WELCOME", "ref"), store=s
             ),
             "amount",
+        ),
+        (
+            # Paid by the group: its membership is not read ahead for a call refused anyway.
+            lambda s: issuance.issue_reward("prg_1", _bad_group_issue(), store=s),
+            "quantity",
+        ),
+        (
+            lambda s: asyncio.run(
+                issuance.issue_reward_async("prg_1", _bad_group_issue(), str, store=s)
+            ),
+            "quantity",
         ),
         (lambda s: issuance.revoke_issuance("prg_1", "iss_1", "x" * 1001, store=s), "reason"),
         (lambda s: issuance.update_fulfillment("prg_1", "iss_1", "", "", store=s), "status"),

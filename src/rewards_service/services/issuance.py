@@ -102,6 +102,12 @@ def _group_hint(store: IssuanceStore, program_id: str, request: IssueRequest) ->
     return [(groups.GROUP_TABLE, group_id)] if group_id else []
 
 
+def _check(request: IssueRequest) -> None:
+    v = Violations()
+    check_issue_request(v, request)
+    v.raise_if_any()
+
+
 def _issue_once(
     store: IssuanceStore,
     program_id: str,
@@ -109,9 +115,7 @@ def _issue_once(
     answer: Callable[[Outcome], R],
     locks: list[RowKey] | None = None,
 ) -> Once[Issuance, R]:
-    v = Violations()
-    check_issue_request(v, request)
-    v.raise_if_any()
+    """The unit of work of a request already checked (_check)."""
     assert request.participant is not None
     ref = request.participant
 
@@ -138,6 +142,7 @@ def issue_reward(
 ) -> Outcome:
     """`answerable` sees the outcome inside the transaction, before the commit: raising there
     refuses the call and rolls it back."""
+    _check(request)
     locks = _group_hint(store, program_id, request)
     try:
         return _issue_once(store, program_id, request, answerable, locks).run(store.transaction)
@@ -156,6 +161,7 @@ async def issue_reward_async(
     """IssueReward from the event loop: the replay lookup, every check and every effect run
     as one unit on the store's writer, and `answer` builds the caller's answer there, before
     the commit (so an answer that cannot be built changes nothing)."""
+    _check(request)
     locks: list[RowKey] = []
     if request.pay_from == PAY_FROM_GROUP:  # a read, off the event loop
 
