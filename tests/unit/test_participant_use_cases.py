@@ -86,9 +86,6 @@ class FakeParticipantStore(Accounts):
 
     # Assets, balances and the ledger
 
-    def asset(self, program_id, asset_id):
-        return self.get_asset(program_id, asset_id)
-
     def find_by_request_id(self, kind, program_id, request_id):
         assert kind is LedgerEntry, "the use cases look request_ids up among entries only"
         found = (

@@ -175,7 +175,7 @@ def get_balance(
     program_id: str, ref: ParticipantRef, asset_id: str, *, store: ParticipantStore = PARTICIPANTS
 ) -> BalanceView:
     participant = resolve(program_id, ref, store=store)
-    asset = store.asset(program_id, asset_id)
+    asset = store.get_asset(program_id, asset_id)
     return _view(store, participant.id, asset.id, asset.scale)
 
 
@@ -189,7 +189,7 @@ def list_ledger_entries(
 ) -> tuple[list[Scaled[LedgerEntry]], str]:
     participant = resolve(program_id, ref, store=store)
     if asset_id:
-        asset_id = store.asset(program_id, asset_id).id
+        asset_id = store.get_asset(program_id, asset_id).id
     return scaled_page(
         store.ledger_page(participant.id, asset_id, page), scale_of=store.asset_scale
     )
@@ -229,7 +229,7 @@ def adjust_balance(
 
     def post() -> LedgerEntry:
         participant = resolve(program_id, ref, store=store)
-        asset = store.asset(program_id, asset_id)
+        asset = store.get_asset(program_id, asset_id)
         checks = Violations()
         units = parse_amount(checks, "delta", delta, scale=asset.scale, allow_negative=True)
         checks.raise_if_any()

@@ -59,6 +59,16 @@ class Creates(Transacts, Protocol):
         """Records the event of a change, written with the transaction's other writes."""
 
 
+class Assets(Protocol):
+    """The asset look-ups of stores whose use cases move balances."""
+
+    def get_asset(self, program_id: str, asset_id: str) -> Asset:
+        """The program's asset; NotFound (ASSET_NOT_FOUND) when it has none by that id."""
+        ...
+
+    def asset_scale(self, asset_id: str) -> int: ...
+
+
 class RegistryStore(Creates, Protocol):
     """A program's registry entries, each kind (custom fields, fulfillment statuses) kept
     apart, and the registry_version that every change moves."""
@@ -86,7 +96,7 @@ class RegistryStore(Creates, Protocol):
     def delete(self, row: Entry) -> None: ...
 
 
-class GroupStore(Creates, Protocol):
+class GroupStore(Creates, Assets, Protocol):
     """Participant groups, their members (a participant is in one group at most) and the
     balances the members share. Adds and deletes of members go through `add` and `delete`."""
 
@@ -107,12 +117,6 @@ class GroupStore(Creates, Protocol):
         ...
 
     def delete(self, row: GroupMember) -> None: ...
-
-    def get_asset(self, program_id: str, asset_id: str) -> Asset:
-        """queries.get_asset: NotFound (ASSET_NOT_FOUND) when the program has no such asset."""
-        ...
-
-    def asset_scale(self, asset_id: str) -> int: ...
 
     def balance(self, group_id: str, asset_id: str) -> GroupBalance:
         """The group's holding of the asset, all zero before its first movement."""
@@ -142,7 +146,7 @@ class GroupStore(Creates, Protocol):
         ...
 
 
-class ParticipantStore(Creates, Protocol):
+class ParticipantStore(Creates, Assets, Protocol):
     """A program's participants, their balances and ledger entries. Balances move through
     `post` only (store.ledger.post), which records each movement in the ledger."""
 
@@ -170,12 +174,6 @@ class ParticipantStore(Creates, Protocol):
         that mention it in their segments (a text match, over a bounded scan): the caller
         keeps those that hold it."""
         ...
-
-    def asset(self, program_id: str, asset_id: str) -> Asset:
-        """The program's asset; NotFound (ASSET_NOT_FOUND) when it has none by that id."""
-        ...
-
-    def asset_scale(self, asset_id: str) -> int: ...
 
     def balance(self, participant_id: str, asset_id: str) -> Balance:
         """The balance, all zero when it never moved."""

@@ -12,7 +12,7 @@ class Participants(Rows):
     # The store's own functions, bound as they are: resolve() runs on every issue, and a
     # wrapper would cost it a call.
     participants_with = staticmethod(queries.participants_with)
-    asset = staticmethod(queries.get_asset)
+    get_asset = staticmethod(queries.get_asset)
     asset_scale = staticmethod(queries.asset_scale)
     balance = staticmethod(ledger.balance_of)
     post = staticmethod(ledger.post)
