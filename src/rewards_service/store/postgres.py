@@ -29,6 +29,7 @@ group's, and a deadlock there is retried as one.
 """
 
 import contextlib
+import itertools
 import re
 import threading
 from collections.abc import Iterator
@@ -104,15 +105,28 @@ def _numbered(sql: str) -> str | None:
     """`sql` with $1, $2, ... for its %s placeholders; None when it holds other % forms."""
     if "%" in _PLACEHOLDER.sub("", sql):
         return None
-    count = iter(range(1, MAX_PREPARED_PARAMS + 2))
+    count = itertools.count(1)
     return _PLACEHOLDER.sub(lambda _: f"${next(count)}", sql)
+
+
+class _Held(threading.local):
+    """What waits to be sent, and the state of the transaction it belongs to: per
+    connection, as peewee's own state is per thread."""
+
+    carry = False  # within carrying()
+    outside = False  # a statement made outside any savepoint waits
+    depth = 0  # savepoints open (peewee counts transactions only)
+    lost: peewee.DatabaseError | None = None  # what failed a string that carried statements
+
+    def __init__(self) -> None:
+        self.statements: list[str] = []
 
 
 class PostgresDatabase(PooledPostgresqlDatabase):
     def __init__(self, *args, **kwargs) -> None:
         kwargs.setdefault("connection_factory", _Connection)
         super().__init__(*args, **kwargs)
-        self._held = threading.local()  # per connection, as peewee's own state is per thread
+        self._held = _Held()
 
     def prepared(self, sql: str, params: tuple) -> tuple[str, tuple]:
         """(sql, params) to send instead: an EXECUTE of `sql` prepared on this connection,
@@ -178,10 +192,7 @@ class PostgresDatabase(PooledPostgresqlDatabase):
         return True
 
     def _waiting(self) -> list[str]:
-        waiting = getattr(self._held, "statements", None)
-        if waiting is None:
-            waiting = self._held.statements = []
-        return waiting
+        return self._held.statements
 
     @contextlib.contextmanager
     def carrying(self) -> Iterator[None]:
@@ -215,22 +226,20 @@ class PostgresDatabase(PooledPostgresqlDatabase):
         # The string it joins is sent with parameters (peewee passes at least an empty
         # tuple), so psycopg2 reads every % in it as a placeholder.
         self._waiting().append(rendered.replace("%", "%%"))
-        if not getattr(self._held, "depth", 0):
+        if not self._held.depth:
             self._held.outside = True  # no savepoint of its own: the next one takes it
 
     def execute_sql(self, sql, params=None):
         waiting = self._waiting()
         if sql.startswith(_SAVEPOINT_CONTROL):
-            # Savepoints open: peewee counts transactions only.
-            depth = getattr(self._held, "depth", 0)
+            depth = self._held.depth
             self._held.depth = depth + 1 if sql.startswith("SAVEPOINT ") else max(depth - 1, 0)
-        if getattr(self._held, "lost", None) is not None:
+        if self._held.lost is not None:
             if sql.startswith(_ROLLBACK_TO):  # the savepoint went with the lost transaction
                 return None
             raise CarriedStatementFailed(*self._held.lost.args) from self._held.lost
         if sql.startswith(_DEFERRED) and (
-            not _unread_in(waiting)
-            or (getattr(self._held, "carry", False) and not getattr(self._held, "outside", False))
+            not _unread_in(waiting) or (self._held.carry and not self._held.outside)
         ):
             opened = "SAVEPOINT " + sql[len(_RELEASE) :]
             if sql.startswith(_RELEASE) and waiting and waiting[-1] == opened:
