@@ -195,7 +195,11 @@ def take_reward_for(
 # each look-up takes its own once. A second look-up of one (a request_id race's loser, or
 # the same request_id twice in one group) asks the database, which then holds the group's
 # own writes.
-_ahead = threading.local()
+class _Ahead(threading.local):
+    rows: dict[RequestKey, peewee.Model | None] | None = None
+
+
+_ahead = _Ahead()
 
 
 @cache
@@ -231,7 +235,7 @@ def read_ahead(keys: list[RequestKey]) -> Iterator[None]:
 
 def find_by_request_id(model: type[M], program_id: str, request_id: str) -> M | None:
     table = model._meta.table_name
-    ahead = getattr(_ahead, "rows", None)
+    ahead = _ahead.rows
     if ahead is not None and (table, program_id, request_id) in ahead:
         return ahead.pop((table, program_id, request_id))
     text = f'SELECT * FROM "{table}" WHERE "program_id" = ? AND "request_id" = ? LIMIT 1'
