@@ -13,6 +13,7 @@ import pytest
 from rewards.v1 import issuance_pb2
 
 from rewards_service.store import db as store_db
+from rewards_service.store import postgres
 from rewards_service.store.db import database, database_settings
 from rewards_service.store.group_commit import Conflict, GroupCommit, hooks
 from rewards_service.store.postgres import CarriedStatementFailed, PostgresDatabase
@@ -517,3 +518,21 @@ def test_after_its_table_changes_shape_a_statement_is_prepared_afresh(db):
     assert sql.startswith("EXECUTE ")
     assert db.execute_sql(sql, params).fetchone() == (1, "", 7)
     assert len(_prepared_names(db)) == 1
+
+
+def test_a_connection_prepares_a_bounded_number_of_statements(db, monkeypatch):
+    # Some texts grow with what a caller sends (codes added at once, a group's events): past
+    # the bounds they go as text, and the server keeps no more than the bound.
+    monkeypatch.setattr(postgres, "MAX_PREPARED", 3)
+    sent = []
+    for width in range(1, 6):
+        text = "SELECT " + " + ".join(["%s::int"] * width)
+        sql, params = db.prepared(text, (1,) * width)
+        sent.append(sql.startswith("EXECUTE "))
+        assert db.execute_sql(sql, params).fetchone() == (width,)
+    assert sent == [True, True, True, False, False]
+    assert len(_prepared_names(db)) == 3
+    monkeypatch.setattr(postgres, "MAX_PREPARED", 10)  # room again: only the width refuses
+    many = (1,) * (postgres.MAX_PREPARED_PARAMS + 1)
+    text = "SELECT " + " + ".join(["%s::int"] * len(many))
+    assert db.prepared(text, many) == (text, many)
