@@ -2,15 +2,17 @@
 
 Every RPC writes one access-log line, so that path is kept lean: orjson instead of json, the
 interceptor passes its fields explicitly instead of binding context variables, and access
-lines reach stderr in batches (see _Stderr).
+lines are rendered and reach stderr in batches, off the event loop (see `access` and _Stderr).
 """
 
 import atexit
+import datetime
 import logging
 import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import BinaryIO
 
 import orjson
@@ -51,10 +53,12 @@ class _Stderr:
     """Access-log lines wait in memory for up to FLUSH_SECONDS, then go out in one write. A
     write per line would hand the GIL to another thread on every call. Any other line writes
     the waiting ones first, then itself, so the log keeps its order and lifecycle lines
-    (serving, stopping, errors) are never late."""
+    (serving, stopping, errors) are never late. A waiting line may be an event not rendered
+    yet (`access`): `render` turns it into its line when the batch goes out."""
 
-    def __init__(self, raw: BinaryIO) -> None:
+    def __init__(self, raw: BinaryIO, render: Callable[[dict], bytes]) -> None:
         self._raw = raw
+        self._render = render
         self._start()
 
     def _start(self) -> None:
@@ -68,7 +72,7 @@ class _Stderr:
         thread held at the fork would stay held; the child starts afresh."""
         self._start()
 
-    def hold(self, line: bytes) -> None:
+    def hold(self, line: bytes | dict) -> None:
         with self._pending_lock:
             self._pending.append(line)
 
@@ -81,7 +85,9 @@ class _Stderr:
             with self._pending_lock:
                 batch, self._pending = self._pending, []
             if batch:
-                self._raw.write(b"".join(batch))
+                render = self._render
+                lines = [item if type(item) is bytes else render(item) for item in batch]
+                self._raw.write(b"".join(lines))
                 self._raw.flush()
 
     def _flush_forever(self) -> None:
@@ -107,17 +113,76 @@ class _Lines:
     fatal = failure = err = critical = exception = error
 
 
-def _json_loggers():
-    out = _Stderr(sys.stderr.buffer)
-    atexit.register(out.flush)
-    os.register_at_fork(before=out.flush, after_in_child=out.after_fork_in_child)
-    access, direct = _Lines(out.hold, out.now), _Lines(out.now, out.now)
-    return lambda *args: access if args[:1] == (ACCESS_LOGGER,) else direct
-
-
 def _add_pid(_logger, _name, event: dict) -> dict:
     event.setdefault("pid", os.getpid())
     return event
+
+
+# Where an event recorded earlier (`access`) keeps the time it happened, until rendered.
+_AT = "_at"
+
+
+def _timestamp(_logger, _name, event: dict) -> dict:
+    """structlog's TimeStamper(fmt="iso", utc=True), except that an event recorded earlier
+    is stamped with the time it was recorded, not the time it is rendered."""
+    at = event.pop(_AT, None)
+    stamp = datetime.datetime.fromtimestamp(time.time() if at is None else at, datetime.UTC)
+    event["timestamp"] = stamp.isoformat().replace("+00:00", "Z")
+    return event
+
+
+def _immediately(fields: dict) -> None:
+    structlog.get_logger(ACCESS_LOGGER).info("rpc", **fields)
+
+
+class _Access:
+    """How `access` writes a line: through structlog at once (the default, and for console
+    output), or recorded and rendered when its batch goes out (JSON output)."""
+
+    write: Callable[[dict], None] = staticmethod(_immediately)
+
+
+_access = _Access()
+
+
+def access(**fields: object) -> None:
+    """One call's access-log line ("rpc" event). With JSON output the call only records its
+    fields, clipped as any logged value is (so that no caller's value is held at full
+    size): the line is rendered by the same processors, with the time of the call, when
+    its batch is written, on the flushing thread rather than the event loop (where
+    rendering cost about a tenth of a cached GetReward)."""
+    _access.write(fields)
+
+
+def _recorder(out: _Stderr) -> Callable[[dict], None]:
+    def record(fields: dict) -> None:
+        fields["event"] = "rpc"
+        fields[_AT] = time.time()
+        out.hold(clip_values(None, "info", fields))
+
+    return record
+
+
+def _renderer(processors: list) -> Callable[[dict], bytes]:
+    """A recorded event's line: the processors of every line, but clip_values, which ran
+    when it was recorded."""
+    chain = [p for p in processors if p is not clip_values]
+
+    def render(event: dict) -> bytes:
+        for processor in chain:
+            event = processor(None, "info", event)
+        return event + b"\n"
+
+    return render
+
+
+def _nothing(_fields: dict) -> None:
+    pass
+
+
+def _json_loggers(out: _Stderr):
+    access, direct = _Lines(out.hold, out.now), _Lines(out.now, out.now)
+    return lambda *args: access if args[:1] == (ACCESS_LOGGER,) else direct
 
 
 def configure(fmt: str = "json", level: str = "info", *, with_pid: bool = False) -> None:
@@ -126,22 +191,29 @@ def configure(fmt: str = "json", level: str = "info", *, with_pid: bool = False)
     fmt = resolve_format(fmt)
     if fmt == "json":
         renderer = structlog.processors.JSONRenderer(serializer=orjson.dumps)
-        factory = _json_loggers()
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=False)
+    processors = [
+        *([_add_pid] if with_pid else []),
+        structlog.processors.add_log_level,
+        _timestamp,
+        structlog.processors.format_exc_info,
+        clip_values,
+        renderer,
+    ]
+    threshold = logging.getLevelNamesMapping()[level.upper()]
+    if fmt == "json":
+        out = _Stderr(sys.stderr.buffer, _renderer(processors))
+        atexit.register(out.flush)
+        os.register_at_fork(before=out.flush, after_in_child=out.after_fork_in_child)
+        factory = _json_loggers(out)
+        _access.write = _recorder(out) if threshold <= logging.INFO else _nothing
+    else:
         factory = structlog.WriteLoggerFactory(file=sys.stderr)
+        _access.write = _immediately
     structlog.configure(
-        processors=[
-            *([_add_pid] if with_pid else []),
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            clip_values,
-            renderer,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(
-            logging.getLevelNamesMapping()[level.upper()]
-        ),
+        processors=processors,
+        wrapper_class=structlog.make_filtering_bound_logger(threshold),
         logger_factory=factory,
         cache_logger_on_first_use=True,
     )

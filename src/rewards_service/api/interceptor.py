@@ -23,6 +23,7 @@ from rewards_service.api.admission import Admission
 from rewards_service.api.errors import internal_error, status_code, to_grpc_status
 from rewards_service.auth import Caller, check_role, current_caller, key_from_metadata
 from rewards_service.domain.errors import FieldViolation, InvalidArgument, RewardsError
+from rewards_service.logging import access
 from rewards_service.services.programs import authenticate, remembered
 from rewards_service.services.records import session
 
@@ -166,8 +167,7 @@ def _wrap(method: str, behavior, deserialize, calls: _Calls):
         finally:
             metrics.observe(method, error, started)
             traced = _UNTRACED if span is None else span.end(error)
-            log.info(
-                "rpc",
+            access(
                 method=method,
                 request_id=request_id,
                 program=program,
@@ -220,8 +220,7 @@ def _wrap_stream(method: str, behavior, deserialize, calls: _Calls):
             log.exception("rpc_failed", method=method, program=program)
             error = internal_error()
         finally:
-            log.info(
-                "rpc",
+            access(
                 method=method,
                 program=program,
                 code=(status_code(error) if error else code).name,
