@@ -181,8 +181,8 @@ def _nothing(_fields: dict) -> None:
 
 
 def _json_loggers(out: _Stderr):
-    access, direct = _Lines(out.hold, out.now), _Lines(out.now, out.now)
-    return lambda *args: access if args[:1] == (ACCESS_LOGGER,) else direct
+    held, direct = _Lines(out.hold, out.now), _Lines(out.now, out.now)
+    return lambda *args: held if args[:1] == (ACCESS_LOGGER,) else direct
 
 
 def configure(fmt: str = "json", level: str = "info", *, with_pid: bool = False) -> None:
