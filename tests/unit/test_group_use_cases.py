@@ -46,6 +46,15 @@ class FakeGroupStore(Accounts):
         super().__init__()
         self.groups: dict[str, ParticipantGroup] = {}
         self.members: dict[str, GroupMember] = {}  # by participant, their primary key
+        self.participants: dict[str, Participant] = {}  # by id: the participants' table
+
+    def participants_with(self, program_id, column, value, *, limit):
+        found = (
+            r
+            for r in self.participants.values()
+            if r.program_id == program_id and getattr(r, column) == value
+        )
+        return sorted(found, key=lambda r: r.id)[:limit]
 
     @staticmethod
     def _check_request_id(row, rows) -> None:
@@ -150,19 +159,10 @@ def program():
 
 
 @pytest.fixture
-def people(monkeypatch):
-    """Participants by id. Resolving a reference is the participants' use case, over their
-    own store: here it looks in this dict."""
-    known: dict[str, Participant] = {}
-
-    def resolve(program_id, ref):
-        found = known.get(ref.value) if ref.kind == "id" else None
-        if found is None or found.program_id != program_id:
-            raise NotFound("No participant.", reason="PARTICIPANT_NOT_FOUND")
-        return found
-
-    monkeypatch.setattr(groups, "resolve", resolve)
-    return known
+def people(store):
+    """The store's participants by id, which a use case finds through services.participants
+    .resolve over the group store."""
+    return store.participants
 
 
 def person(people, program_id) -> ParticipantRef:
@@ -237,10 +237,10 @@ def test_a_participant_is_in_one_group_at_most(store, people, program):
 
 
 @pytest.mark.parametrize("where", ["same group", "another group"])
-def test_a_participant_added_by_a_racing_call_is_answered_from_what_won(people, program, where):
+def test_a_participant_added_by_a_racing_call_is_answered_from_what_won(program, where):
     store = LateStore()
     home, work = group(store, program, "Home"), group(store, program, "Work")
-    ref = person(people, program)
+    ref = person(store.participants, program)
     won = groups.add_member(program, home, ref, store=store)
     store.misses = 1  # this call's look-up misses what the other call added
     if where == "same group":
@@ -386,7 +386,13 @@ def test_what_is_not_there_is_not_found_and_changes_nothing(store, people, progr
     asset = store.add_asset(program, 0)
     ref = person(people, program)
     elsewhere = new_id("prg")
+    stranger = person(people, elsewhere)
     missing = {
+        "PARTICIPANT_NOT_FOUND": [
+            lambda: groups.add_member(program, home, ParticipantRef("id", "par_nope"), store=store),
+            lambda: groups.add_member(program, home, stranger, store=store),
+            lambda: groups.remove_member(program, home, stranger, store=store),
+        ],
         "GROUP_NOT_FOUND": [
             lambda: groups.add_member(program, "grp_nope", ref, store=store),
             lambda: groups.add_member(elsewhere, home, ref, store=store),

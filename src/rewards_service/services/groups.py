@@ -109,7 +109,7 @@ def add_member(
 
     def work() -> GroupMember:
         _get(store, program_id, group_id)
-        participant = resolve(program_id, ref)
+        participant = resolve(program_id, ref, store=store)
         found = store.membership(participant.id)
         if found is not None and found.group_id == group_id:
             return found
@@ -134,7 +134,7 @@ def remove_member(
 
     def work() -> GroupMember:
         _get(store, program_id, group_id)
-        participant = resolve(program_id, ref)
+        participant = resolve(program_id, ref, store=store)
         found = store.member(group_id, participant.id)
         if found is None:
             raise not_a_member(participant.id, group_id)

@@ -28,7 +28,7 @@ from rewards_service.domain.validation import (
     parse_decimal,
     to_minor,
 )
-from rewards_service.services.ports import ParticipantStore
+from rewards_service.services.ports import FindsParticipants, ParticipantStore
 from rewards_service.services.replay import Once
 from rewards_service.services.scaled import Scaled, scaled, scaled_page
 from rewards_service.store.fields import utcnow
@@ -58,7 +58,7 @@ def same_participant(
 
 
 def resolve(
-    program_id: str, ref: ParticipantRef, *, store: ParticipantStore = PARTICIPANTS
+    program_id: str, ref: ParticipantRef, *, store: FindsParticipants = PARTICIPANTS
 ) -> Participant:
     """id and external_id are unique; email and mobile may be shared and then are ambiguous.
     Identifiers are looked up in the normalised form they are stored in."""

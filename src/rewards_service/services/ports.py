@@ -69,6 +69,19 @@ class Assets(Protocol):
     def asset_scale(self, asset_id: str) -> int: ...
 
 
+class FindsParticipants(Protocol):
+    """The participant look-up of stores whose use cases take a ParticipantRef
+    (services/participants.resolve)."""
+
+    def participants_with(
+        self, program_id: str, column: str, value: str, *, limit: int
+    ) -> list[Participant]:
+        """Up to `limit` of the program's participants whose identifier `column` (one of
+        domain.participants.REF_KINDS) holds `value`, in one query: every issue resolves its
+        participant through it."""
+        ...
+
+
 class RegistryStore(Creates, Protocol):
     """A program's registry entries, each kind (custom fields, fulfillment statuses) kept
     apart, and the registry_version that every change moves."""
@@ -96,7 +109,7 @@ class RegistryStore(Creates, Protocol):
     def delete(self, row: Entry) -> None: ...
 
 
-class GroupStore(Creates, Assets, Protocol):
+class GroupStore(Creates, Assets, FindsParticipants, Protocol):
     """Participant groups, their members (a participant is in one group at most) and the
     balances the members share. Adds and deletes of members go through `add` and `delete`."""
 
@@ -146,17 +159,9 @@ class GroupStore(Creates, Assets, Protocol):
         ...
 
 
-class ParticipantStore(Creates, Assets, Protocol):
+class ParticipantStore(Creates, Assets, FindsParticipants, Protocol):
     """A program's participants, their balances and ledger entries. Balances move through
     `post` only (store.ledger.post), which records each movement in the ledger."""
-
-    def participants_with(
-        self, program_id: str, column: str, value: str, *, limit: int
-    ) -> list[Participant]:
-        """Up to `limit` of the program's participants whose identifier `column` (one of
-        domain.participants.REF_KINDS) holds `value`, in one query: every issue resolves its
-        participant through it."""
-        ...
 
     def participant(self, participant_id: str) -> Participant:
         """Any program's participant, by id; it must exist."""

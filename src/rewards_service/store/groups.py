@@ -14,6 +14,8 @@ from rewards_service.store.queries import Rows
 
 
 class Groups(Rows):
+    participants_with = staticmethod(queries.participants_with)
+
     def find_group(self, program_id: str, group_id: str) -> ParticipantGroup | None:
         return (
             ParticipantGroup.select()
