@@ -26,6 +26,9 @@ FLUSH_SECONDS = 0.2
 # was. A traceback keeps more, as its last lines are the useful ones.
 MAX_VALUE_CHARS = 256
 MAX_TRACEBACK_CHARS = 16 * 1024
+# Access lines held while stderr does not take them (a stalled log reader): past this many,
+# further ones are dropped and counted, so that memory stays bounded.
+MAX_HELD_LINES = 20_000
 
 
 def _clipped(text: str, limit: int) -> str:
@@ -54,15 +57,17 @@ class _Stderr:
     write per line would hand the GIL to another thread on every call. Any other line writes
     the waiting ones first, then itself, so the log keeps its order and lifecycle lines
     (serving, stopping, errors) are never late. A waiting line may be an event not rendered
-    yet (`access`): `render` turns it into its line when the batch goes out."""
+    yet (`access`): `render` turns it into its line when the batch goes out. Access lines
+    past MAX_HELD_LINES are dropped, and the batch says how many."""
 
-    def __init__(self, raw: BinaryIO, render: Callable[[dict], bytes]) -> None:
+    def __init__(self, raw: BinaryIO, render: Callable[[dict, str], bytes]) -> None:
         self._raw = raw
         self._render = render
         self._start()
 
     def _start(self) -> None:
-        self._pending: list[bytes] = []
+        self._pending: list[bytes | dict] = []
+        self._dropped = 0
         self._pending_lock = threading.Lock()  # held only to append or take the list
         self._write_lock = threading.Lock()  # keeps batches in order
         threading.Thread(target=self._flush_forever, name="log-flush", daemon=True).start()
@@ -74,19 +79,27 @@ class _Stderr:
 
     def hold(self, line: bytes | dict) -> None:
         with self._pending_lock:
-            self._pending.append(line)
+            if len(self._pending) < MAX_HELD_LINES:
+                self._pending.append(line)
+            else:
+                self._dropped += 1
 
     def now(self, line: bytes) -> None:
-        self.hold(line)
+        with self._pending_lock:
+            self._pending.append(line)
         self.flush()
 
     def flush(self) -> None:
         with self._write_lock:
             with self._pending_lock:
                 batch, self._pending = self._pending, []
-            if batch:
-                render = self._render
-                lines = [item if type(item) is bytes else render(item) for item in batch]
+                dropped, self._dropped = self._dropped, 0
+            render = self._render
+            lines = [item if type(item) is bytes else render(item, "info") for item in batch]
+            if dropped:
+                notice = {"event": "access_lines_dropped", "dropped": dropped}
+                lines.append(render(notice, "warning"))
+            if lines:
                 self._raw.write(b"".join(lines))
                 self._raw.flush()
 
@@ -163,14 +176,14 @@ def _recorder(out: _Stderr) -> Callable[[dict], None]:
     return record
 
 
-def _renderer(processors: list) -> Callable[[dict], bytes]:
-    """A recorded event's line: the processors of every line, but clip_values, which ran
-    when it was recorded."""
+def _renderer(processors: list) -> Callable[[dict, str], bytes]:
+    """A recorded event's line at level `name`: the processors of every line, but
+    clip_values, which ran when it was recorded."""
     chain = [p for p in processors if p is not clip_values]
 
-    def render(event: dict) -> bytes:
+    def render(event: dict, name: str) -> bytes:
         for processor in chain:
-            event = processor(None, "info", event)
+            event = processor(None, name, event)
         return event + b"\n"
 
     return render

@@ -16,8 +16,10 @@ from rewards_service.logging import MAX_VALUE_CHARS, access
 
 
 @pytest.fixture
-def stderr():
-    """What logging configured by `_configure` writes; the defaults restored after."""
+def stderr(monkeypatch):
+    """What logging configured by `_configure` writes; the defaults restored after. Its
+    flushing thread sleeps through the test: lines go out when a test writes another."""
+    monkeypatch.setattr(rewards_logging, "FLUSH_SECONDS", 3600)
     written = io.BytesIO()
     yield written
     structlog.reset_defaults()
@@ -78,3 +80,17 @@ def test_above_info_no_access_line_is_recorded(stderr):
     access(method="/rewards.v1.RewardCatalog/GetReward", code="OK")
     structlog.get_logger("rewards.server").warning("degraded")
     assert [line["event"] for line in _lines(stderr)] == ["degraded"]
+
+
+def test_access_lines_past_the_bound_are_dropped_and_counted(stderr, monkeypatch):
+    monkeypatch.setattr(rewards_logging, "MAX_HELD_LINES", 3)
+    _configure(stderr, "json")
+    for _ in range(5):  # nothing takes them meanwhile: as if stderr had stalled
+        access(method="/rewards.v1.RewardCatalog/GetReward", code="OK")
+    structlog.get_logger("rewards.server").info("stopping")  # never dropped
+    lines = _lines(stderr)
+    assert [line["event"] for line in lines] == ["rpc"] * 3 + ["stopping", "access_lines_dropped"]
+    assert lines[-1]["dropped"] == 2 and lines[-1]["level"] == "warning"
+    access(method="/rewards.v1.RewardCatalog/GetReward", code="OK")
+    structlog.get_logger("rewards.server").info("stopped")
+    assert [line["event"] for line in _lines(stderr)[5:]] == ["rpc", "stopped"]
