@@ -193,6 +193,41 @@ def test_a_savepoint_taken_while_statements_wait_takes_them_first(db):
     assert _rows(db) == [1]
 
 
+def _last_statement(database_url: str, pid: int) -> str:
+    """What the backend `pid` ran last, as PostgreSQL itself reports it."""
+    with psycopg2.connect(database_url) as other, other.cursor() as cursor:
+        cursor.execute("SELECT query FROM pg_stat_activity WHERE pid = %s", (pid,))
+        (query,) = cursor.fetchone()
+    other.close()
+    return query
+
+
+def test_a_connection_back_in_the_pool_moments_ago_is_handed_out_without_a_liveness_check(
+    db, database_url, monkeypatch
+):
+    monkeypatch.setattr(postgres, "CHECKED_AFTER_IDLE_SECONDS", 60.0)
+    with db.connection_context():
+        pid = db.execute_sql("SELECT pg_backend_pid() /* a read */").fetchone()[0]
+    with db.connection_context():
+        assert db.connection().get_backend_pid() == pid
+        assert _last_statement(database_url, pid).endswith("/* a read */")  # no SELECT 1
+    monkeypatch.setattr(postgres, "CHECKED_AFTER_IDLE_SECONDS", 0.0)
+    with db.connection_context():
+        assert db.connection().get_backend_pid() == pid
+        assert _last_statement(database_url, pid) == "SELECT 1"  # idle longer: checked
+
+
+def test_a_connection_the_server_ended_while_it_idled_is_replaced(db, database_url, monkeypatch):
+    monkeypatch.setattr(postgres, "CHECKED_AFTER_IDLE_SECONDS", 0.0)
+    with db.connection_context():
+        pid = db.execute_sql("SELECT pg_backend_pid()").fetchone()[0]
+    with psycopg2.connect(database_url) as other, other.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    other.close()
+    with db.connection_context():
+        assert db.execute_sql("SELECT pg_backend_pid()").fetchone()[0] != pid
+
+
 def _group_commit(db) -> GroupCommit:
     def lock_rows(keys):
         ids = [int(key) for _table, key in keys]

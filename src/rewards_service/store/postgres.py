@@ -30,8 +30,10 @@ group's, and a deadlock there is retried as one.
 
 import contextlib
 import itertools
+import math
 import re
 import threading
+import time
 from collections.abc import Iterator
 
 import peewee
@@ -72,6 +74,11 @@ class CarriedStatementFailed(peewee.DatabaseError):
     again outside `carrying()`."""
 
 
+# A pooled connection that was back in the pool for less than this is handed out without
+# the pool's liveness check. One the server ended meanwhile fails its call and is dropped;
+# a PostgreSQL restart takes longer than this, so after one every connection is checked.
+CHECKED_AFTER_IDLE_SECONDS = 1.0
+
 # Prepared statements (`prepared`): PostgreSQL plans a statement sent as text every time;
 # the hot path's statements, planned once per connection, cost its server about half as much
 # (the stock take: 283 -> 140 us). Their texts are few, but some grow with a batch's size:
@@ -84,13 +91,15 @@ _unpreparable: set[str] = set()
 
 
 class _Connection(connection):
-    """A psycopg2 connection that remembers what was prepared on it: text -> name."""
+    """A psycopg2 connection that remembers what was prepared on it (text -> name), and
+    when it last went back to the pool."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.prepared: dict[str, str] = {}
         self.made = 0  # names are never reused: a stale one may still be on the server
         self.stale = False  # DEALLOCATE ALL before preparing again
+        self.returned_at = -math.inf  # time.monotonic()
 
 
 def is_stale_plan(exc: BaseException) -> bool:
@@ -127,6 +136,22 @@ class PostgresDatabase(PooledPostgresqlDatabase):
         kwargs.setdefault("connection_factory", _Connection)
         super().__init__(*args, **kwargs)
         self._held = _Held()
+
+    # The pool checks that a connection it hands out is still alive with a SELECT 1, a
+    # round trip that every read RPC paid under load (GetReward: two instead of one). One
+    # back in the pool for less than CHECKED_AFTER_IDLE_SECONDS is handed out as it is.
+
+    def _can_reuse(self, conn) -> bool:
+        if not super()._can_reuse(conn):
+            return False
+        conn.returned_at = time.monotonic()
+        return True
+
+    def _is_closed(self, conn) -> bool:
+        returned_at = getattr(conn, "returned_at", -math.inf)
+        if not conn.closed and time.monotonic() - returned_at < CHECKED_AFTER_IDLE_SECONDS:
+            return False
+        return super()._is_closed(conn)
 
     def prepared(self, sql: str, params: tuple) -> tuple[str, tuple]:
         """(sql, params) to send instead: an EXECUTE of `sql` prepared on this connection,
