@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import peewee
 import psycopg2
 import pytest
-from rewards.v1 import issuance_pb2
+from rewards.v1 import common_pb2, issuance_pb2
 
 from rewards_service.store import db as store_db
 from rewards_service.store import postgres
@@ -497,6 +497,69 @@ def test_one_request_id_twice_in_a_group_issues_once_and_replays_once(admin, sto
     assert answers[0].issuance.id == answers[1].issuance.id
     assert sorted(answer.idempotent_replay for answer in answers) == [False, True]
     assert f.balance(admin, users[0].id, reward.cost_asset_id).available == "99.00"
+
+
+def _queued_in_one_group(store, reward_id: str, calls) -> list:
+    """The calls' results, the calls queued in this order behind an issue that waits on the
+    reward's row: they run as one group, after it."""
+    with ThreadPoolExecutor(1 + len(calls)) as pool:
+        with writes_held(store, [reward_id]):
+            first = pool.submit(calls[0])
+            while not _waiting_on_lock(store, reward_id):
+                time.sleep(0.01)
+            queued = []
+            for call in calls[1:]:
+                queued.append(pool.submit(call))
+                while len(store_db._group_commit._queue) < len(queued):
+                    time.sleep(0.001)
+        first.result(30)
+        return [call.result(30) for call in queued]
+
+
+def test_a_burst_of_retries_of_one_request_id_in_a_group_reads_it_once(
+    admin, store, writer_statements
+):
+    reward, users = _priced_reward(admin)
+    request_id = _new_id()
+    issued = f.issue(admin, reward.id, users[0].id, request_id=request_id).issuance
+    writer_statements.clear()
+
+    def retry():
+        return f.issue(admin, reward.id, users[0].id, request_id=request_id)
+
+    answers = _queued_in_one_group(
+        store, reward.id, [lambda: f.issue(admin, reward.id, users[1].id), retry, retry, retry]
+    )
+    assert [(a.issuance.id, a.idempotent_replay) for a in answers] == [(issued.id, True)] * 3
+    groups = [i for i, sql in enumerate(writer_statements) if sql.startswith("BEGIN")]
+    burst = writer_statements[groups[-1] :]
+    # The lock with the look-ups, then the driver's COMMIT: no retry asks the database again.
+    assert len(burst) == 1, burst
+    assert burst[0].count("(%s, %s)") == 3
+
+
+def test_a_row_read_ahead_and_changed_in_the_group_is_read_again_by_later_retries(admin, store):
+    if not store.startswith("postgres"):
+        pytest.skip("PostgreSQL only: SQLite reads no request_id ahead")
+    reward, users = _priced_reward(admin)
+    request_id = _new_id()
+    issued = f.issue(admin, reward.id, users[0].id, request_id=request_id).issuance
+
+    def retry():
+        return f.issue(admin, reward.id, users[0].id, request_id=request_id).issuance
+
+    before, revoked, after = _queued_in_one_group(
+        store,
+        reward.id,
+        [
+            lambda: f.issue(admin, reward.id, users[1].id),
+            retry,
+            lambda: f.revoke(admin, issued.id),
+            retry,
+        ],
+    )
+    assert before.status == common_pb2.ISSUANCE_STATUS_CONFIRMED
+    assert revoked.status == after.status == common_pb2.ISSUANCE_STATUS_REVOKED
 
 
 def _prepared_names(db) -> set[str]:

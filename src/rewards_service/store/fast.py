@@ -111,6 +111,12 @@ def _from_stored(model: type[M], stored: _Stored) -> M:
     return row
 
 
+def copy_of(row: M) -> M:
+    """Another instance of a row read from the database, as it was read: nothing mutable
+    is shared with `row`."""
+    return _from_stored(type(row), row._stored)
+
+
 def is_unchanged(row: peewee.Model) -> bool:
     """Whether the row was read from the database and not changed since."""
     stored = getattr(row, "_stored", None)

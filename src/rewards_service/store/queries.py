@@ -191,10 +191,13 @@ def take_reward_for(
     return reward, int(version or 0), participant
 
 
-# The rows a group's writes look up by request_id, read as the group starts (read_ahead):
-# each look-up takes its own once. A second look-up of one (a request_id race's loser, or
-# the same request_id twice in one group) asks the database, which then holds the group's
-# own writes.
+# The rows a group's writes look up by request_id, read as the group starts (read_ahead).
+# A row found was committed before the group: each look-up of it gets its own copy (a burst
+# of retries of one request_id costs one read), until a write of the group saves that row
+# (Rows.save), after which look-ups ask the database. A request_id not found is answered so
+# once: the write that looked may create it, and a second look-up (a request_id race's
+# loser, or the same request_id twice in one group) asks the database, which then holds
+# the group's own writes.
 class _Ahead(threading.local):
     rows: dict[RequestKey, peewee.Model | None] | None = None
 
@@ -236,10 +239,23 @@ def read_ahead(keys: list[RequestKey]) -> Iterator[None]:
 def find_by_request_id(model: type[M], program_id: str, request_id: str) -> M | None:
     table = model._meta.table_name
     ahead = _ahead.rows
-    if ahead is not None and (table, program_id, request_id) in ahead:
-        return ahead.pop((table, program_id, request_id))
+    key = (table, program_id, request_id)
+    if ahead is not None and key in ahead:
+        found = ahead[key]
+        if found is None:
+            del ahead[key]
+            return None
+        return fast.copy_of(found)
     text = f'SELECT * FROM "{table}" WHERE "program_id" = ? AND "request_id" = ? LIMIT 1'
     return fast.select_one(model, text, program_id, request_id)
+
+
+def _forget_ahead(row: peewee.Model) -> None:
+    """A row the group changed is no longer what was read ahead (see _Ahead)."""
+    ahead = _ahead.rows
+    request_id = getattr(row, "request_id", None)
+    if ahead and request_id:
+        ahead.pop((row._meta.table_name, row.program_id, request_id), None)
 
 
 class Rows:
@@ -254,6 +270,7 @@ class Rows:
     def save(self, row: peewee.Model) -> None:
         """Writes the changes of a row that exists."""
         row.save()
+        _forget_ahead(row)
 
     emit = staticmethod(outbox.emit)
     transaction = staticmethod(in_transaction)
