@@ -60,15 +60,12 @@ def _keep(key: _Key, token: bytes, answer: Message) -> None:
     _given.put(key, (token, answer), cost)
 
 
-def _earlier(key: _Key | None) -> tuple[bytes | None, Message | None]:
-    """(the change token now, the answer kept for `key` if it is still current)."""
-    if key is None:
-        return None, None
-    token = change_token()
+def _earlier(key: _Key, token: bytes) -> Message | None:
+    """The answer kept for `key` if it is still current at `token`."""
     found = _given.get(key)
-    if token is not None and found is not None and found[0] == token:
-        return token, found[1]
-    return token, None
+    if found is not None and found[0] == token:
+        return found[1]
+    return None
 
 
 def _keep_if_unchanged(key: _Key | None, token: bytes | None, answer: Message) -> None:
@@ -86,13 +83,20 @@ class Earlier:
     answer: Message | None
 
 
+_NOTHING_KEPT = Earlier(None, None, None)
+
+
 def look_up(call: tuple[str, str, Message]) -> Earlier:
     """The earlier answer to `call` (method, program, parsed request) while the store is
     unchanged since. It runs no query and takes no lock: the event loop asks it before it
     hands a call to a thread."""
+    token = change_token()
+    if token is None:  # nothing can be kept (PostgreSQL, a commit in progress): no key
+        return _NOTHING_KEPT
     key = _key_of(*call)
-    token, found = _earlier(key)
-    return Earlier(key, token, found)
+    if key is None:
+        return Earlier(None, token, None)
+    return Earlier(key, token, _earlier(key, token))
 
 
 def computed(earlier: Earlier, compute: Callable[[], Message]) -> Message:
