@@ -104,7 +104,7 @@ class Issuances(Participants):
         )
         return (queries.locked(query) if for_update else query).first()
 
-    save_issuance = Participants.save
+    save_issuance = staticmethod(queries.save_row)
 
     def issuances(
         self,

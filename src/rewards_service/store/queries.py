@@ -194,7 +194,7 @@ def take_reward_for(
 # The rows a group's writes look up by request_id, read as the group starts (read_ahead).
 # A row found was committed before the group: each look-up of it gets its own copy (a burst
 # of retries of one request_id costs one read), until a write of the group saves that row
-# (Rows.save), after which look-ups ask the database. A request_id not found is answered so
+# (save_row), after which look-ups ask the database. A request_id not found is answered so
 # once: the write that looked may create it, and a second look-up (a request_id race's
 # loser, or the same request_id twice in one group) asks the database, which then holds
 # the group's own writes.
@@ -250,8 +250,10 @@ def find_by_request_id(model: type[M], program_id: str, request_id: str) -> M | 
     return fast.select_one(model, text, program_id, request_id)
 
 
-def _forget_ahead(row: peewee.Model) -> None:
-    """A row the group changed is no longer what was read ahead (see _Ahead)."""
+def save_row(row: peewee.Model) -> None:
+    """Writes the changes of a row that exists. Read ahead in the group, it is read again
+    from now on (see _Ahead)."""
+    row.save()
     ahead = _ahead.rows
     request_id = getattr(row, "request_id", None)
     if ahead and request_id:
@@ -267,10 +269,7 @@ class Rows:
     def add(self, row: peewee.Model) -> None:
         row.save(force_insert=True)
 
-    def save(self, row: peewee.Model) -> None:
-        """Writes the changes of a row that exists."""
-        row.save()
-        _forget_ahead(row)
+    save = staticmethod(save_row)
 
     emit = staticmethod(outbox.emit)
     transaction = staticmethod(in_transaction)
@@ -397,7 +396,7 @@ def apply_reward_spec(row: Reward, spec: rules.RewardSpec) -> None:
 def save_reward(row: Reward) -> Reward:
     row.version += 1
     row.updated_at = utcnow()
-    row.save()
+    save_row(row)
     return row
 
 
