@@ -56,9 +56,9 @@ class _Stderr:
     """Access-log lines wait in memory for up to FLUSH_SECONDS, then go out in one write. A
     write per line would hand the GIL to another thread on every call. Any other line writes
     the waiting ones first, then itself, so the log keeps its order and lifecycle lines
-    (serving, stopping, errors) are never late. A waiting line may be an event not rendered
-    yet (`access`): `render` turns it into its line when the batch goes out. Access lines
-    past MAX_HELD_LINES are dropped, and the batch says how many."""
+    (serving, stopping, errors) are never late. Access lines wait as events (`access`),
+    which `render` turns into lines when their batch goes out; past MAX_HELD_LINES they are
+    dropped, and the batch says how many."""
 
     def __init__(self, raw: BinaryIO, render: Callable[[dict, str], bytes]) -> None:
         self._raw = raw
@@ -77,10 +77,10 @@ class _Stderr:
         thread held at the fork would stay held; the child starts afresh."""
         self._start()
 
-    def hold(self, line: bytes | dict) -> None:
+    def hold(self, event: dict) -> None:
         with self._pending_lock:
             if len(self._pending) < MAX_HELD_LINES:
-                self._pending.append(line)
+                self._pending.append(event)
             else:
                 self._dropped += 1
 
@@ -110,20 +110,16 @@ class _Stderr:
 
 
 class _Lines:
-    """A structlog logger: rendered lines through `write`, errors through `urgent`."""
+    """A structlog logger: every rendered line through `write`."""
 
-    def __init__(self, write, urgent) -> None:
+    def __init__(self, write: Callable[[bytes], None]) -> None:
         self._write = write
-        self._urgent = urgent
 
     def msg(self, message: bytes) -> None:
         self._write(message + b"\n")
 
-    def error(self, message: bytes) -> None:
-        self._urgent(message + b"\n")
-
     log = debug = info = warn = warning = msg
-    fatal = failure = err = critical = exception = error
+    fatal = failure = err = critical = exception = error = msg
 
 
 def _add_pid(_logger, _name, event: dict) -> dict:
@@ -193,11 +189,6 @@ def _nothing(_fields: dict) -> None:
     pass
 
 
-def _json_loggers(out: _Stderr):
-    held, direct = _Lines(out.hold, out.now), _Lines(out.now, out.now)
-    return lambda *args: held if args[:1] == (ACCESS_LOGGER,) else direct
-
-
 def configure(fmt: str = "json", level: str = "info", *, with_pid: bool = False) -> None:
     """`with_pid` names the process on every line, for workers sharing one log. `fmt` "auto"
     is console on a terminal, JSON otherwise."""
@@ -219,7 +210,11 @@ def configure(fmt: str = "json", level: str = "info", *, with_pid: bool = False)
         out = _Stderr(sys.stderr.buffer, _renderer(processors))
         atexit.register(out.flush)
         os.register_at_fork(before=out.flush, after_in_child=out.after_fork_in_child)
-        factory = _json_loggers(out)
+        lines = _Lines(out.now)  # access lines are held by `access`, not by structlog
+
+        def factory(*_args: object) -> _Lines:
+            return lines
+
         _access.write = _recorder(out) if threshold <= logging.INFO else _nothing
     else:
         factory = structlog.WriteLoggerFactory(file=sys.stderr)
