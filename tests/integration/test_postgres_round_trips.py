@@ -448,22 +448,31 @@ def _waiting_on_lock(store: str, reward_id: str) -> bool:
     return waiting
 
 
+def _queued_behind(store, reward_id: str, first, calls) -> list:
+    """The results of `calls`, queued in this order while `first` (an issue of the reward)
+    waits on the reward's row: they then run as one group."""
+    with ThreadPoolExecutor(1 + len(calls)) as pool:
+        with writes_held(store, [reward_id]):
+            waiting = pool.submit(first)
+            while not _waiting_on_lock(store, reward_id):  # the writer waits on the row
+                time.sleep(0.01)
+            queued = []
+            for call in calls:
+                queued.append(pool.submit(call))
+                while len(store_db._group_commit._queue) < len(queued):
+                    time.sleep(0.001)
+        waiting.result(30)
+        return [call.result(30) for call in queued]
+
+
 def test_each_further_issue_in_a_group_takes_two_round_trips(admin, store, writer_statements):
     reward, users = _priced_reward(admin)
     writer_statements.clear()
-    with ThreadPoolExecutor(3) as pool:
-        with writes_held(store, [reward.id]):
-            first = pool.submit(f.issue, admin, reward.id, users[0].id, request_id=_new_id())
-            while not _waiting_on_lock(store, reward.id):  # the writer waits on the row
-                time.sleep(0.01)
-            rest = [
-                pool.submit(f.issue, admin, reward.id, user.id, request_id=_new_id())
-                for user in users[1:]
-            ]
-            while len(store_db._group_commit._queue) < 2:
-                time.sleep(0.001)
-        for call in [first, *rest]:
-            call.result(30)
+
+    def issue(user):
+        return lambda: f.issue(admin, reward.id, user.id, request_id=_new_id())
+
+    _queued_behind(store, reward.id, issue(users[0]), [issue(user) for user in users[1:]])
     groups = [i for i, sql in enumerate(writer_statements) if sql.startswith("BEGIN")]
     assert len(groups) == 2, writer_statements
     second = writer_statements[groups[1] :]
@@ -480,40 +489,17 @@ def test_one_request_id_twice_in_a_group_issues_once_and_replays_once(admin, sto
         pytest.skip("PostgreSQL only: SQLite reads no request_id ahead")
     reward, users = _priced_reward(admin)
     request_id = _new_id()
-    with ThreadPoolExecutor(3) as pool:
-        with writes_held(store, [reward.id]):
-            first = pool.submit(f.issue, admin, reward.id, users[1].id, request_id=_new_id())
-            while not _waiting_on_lock(store, reward.id):
-                time.sleep(0.01)
-            # Both read ahead as missing; the second's look-up then finds the first's.
-            twice = [
-                pool.submit(f.issue, admin, reward.id, users[0].id, request_id=request_id)
-                for _ in range(2)
-            ]
-            while len(store_db._group_commit._queue) < 2:
-                time.sleep(0.001)
-        first.result(30)
-        answers = [call.result(30) for call in twice]
+
+    def again():
+        return f.issue(admin, reward.id, users[0].id, request_id=request_id)
+
+    # Both read ahead as missing; the second's look-up then finds the first's.
+    answers = _queued_behind(
+        store, reward.id, lambda: f.issue(admin, reward.id, users[1].id), [again, again]
+    )
     assert answers[0].issuance.id == answers[1].issuance.id
     assert sorted(answer.idempotent_replay for answer in answers) == [False, True]
     assert f.balance(admin, users[0].id, reward.cost_asset_id).available == "99.00"
-
-
-def _queued_in_one_group(store, reward_id: str, calls) -> list:
-    """The calls' results, the calls queued in this order behind an issue that waits on the
-    reward's row: they run as one group, after it."""
-    with ThreadPoolExecutor(1 + len(calls)) as pool:
-        with writes_held(store, [reward_id]):
-            first = pool.submit(calls[0])
-            while not _waiting_on_lock(store, reward_id):
-                time.sleep(0.01)
-            queued = []
-            for call in calls[1:]:
-                queued.append(pool.submit(call))
-                while len(store_db._group_commit._queue) < len(queued):
-                    time.sleep(0.001)
-        first.result(30)
-        return [call.result(30) for call in queued]
 
 
 def test_a_burst_of_retries_of_one_request_id_in_a_group_reads_it_once(
@@ -527,8 +513,8 @@ def test_a_burst_of_retries_of_one_request_id_in_a_group_reads_it_once(
     def retry():
         return f.issue(admin, reward.id, users[0].id, request_id=request_id)
 
-    answers = _queued_in_one_group(
-        store, reward.id, [lambda: f.issue(admin, reward.id, users[1].id), retry, retry, retry]
+    answers = _queued_behind(
+        store, reward.id, lambda: f.issue(admin, reward.id, users[1].id), [retry, retry, retry]
     )
     assert [(a.issuance.id, a.idempotent_replay) for a in answers] == [(issued.id, True)] * 3
     groups = [i for i, sql in enumerate(writer_statements) if sql.startswith("BEGIN")]
@@ -548,15 +534,11 @@ def test_a_row_read_ahead_and_changed_in_the_group_is_read_again_by_later_retrie
     def retry():
         return f.issue(admin, reward.id, users[0].id, request_id=request_id).issuance
 
-    before, revoked, after = _queued_in_one_group(
+    before, revoked, after = _queued_behind(
         store,
         reward.id,
-        [
-            lambda: f.issue(admin, reward.id, users[1].id),
-            retry,
-            lambda: f.revoke(admin, issued.id),
-            retry,
-        ],
+        lambda: f.issue(admin, reward.id, users[1].id),
+        [retry, lambda: f.revoke(admin, issued.id), retry],
     )
     assert before.status == common_pb2.ISSUANCE_STATUS_CONFIRMED
     assert revoked.status == after.status == common_pb2.ISSUANCE_STATUS_REVOKED
